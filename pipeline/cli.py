@@ -1,0 +1,98 @@
+"""`python -m pipeline`: run, ls, validate, report.
+
+Every user error ends in one message naming the problem and the fix, and a non-zero exit
+code; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from pipeline.errors import PruneScopeError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def default_store() -> Path:
+    """`PRUNESCOPE_STORE`, or `cache/store/` in the repository."""
+    return Path(os.environ.get("PRUNESCOPE_STORE", REPO_ROOT / "cache" / "store"))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config
+    from pipeline.runner import build_run
+
+    summary = build_run(load_config(args.config), Path(args.store), force=args.force)
+    print(summary.line())
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from pipeline import store
+
+    runs = store.list_runs(Path(args.store))
+    if not runs:
+        print(f"no runs in {args.store} (build one with `python -m pipeline run configs/demo.toml`)")
+        return 0
+    for name in runs:
+        run_dir = Path(args.store) / name
+        try:
+            meta = store.read_run_json(run_dir)
+            n_models = store.read_table(run_dir / store.MODELS, ["model_id"]).num_rows if (run_dir / store.MODELS).is_file() else 0
+            print(f"{name:24s} {meta.get('dataset', '?'):12s} {n_models:4d} models  created {meta.get('created', '?')}")
+        except PruneScopeError as exc:
+            print(f"{name:24s} unreadable: {exc.problem}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from pipeline.store import validate_run
+
+    problems = validate_run(Path(args.run_dir))
+    if problems:
+        print(f"{args.run_dir}: {len(problems)} problem(s)")
+        for p in problems:
+            print(f"  - {p}")
+        return 1
+    print(f"{args.run_dir}: valid (store contract v1)")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pipeline.report import render_report
+
+    print(render_report(Path(args.run_dir)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description="PruneScope's offline pipeline.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="build or resume a run from a TOML config")
+    p.add_argument("config")
+    p.add_argument("--store", default=str(default_store()), help="store folder (default: %(default)s)")
+    p.add_argument("--force", action="store_true", help="delete an existing run of that name and rebuild it")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("ls", help="list the runs of a store")
+    p.add_argument("--store", default=str(default_store()))
+    p.set_defaults(func=cmd_ls)
+    p = sub.add_parser("validate", help="check a run folder against the store contract")
+    p.add_argument("run_dir")
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("report", help="accuracy per model and evaluation set, and robustness correlations")
+    p.add_argument("run_dir")
+    p.set_defaults(func=cmd_report)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except PruneScopeError as exc:
+        print(f"error: {exc.problem}", file=sys.stderr)
+        if exc.fix:
+            print(f"  fix: {exc.fix}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: what was finished is kept; run the same command again to resume", file=sys.stderr)
+        return 130

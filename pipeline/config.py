@@ -1,0 +1,233 @@
+"""Run configuration: TOML (stdlib tomllib) parsed into validated dataclasses.
+
+Unknown keys and unknown names (data set, architecture, pruning method, scope, schedule)
+are errors that list what is known. `[[prune]]` tables are grids: any key given as a list
+is expanded, so one table can describe a whole sweep.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import PruneScopeError
+from pipeline.store import CLEAN, check_id
+
+SCHEDULES = ("oneshot", "iterative")
+LR_SCHEDULES = ("cosine", "step", "exponential", "constant")
+AUGMENTS = ("none", "crop", "crop_flip")
+FEATURE_MODES = ("auto", "all", "clean", "none")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    name: str
+    root: str | None = None
+    train_limit: int | None = None
+    test_limit: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One dense model: a registered `arch` or a user `import`, trained or from a `checkpoint`."""
+
+    id: str
+    arch: str | None = None
+    import_spec: str | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lr_schedule: str = "cosine"
+    augment: str = "none"
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """SGD with ExponentialLR, the recipe of seeds/001."""
+
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    gamma: float = 0.9
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class PruneSpec:
+    method: str
+    sparsity: float
+    scope: str = "global"
+    schedule: str = "oneshot"
+    steps: int = 1
+    finetune_epochs: int = 0
+    exclude: tuple[str, ...] = ()
+
+    def model_id(self, parent: str) -> str:
+        """Readable, unique id: parent, method, scope, schedule, sparsity %, fine-tune epochs."""
+        sched = self.schedule if self.schedule == "oneshot" else f"iter{self.steps}"
+        return f"{parent}-{self.method}-{self.scope}-{sched}-s{self.sparsity * 100:g}-ft{self.finetune_epochs}"
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    corruptions: tuple[str, ...] = ()
+    severities: tuple[int, ...] = (1, 2, 3, 4, 5)
+    batch_size: int = 512
+    features: str = "auto"
+
+    def evalsets(self) -> list[tuple[str, int]]:
+        """(corruption, severity) pairs, clean first."""
+        return [(CLEAN, 0)] + [(c, s) for c in self.corruptions for s in self.severities]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str
+    seed: int
+    device: str
+    dataset: DatasetConfig
+    models: tuple[ModelConfig, ...]
+    train: TrainConfig
+    finetune: FinetuneConfig
+    prune: tuple[PruneSpec, ...]
+    evaluation: EvalConfig
+    raw: dict[str, Any]
+    base_dir: Path
+
+    def fingerprint(self) -> str:
+        """Canonical JSON of the config as written: a run is resumed only with the same one."""
+        return json.dumps(self.raw, sort_keys=True, default=str)
+
+
+def _take(table: dict[str, Any], section: str, allowed: dict[str, type | tuple[type, ...]]) -> dict[str, Any]:
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        raise PruneScopeError(f"unknown key(s) {unknown} in {section}", f"known keys: {', '.join(sorted(allowed))}")
+    for key, value in table.items():
+        types = allowed[key]
+        if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+            raise PruneScopeError(f"{section}.{key} = {value!r} has the wrong type", f"expected {types}")
+        if not isinstance(value, types):
+            raise PruneScopeError(f"{section}.{key} = {value!r} has the wrong type", f"expected {getattr(types, '__name__', types)}")
+    return dict(table)
+
+
+def _choice(value: str, known: tuple[str, ...] | list[str], what: str) -> str:
+    if value not in known:
+        raise PruneScopeError(f"unknown {what} {value!r}", f"use one of: {', '.join(known)}")
+    return value
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a TOML run configuration."""
+    path = Path(path)
+    if not path.is_file():
+        raise PruneScopeError(f"config file {path} does not exist", "give the path of a TOML file, e.g. configs/demo.toml")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise PruneScopeError(f"{path} is not valid TOML: {exc}", "fix the syntax (see configs/demo.toml for an example)") from None
+    return parse_config(raw, path.parent)
+
+
+def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
+    """Validate a config given as a dict (the parsed TOML)."""
+    from pipeline.corruptions import CORRUPTIONS
+    from pipeline.datasets import DATASETS
+    from pipeline.models import ARCHS
+    from pipeline.pruning import PRUNERS, SCOPES
+
+    top = _take(
+        raw,
+        "the config",
+        {"name": str, "seed": int, "device": str, "dataset": dict, "models": list, "train": dict, "finetune": dict, "prune": list, "evaluation": dict},
+    )
+    if "name" not in top:
+        raise PruneScopeError("the config has no `name`", "add name = \"my-run\" (the run folder in the store)")
+    name = check_id(top["name"], "run name")
+
+    ds = _take(top.get("dataset", {}), "[dataset]", {"name": str, "root": str, "train_limit": int, "test_limit": int, "options": dict})
+    if "name" not in ds:
+        raise PruneScopeError("[dataset] has no `name`", f"use one of: {', '.join(DATASETS.names())}")
+    _choice(ds["name"], DATASETS.names(), "dataset")
+    root = ds.get("root")
+    if root is not None:
+        root = str((base_dir / Path(root).expanduser()) if not Path(root).expanduser().is_absolute() else Path(root).expanduser())
+    dataset = DatasetConfig(ds["name"], root, ds.get("train_limit"), ds.get("test_limit"), ds.get("options", {}))
+
+    models = []
+    if not top.get("models"):
+        raise PruneScopeError("the config has no [[models]]", "add a [[models]] table with arch = \"...\" (see configs/demo.toml)")
+    for i, entry in enumerate(top["models"]):
+        m = _take(entry, f"[[models]] #{i + 1}", {"id": str, "arch": str, "import": str, "kwargs": dict, "checkpoint": str})
+        if ("arch" in m) == ("import" in m):
+            raise PruneScopeError(f"[[models]] #{i + 1} needs exactly one of `arch` and `import`", f"architectures: {', '.join(ARCHS.names())}")
+        if "arch" in m:
+            _choice(m["arch"], ARCHS.names(), "architecture")
+        ckpt = m.get("checkpoint")
+        if ckpt is not None and not Path(ckpt).expanduser().is_absolute():
+            ckpt = str(base_dir / ckpt)
+        model_id = check_id(m.get("id", m.get("arch") or m["import"].rpartition(":")[2]), "model id")
+        models.append(ModelConfig(model_id, m.get("arch"), m.get("import"), m.get("kwargs", {}), ckpt))
+    ids = [m.id for m in models]
+    if len(set(ids)) != len(ids):
+        raise PruneScopeError(f"[[models]] ids repeat: {ids}", "give each model a distinct `id`")
+
+    tr = _take(top.get("train", {}), "[train]", {"epochs": int, "batch_size": int, "lr": (int, float), "momentum": (int, float), "weight_decay": (int, float), "lr_schedule": str, "augment": str})
+    train = TrainConfig(**tr)
+    _choice(train.lr_schedule, LR_SCHEDULES, "lr_schedule")
+    _choice(train.augment, AUGMENTS, "augment")
+    ft = _take(top.get("finetune", {}), "[finetune]", {"lr": (int, float), "momentum": (int, float), "weight_decay": (int, float), "gamma": (int, float), "batch_size": int})
+    finetune = FinetuneConfig(**ft)
+
+    specs: list[PruneSpec] = []
+    grid_keys = {"method": (str, list), "sparsity": (int, float, list), "scope": (str, list), "schedule": (str, list), "steps": (int, list), "finetune_epochs": (int, list), "exclude": list}
+    for i, entry in enumerate(top.get("prune", [])):
+        p = _take(entry, f"[[prune]] #{i + 1}", grid_keys)
+        for key in ("method", "sparsity"):
+            if key not in p:
+                raise PruneScopeError(f"[[prune]] #{i + 1} has no `{key}`", "e.g. method = [\"random\", \"magnitude\"], sparsity = [0.5, 0.9]")
+        exclude = tuple(p.pop("exclude", ()))
+        axes = {k: v if isinstance(v, list) else [v] for k, v in p.items()}
+        for combo in itertools.product(*axes.values()):
+            spec = PruneSpec(**dict(zip(axes.keys(), combo)), exclude=exclude)
+            _choice(spec.method, PRUNERS.names(), "pruning method")
+            _choice(spec.scope, SCOPES, "pruning scope")
+            _choice(spec.schedule, SCHEDULES, "pruning schedule")
+            if not 0.0 < float(spec.sparsity) < 1.0:
+                raise PruneScopeError(f"[[prune]] #{i + 1}: sparsity {spec.sparsity} is outside (0, 1)", "give fractions of weights removed, e.g. 0.5")
+            if spec.steps < 1 or (spec.schedule == "oneshot" and spec.steps != 1):
+                raise PruneScopeError(f"[[prune]] #{i + 1}: steps = {spec.steps} with schedule {spec.schedule!r}", "steps >= 2 goes with schedule = \"iterative\"; one-shot has 1 step")
+            if spec.finetune_epochs < 0:
+                raise PruneScopeError(f"[[prune]] #{i + 1}: finetune_epochs must be >= 0", "use 0 for no fine-tuning")
+            specs.append(PruneSpec(spec.method, float(spec.sparsity), spec.scope, spec.schedule, spec.steps, spec.finetune_epochs, exclude))
+
+    ev = _take(top.get("evaluation", {}), "[evaluation]", {"corruptions": (list, str), "severities": list, "batch_size": int, "features": str})
+    corruptions = ev.get("corruptions", [])
+    if corruptions == "all":
+        corruptions = list(CORRUPTIONS.names())
+    elif isinstance(corruptions, str):
+        raise PruneScopeError(f"[evaluation] corruptions = {corruptions!r}", "give a list of names, or \"all\"")
+    for c in corruptions:
+        _choice(c, CORRUPTIONS.names(), "corruption")
+    severities = tuple(ev.get("severities", [1, 2, 3, 4, 5]))
+    if any(not isinstance(s, int) or not 1 <= s <= 5 for s in severities):
+        raise PruneScopeError(f"[evaluation] severities {list(severities)} must be integers 1 to 5", "e.g. severities = [1, 3, 5]")
+    evaluation = EvalConfig(tuple(corruptions), severities, ev.get("batch_size", 512), _choice(ev.get("features", "auto"), FEATURE_MODES, "features mode"))
+
+    device = _choice(top.get("device", "auto"), DEVICES, "device")
+    return RunConfig(name, top.get("seed", 0), device, dataset, tuple(models), train, finetune, tuple(specs), evaluation, raw, base_dir)

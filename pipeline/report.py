@@ -1,0 +1,47 @@
+"""Terminal report of a run: accuracy per model and evaluation set, and Table 1 when corrupted sets exist."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as pads
+
+from pipeline import store
+
+
+def table1(run_dir: Path) -> pd.DataFrame:
+    """Pearson correlation, per model, of per-sample robustness with clean angle, length and margin."""
+    ds = store.samples_dataset(run_dir)
+    df = ds.to_table(columns=["model_id", "angle", "length", "margin", "robustness"], filter=pads.field("corruption") == store.CLEAN).to_pandas()
+    rows = {}
+    for model_id, g in df.groupby("model_id", sort=True):
+        rows[model_id] = {m: _pearson(g["robustness"].to_numpy(), g[m].to_numpy()) for m in ("angle", "length", "margin")}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 2 or np.std(a[ok]) == 0 or np.std(b[ok]) == 0:
+        return float("nan")
+    return float(np.corrcoef(a[ok], b[ok])[0, 1])
+
+
+def render_report(run_dir: Path) -> str:
+    """Accuracy table (models × evaluation sets) and, with corrupted sets, Table 1."""
+    meta = store.read_run_json(run_dir)
+    models = store.read_table(run_dir / store.MODELS).to_pandas()
+    evals = store.read_table(run_dir / store.EVALUATIONS).to_pandas()
+    evals["set"] = [store.evalset_name(c, s) for c, s in zip(evals["corruption"], evals["severity"])]
+    acc = evals.pivot(index="model_id", columns="set", values="accuracy")
+    cols = ["clean"] + sorted(c for c in acc.columns if c != "clean")
+    acc = acc[cols].reindex(models["model_id"])
+    info = models.set_index("model_id")[["method", "sparsity"]]
+    out = [f"run {run_dir.name}: {meta['dataset']}, {meta['num_classes']} classes, {len(models)} models", ""]
+    if len(cols) > 6:
+        acc = pd.DataFrame({"clean": acc["clean"], "corrupted (mean)": acc[cols[1:]].mean(axis=1)})
+    out.append(info.join(acc).to_string(float_format=lambda v: f"{v:.3f}"))
+    if len(cols) > 1:
+        out += ["", "Table 1: Pearson correlation of per-sample robustness with clean geometry", table1(run_dir).to_string(float_format=lambda v: f"{v:+.3f}")]
+    return "\n".join(out)

@@ -1,0 +1,65 @@
+"""Shared fixtures: a tiny run config and a run built once per test session."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TINY_CONFIG: dict[str, Any] = {
+    "name": "tiny",
+    "seed": 0,
+    "device": "cpu",
+    "dataset": {"name": "digits", "train_limit": 400, "test_limit": 120},
+    "models": [{"arch": "digits_cnn"}],
+    "train": {"epochs": 3, "batch_size": 64, "lr": 0.05},
+    "finetune": {"lr": 0.01, "gamma": 0.9},
+    "prune": [{"method": ["random", "magnitude"], "sparsity": [0.5, 0.8], "finetune_epochs": [0, 1]}],
+    "evaluation": {"batch_size": 256},
+}
+
+
+def tiny_config(**overrides: Any) -> dict[str, Any]:
+    """A deep copy of the tiny config with top-level keys replaced."""
+    cfg = copy.deepcopy(TINY_CONFIG)
+    cfg.update(overrides)
+    return cfg
+
+
+def write_toml(cfg: dict[str, Any], path: Path) -> Path:
+    """Serialise a (flat enough) config dict as TOML for CLI tests."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
+        return repr(v)
+
+    lines = [f"{k} = {value(v)}" for k, v in cfg.items() if not isinstance(v, (dict, list)) or (isinstance(v, list) and not (v and isinstance(v[0], dict)))]
+    for k, v in cfg.items():
+        if isinstance(v, dict):
+            lines.append(f"[{k}]")
+            lines += [f"{kk} = {value(vv)}" for kk, vv in v.items()]
+        elif isinstance(v, list) and v and isinstance(v[0], dict):
+            for entry in v:
+                lines.append(f"[[{k}]]")
+                lines += [f"{kk} = {value(vv)}" for kk, vv in entry.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete run of the tiny config, built once (about two seconds)."""
+    from pipeline.config import parse_config
+    from pipeline.runner import build_run
+
+    store_dir = tmp_path_factory.mktemp("store")
+    return build_run(parse_config(tiny_config()), store_dir).run_dir

@@ -1,0 +1,147 @@
+"""The metrics kernel against a plain per-sample, per-class reference loop."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from pipeline.metrics import sample_metrics
+
+
+def reference(x: np.ndarray, w: np.ndarray, b: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """shared/DESIGN.md §1, written as literally as possible, in float64."""
+    x, w, b = x.astype(np.float64), w.astype(np.float64), b.astype(np.float64)
+    n, c = len(x), len(w)
+    out = {k: np.full(n, np.nan) for k in ("angle", "length", "margin", "confidence", "loss")}
+    out["angles"] = np.full((n, c), np.nan)
+    out["pred"] = np.zeros(n, np.int64)
+    for i in range(n):
+        length = math.sqrt(sum(v * v for v in x[i]))
+        out["length"][i] = length
+        for j in range(c):
+            wn = math.sqrt(sum(v * v for v in w[j]))
+            if length > 0 and wn > 0:
+                cos = float(np.dot(w[j], x[i])) / (wn * length)
+                out["angles"][i, j] = math.degrees(math.acos(min(1.0, max(-1.0, cos))))
+        out["angle"][i] = out["angles"][i, y[i]]
+        best = math.inf
+        for j in range(c):
+            diff = w[y[i]] - w[j]
+            if j == y[i] or not diff.any():
+                continue
+            d = (float(np.dot(diff, x[i])) + b[y[i]] - b[j]) / math.sqrt(float(np.dot(diff, diff)))
+            best = min(best, d)
+        out["margin"][i] = best if best < math.inf else math.nan
+        z = w @ x[i] + b
+        out["pred"][i] = int(np.argmax(z))
+        p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+        out["confidence"][i] = p.max()
+        out["loss"][i] = -math.log(p[y[i]])
+    return out
+
+
+def check(x, w, b, y, atol_deg=1e-2):
+    got = sample_metrics(x, w, b, y)
+    ref = reference(x, w, b, y)
+    np.testing.assert_allclose(got["angles"], ref["angles"], atol=atol_deg, equal_nan=True)
+    np.testing.assert_allclose(got["angle"], ref["angle"], atol=atol_deg, equal_nan=True)
+    np.testing.assert_allclose(got["length"], ref["length"], rtol=1e-5)
+    np.testing.assert_allclose(got["margin"], ref["margin"], rtol=1e-4, atol=1e-4, equal_nan=True)
+    np.testing.assert_allclose(got["confidence"], ref["confidence"], rtol=1e-4)
+    np.testing.assert_allclose(got["loss"], ref["loss"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(got["pred"], ref["pred"])
+    return got
+
+
+@pytest.mark.parametrize("c", [2, 10, 37])
+def test_matches_reference_loop(c):
+    rng = np.random.default_rng(c)
+    x = rng.normal(size=(60, 16)).astype(np.float32)
+    w = rng.normal(size=(c, 16)).astype(np.float32)
+    b = rng.normal(size=c).astype(np.float32)
+    y = rng.integers(0, c, 60)
+    check(x, w, b, y)
+
+
+def test_thousand_classes():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(12, 24)).astype(np.float32)
+    w = rng.normal(size=(1000, 24)).astype(np.float32)
+    b = rng.normal(size=1000).astype(np.float32)
+    check(x, w, b, rng.integers(0, 1000, 12))
+
+
+def test_margin_positive_exactly_when_correct():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(5000, 8)).astype(np.float32)
+    w = rng.normal(size=(5, 8)).astype(np.float32)
+    b = rng.normal(size=5).astype(np.float32)
+    y = rng.integers(0, 5, 5000)
+    m = sample_metrics(x, w, b, y)
+    assert m["correct"].any() and (~m["correct"]).any()
+    np.testing.assert_array_equal(m["margin"] > 0, m["correct"])
+
+
+def test_zero_feature_gives_nan_angles_and_flag():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4, 6)).astype(np.float32)
+    x[1] = 0
+    w = rng.normal(size=(3, 6)).astype(np.float32)
+    y = np.array([0, 1, 2, 0])
+    m = check(x, w, np.zeros(3, np.float32), y)
+    assert m["zero_feature"].tolist() == [False, True, False, False]
+    assert np.isnan(m["angles"][1]).all() and np.isfinite(m["angles"][[0, 2, 3]]).all()
+    assert m["length"][1] == 0
+
+
+def test_identical_class_rows_are_skipped():
+    rng = np.random.default_rng(4)
+    w = rng.normal(size=(4, 6)).astype(np.float32)
+    w[2] = w[1]  # two classes share a direction: no boundary between them
+    w[3] = 0  # a pruned-away head row: angle undefined, boundary still defined
+    x = rng.normal(size=(50, 6)).astype(np.float32)
+    b = np.zeros(4, np.float32)
+    m = check(x, w, b, rng.integers(0, 4, 50))
+    assert np.isnan(m["angles"][:, 3]).all()
+    assert np.isfinite(m["margin"]).all()
+
+
+def test_single_class_has_no_margin():
+    x = np.ones((3, 4), np.float32)
+    m = check(x, np.ones((1, 4), np.float32), np.zeros(1, np.float32), np.zeros(3, np.int64))
+    assert np.isnan(m["margin"]).all() and m["correct"].all()
+
+
+def test_bias_enters_the_margin():
+    x = np.array([[1.0, 0.0]], np.float32)
+    w = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    m0 = sample_metrics(x, w, np.zeros(2, np.float32), np.array([0]))
+    m1 = sample_metrics(x, w, np.array([0.0, 2.0], np.float32), np.array([0]))
+    assert m0["margin"][0] == pytest.approx(1 / math.sqrt(2), rel=1e-6)
+    assert m1["margin"][0] == pytest.approx(-1 / math.sqrt(2), rel=1e-6)
+    assert not m1["correct"][0]
+
+
+def test_chunking_is_invisible(monkeypatch):
+    import pipeline.metrics as metrics
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(103, 8)).astype(np.float32)
+    w = rng.normal(size=(7, 8)).astype(np.float32)
+    y = rng.integers(0, 7, 103)
+    whole = sample_metrics(x, w, None, y)
+    monkeypatch.setattr(metrics, "CHUNK_ROWS", 10)
+    chunked = sample_metrics(x, w, None, y)
+    for k in whole:
+        np.testing.assert_allclose(whole[k], chunked[k], rtol=1e-5, atol=1e-5)  # BLAS blocking may differ
+
+
+def test_empty_and_bad_shapes():
+    m = sample_metrics(np.zeros((0, 4), np.float32), np.ones((3, 4), np.float32), None, np.zeros(0, np.int64))
+    assert m["angles"].shape == (0, 3)
+    with pytest.raises(ValueError):
+        sample_metrics(np.zeros((2, 4)), np.ones((3, 5)), None, np.zeros(2, np.int64))
+    with pytest.raises(ValueError):
+        sample_metrics(np.zeros((2, 4)), np.ones((3, 4)), None, np.array([0, 3]))

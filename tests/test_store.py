@@ -1,0 +1,114 @@
+"""The store contract: round trip, validation of good and broken runs, clear read errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from pipeline import store
+from pipeline.errors import PruneScopeError
+
+
+def copy_run(run: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / run.name
+    shutil.copytree(run, dst)
+    return dst
+
+
+def test_tiny_run_is_valid_and_complete(tiny_run):
+    assert store.validate_run(tiny_run) == []
+    meta = store.read_run_json(tiny_run)
+    assert meta["schema_version"] == store.SCHEMA_VERSION and meta["num_classes"] == 10
+    assert meta["prunable_layers"]["digits_cnn"] == ["0", "2", "6", "8"]
+    models = pq.read_table(tiny_run / store.MODELS).to_pandas()
+    assert len(models) == 9 and models["model_id"].is_unique
+    dense = models.set_index("model_id").loc["digits_cnn-dense"]
+    assert dense["method"] == "dense" and pd.isna(dense["parent_id"])
+    assert set(models["parent_id"].dropna()) == {"digits_cnn-dense"}
+
+
+def test_measured_sparsity_matches_saved_weights(tiny_run):
+    models = pq.read_table(tiny_run / store.MODELS).to_pandas()
+    for row in models.itertuples():
+        state = torch.load(tiny_run / row.checkpoint, weights_only=True)
+        weights = [state[f"{n}.weight"] for n in ("0", "2", "6", "8")]
+        zeros = sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
+        assert row.sparsity == pytest.approx(zeros)
+        assert abs(row.sparsity - row.target_sparsity) < 1e-4
+        assert row.params_nonzero == sum(int((v != 0).sum()) for k, v in state.items() if k.endswith(("weight", "bias")))
+
+
+def test_samples_round_trip(tiny_run):
+    ds = store.samples_dataset(tiny_run)
+    table = ds.to_table(filter=pads.field("model_id") == "digits_cnn-dense")
+    assert table.num_rows == 120
+    df = table.to_pandas()
+    assert df["sample_id"].tolist() == list(range(120))
+    assert len(df["angles"].iloc[0]) == 10
+    np.testing.assert_allclose([a[l] for a, l in zip(df["angles"], df["label"])], df["angle"], rtol=1e-6)
+    assert ((df["margin"] > 0) == df["correct"]).all()
+    evals = pq.read_table(tiny_run / store.EVALUATIONS).to_pandas().set_index("model_id")
+    assert evals.loc["digits_cnn-dense", "accuracy"] == pytest.approx(df["correct"].mean())
+    heads = pq.read_table(tiny_run / store.HEADS).to_pandas()
+    assert (heads.groupby("model_id").size() == 10).all()
+    images = pq.read_table(tiny_run / store.IMAGES).to_pandas()
+    assert len(images) == 120 and images["png"].iloc[0].startswith(b"\x89PNG")
+    feats = pq.read_table(store.features_path(tiny_run, "digits_cnn-dense", "clean", 0))
+    assert feats.num_rows == 120 and feats.schema.field("feature").type.list_size == 128
+
+
+@pytest.mark.parametrize(
+    "damage,expected",
+    [
+        (lambda r: (r / store.HEADS).unlink(), "heads.parquet is missing"),
+        (lambda r: (r / store.MODELS).write_bytes(b"not parquet"), "models.parquet is not a readable Parquet"),
+        (lambda r: next((r / store.SAMPLES_DIR).glob("*/clean.parquet")).write_bytes(b"PAR1junk"), "not readable Parquet"),
+        (lambda r: shutil.rmtree(next((r / store.SAMPLES_DIR).iterdir())), "has no samples file"),
+        (lambda r: next((r / store.CHECKPOINTS_DIR).iterdir()).unlink(), "checkpoint checkpoints/"),
+        (lambda r: (r / store.RUN_JSON).write_text("{"), "not valid JSON"),
+    ],
+)
+def test_validate_finds_broken_runs(tiny_run, tmp_path, damage, expected):
+    run = copy_run(tiny_run, tmp_path)
+    damage(run)
+    problems = store.validate_run(run)
+    assert any(expected in p for p in problems), problems
+
+
+def test_newer_schema_and_non_runs(tiny_run, tmp_path):
+    run = copy_run(tiny_run, tmp_path)
+    meta = json.loads((run / store.RUN_JSON).read_text())
+    meta["schema_version"] = store.SCHEMA_VERSION + 1
+    (run / store.RUN_JSON).write_text(json.dumps(meta))
+    with pytest.raises(PruneScopeError, match="newer than this PruneScope reads") as info:
+        store.read_run_json(run)
+    assert "upgrade" in info.value.fix
+    with pytest.raises(PruneScopeError, match="is not a PruneScope run"):
+        store.read_run_json(tmp_path)
+    with pytest.raises(PruneScopeError, match="does not exist"):
+        store.read_run_json(tmp_path / "nope")
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    target = tmp_path / "t.json"
+    store.write_json({"v": 1}, target)
+    with pytest.raises(RuntimeError):
+        with store.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash mid-write")
+    assert json.loads(target.read_text()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["t.json"]
+
+
+@pytest.mark.parametrize("bad", ["../x", "/abs", "a/b", "", ".", "..", "x" * 200])
+def test_ids_are_single_safe_path_components(bad):
+    with pytest.raises(PruneScopeError):
+        store.check_id(bad)
