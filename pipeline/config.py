@@ -12,7 +12,7 @@ import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from pipeline.errors import PruneScopeError
 from pipeline.store import CLEAN, check_id
@@ -35,13 +35,21 @@ class DatasetConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """One dense model: a registered `arch` or a user `import`, trained or from a `checkpoint`."""
+    """One model of `[[models]]`: a registered `arch`, a user `import` or a `factory`
+    (the Python API), trained here or loaded from a `checkpoint`.
+
+    With `parent` (the id of another entry) it is a model pruned elsewhere: it is evaluated
+    and its sparsity measured, under the method name `method`, but not pruned again.
+    """
 
     id: str
     arch: str | None = None
     import_spec: str | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
     checkpoint: str | None = None
+    parent: str | None = None
+    method: str = "external"
+    factory: Callable[..., Any] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,17 @@ class FinetuneConfig:
 
 
 @dataclass(frozen=True)
+class MptConfig:
+    """Score training for multi-prize tickets: the published CIFAR recipe (SGD, cosine)."""
+
+    epochs: int = 20
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
 class PruneSpec:
     method: str
     sparsity: float
@@ -75,11 +94,17 @@ class PruneSpec:
     steps: int = 1
     finetune_epochs: int = 0
     exclude: tuple[str, ...] = ()
+    taylor_batches: int = 8
+    init: str = "kaiming_normal"
+    last_layer_dense: bool = False
 
     def model_id(self, parent: str) -> str:
         """Readable, unique id: parent, method, scope, schedule, sparsity %, fine-tune epochs."""
         sched = self.schedule if self.schedule == "oneshot" else f"iter{self.steps}"
-        return f"{parent}-{self.method}-{self.scope}-{sched}-s{self.sparsity * 100:g}-ft{self.finetune_epochs}"
+        extra = ""
+        if self.method == "mpt":
+            extra = ("-sc" if self.init == "signed_constant" else "") + ("-lld" if self.last_layer_dense else "")
+        return f"{parent}-{self.method}-{self.scope}-{sched}-s{self.sparsity * 100:g}-ft{self.finetune_epochs}{extra}"
 
 
 @dataclass(frozen=True)
@@ -103,6 +128,7 @@ class RunConfig:
     models: tuple[ModelConfig, ...]
     train: TrainConfig
     finetune: FinetuneConfig
+    mpt: MptConfig
     prune: tuple[PruneSpec, ...]
     evaluation: EvalConfig
     raw: dict[str, Any]
@@ -154,7 +180,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
     top = _take(
         raw,
         "the config",
-        {"name": str, "seed": int, "device": str, "dataset": dict, "models": list, "train": dict, "finetune": dict, "prune": list, "evaluation": dict},
+        {"name": str, "seed": int, "device": str, "dataset": dict, "models": list, "train": dict, "finetune": dict, "mpt": dict, "prune": list, "evaluation": dict},
     )
     if "name" not in top:
         raise PruneScopeError("the config has no `name`", "add name = \"my-run\" (the run folder in the store)")
@@ -173,7 +199,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
     if not top.get("models"):
         raise PruneScopeError("the config has no [[models]]", "add a [[models]] table with arch = \"...\" (see configs/demo.toml)")
     for i, entry in enumerate(top["models"]):
-        m = _take(entry, f"[[models]] #{i + 1}", {"id": str, "arch": str, "import": str, "kwargs": dict, "checkpoint": str})
+        m = _take(entry, f"[[models]] #{i + 1}", {"id": str, "arch": str, "import": str, "kwargs": dict, "checkpoint": str, "parent": str, "method": str})
         if ("arch" in m) == ("import" in m):
             raise PruneScopeError(f"[[models]] #{i + 1} needs exactly one of `arch` and `import`", f"architectures: {', '.join(ARCHS.names())}")
         if "arch" in m:
@@ -182,10 +208,16 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
         if ckpt is not None and not Path(ckpt).expanduser().is_absolute():
             ckpt = str(base_dir / ckpt)
         model_id = check_id(m.get("id", m.get("arch") or m["import"].rpartition(":")[2]), "model id")
-        models.append(ModelConfig(model_id, m.get("arch"), m.get("import"), m.get("kwargs", {}), ckpt))
+        if "parent" in m and ckpt is None:
+            raise PruneScopeError(f"[[models]] {model_id!r} has a parent but no checkpoint", "a model pruned elsewhere needs checkpoint = \"path/to/state_dict.pt\"")
+        method = check_id(m.get("method", "external"), "method name")
+        models.append(ModelConfig(model_id, m.get("arch"), m.get("import"), m.get("kwargs", {}), ckpt, m.get("parent"), method))
     ids = [m.id for m in models]
     if len(set(ids)) != len(ids):
         raise PruneScopeError(f"[[models]] ids repeat: {ids}", "give each model a distinct `id`")
+    for m in models:
+        if m.parent is not None and m.parent not in {b.id for b in models if b.parent is None}:
+            raise PruneScopeError(f"[[models]] {m.id!r}: parent {m.parent!r} is not a dense [[models]] entry", f"use one of: {', '.join(b.id for b in models if b.parent is None)}")
 
     tr = _take(top.get("train", {}), "[train]", {"epochs": int, "batch_size": int, "lr": (int, float), "momentum": (int, float), "weight_decay": (int, float), "lr_schedule": str, "augment": str})
     train = TrainConfig(**tr)
@@ -193,9 +225,15 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
     _choice(train.augment, AUGMENTS, "augment")
     ft = _take(top.get("finetune", {}), "[finetune]", {"lr": (int, float), "momentum": (int, float), "weight_decay": (int, float), "gamma": (int, float), "batch_size": int})
     finetune = FinetuneConfig(**ft)
+    mp = _take(top.get("mpt", {}), "[mpt]", {"epochs": int, "lr": (int, float), "momentum": (int, float), "weight_decay": (int, float), "batch_size": int})
+    mpt = MptConfig(**mp)
 
     specs: list[PruneSpec] = []
-    grid_keys = {"method": (str, list), "sparsity": (int, float, list), "scope": (str, list), "schedule": (str, list), "steps": (int, list), "finetune_epochs": (int, list), "exclude": list}
+    grid_keys = {
+        "method": (str, list), "sparsity": (int, float, list), "scope": (str, list), "schedule": (str, list),
+        "steps": (int, list), "finetune_epochs": (int, list), "exclude": list, "taylor_batches": (int, list),
+        "init": (str, list), "last_layer_dense": (bool, list),
+    }
     for i, entry in enumerate(top.get("prune", [])):
         p = _take(entry, f"[[prune]] #{i + 1}", grid_keys)
         for key in ("method", "sparsity"):
@@ -214,7 +252,18 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
                 raise PruneScopeError(f"[[prune]] #{i + 1}: steps = {spec.steps} with schedule {spec.schedule!r}", "steps >= 2 goes with schedule = \"iterative\"; one-shot has 1 step")
             if spec.finetune_epochs < 0:
                 raise PruneScopeError(f"[[prune]] #{i + 1}: finetune_epochs must be >= 0", "use 0 for no fine-tuning")
-            specs.append(PruneSpec(spec.method, float(spec.sparsity), spec.scope, spec.schedule, spec.steps, spec.finetune_epochs, exclude))
+            if spec.taylor_batches < 1:
+                raise PruneScopeError(f"[[prune]] #{i + 1}: taylor_batches must be >= 1", "e.g. taylor_batches = 8")
+            _choice(spec.init, ("kaiming_normal", "signed_constant"), "mpt init")
+            if spec.method == "mpt" and (spec.schedule != "oneshot" or spec.finetune_epochs):
+                raise PruneScopeError(
+                    f"[[prune]] #{i + 1}: mpt is trained from random initialisation, so it has no iterative schedule or fine-tuning",
+                    "use schedule = \"oneshot\" and finetune_epochs = 0 for mpt (set its training in [mpt])",
+                )
+            specs.append(
+                PruneSpec(spec.method, float(spec.sparsity), spec.scope, spec.schedule, spec.steps, spec.finetune_epochs,
+                          exclude, spec.taylor_batches, spec.init, spec.last_layer_dense)
+            )
 
     ev = _take(top.get("evaluation", {}), "[evaluation]", {"corruptions": (list, str), "severities": list, "batch_size": int, "features": str})
     corruptions = ev.get("corruptions", [])
@@ -230,4 +279,4 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
     evaluation = EvalConfig(tuple(corruptions), severities, ev.get("batch_size", 512), _choice(ev.get("features", "auto"), FEATURE_MODES, "features mode"))
 
     device = _choice(top.get("device", "auto"), DEVICES, "device")
-    return RunConfig(name, top.get("seed", 0), device, dataset, tuple(models), train, finetune, tuple(specs), evaluation, raw, base_dir)
+    return RunConfig(name, top.get("seed", 0), device, dataset, tuple(models), train, finetune, mpt, tuple(specs), evaluation, raw, base_dir)

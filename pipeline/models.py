@@ -171,12 +171,13 @@ def build_model(
     in_channels: int,
     image_size: tuple[int, int],
     num_classes: int,
+    factory: Callable[..., nn.Module] | None = None,
 ) -> nn.Module:
-    """Build a registered architecture, or call a user factory with `kwargs`."""
-    if import_spec is not None:
-        model = import_factory(import_spec)(**kwargs)
+    """Build a registered architecture, or call a user factory (`import_spec` or a callable) with `kwargs`."""
+    if import_spec is not None or factory is not None:
+        model = (factory or import_factory(str(import_spec)))(**kwargs)
         if not isinstance(model, nn.Module):
-            raise PruneScopeError(f"{import_spec} returned {type(model).__name__}, not an nn.Module", "return the model object")
+            raise PruneScopeError(f"{import_spec or factory} returned {type(model).__name__}, not an nn.Module", "return the model object")
         return model
     assert arch is not None
     return ARCHS.get(arch)(in_channels, image_size, num_classes, **kwargs)

@@ -36,7 +36,18 @@ from pipeline.datasets import ImageDataset, load_dataset
 from pipeline.errors import PruneScopeError
 from pipeline.metrics import sample_metrics
 from pipeline.models import build_model, final_linear, load_state, prunable_layers
-from pipeline.pruning import PRUNERS, PruneContext, apply_masks, current_masks, make_permanent, select_layers, sparsity
+from pipeline.mpt import train_mpt
+from pipeline.pruning import (
+    PRUNERS,
+    PruneContext,
+    apply_masks,
+    current_masks,
+    default_exclusions,
+    group_alive,
+    make_permanent,
+    select_layers,
+    sparsity,
+)
 from pipeline.training import Normalizer, extract, finetune, resolve_device, train_dense
 
 FEATURE_ROWS_LIMIT = 200_000
@@ -52,13 +63,18 @@ class ModelPlan:
     parent_id: str | None = None
 
 
+def dense_id(base_id: str) -> str:
+    return f"{base_id}-dense"
+
+
 def plan_models(cfg: RunConfig) -> list[ModelPlan]:
-    """Every model of the run, parents before children."""
+    """Every model of the run, parents before children; models pruned elsewhere last."""
     plans = []
     for base in cfg.models:
-        dense_id = f"{base.id}-dense"
-        plans.append(ModelPlan(dense_id, base))
-        plans += [ModelPlan(store.check_id(spec.model_id(base.id)), base, spec, dense_id) for spec in cfg.prune]
+        if base.parent is None:
+            plans.append(ModelPlan(dense_id(base.id), base))
+            plans += [ModelPlan(store.check_id(spec.model_id(base.id)), base, spec, dense_id(base.id)) for spec in cfg.prune]
+    plans += [ModelPlan(base.id, base, None, dense_id(base.parent)) for base in cfg.models if base.parent is not None]
     ids = [p.model_id for p in plans]
     if len(set(ids)) != len(ids):
         raise PruneScopeError("two [[prune]] entries describe the same model", "remove the repeated combination")
@@ -97,7 +113,7 @@ class RunContext:
     def new_model(self, base: ModelConfig) -> tuple[nn.Module, str]:
         """A freshly initialised model for `base` and the name of its final nn.Linear."""
         h, w, c = self.data.image_shape
-        model = build_model(base.arch, base.import_spec, base.kwargs, c, (h, w), self.data.num_classes)
+        model = build_model(base.arch, base.import_spec, base.kwargs, c, (h, w), self.data.num_classes, base.factory)
         head_name, head = final_linear(model, self.norm(self.data.test_images[:2], torch.device("cpu")))
         if head.out_features != self.data.num_classes:
             raise PruneScopeError(
@@ -136,34 +152,69 @@ def _save_checkpoint(model: nn.Module, path: Path) -> None:
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
 
 
+def _train_batches(ctx: RunContext, count: int, seed: int):
+    """A callable yielding `count` shuffled, normalised training batches (for data-driven scores)."""
+    data = ctx.data
+
+    def gen():
+        order = torch.randperm(len(data.train_labels), generator=torch.Generator().manual_seed(seed))
+        size = ctx.cfg.finetune.batch_size
+        for i in range(min(count, max(1, len(order) // size))):
+            idx = order[i * size : (i + 1) * size]
+            yield ctx.norm(data.train_images[idx.numpy()], ctx.device), torch.as_tensor(data.train_labels[idx.numpy()]).to(ctx.device)
+
+    return gen
+
+
+def _prune(ctx: RunContext, plan: ModelPlan, model: nn.Module, head_name: str, seed: int) -> dict[str, Any]:
+    """Prune `model` (the parent's weights loaded, or random for mpt) as `plan.spec` says."""
+    spec, data, cfg = plan.spec, ctx.data, ctx.cfg
+    assert spec is not None
+    method_cls = PRUNERS.get(spec.method)
+    exclude = list(spec.exclude) + default_exclusions(model, method_cls)
+    if method_cls.trains_from_scratch:
+        if spec.last_layer_dense:
+            exclude.append(head_name)
+        layers = select_layers(model, exclude)
+        head = dict(model.named_modules())[head_name] if spec.last_layer_dense else None
+        train_mpt(model, layers, head, spec.sparsity, spec.scope, spec.init, data.train_images, data.train_labels, ctx.norm, ctx.device, cfg.mpt, seed, f"mpt {plan.model_id}")
+        return {"init": "random", "target_sparsity": spec.sparsity}
+    model.to(ctx.device)
+    layers = select_layers(model, exclude)
+    gen = torch.Generator().manual_seed(seed)
+    for step in range(1, spec.steps + 1):
+        amount = 1.0 - (1.0 - spec.sparsity) ** (step / spec.steps)
+        params = [getattr(m, "weight_orig", m.weight) for _, m in layers]
+        pctx = PruneContext(gen, model, params, _train_batches(ctx, spec.taylor_batches, seed + step))
+        masks = method_cls(amount, spec.scope).compute_mask([m.weight for _, m in layers], pctx, current_masks(layers))
+        apply_masks(layers, masks)
+        if spec.finetune_epochs:
+            finetune(model, data.train_images, data.train_labels, ctx.norm, ctx.device, cfg.finetune, spec.finetune_epochs, seed + step, f"fine-tune {plan.model_id} step {step}/{spec.steps}")
+    extra: dict[str, Any] = {"init": "parent", "target_sparsity": spec.sparsity}
+    if method_cls.group_dim is not None:
+        alive = [group_alive(m.weight_mask, method_cls.group_dim) for _, m in layers]
+        extra["channel_sparsity"] = float(sum(int((a == 0).sum()) for a in alive) / sum(a.numel() for a in alive))
+    make_permanent(model)
+    return extra
+
+
 def run_model_unit(ctx: RunContext, plan: ModelPlan) -> dict[str, Any]:
     """Train (or load) a dense model, or prune its parent; save checkpoint, head and record."""
     cfg, seed = ctx.cfg, unit_seed(ctx.cfg.seed, plan.model_id)
     torch.manual_seed(seed)
     model, head_name = ctx.new_model(plan.base)
     data = ctx.data
-    extra: dict[str, Any] = {}
-    if plan.spec is None:
-        if plan.base.checkpoint:
-            load_state(model, Path(plan.base.checkpoint))
-        else:
-            train_dense(model, data.train_images, data.train_labels, ctx.norm, ctx.device, cfg.train, seed, f"train {plan.model_id}")
+    if plan.spec is not None:
+        if not PRUNERS.get(plan.spec.method).trains_from_scratch:
+            assert plan.parent_id is not None
+            load_state(model, store.checkpoint_path(ctx.run_dir, plan.parent_id))
+        extra = _prune(ctx, plan, model, head_name, seed)
+    elif plan.base.checkpoint:
+        load_state(model, Path(plan.base.checkpoint))
+        extra = {"init": "external" if plan.base.parent else "trained"}
     else:
-        assert plan.parent_id is not None
-        load_state(model, store.checkpoint_path(ctx.run_dir, plan.parent_id))
-        model.to(ctx.device)
-        spec = plan.spec
-        layers = select_layers(model, spec.exclude)
-        gen = torch.Generator().manual_seed(seed)
-        for step in range(1, spec.steps + 1):
-            amount = 1.0 - (1.0 - spec.sparsity) ** (step / spec.steps)
-            method = PRUNERS.get(spec.method)(amount, spec.scope)
-            masks = method.compute_mask([m.weight for _, m in layers], PruneContext(gen), current_masks(layers))
-            apply_masks(layers, masks)
-            if spec.finetune_epochs:
-                finetune(model, data.train_images, data.train_labels, ctx.norm, ctx.device, cfg.finetune, spec.finetune_epochs, seed + step, f"fine-tune {plan.model_id} step {step}/{spec.steps}")
-        make_permanent(model)
-        extra = {"target_sparsity": spec.sparsity}
+        train_dense(model, data.train_images, data.train_labels, ctx.norm, ctx.device, cfg.train, seed, f"train {plan.model_id}")
+        extra = {"init": "trained"}
     model.cpu()
     ckpt = store.checkpoint_path(ctx.run_dir, plan.model_id)
     _save_checkpoint(model, ckpt)
@@ -176,16 +227,17 @@ def run_model_unit(ctx: RunContext, plan: ModelPlan) -> dict[str, Any]:
     )
     params = list(model.parameters())
     spec = plan.spec
+    measured = sparsity(model)
     record = {
         "model_id": plan.model_id,
-        "arch": plan.base.arch or plan.base.import_spec,
-        "method": "dense" if spec is None else spec.method,
+        "arch": plan.base.arch or plan.base.import_spec or getattr(plan.base.factory, "__name__", "python"),
+        "method": spec.method if spec is not None else (plan.base.method if plan.base.parent else "dense"),
         "scope": None if spec is None else spec.scope,
         "schedule": None if spec is None else spec.schedule,
         "steps": 0 if spec is None else spec.steps,
         "finetune_epochs": 0 if spec is None else spec.finetune_epochs,
-        "target_sparsity": 0.0,
-        "sparsity": sparsity(model),
+        "target_sparsity": measured if plan.base.parent else 0.0,
+        "sparsity": measured,
         "params_total": sum(p.numel() for p in params),
         "params_nonzero": sum(int((p != 0).sum()) for p in params),
         "parent_id": plan.parent_id,

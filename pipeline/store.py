@@ -56,6 +56,8 @@ MODELS_SCHEMA = pa.schema(
         ("clean_accuracy", pa.float64()),
         ("seed", pa.int64()),
         ("checkpoint", pa.string()),
+        ("init", pa.string()),
+        ("channel_sparsity", pa.float64()),
     ]
 )
 EVALUATIONS_SCHEMA = pa.schema(

@@ -12,9 +12,11 @@ from tests.conftest import tiny_config
 def test_demo_config_parses():
     cfg = load_config("configs/demo.toml")
     assert cfg.name == "demo" and cfg.dataset.name == "digits"
-    assert {p.method for p in cfg.prune} == {"random", "magnitude"}
+    assert {p.method for p in cfg.prune} == {"random", "magnitude", "taylor", "filter", "channel", "mpt"}
     assert sorted({p.sparsity for p in cfg.prune}) == [0.1, 0.3, 0.5, 0.7, 0.9]
-    assert {p.finetune_epochs for p in cfg.prune} == {0, 2}
+    assert {p.finetune_epochs for p in cfg.prune} == {0, 1, 2}
+    assert {p.schedule for p in cfg.prune if p.method == "magnitude"} == {"oneshot", "iterative"}
+    assert sorted(p.sparsity for p in cfg.prune if p.method == "mpt") == [0.5, 0.9]
 
 
 def test_grid_expansion():
@@ -37,6 +39,10 @@ def test_grid_expansion():
         ({"train": {"epochs": "ten"}}, "wrong type"),
         ({"evaluation": {"severities": [0, 6]}}, "severities"),
         ({"name": "../escape"}, "run name"),
+        ({"prune": [{"method": "mpt", "sparsity": 0.5, "finetune_epochs": 2}]}, "random initialisation"),
+        ({"prune": [{"method": "mpt", "sparsity": 0.5, "init": "ones"}]}, "unknown mpt init"),
+        ({"models": [{"arch": "lenet5"}, {"arch": "lenet5", "id": "x", "parent": "y", "checkpoint": "a.pt"}]}, "parent 'y'"),
+        ({"models": [{"arch": "lenet5"}, {"arch": "lenet5", "id": "x", "parent": "lenet5"}]}, "no checkpoint"),
     ],
 )
 def test_bad_configs(change, match):

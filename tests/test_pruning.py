@@ -10,7 +10,16 @@ from torch.nn.utils import prune as torch_prune
 from pipeline.datasets import load_dataset
 from pipeline.errors import PruneScopeError
 from pipeline.models import build_model
-from pipeline.pruning import PRUNERS, PruneContext, apply_masks, current_masks, make_permanent, select_layers, sparsity
+from pipeline.pruning import (
+    PRUNERS,
+    PruneContext,
+    apply_masks,
+    current_masks,
+    default_exclusions,
+    group_alive,
+    make_permanent,
+    select_layers,
+)
 from pipeline.training import Normalizer, finetune
 from pipeline.config import FinetuneConfig
 
@@ -20,11 +29,35 @@ def small_model(seed: int = 0) -> torch.nn.Module:
     return build_model("lenet5", None, {}, 1, (8, 8), 10)
 
 
+DIGITS = load_dataset("digits", train_limit=128)
+NORM = Normalizer((0.5,), (0.3,))
+
+
+def context(model, layers, seed: int = 0) -> PruneContext:
+    """The full context every method may use: generator, model, leaf parameters, batches."""
+
+    def batches():
+        for lo in range(0, 128, 64):
+            yield NORM(DIGITS.train_images[lo : lo + 64], torch.device("cpu")), torch.as_tensor(DIGITS.train_labels[lo : lo + 64])
+
+    params = [getattr(m, "weight_orig", m.weight) for _, m in layers]
+    return PruneContext(torch.Generator().manual_seed(seed), model, params, batches)
+
+
 def masks_for(method: str, scope: str, amount: float, seed: int = 0, model=None):
     model = model or small_model()
-    layers = select_layers(model)
-    pruner = PRUNERS.get(method)(amount, scope)
-    return model, layers, pruner.compute_mask([m.weight for _, m in layers], PruneContext(torch.Generator().manual_seed(seed)))
+    cls = PRUNERS.get(method)
+    layers = select_layers(model, default_exclusions(model, cls))
+    pruner = cls(amount, scope)
+    return model, layers, pruner.compute_mask([m.weight for _, m in layers], context(model, layers, seed))
+
+
+def removed_units(mask: torch.Tensor, group_dim: int | None) -> tuple[int, int]:
+    """(removed, total) weights, or groups for a structured method."""
+    if group_dim is None:
+        return int((mask == 0).sum()), mask.numel()
+    alive = group_alive(mask, group_dim)
+    return int((alive == 0).sum()), alive.numel()
 
 
 @pytest.mark.parametrize("method", PRUNERS.names())
@@ -32,34 +65,35 @@ def masks_for(method: str, scope: str, amount: float, seed: int = 0, model=None)
 @pytest.mark.parametrize("amount", [0.1, 0.5, 0.93])
 def test_contract_sparsity_binary_deterministic(method, scope, amount):
     model, layers, masks = masks_for(method, scope, amount)
+    group_dim = PRUNERS.get(method).group_dim
     for mask, (_, m) in zip(masks, layers):
         assert mask.shape == m.weight.shape
         assert set(mask.unique().tolist()) <= {0.0, 1.0}
+    counts = [removed_units(m, group_dim) for m in masks]
     if scope == "global":
-        n = sum(m.numel() for m in masks)
-        assert abs(sum(int((m == 0).sum()) for m in masks) - amount * n) <= 1
+        assert abs(sum(r for r, _ in counts) - amount * sum(n for _, n in counts)) <= 1
     else:
-        for mask in masks:
-            assert abs(int((mask == 0).sum()) - amount * mask.numel()) <= 1
+        for removed, total in counts:
+            assert abs(removed - amount * total) <= 1
     _, _, again = masks_for(method, scope, amount)
     assert all(torch.equal(a, b) for a, b in zip(masks, again))
     apply_masks(layers, masks)
     make_permanent(model)
-    n_w = sum(m.weight.numel() for _, m in layers)
-    assert abs(sparsity(model) - amount) <= 1.5 / n_w + 1e-9
+    if group_dim is None:
+        n_w = sum(m.weight.numel() for _, m in layers)
+        zeros = sum(int((m.weight == 0).sum()) for _, m in layers)
+        assert abs(zeros - amount * n_w) <= 1
 
 
 @pytest.mark.parametrize("method", PRUNERS.names())
 def test_zeros_survive_finetuning_and_iterating(method):
-    data = load_dataset("digits", train_limit=128)
     model = small_model()
-    layers = select_layers(model)
-    gen = torch.Generator().manual_seed(0)
-    masks = PRUNERS.get(method)(0.5, "global").compute_mask([m.weight for _, m in layers], PruneContext(gen))
+    cls = PRUNERS.get(method)
+    layers = select_layers(model, default_exclusions(model, cls))
+    masks = cls(0.5, "global").compute_mask([m.weight for _, m in layers], context(model, layers))
     apply_masks(layers, masks)
-    norm = Normalizer((0.5,), (0.3,))
-    finetune(model, data.train_images, data.train_labels, norm, torch.device("cpu"), FinetuneConfig(lr=0.1), 1, 0, "ft")
-    second = PRUNERS.get(method)(0.75, "global").compute_mask([m.weight for _, m in layers], PruneContext(gen), current_masks(layers))
+    finetune(model, DIGITS.train_images, DIGITS.train_labels, NORM, torch.device("cpu"), FinetuneConfig(lr=0.1), 1, 0, "ft")
+    second = cls(0.75, "global").compute_mask([m.weight for _, m in layers], context(model, layers), current_masks(layers))
     assert all(bool((b[a == 0] == 0).all()) for a, b in zip(masks, second))  # iterating only adds zeros
     apply_masks(layers, second)
     make_permanent(model)
@@ -104,3 +138,45 @@ def test_random_masks_differ_by_seed():
     _, _, b = masks_for("random", "global", 0.5, seed=2)
     assert not all(torch.equal(x, y) for x, y in zip(a, b))
     assert np.isclose(sum(int((m == 0).sum()) for m in a), sum(int((m == 0).sum()) for m in b))
+
+
+def test_registry_holds_the_six_methods():
+    assert PRUNERS.names() == ["channel", "filter", "magnitude", "mpt", "random", "taylor"]
+
+
+def test_structured_masks_remove_whole_channels():
+    for method, dim in (("filter", 0), ("channel", 1)):
+        _, layers, masks = masks_for(method, "layer", 0.5)
+        for mask in masks:
+            other = [d for d in range(mask.ndim) if d != dim]
+            per_group = mask.amin(dim=other), mask.amax(dim=other)
+            assert torch.equal(*per_group)  # each group is all kept or all removed
+    model = small_model()
+    assert default_exclusions(model, PRUNERS.get("filter")) == ["11"]  # the classifier's outputs are classes
+    assert default_exclusions(model, PRUNERS.get("channel")) == ["0"]  # the image channels
+
+
+def test_taylor_ranks_like_the_measured_loss_change():
+    """(g·w)² ranks single weights like |L(w without w_i) − L(w)| measured by removing each one."""
+    from scipy.stats import spearmanr
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 12), torch.nn.Tanh(), torch.nn.Linear(12, 10))
+    x = NORM(DIGITS.train_images[:128], torch.device("cpu"))
+    y = torch.as_tensor(DIGITS.train_labels[:128])
+    loss_fn = torch.nn.CrossEntropyLoss(reduction="sum")
+    layers = select_layers(model)
+    ctx = PruneContext(torch.Generator(), model, [m.weight for _, m in layers], lambda: [(x, y)])
+    scores = PRUNERS.get("taylor")(0.5).importance([m.weight for _, m in layers], ctx)
+    w = layers[0][1].weight
+    with torch.no_grad():
+        base = float(loss_fn(model(x), y))
+        picks = torch.randperm(w.numel(), generator=torch.Generator().manual_seed(0))[:150]
+        measured = []
+        for i in picks.tolist():
+            old = w.view(-1)[i].item()
+            w.view(-1)[i] = 0.0
+            measured.append(abs(float(loss_fn(model(x), y)) - base))
+            w.view(-1)[i] = old
+    rho = spearmanr(scores[0].reshape(-1)[picks].numpy(), np.asarray(measured)).statistic
+    assert rho > 0.9, rho

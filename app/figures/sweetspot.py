@@ -1,0 +1,48 @@
+"""Accuracy against measured sparsity, one line per pruning variant (the "sweet spot" curve)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from app.figures.style import FONT, method_color
+
+
+def variant_label(row: pd.Series) -> str:
+    """Method plus what distinguishes its curves: schedule and fine-tuning."""
+    if row["method"] == "dense":
+        return "dense"
+    sched = "" if row.get("schedule") in (None, "oneshot") or pd.isna(row.get("schedule")) else f", {row['schedule']} ×{int(row['steps'])}"
+    ft = int(row.get("finetune_epochs") or 0)
+    return f"{row['method']}{sched}{f', ft {ft}' if ft else ''}"
+
+
+def accuracy_vs_sparsity(models: pd.DataFrame, accuracy: str = "clean_accuracy", title: str = "Clean accuracy vs sparsity", selected: str | None = None) -> go.Figure:
+    """One line per (method, schedule, fine-tuning) over measured sparsity; the dense model as a
+    dashed reference line. `models` needs model_id, method, schedule, steps, finetune_epochs,
+    sparsity and the `accuracy` column; `selected` (a model id) is ringed."""
+    fig = go.Figure()
+    if models.empty:
+        fig.add_annotation(text="no models in this run", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    df = models.assign(variant=models.apply(variant_label, axis=1))
+    for variant, g in df[df["method"] != "dense"].groupby("variant", sort=True):
+        g = g.sort_values("sparsity")
+        ft = int(g["finetune_epochs"].iloc[0] or 0)
+        fig.add_trace(
+            go.Scatter(
+                x=g["sparsity"], y=g[accuracy], mode="lines+markers", name=variant,
+                line={"color": method_color(str(g["method"].iloc[0])), "dash": "solid" if ft else "dot"},
+                customdata=g["model_id"], hovertemplate="%{customdata}<br>sparsity %{x:.3f}<br>accuracy %{y:.3f}<extra></extra>",
+            )
+        )
+    for _, row in df[df["method"] == "dense"].iterrows():
+        fig.add_hline(y=row[accuracy], line={"color": method_color("dense"), "dash": "dash", "width": 1}, annotation_text=f"dense {row[accuracy]:.3f}", annotation_position="bottom left")
+    if selected is not None and selected in set(df["model_id"]):
+        row = df.set_index("model_id").loc[selected]
+        fig.add_trace(go.Scatter(x=[row["sparsity"]], y=[row[accuracy]], mode="markers", name="selected", marker={"size": 16, "color": "rgba(0,0,0,0)", "line": {"width": 2, "color": "black"}}, hoverinfo="skip"))
+    fig.update_layout(
+        title=title, font=FONT, template="plotly_white", margin={"l": 50, "r": 10, "t": 40, "b": 40},
+        xaxis={"title": "sparsity (fraction of weights removed, measured)", "range": [-0.02, 1.0]},
+        yaxis={"title": "accuracy", "range": [0, 1.02]}, legend={"font": {"size": 10}},
+    )
+    return fig

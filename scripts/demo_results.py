@@ -1,0 +1,43 @@
+"""Accuracy vs sparsity of a run for the README: a PNG plot and a Markdown table.
+
+Usage: python scripts/demo_results.py cache/store/demo docs/demo_accuracy_vs_sparsity.png
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.figures.sweetspot import accuracy_vs_sparsity, variant_label  # noqa: E402
+from scripts.render_png import figure_png  # noqa: E402
+
+
+def markdown_table(models: pd.DataFrame) -> str:
+    """Rows: method variants; columns: target sparsity; cells: clean accuracy (measured sparsity)."""
+    df = models[models["method"] != "dense"].assign(variant=models.apply(variant_label, axis=1))
+    df["cell"] = [f"{a:.3f} ({s:.2f})" for a, s in zip(df["clean_accuracy"], df["sparsity"])]
+    table = df.pivot_table(index="variant", columns="target_sparsity", values="cell", aggfunc="first").fillna("")
+    dense = models.loc[models["method"] == "dense", "clean_accuracy"]
+    head = "| variant | " + " | ".join(f"{c:g}" for c in table.columns) + " |"
+    lines = [head, "|---" * (len(table.columns) + 1) + "|"]
+    lines += [f"| {v} | " + " | ".join(row) + " |" for v, row in zip(table.index, table.values.tolist())]
+    if len(dense):
+        lines.append(f"\nDense model: {dense.iloc[0]:.3f}. Cells: clean accuracy (measured sparsity of all prunable weights).")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    run_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
+    models = pq.read_table(run_dir / "models.parquet").to_pandas()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure_png(accuracy_vs_sparsity(models, title=f"{run_dir.name}: clean accuracy vs sparsity"), out)
+    print(markdown_table(models))
+
+
+if __name__ == "__main__":
+    main()

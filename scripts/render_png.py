@@ -1,0 +1,33 @@
+"""Render a plotly figure (or any HTML page) to PNG with headless Chromium, for docs and reviews."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+CHROMIUM_FLAGS = (
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+)
+
+
+def screenshot(url: str, out: Path, width: int = 1440, height: int = 900, wait_ms: int = 2000) -> None:
+    """Screenshot `url` at width × height into `out` (PNG)."""
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run(
+            ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}",
+             f"--virtual-time-budget={wait_ms}", f"--screenshot={out.resolve()}", url],
+            check=True, capture_output=True, timeout=120,
+        )
+
+
+def figure_png(fig: go.Figure, out: Path, width: int = 900, height: int = 520) -> None:
+    """Write `fig` as a PNG of width × height pixels."""
+    with tempfile.TemporaryDirectory() as tmp:
+        html = Path(tmp) / "fig.html"
+        fig.update_layout(width=width, height=height)
+        fig.write_html(html, include_plotlyjs=True, full_html=True, config={"displayModeBar": False})
+        screenshot(html.as_uri(), out, width, height)
