@@ -25,7 +25,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
     from pipeline.runner import build_run
 
-    summary = build_run(load_config(args.config), Path(args.store), force=args.force)
+    summary = build_run(load_config(args.config, args.corrupted_root), Path(args.store), force=args.force)
     print(summary.line())
     return 0
 
@@ -68,6 +68,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_corruptions(args: argparse.Namespace) -> int:
+    from pipeline.corruptions import CORRUPTION_NAMES, CorruptionOptions
+    from pipeline.datasets import load_dataset
+    from pipeline.errors import PruneScopeError
+    from pipeline.preview import write_preview
+
+    if args.preview is None:
+        print("\n".join(CORRUPTION_NAMES))
+        return 0
+    data = load_dataset(args.dataset, args.root)
+    if not 0 <= args.sample < len(data.test_images):
+        raise PruneScopeError(f"sample {args.sample} is outside the test set (0..{len(data.test_images) - 1})", "pick another --sample")
+    out = write_preview(Path(args.preview), data.test_images[args.sample], args.sample, CorruptionOptions(frost_dir=args.frost_dir))
+    print(f"contact sheet of {args.dataset} test sample {args.sample}: {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description="PruneScope's offline pipeline.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -75,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("config")
     p.add_argument("--store", default=str(default_store()), help="store folder (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="delete an existing run of that name and rebuild it")
+    p.add_argument("--corrupted-root", help="folder of the official CIFAR-10-C files (<name>.npy, labels.npy) to read instead of generating")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("ls", help="list the runs of a store")
     p.add_argument("--store", default=str(default_store()))
@@ -85,6 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("report", help="accuracy per model and evaluation set, and robustness correlations")
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_report)
+    p = sub.add_parser("corruptions", help="list the corruptions, or draw a contact sheet of one image under all of them")
+    p.add_argument("--preview", metavar="FILE.png", help="write the contact sheet here")
+    p.add_argument("--dataset", default="digits")
+    p.add_argument("--root", default=None, help="data folder (for mnist, cifar10, imagefolder)")
+    p.add_argument("--sample", type=int, default=0, help="test sample index")
+    p.add_argument("--frost-dir", default=None, help="folder of frost photos (default: procedural texture)")
+    p.set_defaults(func=cmd_corruptions)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

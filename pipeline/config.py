@@ -109,10 +109,18 @@ class PruneSpec:
 
 @dataclass(frozen=True)
 class EvalConfig:
+    """Evaluation sets (clean plus corruption × severity) and how to evaluate them.
+
+    `corrupted_root` names a folder of official CIFAR-10-C files to read instead of
+    generating; `frost_dir` a folder of frost photos for the frost corruption.
+    """
+
     corruptions: tuple[str, ...] = ()
     severities: tuple[int, ...] = (1, 2, 3, 4, 5)
     batch_size: int = 512
     features: str = "auto"
+    corrupted_root: str | None = None
+    frost_dir: str | None = None
 
     def evalsets(self) -> list[tuple[str, int]]:
         """(corruption, severity) pairs, clean first."""
@@ -152,14 +160,20 @@ def _take(table: dict[str, Any], section: str, allowed: dict[str, type | tuple[t
     return dict(table)
 
 
+def _resolve(path: str, base_dir: Path) -> str:
+    """A path from the config: absolute, or relative to the config file's folder."""
+    p = Path(path).expanduser()
+    return str(p if p.is_absolute() else base_dir / p)
+
+
 def _choice(value: str, known: tuple[str, ...] | list[str], what: str) -> str:
     if value not in known:
         raise PruneScopeError(f"unknown {what} {value!r}", f"use one of: {', '.join(known)}")
     return value
 
 
-def load_config(path: str | Path) -> RunConfig:
-    """Read and validate a TOML run configuration."""
+def load_config(path: str | Path, corrupted_root: str | None = None) -> RunConfig:
+    """Read and validate a TOML run configuration (`corrupted_root` overrides [evaluation])."""
     path = Path(path)
     if not path.is_file():
         raise PruneScopeError(f"config file {path} does not exist", "give the path of a TOML file, e.g. configs/demo.toml")
@@ -167,6 +181,8 @@ def load_config(path: str | Path) -> RunConfig:
         raw = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise PruneScopeError(f"{path} is not valid TOML: {exc}", "fix the syntax (see configs/demo.toml for an example)") from None
+    if corrupted_root is not None:
+        raw.setdefault("evaluation", {})["corrupted_root"] = str(Path(corrupted_root).expanduser().resolve())
     return parse_config(raw, path.parent)
 
 
@@ -190,9 +206,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
     if "name" not in ds:
         raise PruneScopeError("[dataset] has no `name`", f"use one of: {', '.join(DATASETS.names())}")
     _choice(ds["name"], DATASETS.names(), "dataset")
-    root = ds.get("root")
-    if root is not None:
-        root = str((base_dir / Path(root).expanduser()) if not Path(root).expanduser().is_absolute() else Path(root).expanduser())
+    root = _resolve(ds["root"], base_dir) if "root" in ds else None
     dataset = DatasetConfig(ds["name"], root, ds.get("train_limit"), ds.get("test_limit"), ds.get("options", {}))
 
     models = []
@@ -204,9 +218,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
             raise PruneScopeError(f"[[models]] #{i + 1} needs exactly one of `arch` and `import`", f"architectures: {', '.join(ARCHS.names())}")
         if "arch" in m:
             _choice(m["arch"], ARCHS.names(), "architecture")
-        ckpt = m.get("checkpoint")
-        if ckpt is not None and not Path(ckpt).expanduser().is_absolute():
-            ckpt = str(base_dir / ckpt)
+        ckpt = _resolve(m["checkpoint"], base_dir) if "checkpoint" in m else None
         model_id = check_id(m.get("id", m.get("arch") or m["import"].rpartition(":")[2]), "model id")
         if "parent" in m and ckpt is None:
             raise PruneScopeError(f"[[models]] {model_id!r} has a parent but no checkpoint", "a model pruned elsewhere needs checkpoint = \"path/to/state_dict.pt\"")
@@ -265,7 +277,10 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
                           exclude, spec.taylor_batches, spec.init, spec.last_layer_dense)
             )
 
-    ev = _take(top.get("evaluation", {}), "[evaluation]", {"corruptions": (list, str), "severities": list, "batch_size": int, "features": str})
+    ev = _take(
+        top.get("evaluation", {}), "[evaluation]",
+        {"corruptions": (list, str), "severities": list, "batch_size": int, "features": str, "corrupted_root": str, "frost_dir": str},
+    )
     corruptions = ev.get("corruptions", [])
     if corruptions == "all":
         corruptions = list(CORRUPTIONS.names())
@@ -276,7 +291,8 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
     severities = tuple(ev.get("severities", [1, 2, 3, 4, 5]))
     if any(not isinstance(s, int) or not 1 <= s <= 5 for s in severities):
         raise PruneScopeError(f"[evaluation] severities {list(severities)} must be integers 1 to 5", "e.g. severities = [1, 3, 5]")
-    evaluation = EvalConfig(tuple(corruptions), severities, ev.get("batch_size", 512), _choice(ev.get("features", "auto"), FEATURE_MODES, "features mode"))
+    paths = {k: _resolve(ev[k], base_dir) for k in ("corrupted_root", "frost_dir") if k in ev}
+    evaluation = EvalConfig(tuple(corruptions), severities, ev.get("batch_size", 512), _choice(ev.get("features", "auto"), FEATURE_MODES, "features mode"), **paths)
 
     device = _choice(top.get("device", "auto"), DEVICES, "device")
     return RunConfig(name, top.get("seed", 0), device, dataset, tuple(models), train, finetune, mpt, tuple(specs), evaluation, raw, base_dir)

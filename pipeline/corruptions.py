@@ -1,17 +1,39 @@
-"""Common corruptions (CIFAR-10-C, Hendrycks & Dietterich): the canonical names and the registry.
+"""The 19 common corruptions of CIFAR-10-C (Hendrycks & Dietterich), implemented natively.
 
-A corruption is a function `(images uint8 (N, H, W, C), severity 1..5, sample_ids (N,)) ->
-uint8 images of the same shape`, deterministic for a given (sample id, corruption,
-severity). The generators register here with `@register_corruption` (the corruption-suite
-issue); the evaluation runner looks them up by name.
+Every corruption is a registered function `(images, severity, sample_ids, options) -> images`:
+uint8 (N, H, W, C) in and out, grayscale (C = 1) or RGB (C = 3), vectorised over the batch.
+The severity constants are those of the original `make_cifar_c.py` (not the ImageNet-C
+ones).
+
+Determinism: every random draw comes from a generator seeded by (options.seed, corruption,
+severity, sample id), so a sample gets the same corrupted image in every run, on every
+worker, whatever batch it is in.
+
+Other image sizes: spatial constants (blur sigmas and radii, shuffling distance, motion
+length, snow and spatter scales, fog's fractal size) are in pixels of a 32×32 image.
+Images larger than 32 pixels scale them by min(H, W) / 32; smaller images (8×8 digits,
+28×28 MNIST) use them unscaled, since a pixel is the smallest unit a corruption can act
+on. Constants that the original states relative to the image (zoom factors, pixelation
+factor, elastic_transform's fractions of the image size) stay relative, and intensity
+constants (noise, brightness, contrast, saturation, JPEG quality) do not depend on size.
+
+No ImageMagick: motion blur (and the snow streaks built on it) use their own line kernel,
+ImageMagick's one-sided Gaussian along the motion direction; frost blends a procedural ice
+texture unless `options.frost_dir` names a folder of frost photographs.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import io
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Protocol
 
 import numpy as np
+from scipy import ndimage
 
+from pipeline.errors import PruneScopeError
 from pipeline.registry import Registry
 
 CORRUPTION_NAMES: tuple[str, ...] = (
@@ -21,7 +43,536 @@ CORRUPTION_NAMES: tuple[str, ...] = (
     "contrast", "elastic_transform", "pixelate", "jpeg_compression", "saturate",
 )
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
+GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)
 
-Corruption = Callable[[np.ndarray, int, np.ndarray], np.ndarray]
+
+@dataclass(frozen=True)
+class CorruptionOptions:
+    """Run-level settings of the generators: the seed and an optional folder of frost photos."""
+
+    seed: int = 0
+    frost_dir: str | None = None
+
+
+class Corruption(Protocol):
+    def __call__(self, images: np.ndarray, severity: int, sample_ids: np.ndarray, options: CorruptionOptions = ...) -> np.ndarray: ...
+
+
 CORRUPTIONS: Registry[Corruption] = Registry("corruption")
-register_corruption = CORRUPTIONS.register
+
+
+def register_corruption(name: str) -> Callable[[Callable[..., np.ndarray]], Corruption]:
+    """Register a float kernel `(x in [0,1] (N,H,W,C), severity, rngs, scale, options) -> x`
+    under `name`, wrapped into the uint8 batch interface with validation and seeding."""
+
+    def deco(kernel: Callable[..., np.ndarray]) -> Corruption:
+        index = CORRUPTION_NAMES.index(name)
+
+        def corrupt(images: np.ndarray, severity: int, sample_ids: np.ndarray, options: CorruptionOptions = CorruptionOptions()) -> np.ndarray:
+            if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] not in (1, 3):
+                raise ValueError(f"{name}: expected uint8 images (N, H, W, 1 or 3), got {images.dtype} {images.shape}")
+            if severity not in SEVERITIES:
+                raise PruneScopeError(f"severity {severity} is not one of 1..5", "use severities 1 to 5")
+            ids = np.asarray(sample_ids, dtype=np.int64)
+            if ids.shape != (len(images),):
+                raise ValueError(f"{name}: {len(images)} images but sample_ids of shape {ids.shape}")
+            if len(images) == 0:
+                return images.copy()
+            rngs = [np.random.default_rng([options.seed, index, severity, int(i)]) for i in ids]
+            scale = max(1.0, min(images.shape[1:3]) / 32.0)
+            out = kernel(images.astype(np.float32) / 255.0, severity, rngs, scale, options)
+            return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+
+        corrupt.__name__ = name
+        corrupt.__doc__ = kernel.__doc__
+        return CORRUPTIONS.register(name)(corrupt)
+
+    return deco
+
+
+def corrupt(images: np.ndarray, name: str, severity: int, sample_ids: np.ndarray, options: CorruptionOptions = CorruptionOptions()) -> np.ndarray:
+    """Apply corruption `name` at `severity` to a batch (the registry lookup gives clear errors)."""
+    return CORRUPTIONS.get(name)(images, severity, sample_ids, options)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _draw(rngs: list[np.random.Generator], fn: Callable[[np.random.Generator], np.ndarray]) -> np.ndarray:
+    """Stack one draw per sample (each from its own generator)."""
+    return np.stack([fn(r) for r in rngs]).astype(np.float32)
+
+
+def _blur(x: np.ndarray, sigma: float, mode: str = "nearest", truncate: float = 4.0) -> np.ndarray:
+    """Gaussian blur over the two spatial axes of (N, H, W[, C])."""
+    sig = (0.0, sigma, sigma) + ((0.0,) if x.ndim == 4 else ())
+    return ndimage.gaussian_filter(x, sigma=sig, mode=mode, truncate=truncate)
+
+
+def _gray(x: np.ndarray) -> np.ndarray:
+    """Luma (N, H, W, 1) of RGB or grayscale images."""
+    return x if x.shape[3] == 1 else (x @ GRAY_WEIGHTS)[..., None]
+
+
+def _fold(i: np.ndarray, n: int, mode: str) -> np.ndarray:
+    """Integer indices folded into 0..n-1: `mirror` (reflect-101), `reflect` (half-sample) or `edge`."""
+    if n == 1:
+        return np.zeros_like(i)
+    if mode == "edge":
+        return np.clip(i, 0, n - 1)
+    if mode == "mirror":
+        period = 2 * (n - 1)
+        i = np.abs(i) % period
+        return np.where(i > n - 1, period - i, i)
+    i = i % (2 * n)
+    return np.where(i >= n, 2 * n - 1 - i, i)
+
+
+def _sample(x: np.ndarray, yy: np.ndarray, xx: np.ndarray, mode: str) -> np.ndarray:
+    """Bilinear sampling of images x (N, H, W, C) at float coordinates yy, xx (N, H, W)."""
+    n, h, w, _ = x.shape
+    y0, x0 = np.floor(yy).astype(np.int64), np.floor(xx).astype(np.int64)
+    fy, fx = (yy - y0)[..., None], (xx - x0)[..., None]
+    b = np.arange(n)[:, None, None]
+    y0f, y1f = _fold(y0, h, mode), _fold(y0 + 1, h, mode)
+    x0f, x1f = _fold(x0, w, mode), _fold(x0 + 1, w, mode)
+    top = x[b, y0f, x0f] * (1 - fx) + x[b, y0f, x1f] * fx
+    bottom = x[b, y1f, x0f] * (1 - fx) + x[b, y1f, x1f] * fx
+    return (top * (1 - fy) + bottom * fy).astype(np.float32)
+
+
+def _zoom_matrix(n: int, factor: float) -> np.ndarray:
+    """(n, n) linear-interpolation matrix of a zoom by `factor` about the centre of n pixels."""
+    centre = (n - 1) / 2.0
+    src = np.clip((np.arange(n) - centre) / factor + centre, 0, n - 1)
+    lo = np.floor(src).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    frac = src - lo
+    m = np.zeros((n, n), np.float32)
+    np.add.at(m, (np.arange(n), lo), 1 - frac)
+    np.add.at(m, (np.arange(n), hi), frac)
+    return m
+
+
+def _clipped_zoom(x: np.ndarray, factor: float) -> np.ndarray:
+    """Zoom into the centre of (N, H, W, C) by `factor` (bilinear, separable), same size out."""
+    rows, cols = _zoom_matrix(x.shape[1], factor), _zoom_matrix(x.shape[2], factor)
+    return np.einsum("ij,njkc,lk->nilc", rows, x, cols, optimize=True)
+
+
+def _motion(x: np.ndarray, radius: float, sigma: float, angles_deg: np.ndarray) -> np.ndarray:
+    """ImageMagick-style motion blur: a one-sided Gaussian line kernel along each sample's angle.
+
+    Tap i (0 ≤ i ≤ 2·⌈radius⌉) has weight exp(−i²/2σ²) and reads the pixel i steps along the
+    direction, rounded to the pixel grid, with edge replication.
+    """
+    n, h, w, _ = x.shape
+    taps = np.arange(2 * int(np.ceil(radius)) + 1)
+    weights = np.exp(-(taps.astype(np.float64) ** 2) / (2 * sigma**2))
+    weights /= weights.sum()
+    rad = np.deg2rad(angles_deg)
+    ys, xs = np.arange(h)[None, :, None], np.arange(w)[None, None, :]
+    b = np.arange(n)[:, None, None]
+    out = np.zeros_like(x)
+    for i, wt in zip(taps, weights):
+        dy = np.rint(i * np.sin(rad)).astype(np.int64)[:, None, None]
+        dx = np.rint(i * np.cos(rad)).astype(np.int64)[:, None, None]
+        out += wt * x[b, np.clip(ys + dy, 0, h - 1), np.clip(xs + dx, 0, w - 1)]
+    return out
+
+
+def _plasma(rngs: list[np.random.Generator], size: int, decay: float) -> np.ndarray:
+    """Diamond-square fractal height maps (N, size, size) in [0, 1], one per generator."""
+    n = len(rngs)
+    maps = np.zeros((n, size, size), np.float64)
+    step, wibble = size, 100.0
+
+    def noisy_mean(total: np.ndarray) -> np.ndarray:
+        return total / 4 + wibble * np.stack([r.uniform(-wibble, wibble, total.shape[1:]) for r in rngs])
+
+    while step >= 2:
+        half = step // 2
+        corners = maps[:, 0:size:step, 0:size:step]
+        squares = corners + np.roll(corners, -1, axis=1)
+        squares = squares + np.roll(squares, -1, axis=2)
+        maps[:, half:size:step, half:size:step] = noisy_mean(squares)
+        centres = maps[:, half:size:step, half:size:step]
+        grid = maps[:, 0:size:step, 0:size:step]
+        left = centres + np.roll(centres, 1, axis=1) + grid + np.roll(grid, -1, axis=2)
+        maps[:, 0:size:step, half:size:step] = noisy_mean(left)
+        top = centres + np.roll(centres, 1, axis=2) + grid + np.roll(grid, -1, axis=1)
+        maps[:, half:size:step, 0:size:step] = noisy_mean(top)
+        step //= 2
+        wibble /= decay
+    maps -= maps.min(axis=(1, 2), keepdims=True)
+    return (maps / np.maximum(maps.max(axis=(1, 2), keepdims=True), 1e-12)).astype(np.float32)
+
+
+# ---------------------------------------------------------------- noise
+
+
+@register_corruption("gaussian_noise")
+def _gaussian_noise(x, severity, rngs, scale, options):
+    """Additive Gaussian noise, σ ∈ (0.04, 0.06, 0.08, 0.09, 0.10)."""
+    c = (0.04, 0.06, 0.08, 0.09, 0.10)[severity - 1]
+    return x + _draw(rngs, lambda r: r.normal(0.0, c, x.shape[1:]))
+
+
+@register_corruption("shot_noise")
+def _shot_noise(x, severity, rngs, scale, options):
+    """Poisson (photon) noise with λ = x·c, c ∈ (500, 250, 100, 75, 50)."""
+    c = (500, 250, 100, 75, 50)[severity - 1]
+    return np.stack([r.poisson(xi * c) for r, xi in zip(rngs, x)]).astype(np.float32) / c
+
+
+@register_corruption("impulse_noise")
+def _impulse_noise(x, severity, rngs, scale, options):
+    """Salt-and-pepper noise on a fraction c ∈ (0.01, 0.02, 0.03, 0.05, 0.07) of the values."""
+    c = (0.01, 0.02, 0.03, 0.05, 0.07)[severity - 1]
+    u = _draw(rngs, lambda r: r.random((2, *x.shape[1:])))
+    flipped, salt = u[:, 0] <= c, u[:, 1] <= 0.5
+    return np.where(flipped, salt.astype(np.float32), x)
+
+
+@register_corruption("speckle_noise")
+def _speckle_noise(x, severity, rngs, scale, options):
+    """Multiplicative noise x + x·n, n ~ N(0, c), c ∈ (0.06, 0.1, 0.12, 0.16, 0.2)."""
+    c = (0.06, 0.1, 0.12, 0.16, 0.2)[severity - 1]
+    return x + x * _draw(rngs, lambda r: r.normal(0.0, c, x.shape[1:]))
+
+
+# ---------------------------------------------------------------- blur
+
+
+def _disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
+    """A disk of `radius` (aliased, normalised) smoothed by a 3×3 Gaussian of σ = alias_blur."""
+    half = max(2, int(np.ceil(radius)) + 1)
+    r = np.arange(-half, half + 1)
+    yy, xx = np.meshgrid(r, r, indexing="ij")
+    disk = ((xx**2 + yy**2) <= radius**2).astype(np.float64)
+    disk /= disk.sum()
+    g = np.exp(-(np.arange(-1, 2) ** 2) / (2 * alias_blur**2))
+    g /= g.sum()
+    smooth = ndimage.convolve1d(ndimage.convolve1d(disk, g, axis=0, mode="mirror"), g, axis=1, mode="mirror")
+    return smooth.astype(np.float32)
+
+
+@register_corruption("defocus_blur")
+def _defocus_blur(x, severity, rngs, scale, options):
+    """Convolution with an anti-aliased disk of radius (0.3, 0.4, 0.5, 1, 1.5) px."""
+    radius, alias = ((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1))[severity - 1]
+    kernel = _disk_kernel(radius * scale, alias)
+    return ndimage.convolve(x, kernel[None, :, :, None], mode="mirror")
+
+
+@register_corruption("glass_blur")
+def _glass_blur(x, severity, rngs, scale, options):
+    """Blur, shuffle each pixel with a random neighbour (sequential swaps), blur again."""
+    sigma, delta, iterations = ((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2))[severity - 1]
+    sigma, delta = sigma * scale, max(1, int(round(delta * scale)))
+    n, h, w, _ = x.shape
+    y = np.floor(_blur(x, sigma) * 255.0) / 255.0
+    positions = [(hh, ww) for hh in range(h - delta, delta, -1) for ww in range(w - delta, delta, -1)]
+    b = np.arange(n)
+    for _ in range(iterations):
+        shifts = _draw(rngs, lambda r: r.integers(-delta, delta, (len(positions), 2))).astype(np.int64)
+        for k, (hh, ww) in enumerate(positions):
+            h2, w2 = hh + shifts[:, k, 1], ww + shifts[:, k, 0]
+            a, other = y[b, hh, ww].copy(), y[b, h2, w2].copy()
+            y[b, hh, ww], y[b, h2, w2] = other, a
+    return _blur(y, sigma)
+
+
+@register_corruption("motion_blur")
+def _motion_blur(x, severity, rngs, scale, options):
+    """Motion blur of radius (6, 6, 6, 8, 9) px, σ (1, 1.5, 2, 2, 2.5), angle uniform in ±45°."""
+    radius, sigma = ((6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5))[severity - 1]
+    angles = np.array([r.uniform(-45, 45) for r in rngs])
+    return _motion(x, radius * scale, sigma * scale, angles)
+
+
+@register_corruption("zoom_blur")
+def _zoom_blur(x, severity, rngs, scale, options):
+    """Mean of the image and its centre zooms by 1.00, 1.01, ... up to 1.05 ... 1.25."""
+    top = (1.06, 1.11, 1.16, 1.21, 1.26)[severity - 1]
+    factors = np.arange(1.0, top, 0.01)
+    out = x.copy()
+    for f in factors:
+        out += _clipped_zoom(x, float(f))
+    return out / (len(factors) + 1)
+
+
+@register_corruption("gaussian_blur")
+def _gaussian_blur(x, severity, rngs, scale, options):
+    """Gaussian blur, σ ∈ (0.4, 0.6, 0.7, 0.8, 1) px."""
+    sigma = (0.4, 0.6, 0.7, 0.8, 1.0)[severity - 1]
+    return _blur(x, sigma * scale)
+
+
+# ---------------------------------------------------------------- weather
+
+
+@register_corruption("snow")
+def _snow(x, severity, rngs, scale, options):
+    """Falling snow: a thresholded, zoomed noise layer streaked by motion blur, added twice
+    (once rotated by 180°) over a brightened, washed-out image."""
+    loc, sd, zoom, threshold, radius, sigma, blend = (
+        (0.1, 0.2, 1, 0.6, 8, 3, 0.95),
+        (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
+        (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
+        (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
+        (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8),
+    )[severity - 1]
+    n, h, w, _ = x.shape
+    layer = _draw(rngs, lambda r: r.normal(loc, sd, (h, w)))[..., None]
+    layer = _clipped_zoom(layer, zoom) if zoom != 1 else layer
+    layer[layer < threshold] = 0
+    layer = np.clip(layer, 0, 1)
+    angles = np.array([r.uniform(-135, -45) for r in rngs])
+    layer = _motion(np.round(layer * 255) / 255, radius * scale, sigma * scale, angles)
+    x = blend * x + (1 - blend) * np.maximum(x, _gray(x) * 1.5 + 0.5)
+    return x + layer + np.rot90(layer, k=2, axes=(1, 2))
+
+
+@lru_cache(maxsize=4)
+def _frost_texture(size: int, seed: int) -> np.ndarray:
+    """A procedural ice texture (size × size × 3 in [0, 1]): ridged fractal noise for the
+    frozen film, plus crystal needles drawn as motion-blurred sparse seeds, tinted blue-white."""
+    rng = np.random.default_rng([seed, 7919])
+    base = _plasma([rng], size, 1.9)[0]
+    ridges = (1.0 - np.abs(2.0 * base - 1.0)) ** 3
+    fine = ndimage.gaussian_filter(rng.random((size, size)), 1.0)
+    fine = (fine - fine.min()) / (fine.max() - fine.min())
+    needles = np.zeros((1, size, size, 1), np.float32)
+    for angle in (15.0, 75.0, 135.0):
+        seeds = (rng.random((1, size, size, 1)) > 0.985).astype(np.float32)
+        needles += _motion(seeds, 6.0, 3.0, np.array([angle]))
+    needles = np.clip(needles[0, ..., 0] * 4.0, 0, 1)
+    ice = np.clip(0.45 * ridges + 0.25 * fine + 0.6 * needles, 0, 1)
+    tint = np.array([0.86, 0.93, 1.0], np.float32)
+    return (ice[..., None] * tint).astype(np.float32)
+
+
+@lru_cache(maxsize=2)
+def _frost_photos(folder: str) -> tuple[np.ndarray, ...]:
+    """Frost photographs from a folder (PNG/JPEG), shrunk to a fifth as the original does."""
+    from PIL import Image
+
+    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    if not paths:
+        raise PruneScopeError(f"no frost images (.png, .jpg) in {folder}", "point frost_dir to a folder of frost photos, or leave it unset for the procedural texture")
+    photos = []
+    for p in paths:
+        with Image.open(p) as img:
+            img = img.convert("RGB")
+            img = img.resize((max(1, img.width // 5), max(1, img.height // 5)), Image.BILINEAR)
+            photos.append(np.asarray(img, np.float32) / 255.0)
+    return tuple(photos)
+
+
+@register_corruption("frost")
+def _frost(x, severity, rngs, scale, options):
+    """Blend with a random crop of frost: c0·x + c1·frost, (c0, c1) from (1, 0.2) to (0.75, 0.45)."""
+    c0, c1 = ((1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45))[severity - 1]
+    n, h, w, ch = x.shape
+    sources = _frost_photos(options.frost_dir) if options.frost_dir else (_frost_texture(max(128, 4 * max(h, w)), options.seed),)
+    crops = []
+    for r in rngs:
+        src = sources[int(r.integers(len(sources)))]
+        if src.shape[0] <= h or src.shape[1] <= w:
+            src = np.asarray(ndimage.zoom(src, (2 * h / src.shape[0] + 0.1, 2 * w / src.shape[1] + 0.1, 1), order=1))
+        top, left = int(r.integers(0, src.shape[0] - h)), int(r.integers(0, src.shape[1] - w))
+        crops.append(src[top : top + h, left : left + w])
+    frost = np.stack(crops)
+    if ch == 1:
+        frost = frost @ GRAY_WEIGHTS[:, None]
+    return c0 * x + c1 * frost
+
+
+@register_corruption("fog")
+def _fog(x, severity, rngs, scale, options):
+    """Add a plasma-fractal fog layer of strength c0 and roughness decay c1, keeping the maximum."""
+    c0, decay = ((0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75))[severity - 1]
+    h, w = x.shape[1:3]
+    size = 1 << int(np.ceil(np.log2(max(h, w, 32))))
+    peak = x.max(axis=(1, 2, 3), keepdims=True)
+    fog = _plasma(rngs, size, decay)[:, :h, :w, None]
+    return (x + c0 * fog) * peak / (peak + c0)
+
+
+@register_corruption("brightness")
+def _brightness(x, severity, rngs, scale, options):
+    """Add c ∈ (0.05, 0.1, 0.15, 0.2, 0.3) to the HSV value, keeping hue and saturation."""
+    c = (0.05, 0.1, 0.15, 0.2, 0.3)[severity - 1]
+    v = x.max(axis=3, keepdims=True)
+    v_new = np.clip(v + c, 0, 1)
+    return np.where(v > 0, x * (v_new / np.maximum(v, 1e-12)), v_new)
+
+
+def _liquid(rngs, shape, loc, sd, sigma):
+    layer = _draw(rngs, lambda r: r.normal(loc, sd, shape))
+    return _blur(layer, sigma)
+
+
+@register_corruption("spatter")
+def _spatter(x, severity, rngs, scale, options):
+    """Water drops (severities 1–3: pale turquoise, shaded by the distance to the drop edges)
+    or mud (4–5: brown blobs) splashed on the image."""
+    loc, sd, sigma, threshold, intensity, mud = (
+        (0.62, 0.1, 0.7, 0.7, 0.5, 0),
+        (0.65, 0.1, 0.8, 0.7, 0.5, 0),
+        (0.65, 0.3, 1, 0.69, 0.5, 0),
+        (0.65, 0.1, 0.7, 0.69, 0.6, 1),
+        (0.65, 0.1, 0.5, 0.68, 0.6, 1),
+    )[severity - 1]
+    n, h, w, ch = x.shape
+    liquid = _liquid(rngs, (h, w), loc, sd, sigma * scale)
+    liquid[liquid < threshold] = 0
+    if mud:
+        m = _blur((liquid > threshold).astype(np.float32), intensity * scale)
+        m[m < 0.8] = 0
+        color = np.array([63, 42, 20], np.float32) / 255.0
+        color = color if ch == 3 else (color @ GRAY_WEIGHTS)[None]
+        return x * (1 - m[..., None]) + m[..., None] * color
+    inside = liquid > 0
+    edges = inside ^ ndimage.binary_erosion(inside, structure=np.ones((1, 3, 3), bool))
+    dist = np.stack([ndimage.distance_transform_edt(~e) for e in edges]).astype(np.float32)
+    dist = ndimage.uniform_filter(np.minimum(dist, 20.0), size=(1, 3, 3))
+    ranks = dist.reshape(n, -1).argsort(axis=1).argsort(axis=1).reshape(dist.shape)
+    dist = ranks / max(h * w - 1, 1)  # histogram equalisation
+    emboss = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], np.float32)
+    dist = np.clip(ndimage.convolve(dist, emboss[None], mode="mirror"), 0, None)
+    dist = ndimage.uniform_filter(dist, size=(1, 3, 3))
+    m = liquid * dist
+    m = m / np.maximum(m.max(axis=(1, 2), keepdims=True), 1e-12) * intensity
+    color = np.array([175, 238, 238], np.float32) / 255.0
+    color = color if ch == 3 else (color @ GRAY_WEIGHTS)[None]
+    return x + m[..., None] * color
+
+
+# ---------------------------------------------------------------- digital
+
+
+@register_corruption("contrast")
+def _contrast(x, severity, rngs, scale, options):
+    """Scale each channel's deviation from its mean by c ∈ (0.75, 0.5, 0.4, 0.3, 0.15)."""
+    c = (0.75, 0.5, 0.4, 0.3, 0.15)[severity - 1]
+    means = x.mean(axis=(1, 2), keepdims=True)
+    return (x - means) * c + means
+
+
+@register_corruption("elastic_transform")
+def _elastic_transform(x, severity, rngs, scale, options):
+    """A random affine jitter of three control points, then a smooth random displacement
+    field (amplitude α, smoothness σ), both sampled bilinearly with reflection."""
+    frac = ((0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03))[severity - 1]
+    n, h, w, _ = x.shape
+    alpha, sigma, jitter = (f * min(h, w) for f in frac)  # fractions of the image size, as in the original
+    centre = np.array([h // 2, w // 2], np.float64)[::-1]  # (x, y)
+    square = min(h, w) // 3
+    src = np.array([centre + square, [centre[0] + square, centre[1] - square], centre - square])
+    dst = src[None] + _draw(rngs, lambda r: r.uniform(-jitter, jitter, (3, 2))).astype(np.float64)
+    ys, xs = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
+    ones = np.ones(3)
+    yy, xx = np.empty((n, h, w)), np.empty((n, h, w))
+    for i in range(n):  # inverse map: output pixel -> source point, from the 3-point affine
+        a = np.linalg.solve(np.column_stack([dst[i], ones]), np.column_stack([src, ones]))
+        xx[i] = a[0, 0] * xs + a[1, 0] * ys + a[2, 0]
+        yy[i] = a[0, 1] * xs + a[1, 1] * ys + a[2, 1]
+    warped = _sample(x, yy, xx, "mirror")
+    if alpha == 0:
+        return warped
+    fields = _draw(rngs, lambda r: r.uniform(-1, 1, (2, h, w)))
+    dx = _blur(fields[:, 0], sigma, mode="reflect", truncate=3.0) * alpha
+    dy = _blur(fields[:, 1], sigma, mode="reflect", truncate=3.0) * alpha
+    return _sample(warped, ys[None] + dy, xs[None] + dx, "reflect")
+
+
+def _pil_each(x: np.ndarray, fn: Callable) -> np.ndarray:
+    from PIL import Image
+
+    u8 = np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
+    out = []
+    for img in u8:
+        pil = Image.fromarray(img[..., 0] if img.shape[2] == 1 else img)
+        res = np.asarray(fn(pil), np.uint8)
+        out.append(res[..., None] if res.ndim == 2 else res)
+    return np.stack(out).astype(np.float32) / 255.0
+
+
+@register_corruption("pixelate")
+def _pixelate(x, severity, rngs, scale, options):
+    """Box-downsample to a fraction c ∈ (0.95, 0.9, 0.85, 0.75, 0.65) of the size and back."""
+    from PIL import Image
+
+    c = (0.95, 0.9, 0.85, 0.75, 0.65)[severity - 1]
+    h, w = x.shape[1:3]
+    small = (max(1, int(w * c)), max(1, int(h * c)))
+    return _pil_each(x, lambda im: im.resize(small, Image.BOX).resize((w, h), Image.BOX))
+
+
+@register_corruption("jpeg_compression")
+def _jpeg_compression(x, severity, rngs, scale, options):
+    """JPEG round trip at quality (80, 65, 58, 50, 40)."""
+    from PIL import Image
+
+    quality = (80, 65, 58, 50, 40)[severity - 1]
+
+    def roundtrip(im):
+        buf = io.BytesIO()
+        im.save(buf, format="JPEG", quality=quality)
+        buf.seek(0)
+        with Image.open(buf) as out:
+            return out.copy()
+
+    return _pil_each(x, roundtrip)
+
+
+@register_corruption("saturate")
+def _saturate(x, severity, rngs, scale, options):
+    """HSV saturation S → clip(a·S + b), (a, b) from (0.3, 0) to (2.5, 0.2). A gray pixel has
+    no hue (taken as red, as in HSV conversion), so grayscale images change only through b."""
+    a, b = ((0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2))[severity - 1]
+    rgb = np.repeat(x, 3, axis=3) if x.shape[3] == 1 else x
+    v = rgb.max(axis=3, keepdims=True)
+    mn = rgb.min(axis=3, keepdims=True)
+    s = np.where(v > 0, (v - mn) / np.maximum(v, 1e-12), 0.0)
+    s_new = np.clip(s * a + b, 0, 1)
+    chroma = v - mn
+    red_hue = np.array([0.0, 1.0, 1.0], np.float32)  # the hue of a gray pixel: (V, V(1−S), V(1−S))
+    g = np.where(chroma > 0, (v - rgb) / np.maximum(chroma, 1e-12), red_hue)
+    out = v - s_new * v * g
+    return out if x.shape[3] == 3 else _gray(out)
+
+
+def load_official(root: Path, name: str, severity: int, n: int) -> np.ndarray:
+    """The first `n` images of the official CIFAR-10-C file `<root>/<name>.npy` at `severity`.
+
+    The files are uint8 (50000, 32, 32, 3), severity-major: rows (s−1)·10000 … s·10000−1.
+    """
+    path = Path(root) / f"{name}.npy"
+    if not path.is_file():
+        raise PruneScopeError(f"{path} not found", "point corrupted_root to the CIFAR-10-C folder (<name>.npy and labels.npy)")
+    try:
+        data = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as exc:
+        raise PruneScopeError(f"cannot read {path}: {exc}", "replace it with an intact copy of the CIFAR-10-C file") from None
+    per = len(data) // 5
+    if data.dtype != np.uint8 or data.ndim != 4 or len(data) % 5 or per < n:
+        raise PruneScopeError(f"{path} has shape {data.shape} {data.dtype}", f"expected uint8 (5·N, H, W, C) with N ≥ {n}, severity-major")
+    return np.asarray(data[(severity - 1) * per : (severity - 1) * per + n])
+
+
+def check_official_labels(root: Path, labels: np.ndarray) -> None:
+    """Refuse official files whose labels do not match the run's test labels (a wrong folder or order)."""
+    path = Path(root) / "labels.npy"
+    if not path.is_file():
+        raise PruneScopeError(f"{path} not found", "the CIFAR-10-C folder holds labels.npy next to the corruption files")
+    official = np.load(path, mmap_mode="r")
+    per = len(official) // 5
+    if per < len(labels) or not np.array_equal(np.asarray(official[: len(labels)]).astype(np.int64), labels):
+        raise PruneScopeError(
+            f"the labels in {path} do not match the run's test set",
+            "use the CIFAR-10 test set in its original order (no test_limit other than a prefix) with CIFAR-10-C",
+        )
+

@@ -25,16 +25,17 @@ register_arch = ARCHS.register
 
 @register_arch("digits_cnn")
 def digits_cnn(in_channels: int, image_size: tuple[int, int], num_classes: int) -> nn.Module:
-    """Two 3×3 conv layers, one pooling step, a 128-wide feature layer: the demo model."""
+    """Two 3×3 conv layers (16, 32 filters), one pooling step, a 128-wide feature layer: the
+    demo model, small enough to evaluate on all 95 corrupted sets in seconds."""
     h, w = (max(1, s // 2) for s in image_size)
     return nn.Sequential(
-        nn.Conv2d(in_channels, 32, 3, padding=1),
+        nn.Conv2d(in_channels, 16, 3, padding=1),
         nn.ReLU(inplace=True),
-        nn.Conv2d(32, 64, 3, padding=1),
+        nn.Conv2d(16, 32, 3, padding=1),
         nn.ReLU(inplace=True),
         nn.MaxPool2d(2) if min(image_size) >= 2 else nn.Identity(),
         nn.Flatten(),
-        nn.Linear(64 * h * w, 128),
+        nn.Linear(32 * h * w, 128),
         nn.ReLU(inplace=True),
         nn.Linear(128, num_classes),
     )

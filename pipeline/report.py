@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow.dataset as pads
 
 from pipeline import store
+from pipeline.stats import pearson
 
 
 def table1(run_dir: Path) -> pd.DataFrame:
@@ -17,15 +17,8 @@ def table1(run_dir: Path) -> pd.DataFrame:
     df = ds.to_table(columns=["model_id", "angle", "length", "margin", "robustness"], filter=pads.field("corruption") == store.CLEAN).to_pandas()
     rows = {}
     for model_id, g in df.groupby("model_id", sort=True):
-        rows[model_id] = {m: _pearson(g["robustness"].to_numpy(), g[m].to_numpy()) for m in ("angle", "length", "margin")}
+        rows[model_id] = {m: pearson(g["robustness"].to_numpy(), g[m].to_numpy()) for m in ("angle", "length", "margin")}
     return pd.DataFrame.from_dict(rows, orient="index")
-
-
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 2 or np.std(a[ok]) == 0 or np.std(b[ok]) == 0:
-        return float("nan")
-    return float(np.corrcoef(a[ok], b[ok])[0, 1])
 
 
 def render_report(run_dir: Path) -> str:

@@ -1,8 +1,9 @@
 """Build or resume a run: independent units of work, each finished by an atomic record.
 
 Units: one per model (train the dense model, or prune a parent) and one per
-model × evaluation set. A unit writes its artefacts atomically and then its record in
-`_units/`; a unit with a record is done. A killed run, started again, redoes only the units
+model × evaluation set. A unit writes its artefacts atomically and then its record (for a
+model, a JSON file in `_units/`; for an evaluation, the samples file itself, which carries
+the unit's summary in its Parquet metadata); a unit with a record is done. A killed run, started again, redoes only the units
 without a record. Every unit seeds itself from the run seed and its own key, so the result
 does not depend on the order or the process the units run in (the hook for a distributed
 executor). The contract tables are assembled from the records at the end of every run.
@@ -25,13 +26,14 @@ from typing import Any, Iterator
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from pipeline import store
 from pipeline.config import ModelConfig, PruneSpec, RunConfig
-from pipeline.corruptions import CORRUPTIONS
+from pipeline.corruptions import CorruptionOptions, check_official_labels, corrupt, load_official
 from pipeline.datasets import ImageDataset, load_dataset
 from pipeline.errors import PruneScopeError
 from pipeline.metrics import sample_metrics
@@ -51,6 +53,8 @@ from pipeline.pruning import (
 from pipeline.training import Normalizer, extract, finetune, resolve_device, train_dense
 
 FEATURE_ROWS_LIMIT = 200_000
+CORRUPTED_DIR = "corrupted"  # cache of generated corrupted test sets
+EVAL_META_KEY = "prunescope.evaluation"  # samples-file metadata: the evaluation unit's summary
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ class RunContext:
     cfg: RunConfig
     run_dir: Path
     device: torch.device = field(init=False)
-    _models: dict[str, nn.Module] = field(default_factory=dict)
+    _models: dict[str, tuple[nn.Module, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.device = resolve_device(self.cfg.device)
@@ -123,13 +127,13 @@ class RunContext:
         return model, head_name
 
     def load(self, plan: ModelPlan) -> tuple[nn.Module, str]:
-        """The saved model of `plan` (cached for the evaluation units of this process)."""
-        model, head_name = self.new_model(plan.base)
+        """The saved model of `plan` and its head's name (the last one loaded stays cached)."""
         if plan.model_id not in self._models:
+            model, head_name = self.new_model(plan.base)
             load_state(model, store.checkpoint_path(self.run_dir, plan.model_id))
             self._models.clear()
-            self._models[plan.model_id] = model.to(self.device).eval()
-        return self._models[plan.model_id], head_name
+            self._models[plan.model_id] = (model.to(self.device).eval(), head_name)
+        return self._models[plan.model_id]
 
 
 def _record_path(run_dir: Path, kind: str, key: str) -> Path:
@@ -250,12 +254,39 @@ def run_model_unit(ctx: RunContext, plan: ModelPlan) -> dict[str, Any]:
     return record
 
 
-def evalset_images(data: ImageDataset, corruption: str, severity: int) -> np.ndarray:
-    """The test images of one evaluation set (clean, or a corruption at a severity)."""
+GENERATE_CHUNK = 2048
+
+
+def evalset_images(ctx: RunContext, corruption: str, severity: int) -> np.ndarray:
+    """The test images of one evaluation set: clean; read from official CIFAR-10-C files; or
+    generated once and cached under `<run>/corrupted/` for every later model and run."""
+    data, ev = ctx.data, ctx.cfg.evaluation
     if corruption == store.CLEAN:
         return data.test_images
-    sample_ids = np.arange(len(data.test_images))
-    return CORRUPTIONS.get(corruption)(data.test_images, severity, sample_ids)
+    n = len(data.test_images)
+    if ev.corrupted_root:
+        check_official_labels(Path(ev.corrupted_root), data.test_labels)
+        images = load_official(Path(ev.corrupted_root), corruption, severity, n)
+        if images.shape[1:] != data.test_images.shape[1:]:
+            raise PruneScopeError(f"official {corruption} images are {images.shape[1:]}, the test set {data.test_images.shape[1:]}", "use CIFAR-10-C with the cifar10 data set")
+        return images
+    cache = ctx.run_dir / CORRUPTED_DIR / f"{store.evalset_name(corruption, severity)}.npy"
+    if cache.is_file():
+        try:
+            cached = np.load(cache)
+            if cached.shape == data.test_images.shape and cached.dtype == np.uint8:
+                return cached
+        except (OSError, ValueError):
+            pass  # a damaged cache file is regenerated below
+    options = CorruptionOptions(seed=ctx.cfg.seed, frost_dir=ev.frost_dir)
+    ids = np.arange(n)
+    images = np.concatenate(
+        [corrupt(data.test_images[lo : lo + GENERATE_CHUNK], corruption, severity, ids[lo : lo + GENERATE_CHUNK], options) for lo in range(0, n, GENERATE_CHUNK)]
+    ) if n else data.test_images.copy()
+    with store.atomic_path(cache) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, images)
+    return images
 
 
 def features_enabled(cfg: RunConfig, num_models: int, num_test: int, corruption: str) -> bool:
@@ -275,7 +306,7 @@ def run_eval_unit(ctx: RunContext, plan: ModelPlan, corruption: str, severity: i
     model, head_name = ctx.load(plan)
     head = dict(model.named_modules())[head_name]
     data = ctx.data
-    images = evalset_images(data, corruption, severity)
+    images = evalset_images(ctx, corruption, severity)
     feats = extract(model, head, images, ctx.norm, ctx.device, ctx.cfg.evaluation.batch_size)
     bias = head.bias.detach() if head.bias is not None else None
     m = sample_metrics(feats, head.weight.detach(), bias, torch.as_tensor(data.test_labels))
@@ -300,7 +331,6 @@ def run_eval_unit(ctx: RunContext, plan: ModelPlan, corruption: str, severity: i
         },
         schema=store.samples_schema(c),
     )
-    store.write_table(table, store.samples_path(ctx.run_dir, plan.model_id, corruption, severity))
     if features_enabled(ctx.cfg, num_models, n, corruption):
         f = feats.cpu().numpy().astype(np.float32)
         store.write_table(
@@ -325,8 +355,23 @@ def run_eval_unit(ctx: RunContext, plan: ModelPlan, corruption: str, severity: i
         "mean_length": float(m["length"].mean()) if n else float("nan"),
         "mean_margin": float(np.nanmean(m["margin"])) if n else float("nan"),
     }
-    store.write_json(record, _record_path(ctx.run_dir, "eval", f"{plan.model_id}-{store.evalset_name(corruption, severity)}"))
+    # The samples file is written last and carries the unit's summary: its existence marks the unit done.
+    table = table.replace_schema_metadata({EVAL_META_KEY: json.dumps(record)})
+    store.write_table(table, store.samples_path(ctx.run_dir, plan.model_id, corruption, severity))
     return record
+
+
+def _eval_record(run_dir: Path, model_id: str, corruption: str, severity: int) -> dict[str, Any] | None:
+    """The summary of a finished evaluation unit, from its samples file (None when not done)."""
+    path = store.samples_path(run_dir, model_id, corruption, severity)
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        return json.loads(meta[EVAL_META_KEY.encode()])
+    except (FileNotFoundError, KeyError):
+        return None
+    except (OSError, pa.ArrowException, json.JSONDecodeError):
+        path.unlink(missing_ok=True)  # a damaged file only means: redo the unit
+        return None
 
 
 def write_robustness(run_dir: Path, model_id: str, evalsets: list[tuple[str, int]]) -> None:
@@ -343,7 +388,8 @@ def write_robustness(run_dir: Path, model_id: str, evalsets: list[tuple[str, int
     else:
         robustness = pa.array(np.full(clean.num_rows, np.nan, np.float32))
     idx = clean.schema.get_field_index("robustness")
-    store.write_table(clean.set_column(idx, "robustness", robustness), clean_path)
+    updated = clean.set_column(idx, "robustness", robustness).replace_schema_metadata(clean.schema.metadata)
+    store.write_table(updated, clean_path)
 
 
 def write_images(run_dir: Path, data: ImageDataset) -> None:
@@ -368,7 +414,7 @@ def assemble(run_dir: Path, plans: list[ModelPlan], evalsets: list[tuple[str, in
         rec = _read_record(run_dir, "model", plan.model_id)
         assert rec is not None, plan.model_id
         for c, s in evalsets:
-            ev = _read_record(run_dir, "eval", f"{plan.model_id}-{store.evalset_name(c, s)}")
+            ev = _eval_record(run_dir, plan.model_id, c, s)
             assert ev is not None, (plan.model_id, c, s)
             evals.append(ev)
             if c == store.CLEAN:
@@ -469,16 +515,19 @@ def _build(cfg: RunConfig, run_dir: Path, start: float) -> RunSummary:
     done = reused = 0
     units = [("model", p, None) for p in plans] + [("eval", p, es) for p in plans for es in evalsets]
     bar = tqdm(units, desc=f"run {cfg.name}", unit="unit")
+    stale_robustness: set[str] = set()
     for kind, plan, es in bar:
-        key = plan.model_id if kind == "model" else f"{plan.model_id}-{store.evalset_name(*es)}"
-        if _read_record(run_dir, kind, key) is not None:
+        finished = _read_record(run_dir, "model", plan.model_id) if kind == "model" else _eval_record(run_dir, plan.model_id, *es)
+        if finished is not None:
             reused += 1
             continue
-        bar.set_postfix_str(key)
+        bar.set_postfix_str(plan.model_id if kind == "model" else f"{plan.model_id} {store.evalset_name(*es)}", refresh=False)
         if kind == "model":
             run_model_unit(ctx, plan)
         else:
-            _record_path(run_dir, "robustness", plan.model_id).unlink(missing_ok=True)
+            if plan.model_id not in stale_robustness:
+                _record_path(run_dir, "robustness", plan.model_id).unlink(missing_ok=True)
+                stale_robustness.add(plan.model_id)
             run_eval_unit(ctx, plan, es[0], es[1], len(plans))
         done += 1
     bar.close()
@@ -496,5 +545,5 @@ def _build(cfg: RunConfig, run_dir: Path, start: float) -> RunSummary:
     if meta.get("prunable_layers") != layers:
         meta["prunable_layers"] = layers
         store.write_json(meta, run_dir / store.RUN_JSON)
-    accs = {p.model_id: (_read_record(run_dir, "eval", f"{p.model_id}-clean") or {}).get("accuracy", float("nan")) for p in plans}
+    accs = {p.model_id: (_eval_record(run_dir, p.model_id, store.CLEAN, 0) or {}).get("accuracy", float("nan")) for p in plans}
     return RunSummary(run_dir, len(plans), len(plans) * len(evalsets), done, reused, time.perf_counter() - start, accs)

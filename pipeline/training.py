@@ -126,7 +126,7 @@ def finetune(model: nn.Module, images: np.ndarray, labels: np.ndarray, norm: Nor
     return fit(model, images, labels, norm, device, epochs, opt, sched, cfg.batch_size, seed, "none", desc)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def extract(model: nn.Module, head: nn.Linear, images: np.ndarray, norm: Normalizer, device: torch.device, batch_size: int) -> torch.Tensor:
     """Features X = input of the final nn.Linear for every image (captured by a forward hook), (N, m)."""
     captured: list[torch.Tensor] = []

@@ -1,0 +1,42 @@
+"""Robustness statistics of shared/DESIGN.md §1, as pure numpy functions (no torch).
+
+Shared by the terminal report and the dashboard, which reads the store only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+TRIM = 0.005  # drop the lowest and highest 0.5 % before plotting a density (Fig. 10)
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation over the pairs where both values are finite (NaN when undefined)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 2 or np.std(a[ok]) == 0 or np.std(b[ok]) == 0:
+        return float("nan")
+    return float(np.corrcoef(a[ok], b[ok])[0, 1])
+
+
+def relative_margin_change(clean_margin: np.ndarray, corrupted_margin: np.ndarray) -> np.ndarray:
+    """(m_clean − m_corrupted) / m_clean per sample and corrupted version (Fig. 10).
+
+    Shapes: clean (N,), corrupted (N,) or (K, N) for K corrupted versions; NaN where the
+    clean margin is zero or undefined.
+    """
+    clean = np.asarray(clean_margin, np.float64)
+    corrupted = np.asarray(corrupted_margin, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        change = (clean - corrupted) / clean
+    return np.where(np.isfinite(change), change, np.nan)
+
+
+def trim(values: np.ndarray, fraction: float = TRIM) -> np.ndarray:
+    """The finite values without the lowest and highest `fraction` of them."""
+    v = np.asarray(values, np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return v
+    lo, hi = np.quantile(v, [fraction, 1.0 - fraction])
+    return v[(v >= lo) & (v <= hi)]

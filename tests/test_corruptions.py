@@ -1,0 +1,215 @@
+"""Every registered corruption held to one contract, the official-file reader, and the
+robustness statistics against brute force."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+from sklearn.datasets import load_sample_images
+
+from pipeline import store
+from pipeline.config import parse_config
+from pipeline.corruptions import CORRUPTION_NAMES, CORRUPTIONS, SEVERITIES, CorruptionOptions, corrupt, load_official
+from pipeline.datasets import load_dataset
+from pipeline.errors import PruneScopeError
+from pipeline.report import table1
+from pipeline.runner import RunContext, build_run, evalset_images
+from pipeline.stats import relative_margin_change, trim
+from tests.conftest import tiny_config
+
+REPO = Path(__file__).resolve().parents[1]
+DIGITS = load_dataset("digits", test_limit=60).test_images
+
+
+def photo_patches(n: int = 24) -> np.ndarray:
+    """Real RGB photographs (scikit-learn's sample images) cut into 32×32 patches."""
+    img = load_sample_images().images[1]
+    small = np.asarray(Image.fromarray(img).resize((160, 107), Image.BOX))
+    return np.stack([small[r * 32 : (r + 1) * 32, c * 32 : (c + 1) * 32] for r in range(3) for c in range(5)] * 2)[:n]
+
+
+PHOTOS = photo_patches()
+
+
+def test_registry_is_the_canonical_nineteen():
+    assert CORRUPTIONS.names() == sorted(CORRUPTION_NAMES) and len(CORRUPTION_NAMES) == 19
+
+
+@pytest.mark.parametrize("name", CORRUPTION_NAMES)
+def test_shape_dtype_and_batch_independence(name):
+    for images in (DIGITS, PHOTOS):
+        ids = np.arange(100, 100 + len(images))
+        whole = corrupt(images, name, 3, ids)
+        assert whole.shape == images.shape and whole.dtype == np.uint8
+        halves = np.concatenate([corrupt(images[:7], name, 3, ids[:7]), corrupt(images[7:], name, 3, ids[7:])])
+        np.testing.assert_array_equal(whole, halves)
+        reordered = corrupt(images[::-1], name, 3, ids[::-1])[::-1]
+        np.testing.assert_array_equal(whole, reordered)
+        assert not np.array_equal(corrupt(images, name, 3, ids, CorruptionOptions(seed=1)), whole) or name in DETERMINISTIC
+
+
+DETERMINISTIC = {"defocus_blur", "zoom_blur", "gaussian_blur", "brightness", "contrast", "pixelate", "jpeg_compression", "saturate"}
+# These use no randomness, so a different seed gives the same image.
+
+# Where the CIFAR-10-C constants themselves are not monotone in pixel change:
+# elastic_transform trades a large affine jitter at severity 1 for elastic deformation later;
+# saturate desaturates at severities 1-2 (x0.3, x0.1) and oversaturates at 3-5, and leaves a gray
+# pixel gray at 1-3 (there is no saturation to scale), so it is measured on RGB photographs.
+NOT_MONOTONE_ON_DIGITS = {"elastic_transform", "saturate"}
+
+
+def mean_change(images: np.ndarray, name: str) -> list[float]:
+    ids = np.arange(len(images))
+    return [float(np.abs(corrupt(images, name, s, ids).astype(np.float64) - images).mean()) for s in SEVERITIES]
+
+
+@pytest.mark.parametrize("name", CORRUPTION_NAMES)
+def test_change_grows_with_severity_on_real_images(name):
+    images = PHOTOS if name in NOT_MONOTONE_ON_DIGITS else DIGITS
+    change = mean_change(images, name)
+    assert min(change) > 0, change
+    if name == "saturate":
+        assert change[1] > change[0] and change[4] > change[3] > change[2], change
+    elif name != "elastic_transform":
+        assert change[-1] > change[0], change
+
+
+def test_elastic_transform_deforms_at_every_severity():
+    change = mean_change(DIGITS, "elastic_transform")
+    assert min(change) > 5, change
+
+
+def test_same_images_in_another_process():
+    code = (
+        "import hashlib, numpy as np\n"
+        "from pipeline.corruptions import CORRUPTION_NAMES, corrupt\n"
+        "from pipeline.datasets import load_dataset\n"
+        "x = load_dataset('digits', test_limit=12).test_images\n"
+        "h = hashlib.sha256()\n"
+        "for n in CORRUPTION_NAMES: h.update(corrupt(x, n, 4, np.arange(12)).tobytes())\n"
+        "print(h.hexdigest())\n"
+    )
+    other = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+    h = hashlib.sha256()
+    for n in CORRUPTION_NAMES:
+        h.update(corrupt(DIGITS[:12], n, 4, np.arange(12)).tobytes())
+    assert other == h.hexdigest()
+
+
+def test_bad_arguments():
+    with pytest.raises(PruneScopeError, match="severity 6"):
+        corrupt(DIGITS, "fog", 6, np.arange(len(DIGITS)))
+    with pytest.raises(PruneScopeError, match="(?s)unknown corruption 'rain'.*brightness"):
+        corrupt(DIGITS, "rain", 1, np.arange(len(DIGITS)))
+    with pytest.raises(ValueError, match="uint8"):
+        corrupt(DIGITS.astype(np.float32), "fog", 1, np.arange(len(DIGITS)))
+
+
+def test_frost_from_a_folder_of_photos(tmp_path):
+    Image.fromarray(load_sample_images().images[0]).save(tmp_path / "frost1.jpg")
+    ids = np.arange(len(PHOTOS))
+    with_photo = corrupt(PHOTOS, "frost", 5, ids, CorruptionOptions(frost_dir=str(tmp_path)))
+    procedural = corrupt(PHOTOS, "frost", 5, ids)
+    assert with_photo.shape == PHOTOS.shape and not np.array_equal(with_photo, procedural)
+    with pytest.raises(PruneScopeError, match="no frost images"):
+        corrupt(PHOTOS, "frost", 5, ids, CorruptionOptions(frost_dir=str(tmp_path / "empty" if (tmp_path / "empty").mkdir() is None else "")))
+
+
+def write_official(root: Path, test_images: np.ndarray, labels: np.ndarray, names: list[str]) -> None:
+    """Tiny files in the official CIFAR-10-C layout: <name>.npy severity-major, labels.npy."""
+    root.mkdir(parents=True, exist_ok=True)
+    n = len(test_images)
+    for name in names:
+        stack = np.concatenate([np.clip(test_images.astype(np.int16) + 10 * s, 0, 255).astype(np.uint8) for s in SEVERITIES])
+        np.save(root / f"{name}.npy", stack)
+    np.save(root / "labels.npy", np.tile(labels, 5).astype(np.uint8))
+    assert len(np.load(root / f"{names[0]}.npy")) == 5 * n
+
+
+def test_official_files_are_read_instead_of_generated(tmp_path):
+    from tests.test_datasets import make_cifar
+
+    make_cifar(tmp_path / "cifar")
+    data = load_dataset("cifar10", tmp_path / "cifar")
+    write_official(tmp_path / "c10c", data.test_images, data.test_labels, ["fog", "snow"])
+    np.testing.assert_array_equal(load_official(tmp_path / "c10c", "fog", 3, 4), np.clip(data.test_images.astype(np.int16) + 30, 0, 255))
+    cfg = parse_config(tiny_config(
+        dataset={"name": "cifar10", "root": str(tmp_path / "cifar")},
+        models=[{"arch": "lenet5"}], prune=[], train={"epochs": 1},
+        evaluation={"corruptions": ["fog"], "severities": [2], "corrupted_root": str(tmp_path / "c10c")},
+    ))
+    ctx = RunContext(cfg, tmp_path / "run")
+    np.testing.assert_array_equal(evalset_images(ctx, "fog", 2), np.clip(data.test_images.astype(np.int16) + 20, 0, 255))
+    with pytest.raises(PruneScopeError, match="gaussian_noise.npy not found"):
+        evalset_images(ctx, "gaussian_noise", 1)
+    np.save(tmp_path / "c10c" / "labels.npy", np.zeros(20, np.uint8) + 3)
+    with pytest.raises(PruneScopeError, match="labels .* do not match"):
+        evalset_images(ctx, "fog", 2)
+
+
+@pytest.fixture(scope="module")
+def corrupted_run(tmp_path_factory) -> Path:
+    cfg = tiny_config(
+        prune=[{"method": "magnitude", "sparsity": 0.7}],
+        evaluation={"corruptions": ["gaussian_noise", "fog", "pixelate"], "severities": [2, 5]},
+    )
+    return build_run(parse_config(cfg), tmp_path_factory.mktemp("c")).run_dir
+
+
+def test_corrupted_sets_are_evaluated_and_cached(corrupted_run):
+    assert store.validate_run(corrupted_run) == []
+    evals = pq.read_table(corrupted_run / store.EVALUATIONS).to_pandas()
+    assert len(evals) == 2 * (1 + 3 * 2)
+    assert sorted((corrupted_run / "corrupted").glob("*.npy"))[0].name == "fog-2.npy"
+    assert len(list((corrupted_run / "corrupted").glob("*.npy"))) == 6
+
+
+def test_robustness_equals_brute_force_count(corrupted_run):
+    ds = store.samples_dataset(corrupted_run)
+    df = ds.to_table().to_pandas()
+    for model_id, g in df.groupby("model_id"):
+        corrupted = g[g["corruption"] != "clean"]
+        expected = corrupted.groupby("sample_id")["correct"].mean()
+        clean = g[g["corruption"] == "clean"].set_index("sample_id")
+        np.testing.assert_allclose(clean["robustness"].sort_index(), expected.sort_index(), rtol=1e-6)
+
+
+def test_table1_equals_numpy_by_hand(corrupted_run):
+    got = table1(corrupted_run)
+    clean = store.samples_dataset(corrupted_run).to_table(filter=pads.field("corruption") == "clean").to_pandas()
+    for model_id, g in clean.groupby("model_id"):
+        for metric in ("angle", "length", "margin"):
+            ok = np.isfinite(g[metric]) & np.isfinite(g["robustness"])
+            expected = np.corrcoef(g.loc[ok, "robustness"], g.loc[ok, metric])[0, 1]
+            assert got.loc[model_id, metric] == pytest.approx(expected, rel=1e-9)
+
+
+def test_report_prints_table1(corrupted_run):
+    out = subprocess.run([sys.executable, "-m", "pipeline", "report", str(corrupted_run)], cwd=REPO, capture_output=True, text=True)
+    assert "Table 1" in out.stdout and "margin" in out.stdout and out.returncode == 0
+
+
+def test_relative_margin_change_and_trimming():
+    clean = np.array([2.0, -1.0, 0.0, 4.0])
+    corrupted = np.array([[1.0, -2.0, 1.0, 4.0], [0.0, 1.0, 1.0, 8.0]])
+    change = relative_margin_change(clean, corrupted)
+    np.testing.assert_allclose(change[0], [0.5, -1.0, np.nan, 0.0])
+    np.testing.assert_allclose(change[1], [1.0, 2.0, np.nan, -1.0])
+    values = np.concatenate([np.arange(1000.0), [np.nan]])
+    kept = trim(values)
+    assert kept.min() >= 4.995 and kept.max() <= 994.005 and len(kept) == 990
+
+
+def test_preview_contact_sheet(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "pipeline", "corruptions", "--preview", str(tmp_path / "sheet.png"), "--sample", "5"], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    with Image.open(tmp_path / "sheet.png") as sheet:
+        assert sheet.size[0] > 500 and sheet.size[1] > 19 * 90
