@@ -55,6 +55,18 @@ def write_toml(cfg: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def pytest_setup_options():
+    """Headless Debian Chromium for dash[testing]'s browser tier (as root: no sandbox)."""
+    from selenium.webdriver.chrome.options import Options
+
+    options = Options()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1440,900",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"):
+        options.add_argument(flag)
+    return options
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A complete run of the tiny config, built once (about two seconds)."""

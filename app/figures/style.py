@@ -8,6 +8,7 @@ RED = "#d62728"
 YELLOW = "#f2b701"
 PURPLE = "#7b3fa0"
 GREEN = "#2ca02c"
+SELECTED = "#1f5fd6"
 
 METHOD_COLORS = {
     "dense": "#222222",

@@ -17,7 +17,7 @@ def variant_label(row: pd.Series) -> str:
     return f"{row['method']}{sched}{f', ft {ft}' if ft else ''}"
 
 
-def accuracy_vs_sparsity(models: pd.DataFrame, accuracy: str = "clean_accuracy", title: str = "Clean accuracy vs sparsity", selected: str | None = None) -> go.Figure:
+def accuracy_vs_sparsity(models: pd.DataFrame, accuracy: str = "clean_accuracy", title: str = "Clean accuracy vs sparsity", selected: str | None = None, legend_below: bool = False) -> go.Figure:
     """One line per (method, schedule, fine-tuning) over measured sparsity; the dense model as a
     dashed reference line. `models` needs model_id, method, schedule, steps, finetune_epochs,
     sparsity and the `accuracy` column; `selected` (a model id) is ringed."""
@@ -43,6 +43,7 @@ def accuracy_vs_sparsity(models: pd.DataFrame, accuracy: str = "clean_accuracy",
     fig.update_layout(
         title=title, font=FONT, template="plotly_white", margin={"l": 50, "r": 10, "t": 40, "b": 40},
         xaxis={"title": "sparsity (fraction of weights removed, measured)", "range": [-0.02, 1.0]},
-        yaxis={"title": "accuracy", "range": [0, 1.02]}, legend={"font": {"size": 10}},
+        yaxis={"title": "accuracy", "range": [0, 1.02]},
+        legend={"font": {"size": 9}, **({"orientation": "h", "y": -0.22, "yanchor": "top"} if legend_below else {})},
     )
     return fig

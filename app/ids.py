@@ -1,0 +1,46 @@
+"""Every component id of the dashboard, in one place (views import them; tests find them)."""
+
+# shared state (dcc.Store)
+RUN = "run-name"
+REFERENCE = "reference"  # {"model_id", "corruption", "severity"}
+COMPARED = "compared"  # same, or None
+COMBINATIONS = "combinations"  # list of combinations picked from the evaluation table
+SELECTION = "selection"  # {"samples": [ids] | None, "source": view name}
+FOCUS_CLASS = "focus-class"
+
+# header
+RUN_DROPDOWN = "run-dropdown"
+STATUS = "status"
+CLEAR_SELECTION = "clear-selection"
+SELECTION_BADGE = "selection-badge"
+
+# evaluation table
+EVAL_TABLE = "eval-table"
+EVAL_SEVERITY = "eval-severity"
+
+# selected combinations
+COMBO_TABLE = "combo-table"
+REFERENCE_DROPDOWN = "reference-dropdown"
+COMPARED_DROPDOWN = "compared-dropdown"
+
+# local geometry
+LOCAL_GRAPH = "local-graph"
+LOCAL_TRAJECTORY = "local-trajectory"
+LOCAL_DIFF_METRIC = "local-diff-metric"
+LOCAL_DIFF_RANGE = "local-diff-range"
+CLASS_DROPDOWN = "class-dropdown"
+
+# global geometry
+GLOBAL_GRAPH = "global-graph"
+GLOBAL_DENSITY = "global-density"
+GLOBAL_NOTE = "global-note"
+
+# samples
+SAMPLES_GRID = "samples-grid"
+SAMPLES_SORT = "samples-sort"
+SAMPLES_COUNT = "samples-count"
+
+# robustness
+ROBUST_MARGIN = "robust-margin"
+ROBUST_TABLE1 = "robust-table1"
+ROBUST_SWEETSPOT = "robust-sweetspot"

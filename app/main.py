@@ -1,0 +1,77 @@
+"""Build the Dash app over a store: the page layout, the shared state, every view's callbacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, dcc, html
+
+from app import ids
+from app.reader import StoreReader
+from app.state import selected_ids
+from app.views import combinations, evaltable, global_, local, robustness, samples
+from app.views.common import message
+
+REPO = Path(__file__).resolve().parents[1]
+VIEWS = (evaltable, combinations, local, global_, samples, robustness)
+
+
+def create_app(store_dir: str | Path, run: str | None = None, cache_dir: str | Path | None = None) -> dash.Dash:
+    """The dashboard over `store_dir`, opening on `run` (default: the first run)."""
+    reader = StoreReader(store_dir, cache_dir if cache_dir is not None else REPO / "cache" / "diskcache")
+    runs = reader.runs()
+    start = run if run in runs else (runs[0] if runs else None)
+    app = dash.Dash(
+        __name__, title="PruneScope", assets_folder=str(REPO / "assets"),
+        suppress_callback_exceptions=False,  # Bootstrap's CSS is served from assets/: no CDN, no internet
+    )
+    app.layout = layout(runs, start, str(store_dir))
+    for view in VIEWS:
+        view.register(app, reader)
+    register_shell(app)
+    return app
+
+
+def layout(runs: list[str], run: str | None, store_dir: str) -> html.Div:
+    header = dbc.Navbar(dbc.Container([
+        html.Span([html.B("PruneScope"), html.Span(" what did pruning do to my network?", className="tagline")], className="brand"),
+        html.Div([
+            html.Label("run", title="A run of the store: one data set, its models and evaluation sets", className="control-label"),
+            dcc.Dropdown(id=ids.RUN_DROPDOWN, options=runs, value=run, clearable=False, style={"width": "180px"}),
+            html.Span(id=ids.SELECTION_BADGE, className="selection-badge", title="Samples selected by brushing in the local or global geometry view; every view follows it"),
+            dbc.Button("clear selection", id=ids.CLEAR_SELECTION, size="sm", color="secondary", outline=True),
+        ], className="navbar-controls"),
+    ], fluid=True), color="light", className="mb-2 shadow-sm", sticky="top")
+    stores = [dcc.Store(id=ids.RUN, data=run), dcc.Store(id=ids.COMBINATIONS, data=[]), dcc.Store(id=ids.SELECTION, data=None)]
+    if run is None:
+        body = [message(f"the store {store_dir} has no runs yet", "build one: python -m pipeline run configs/demo.toml (or start python app.py, which builds the demo)")]
+        return html.Div([header, dbc.Container(body, fluid=True), *stores, _hidden_controls()])
+    body = [
+        dbc.Row([dbc.Col(evaltable.layout(), lg=8), dbc.Col(combinations.layout(), lg=4)], className="g-2"),
+        dbc.Row([dbc.Col(local.layout(), lg=12)], className="g-2"),
+        dbc.Row([dbc.Col(global_.layout(), lg=7), dbc.Col(samples.layout(), lg=5)], className="g-2"),
+        robustness.layout(),
+    ]
+    return html.Div([header, dbc.Container(body, fluid=True), *stores])
+
+
+def _hidden_controls() -> html.Div:
+    """The views' components, hidden, so that every callback has its inputs on an empty store."""
+    return html.Div([v.layout() for v in VIEWS], style={"display": "none"})
+
+
+def register_shell(app: dash.Dash) -> None:
+    @app.callback(Output(ids.RUN, "data"), Input(ids.RUN_DROPDOWN, "value"), prevent_initial_call=True)
+    def choose_run(value):
+        return value
+
+    @app.callback(Output(ids.SELECTION_BADGE, "children"), Input(ids.SELECTION, "data"))
+    def badge(selection):
+        chosen = selected_ids(selection)
+        return "no selection" if not chosen else f"{len(chosen)} samples selected ({selection.get('source')})"
+
+    @app.callback(Output(ids.SELECTION, "data", allow_duplicate=True), Input(ids.CLEAR_SELECTION, "n_clicks"), prevent_initial_call=True)
+    def clear(_):
+        return None

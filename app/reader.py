@@ -1,0 +1,203 @@
+"""The app's only door to the store: checked names, column- and partition-pruned reads, memoised.
+
+Every run name and model id that comes from the browser is checked against the store's own
+listing before any file is touched. Reads go through pyarrow dataset filters, so a view
+loads only the partitions and columns it draws; results are memoised in diskcache (shared
+by gunicorn workers) and keyed on the run's modification time, so a rebuilt run is never
+served stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import diskcache
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as pads
+
+from pipeline import store
+from pipeline.errors import PruneScopeError
+from pipeline.stats import pearson, relative_margin_change, trim
+
+SCALAR_COLUMNS = ["sample_id", "label", "pred", "correct", "confidence", "loss", "length", "margin", "angle"]
+
+
+class StoreError(PruneScopeError):
+    """A store or run the app cannot show; the page displays its message and fix."""
+
+
+class StoreReader:
+    """Read-only access to one store folder."""
+
+    def __init__(self, store_dir: str | Path, cache_dir: str | Path | None = None) -> None:
+        self.store_dir = Path(store_dir)
+        self.cache = diskcache.Cache(str(cache_dir)) if cache_dir is not None else None
+
+    # ------------------------------------------------------------ names
+
+    def runs(self) -> list[str]:
+        return store.list_runs(self.store_dir)
+
+    def run_dir(self, run: str) -> Path:
+        """The folder of `run`, which must be one of the store's runs (never a path from a request)."""
+        runs = self.runs()
+        if run not in runs:
+            raise StoreError(f"there is no run {run!r} in {self.store_dir}", f"pick one of: {', '.join(runs) or '(none: build one with python -m pipeline run configs/demo.toml)'}")
+        return self.store_dir / run
+
+    def check_model(self, run: str, model_id: str) -> str:
+        if model_id not in set(self.models(run)["model_id"]):
+            raise StoreError(f"run {run!r} has no model {model_id!r}", "pick a model from the evaluation table")
+        return model_id
+
+    def check_evalset(self, run: str, model_id: str, corruption: str, severity: int) -> tuple[str, int]:
+        ev = self.evaluations(run)
+        hit = ev[(ev["model_id"] == model_id) & (ev["corruption"] == corruption) & (ev["severity"] == int(severity))]
+        if hit.empty:
+            raise StoreError(f"model {model_id!r} has no evaluation on {store.evalset_name(corruption, int(severity))}", "finish the run with python -m pipeline run CONFIG (it resumes), or pick another evaluation set")
+        return corruption, int(severity)
+
+    # ------------------------------------------------------------ memo
+
+    def _version(self, run: str) -> str:
+        run_dir = self.run_dir(run)
+        stamps = [f"{p.stat().st_mtime_ns}" for p in (run_dir / store.RUN_JSON, run_dir / store.MODELS, run_dir / store.EVALUATIONS) if p.exists()]
+        return "-".join(stamps)
+
+    def _memo(self, run: str, name: str, args: Sequence[Any], fn: Callable[[], Any]) -> Any:
+        if self.cache is None:
+            return fn()
+        key = hashlib.sha256(repr((str(self.store_dir), run, self._version(run), name, tuple(args))).encode()).hexdigest()
+        hit = self.cache.get(key, default=None)
+        if hit is None:
+            hit = fn()
+            self.cache.set(key, hit, expire=24 * 3600)
+        return hit
+
+    # ------------------------------------------------------------ tables
+
+    def meta(self, run: str) -> dict[str, Any]:
+        try:
+            return store.read_run_json(self.run_dir(run))
+        except StoreError:
+            raise
+        except PruneScopeError as exc:
+            raise StoreError(exc.problem, exc.fix) from None
+
+    def _table(self, run: str, name: str) -> pd.DataFrame:
+        self.meta(run)
+        try:
+            return store.read_table(self.run_dir(run) / name).to_pandas()
+        except PruneScopeError as exc:
+            raise StoreError(exc.problem, exc.fix) from None
+
+    def models(self, run: str) -> pd.DataFrame:
+        return self._memo(run, "models", (), lambda: self._table(run, store.MODELS))
+
+    def evaluations(self, run: str) -> pd.DataFrame:
+        """Evaluations joined with each model's arch, method, variant columns and sparsity."""
+
+        def load() -> pd.DataFrame:
+            ev = self._table(run, store.EVALUATIONS)
+            cols = ["model_id", "arch", "method", "scope", "schedule", "steps", "finetune_epochs", "sparsity", "target_sparsity"]
+            return ev.merge(self.models(run)[cols], on="model_id", how="left")
+
+        return self._memo(run, "evaluations", (), load)
+
+    def samples(self, run: str, model_id: str, corruption: str, severity: int, with_angles: bool = False, labels: Sequence[int] | None = None) -> pd.DataFrame:
+        """Per-sample rows of one evaluation set (optionally only some labels), sorted by sample id.
+
+        With `with_angles`, columns a0..a{C−1} hold the angle to every class direction.
+        """
+        self.check_model(run, model_id)
+        self.check_evalset(run, model_id, corruption, severity)
+        key = (model_id, corruption, int(severity), with_angles, tuple(sorted(labels)) if labels is not None else None)
+
+        def load() -> pd.DataFrame:
+            path = store.samples_path(self.run_dir(run), model_id, corruption, int(severity))
+            ds = pads.dataset(path, format="parquet")
+            flt = pads.field("label").isin(list(labels)) if labels is not None else None
+            table = ds.to_table(columns=SCALAR_COLUMNS + ["robustness"] + (["angles"] if with_angles else []), filter=flt)
+            df = table.drop_columns(["angles"]).to_pandas() if with_angles else table.to_pandas()
+            if with_angles:
+                angles = table.column("angles").combine_chunks()
+                c = angles.type.list_size
+                mat = angles.flatten().to_numpy(zero_copy_only=False).reshape(-1, c)
+                df = pd.concat([df, pd.DataFrame(mat, columns=[f"a{j}" for j in range(c)])], axis=1)
+            return df.sort_values("sample_id", ignore_index=True)
+
+        return self._memo(run, "samples", key, load)
+
+    def subset_accuracy(self, run: str, sample_ids: Sequence[int]) -> pd.DataFrame:
+        """Accuracy of every evaluation restricted to `sample_ids`: model_id, corruption, severity, accuracy."""
+        ids = sorted({int(i) for i in sample_ids})
+        digest = hashlib.sha256(np.asarray(ids, np.int64).tobytes()).hexdigest()
+
+        def load() -> pd.DataFrame:
+            ds = store.samples_dataset(self.run_dir(run))
+            table = ds.to_table(columns=["model_id", "corruption", "severity", "correct"], filter=pads.field("sample_id").isin(ids))
+            grouped = table.group_by(["model_id", "corruption", "severity"]).aggregate([("correct", "mean")])
+            return grouped.rename_columns(["model_id", "corruption", "severity", "accuracy"]).to_pandas()
+
+        return self._memo(run, "subset_accuracy", (digest,), load)
+
+    def margin_changes(self, run: str, model_id: str, corruptions: Sequence[str] | None = None) -> np.ndarray:
+        """Relative margin change of every sample under every corrupted version, trimmed 0.5 % each side."""
+        self.check_model(run, model_id)
+
+        def load() -> np.ndarray:
+            ds = pads.dataset(self.run_dir(run) / store.SAMPLES_DIR / f"model_id={model_id}", format="parquet")
+            t = ds.to_table(columns=["corruption", "severity", "sample_id", "margin"]).to_pandas()
+            clean = t[t["corruption"] == store.CLEAN].set_index("sample_id")["margin"]
+            corrupted = t[t["corruption"] != store.CLEAN]
+            if corruptions is not None:
+                corrupted = corrupted[corrupted["corruption"].isin(list(corruptions))]
+            if corrupted.empty:
+                return np.empty(0)
+            change = relative_margin_change(clean.reindex(corrupted["sample_id"]).to_numpy(), corrupted["margin"].to_numpy())
+            return trim(change)
+
+        return self._memo(run, "margin_changes", (model_id, tuple(corruptions or ())), load)
+
+    def table1(self, run: str) -> pd.DataFrame:
+        """Pearson correlation of per-sample robustness with the clean angle, length and margin, per model."""
+
+        def load() -> pd.DataFrame:
+            ds = store.samples_dataset(self.run_dir(run))
+            df = ds.to_table(columns=["model_id", "angle", "length", "margin", "robustness"], filter=pads.field("corruption") == store.CLEAN).to_pandas()
+            rows = [
+                {"model_id": m, **{k: pearson(g["robustness"].to_numpy(), g[k].to_numpy()) for k in ("angle", "length", "margin")}}
+                for m, g in df.groupby("model_id", sort=True)
+            ]
+            return pd.DataFrame(rows, columns=["model_id", "angle", "length", "margin"])
+
+        return self._memo(run, "table1", (), load)
+
+    def images(self, run: str, sample_ids: Sequence[int], corruption: str = store.CLEAN, severity: int = 0) -> tuple[dict[int, bytes], bool]:
+        """PNG bytes of samples as the model saw them, and whether they are the corrupted version.
+
+        Corrupted versions come from the run's cache of generated sets (`corrupted/<set>.npy`);
+        without it (official CIFAR-10-C files were used) the clean images are returned.
+        """
+        run_dir = self.run_dir(run)
+        ids = [int(i) for i in sample_ids]
+        if corruption != store.CLEAN:
+            cached = run_dir / "corrupted" / f"{store.evalset_name(corruption, int(severity))}.npy"
+            if cached.is_file():
+                arr = np.load(cached, mmap_mode="r")
+                return {i: _png(np.asarray(arr[i])) for i in ids if 0 <= i < len(arr)}, True
+        t = pads.dataset(run_dir / store.IMAGES, format="parquet").to_table(columns=["sample_id", "png"], filter=pads.field("sample_id").isin(ids))
+        return dict(zip(t.column("sample_id").to_pylist(), t.column("png").to_pylist())), False
+
+
+def _png(img: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(buf, format="PNG")
+    return buf.getvalue()
+

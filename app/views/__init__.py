@@ -1,0 +1,1 @@
+"""One module per view: its layout and its callbacks."""

@@ -1,0 +1,116 @@
+"""Browser tier: the real app in headless Chromium (dash[testing]); waits on conditions, never sleeps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.support.ui import WebDriverWait
+
+from app import ids
+from app.main import create_app
+from pipeline.config import parse_config
+from pipeline.runner import build_run
+from tests.conftest import tiny_config
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="session")
+def browser_store(tmp_path_factory) -> Path:
+    """A small run with corrupted sets, built once for the browser tests."""
+    store_dir = tmp_path_factory.mktemp("browser-store")
+    cfg = tiny_config(evaluation={"corruptions": ["gaussian_noise", "fog"], "severities": [3]})
+    build_run(parse_config(cfg), store_dir)
+    return store_dir
+
+
+@pytest.fixture
+def dash_app(dash_duo, browser_store, tmp_path):
+    dash_duo.start_server(create_app(browser_store, "tiny", cache_dir=tmp_path / "dc"))
+    dash_duo.driver.set_window_size(1440, 900)
+    return dash_duo
+
+
+def figure_data(duo, graph_id: str) -> list:
+    return duo.driver.execute_script(f"const el = document.querySelector('#{graph_id} .js-plotly-plot'); return el && el.data ? el.data : null;") or []
+
+
+def wait(duo, condition, timeout: float = 30):
+    return WebDriverWait(duo.driver, timeout, poll_frequency=0.1).until(lambda _: condition())
+
+
+def views_drawn(duo) -> bool:
+    table = figure_data(duo, ids.EVAL_TABLE)
+    local = figure_data(duo, ids.LOCAL_GRAPH)
+    glob = figure_data(duo, ids.GLOBAL_GRAPH)
+    margin = figure_data(duo, ids.ROBUST_MARGIN)
+    sweet = figure_data(duo, ids.ROBUST_SWEETSPOT)
+    images = duo.driver.find_elements("css selector", f"#{ids.SAMPLES_GRID} img")
+    return (
+        any(t.get("type") == "bar" and len(t.get("x") or []) > 10 for t in table)
+        and any(t.get("type") == "scattergl" and len(t.get("x") or []) > 0 for t in local)
+        and any(t.get("type") == "parcoords" for t in glob)
+        and any(t.get("fill") == "tozeroy" for t in margin)
+        and len(sweet) > 3 and len(images) > 0
+    )
+
+
+def settled(duo) -> bool:
+    """Every view drawn and no callback in flight (dash's own redux request queue is empty)."""
+    return views_drawn(duo) and duo._wait_for_callbacks()
+
+
+def test_every_view_draws_data_without_console_errors(dash_app):
+    wait(dash_app, lambda: views_drawn(dash_app))
+    rows = dash_app.driver.find_elements("css selector", f"#{ids.ROBUST_TABLE1} td")
+    assert rows, "Table 1 has rows"
+    assert "digits_cnn-dense" in dash_app.find_element(f"#{ids.COMBO_TABLE}").text
+    assert dash_app.get_logs() == []
+
+
+def test_box_selection_drives_samples_global_and_table(dash_app):
+    wait(dash_app, lambda: settled(dash_app))
+    before = dash_app.find_element(f"#{ids.SAMPLES_COUNT}").text
+    scatter = next(t for t in figure_data(dash_app, ids.LOCAL_GRAPH) if t.get("type") == "scattergl")
+    subplot = scatter.get("xaxis", "x") + scatter.get("yaxis", "y")  # the first class's scatter panel
+    plot = dash_app.find_element(f'#{ids.LOCAL_GRAPH} .nsewdrag[data-subplot="{subplot}"]')
+    in_view = "const r = arguments[0].getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight;"
+    dash_app.driver.execute_script("window.scrollTo(0, window.scrollY + arguments[0].getBoundingClientRect().top - 120);", plot)
+    wait(dash_app, lambda: dash_app.driver.execute_script(in_view, plot))
+    w, h = plot.size["width"], plot.size["height"]
+    drag = ActionChains(dash_app.driver).move_to_element(plot).move_by_offset(-w // 3, -h // 3).click_and_hold()
+    for _ in range(8):  # plotly follows the pointer: move in steps, as a hand would
+        drag = drag.move_by_offset(w // 12, h // 12)
+    drag.release().perform()
+    wait(dash_app, lambda: "selected (local)" in dash_app.find_element(f"#{ids.SELECTION_BADGE}").text)
+    wait(dash_app, lambda: "selected" in dash_app.find_element(f"#{ids.SAMPLES_COUNT}").text and dash_app.find_element(f"#{ids.SAMPLES_COUNT}").text != before)
+    wait(dash_app, lambda: any(t.get("name") == "difference" for t in figure_data(dash_app, ids.EVAL_TABLE)))
+    selected_lines = (  # plotly keeps typed arrays as {dtype, bdata, _inputArray}
+        f"const el = document.querySelector('#{ids.GLOBAL_GRAPH} .js-plotly-plot'); if (!el || !el.data) return false;"
+        "const c = el.data[0].line.color; return Object.values(c._inputArray || c).includes(2);"
+    )
+    wait(dash_app, lambda: dash_app.driver.execute_script(selected_lines))
+    dash_app.find_element(f"#{ids.CLEAR_SELECTION}").click()
+    wait(dash_app, lambda: dash_app.find_element(f"#{ids.SELECTION_BADGE}").text == "no selection")
+    assert dash_app.get_logs() == []
+
+
+def test_clicking_a_bar_compares_and_draws_trajectories(dash_app):
+    wait(dash_app, lambda: settled(dash_app))
+    bars = dash_app.driver.find_elements("css selector", f"#{ids.EVAL_TABLE} .trace.bars .point path")
+    assert len(bars) > 10
+    ActionChains(dash_app.driver).move_to_element(bars[len(bars) // 2]).click().perform()
+    wait(dash_app, lambda: "compared" in dash_app.find_element(f"#{ids.COMBO_TABLE}").text)
+    wait(dash_app, lambda: any("right → wrong" in a.get("text", "") for a in dash_app.driver.execute_script(
+        f"const el = document.querySelector('#{ids.LOCAL_GRAPH} .js-plotly-plot'); return el && el.layout ? el.layout.annotations || [] : [];")))
+    lines = [t for t in figure_data(dash_app, ids.LOCAL_GRAPH) if t.get("mode") == "lines"]
+    assert lines and any(len(t.get("x") or []) >= 3 for t in lines)
+    assert dash_app.get_logs() == []
+
+
+def test_empty_store_shows_a_message(dash_duo, tmp_path):
+    dash_duo.start_server(create_app(tmp_path / "empty-store", cache_dir=tmp_path / "dc"))
+    dash_duo.wait_for_contains_text(".store-message", "has no runs yet", timeout=20)
+    assert dash_duo.get_logs() == []
