@@ -14,6 +14,17 @@ CHROMIUM_FLAGS = (
 )
 
 
+def chrome_options(width: int = 1440, height: int = 900):
+    """Selenium options for headless Debian Chromium (as root it needs --no-sandbox)."""
+    from selenium.webdriver.chrome.options import Options
+
+    options = Options()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in (*CHROMIUM_FLAGS, f"--window-size={width},{height}"):
+        options.add_argument(flag)
+    return options
+
+
 def screenshot(url: str, out: Path, width: int = 1440, height: int = 900, wait_ms: int = 2000) -> None:
     """Screenshot `url` at width × height into `out` (PNG)."""
     with tempfile.TemporaryDirectory() as profile:

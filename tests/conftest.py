@@ -57,14 +57,9 @@ def write_toml(cfg: dict[str, Any], path: Path) -> Path:
 
 def pytest_setup_options():
     """Headless Debian Chromium for dash[testing]'s browser tier (as root: no sandbox)."""
-    from selenium.webdriver.chrome.options import Options
+    from scripts.render_png import chrome_options
 
-    options = Options()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1440,900",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"):
-        options.add_argument(flag)
-    return options
+    return chrome_options()
 
 
 @pytest.fixture(scope="session")

@@ -21,9 +21,12 @@ BAR_SPACE = 0.84
 HEIGHT_FRACTION = 0.72
 
 
+ABBREVIATIONS = {"magnitude": "mag", "random": "rand", "taylor": "taylor", "filter": "filter", "channel": "chan", "mpt": "mpt"}
+
+
 def short_label(row: pd.Series) -> str:
     """A cell's compact label: method, iterative steps, fine-tuning epochs."""
-    parts = [str(row["method"])]
+    parts = [ABBREVIATIONS.get(str(row["method"]), str(row["method"])[:8])]
     if row.get("schedule") == "iterative":
         parts.append(f"it{int(row['steps'])}")
     if int(row.get("finetune_epochs") or 0):
@@ -31,14 +34,10 @@ def short_label(row: pd.Series) -> str:
     return " ".join(parts)
 
 
-def evalset_columns(evals: pd.DataFrame) -> list[str]:
-    """Column keys: clean first, then each corruption in the order of the run."""
-    corr = [c for c in dict.fromkeys(evals["corruption"]) if c != "clean"]
-    return ["clean"] + corr
-
-
 def table_frame(evals: pd.DataFrame, severity: int | str) -> pd.DataFrame:
     """One accuracy per (model, column): clean, and each corruption at `severity` (or their mean)."""
+    if evals.empty:
+        return evals.assign(variant=pd.Series(dtype=str), row=pd.Series(dtype=str), column=pd.Series(dtype=str))
     ev = evals.assign(variant=evals.apply(variant_label, axis=1), row=lambda d: d["arch"].astype(str) + " · " + d.apply(variant_label, axis=1))
     clean = ev[ev["corruption"] == "clean"]
     corrupted = ev[ev["corruption"] != "clean"]
@@ -126,7 +125,7 @@ def evaluation_table(
     if diff["x"]:
         fig.add_trace(go.Bar(x=diff["x"], y=diff["y"], base=diff["base"], width=diff["width"], marker={"color": diff["color"]}, hoverinfo="skip", showlegend=False, name="difference"))
     fig.add_trace(go.Scatter(x=dense_lines["x"], y=dense_lines["y"], mode="lines", line={"color": "#222", "dash": "dash", "width": 1}, hoverinfo="skip", showlegend=False, name="dense"))
-    fig.add_trace(go.Scatter(x=labels["x"], y=labels["y"], mode="text", text=labels["text"], textposition="middle right", textfont={"size": 9, "color": "#444"}, hoverinfo="skip", showlegend=False))
+    fig.add_trace(go.Scatter(x=labels["x"], y=labels["y"], mode="text", text=labels["text"], textposition="middle right", textfont={"size": 8, "color": "#444"}, hoverinfo="skip", showlegend=False))
     for m in sorted(set(pruned["method"])):
         fig.add_trace(go.Bar(x=[None], y=[None], marker={"color": method_color(m)}, name=m, showlegend=True))
     shapes = [

@@ -50,7 +50,7 @@ def small_multiples(df: pd.DataFrame, class_names: list[str], classes: list[int]
     nrows = math.ceil(len(classes) / ncols)
     fig = make_subplots(
         rows=2 * nrows, cols=2 * ncols, row_heights=[0.22, 0.78] * nrows, column_widths=[0.78, 0.22] * ncols,
-        horizontal_spacing=0.012, vertical_spacing=0.035,
+        horizontal_spacing=0.012, vertical_spacing=0.05,
         subplot_titles=_grid_titles(df, classes, class_names, nrows, ncols),
     )
     a_lo, a_hi = np.nanmin(df["angle"]), np.nanmax(df["angle"])
@@ -85,8 +85,8 @@ def small_multiples(df: pd.DataFrame, class_names: list[str], classes: list[int]
             fig.add_annotation(text=f"{len(g)} of {total} shown", showarrow=False, xref="x domain", yref="y domain", x=1, y=1, font={"size": 9}, row=r + 1, col=col)
     fig.update_annotations(font_size=11)
     fig.update_layout(
-        font=FONT, template="plotly_white", height=330 * nrows, margin={"l": 40, "r": 10, "t": 30, "b": 40}, dragmode="select",
-        legend={"orientation": "h", "y": 1.04, "x": 1, "xanchor": "right"}, uirevision="local",
+        font=FONT, template="plotly_white", height=340 * nrows + 30, margin={"l": 40, "r": 10, "t": 30, "b": 70}, dragmode="select",
+        legend={"orientation": "h", "y": -0.06, "yanchor": "top", "x": 0}, uirevision="local",
     )
     return fig
 
@@ -148,5 +148,5 @@ def comparison(moves: pd.DataFrame, class_name: str, selected: set[int] | None =
     fig.update_yaxes(title_text="length", title_font={"size": 10}, row=1, col=1)
     fig.update_annotations(font_size=11)
     fig.update_layout(font=FONT, template="plotly_white", height=360, margin={"l": 50, "r": 10, "t": 50, "b": 40}, dragmode="select",
-                      title={"text": f"<b>{class_name}</b>: reference (grey) → compared (yellow)", "font": {"size": 13}, "x": 0.01}, legend={"orientation": "h", "y": 1.17, "x": 1, "xanchor": "right"}, uirevision="local-cmp")
+                      title={"text": f"<b>{class_name}</b>: reference (grey) → compared (yellow)", "font": {"size": 13}, "x": 0.01}, legend={"orientation": "h", "y": 1.17, "x": 0.45}, uirevision="local-cmp")
     return fig

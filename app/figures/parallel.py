@@ -69,7 +69,7 @@ def density_strips(ref: pd.DataFrame, cmp: pd.DataFrame | None, dims: list[tuple
         hi = max(float(np.nanmax(f[col])) for f, _ in frames if not f.empty) if not ref.empty else 1
         for frame, color in frames:
             x, d = kde(frame[col].to_numpy(), lo, hi)
-            fig.add_trace(go.Scatter(x=d, y=x, mode="lines", fill="tozerox", line={"color": color, "width": 1}, hoverinfo="skip", showlegend=False), row=1, col=i)
+            fig.add_trace(go.Scatter(x=d, y=x, mode="lines", fill="tozerox", opacity=0.55, line={"color": color, "width": 1.5}, hoverinfo="skip", showlegend=False), row=1, col=i)
         fig.update_xaxes(visible=False, row=1, col=i)
         fig.update_yaxes(visible=False, row=1, col=i)
     fig.update_layout(template="plotly_white", height=90, margin={"l": 35, "r": 35, "t": 4, "b": 4})

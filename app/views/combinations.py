@@ -5,7 +5,6 @@ from __future__ import annotations
 import dash
 import pandas as pd
 from dash import Input, Output, State, dcc, html
-import dash_bootstrap_components as dbc
 
 from app import ids
 from app.reader import StoreError, StoreReader
@@ -91,7 +90,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
             evals = reader.evaluations(run)
         except StoreError as exc:
             return message(exc.problem, exc.fix)
-        rows = []
+        items = []
         for key in combos or []:
             combo = Combo.parse(key)
             if combo is None or combo.model_id not in models.index:
@@ -99,12 +98,13 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
             m = models.loc[combo.model_id]
             ev = evals[(evals["model_id"] == combo.model_id) & (evals["corruption"] == combo.corruption) & (evals["severity"] == combo.severity)]
             role = "reference" if key == ref_key else "compared" if key == cmp_key else ""
-            rows.append(html.Tr([
-                html.Td(html.Span(role, className=f"role role-{role}") if role else ""),
-                html.Td(combo.model_id, className="mono"), html.Td(str(m["arch"])), html.Td(str(m["method"])),
-                html.Td("" if pd.isna(m["scope"]) else f"{m['scope']}, {m['schedule']}"),
-                html.Td(f"{m['sparsity']:.2f}"), html.Td(str(int(m["finetune_epochs"]))),
-                html.Td(combo.evalset), html.Td(f"{ev['accuracy'].iloc[0]:.3f}" if not ev.empty else "–"),
-            ]))
-        head = html.Thead(html.Tr([html.Th(h) for h in ("", "model", "arch", "method", "scope, schedule", "sparsity", "ft", "set", "acc.")]))
-        return dbc.Table([head, html.Tbody(rows)], size="sm", hover=True, className="combo-details")
+            schedule = "" if pd.isna(m["scope"]) else f" · {m['scope']}, {m['schedule']}" + (f" ×{int(m['steps'])}" if m["schedule"] == "iterative" else "")
+            items.append(html.Li([
+                html.Div([html.Span(role, className=f"role role-{role}") if role else None, html.Span(combo.model_id, className="mono")]),
+                html.Div(
+                    f"{m['arch']} · {m['method']}{schedule} · sparsity {m['sparsity']:.2f} · fine-tune {int(m['finetune_epochs'])} ep"
+                    f" · init {m.get('init', '–')} · {combo.evalset}: accuracy {ev['accuracy'].iloc[0]:.3f}" if not ev.empty else "",
+                    className="combo-meta",
+                ),
+            ], className=f"combo-item {role}"))
+        return html.Ul(items, className="combo-list")

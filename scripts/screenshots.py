@@ -1,0 +1,85 @@
+"""Screenshots of every view at 1440×900 for the README: `python scripts/screenshots.py STORE RUN docs/`.
+
+Starts the dashboard on a free loopback port, drives headless Chromium through the main
+interactions (a compared model, a box selection) and saves one PNG per view.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.support.ui import WebDriverWait
+from werkzeug.serving import make_server
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app import ids  # noqa: E402
+from app.main import create_app  # noqa: E402
+from scripts.render_png import chrome_options  # noqa: E402
+
+COMPARE = ("digits_cnn-random-global-oneshot-s50-ft0", "clean")  # a model whose geometry moved
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def settle(driver, seconds: float = 1.5) -> None:
+    """Wait until no Dash request is pending, then let plotly finish drawing."""
+    WebDriverWait(driver, 60, 0.2).until(lambda d: d.execute_script("const s = window.store && window.store.getState(); return !!s && !s.isLoading;"))
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        time.sleep(0.1)
+
+
+def shoot(driver, element_id: str, out: Path) -> None:
+    el = driver.find_element("css selector", f"#{element_id}")
+    card = el.find_element("xpath", "./ancestor::div[contains(@class,'view-card')]")
+    driver.execute_script("window.scrollTo(0, window.scrollY + arguments[0].getBoundingClientRect().top - 70);", card)
+    settle(driver, 1.0)
+    card.screenshot(str(out))
+    print(out)
+
+
+def main() -> None:
+    store, run, outdir = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    outdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    server = make_server("127.0.0.1", port, create_app(store, run).server, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    driver = webdriver.Chrome(options=chrome_options())
+    driver.set_window_size(1440, 900)
+    try:
+        driver.get(f"http://127.0.0.1:{port}/")
+        WebDriverWait(driver, 60, 0.2).until(lambda d: d.find_elements("css selector", f"#{ids.SAMPLES_GRID} img"))
+        settle(driver, 3)
+        driver.save_screenshot(str(outdir / "dashboard_1440x900.png"))
+        for view, name in ((ids.EVAL_TABLE, "evaluation_table"), (ids.COMBO_TABLE, "combinations"), (ids.LOCAL_GRAPH, "local_geometry"),
+                           (ids.GLOBAL_GRAPH, "global_geometry"), (ids.SAMPLES_GRID, "samples"), (ids.ROBUST_MARGIN, "robustness_margin"),
+                           (ids.ROBUST_SWEETSPOT, "robustness_sweetspot"), (ids.ROBUST_TABLE1, "robustness_table1")):
+            shoot(driver, view, outdir / f"view_{name}.png")
+        bars = driver.find_elements("css selector", f"#{ids.EVAL_TABLE} .trace.bars .point path")
+        index = driver.execute_script(
+            f"return document.querySelector('#{ids.EVAL_TABLE} .js-plotly-plot').data[0].customdata"
+            ".findIndex(c => c[0] === arguments[0] && c[1] === arguments[1]);", COMPARE[0], COMPARE[1])
+        driver.execute_script("window.scrollTo(0, 0);")
+        ActionChains(driver).move_to_element(bars[index]).click().perform()
+        settle(driver, 3)
+        shoot(driver, ids.LOCAL_GRAPH, outdir / "view_local_comparison.png")
+        shoot(driver, ids.GLOBAL_GRAPH, outdir / "view_global_comparison.png")
+        shoot(driver, ids.SAMPLES_GRID, outdir / "view_samples_comparison.png")
+    finally:
+        driver.quit()
+        server.shutdown()
+
+
+if __name__ == "__main__":
+    main()

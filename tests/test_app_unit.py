@@ -1,0 +1,170 @@
+"""App unit tier: every figure builder on small, empty and one-class frames; the reader's
+filters, name checks and error messages. No browser, no torch in the app."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from app.figures.density import kde
+from app.figures.evaltable import evaluation_table, table_frame
+from app.figures.local import comparison, small_multiples, trajectories
+from app.figures.parallel import brushed, density_strips, dimensions, parallel_coordinates, rank_axes
+from app.figures.robustness import margin_change
+from app.figures.sweetspot import accuracy_vs_sparsity
+from app.reader import StoreError, StoreReader
+from app.state import Combo, make_selection, selected_ids
+from app.views.local import decode_array, points_to_ids
+from pipeline import store
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def samples_frame(n: int = 40, classes: int = 3, seed: int = 0, with_angles: bool = True) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({
+        "sample_id": np.arange(n), "label": rng.integers(0, classes, n), "pred": rng.integers(0, classes, n),
+        "angle": rng.uniform(40, 90, n), "length": rng.uniform(1, 5, n), "margin": rng.normal(0, 1, n),
+        "confidence": rng.uniform(0, 1, n), "loss": rng.uniform(0, 2, n), "robustness": rng.uniform(0, 1, n),
+    })
+    df["correct"] = df["margin"] > 0
+    if with_angles:
+        for j in range(classes):
+            df[f"a{j}"] = rng.uniform(30, 120, n)
+    return df
+
+
+def evals_frame() -> pd.DataFrame:
+    rows = []
+    for mid, method, sp in (("m-dense", "dense", 0.0), ("m-mag-50", "magnitude", 0.5), ("m-mag-90", "magnitude", 0.9), ("m-rand-50", "random", 0.5)):
+        for corr, sev, acc in (("clean", 0, 0.9), ("fog", 1, 0.8), ("fog", 3, 0.6)):
+            rows.append({"model_id": mid, "arch": "net", "method": method, "scope": "global", "schedule": "oneshot", "steps": 1,
+                         "finetune_epochs": 0, "sparsity": sp, "target_sparsity": sp, "corruption": corr, "severity": sev,
+                         "accuracy": acc - sp / 4, "n": 10})
+    return pd.DataFrame(rows)
+
+
+def test_evaluation_table_ranks_highlights_and_shows_subset():
+    frame = table_frame(evals_frame(), 3)
+    fig = evaluation_table(frame, selected="m-mag-50")
+    bars = fig.data[0]
+    assert len(bars.x) == 2 * 3  # 3 pruned models × (clean, fog)
+    widths = dict(zip([c[0] + c[1] for c in bars.customdata], bars.marker.line.width))
+    assert widths["m-mag-50clean"] > 0 and widths["m-rand-50clean"] == 0
+    top = max(range(len(bars.x)), key=lambda i: bars.base[i])
+    assert bars.customdata[top][0].startswith("m-mag")  # magnitude's best beats random's: on top
+    subset = frame[["model_id", "column"]].assign(accuracy=0.2)
+    with_subset = evaluation_table(frame, subset=subset, subset_size=5)
+    assert any(t.name == "difference" for t in with_subset.data)
+    mean = table_frame(evals_frame(), "mean")
+    assert mean[mean["column"] == "fog"]["accuracy"].round(3).tolist() == pytest.approx([0.7, 0.575, 0.475, 0.575])
+
+
+def test_evaluation_table_empty():
+    fig = evaluation_table(table_frame(evals_frame().iloc[0:0], 3))
+    assert "no evaluations" in fig.layout.annotations[0].text
+
+
+def test_local_small_multiples_and_comparison():
+    df = samples_frame()
+    fig = small_multiples(df, ["a", "b", "c"], [0, 1, 2], selected={1, 2})
+    assert isinstance(fig, go.Figure) and any(t.type == "scattergl" for t in fig.data)
+    assert "a</b> · " in fig.layout.annotations[0].text
+    one = small_multiples(df[df["label"] == 1], ["a", "b", "c"], [0, 1, 2])
+    assert sum(t.type == "scattergl" for t in one.data) == 2  # one class: correct + incorrect
+    assert "no samples" in small_multiples(df.iloc[0:0], ["a"], [0]).layout.annotations[0].text
+    moves = trajectories(df, samples_frame(seed=1).assign(label=df["label"]))
+    assert set(moves["category"]) <= {"both_wrong", "right_wrong", "wrong_right", "both_right"}
+    assert (moves["d_margin"] == moves["margin_cmp"] - moves["margin_ref"]).all()
+    cmp = comparison(moves[moves["label"] == 0], "a")
+    assert [a.text.split(" (")[0] for a in cmp.layout.annotations[:5]] == ["all samples", "both wrong", "right → wrong", "wrong → right", "both right"]
+    assert "no samples" in comparison(moves.iloc[0:0], "a").layout.annotations[0].text
+
+
+def test_parallel_coordinates_brushing_and_axis_ranking():
+    df = samples_frame(classes=30)
+    dims = dimensions(rank_axes(df, None, 0, 30), [f"c{j}" for j in range(30)])
+    assert len(dims) == 20 + 2 and dims[0][0] == "a0" and dims[-1][0] == "margin"
+    fig = parallel_coordinates(df[df["label"] == 0], dims, "t", selected={int(df.loc[df["label"] == 0, "sample_id"].iloc[0])})
+    assert fig.data[0].type == "parcoords" and 2 in list(fig.data[0].line.color)
+    ids = brushed(df, dims, {str(len(dims) - 1): [0.0, 10.0]})
+    assert set(ids) == set(df.loc[df["margin"] >= 0, "sample_id"])
+    two = brushed(df, dims, {str(len(dims) - 1): [[-10.0, -1.0], [1.0, 10.0]]})
+    assert set(two) == set(df.loc[df["margin"].abs() >= 1, "sample_id"])
+    strips = density_strips(df, samples_frame(seed=2, classes=30), dims)
+    assert len(strips.data) == 2 * len(dims)
+    assert "no samples" in parallel_coordinates(df.iloc[0:0], dims, "t").layout.annotations[0].text
+
+
+def test_robustness_and_sweetspot_figures():
+    fig = margin_change([("a", np.random.default_rng(0).normal(0, 1, 200)), ("b", np.array([1.0]))])
+    assert len([t for t in fig.data if t.fill == "tozeroy"]) == 1
+    assert "no corrupted evaluations" in margin_change([]).layout.annotations[0].text
+    models = evals_frame().query("corruption == 'clean'").assign(clean_accuracy=lambda d: d["accuracy"])
+    sweet = accuracy_vs_sparsity(models, selected="m-mag-50")
+    assert {t.name for t in sweet.data} >= {"magnitude", "random", "selected"}
+
+
+def test_kde_edge_cases():
+    assert kde(np.array([1.0]))[0].size == 0 and kde(np.array([2.0, 2.0]))[0].size == 0
+    x, d = kde(np.random.default_rng(0).normal(size=10_000))
+    assert abs(np.trapezoid(d, x) - 1) < 0.02
+
+
+def test_state_helpers_and_typed_arrays():
+    assert Combo.parse("m|fog|3") == Combo("m", "fog", 3) and Combo.parse("../x") is None and Combo.parse("a|b|c") is None
+    assert selected_ids(make_selection([3, 1, 3], "local")) == {1, 3} and selected_ids(None) is None
+    encoded = {"dtype": "i8", "bdata": "AQAAAAAAAAACAAAAAAAAAAMAAAAAAAAA"}
+    assert list(decode_array(encoded)) == [1, 2, 3]
+    figure = {"data": [{"customdata": encoded}]}
+    assert points_to_ids([{"curveNumber": 0, "pointIndex": 2}, {"customdata": 9}], figure) == [3, 9]
+
+
+def test_reader_filters_and_memo(tiny_run, tmp_path):
+    reader = StoreReader(tiny_run.parent, tmp_path / "dc")
+    assert reader.runs() == ["tiny"]
+    df = reader.samples("tiny", "digits_cnn-dense", "clean", 0, with_angles=True, labels=[3])
+    assert set(df["label"]) == {3} and "a9" in df.columns and df["sample_id"].is_monotonic_increasing
+    np.testing.assert_allclose(df["angle"], [row[f"a{int(l)}"] for l, (_, row) in zip(df["label"], df.iterrows())], rtol=1e-6)
+    again = reader.samples("tiny", "digits_cnn-dense", "clean", 0, with_angles=True, labels=[3])
+    pd.testing.assert_frame_equal(df, again)
+    sub = reader.subset_accuracy("tiny", df["sample_id"].tolist())
+    dense = sub[(sub["model_id"] == "digits_cnn-dense") & (sub["corruption"] == "clean")]
+    assert dense["accuracy"].iloc[0] == pytest.approx(df["correct"].mean())
+    pngs, corrupted = reader.images("tiny", [0, 5])
+    assert set(pngs) == {0, 5} and not corrupted and pngs[0].startswith(b"\x89PNG")
+    assert reader.margin_changes("tiny", "digits_cnn-dense").size == 0  # no corrupted sets in this run
+    assert set(reader.table1("tiny")["model_id"]) == set(reader.models("tiny")["model_id"])
+
+
+@pytest.mark.parametrize("run,model", [("../tiny", "digits_cnn-dense"), ("/etc", "x"), ("tiny", "../../etc/passwd"), ("tiny", "nope")])
+def test_reader_refuses_names_not_in_the_store(tiny_run, run, model):
+    reader = StoreReader(tiny_run.parent)
+    with pytest.raises(StoreError):
+        reader.samples(run, model, "clean", 0)
+
+
+def test_reader_errors_on_newer_schema_and_missing_evaluation(tiny_run, tmp_path):
+    shutil.copytree(tiny_run, tmp_path / "tiny")
+    reader = StoreReader(tmp_path)
+    with pytest.raises(StoreError, match="no evaluation on fog-3"):
+        reader.samples("tiny", "digits_cnn-dense", "fog", 3)
+    meta = json.loads((tmp_path / "tiny" / store.RUN_JSON).read_text())
+    meta["schema_version"] = 99
+    (tmp_path / "tiny" / store.RUN_JSON).write_text(json.dumps(meta))
+    with pytest.raises(StoreError, match="newer than this PruneScope reads"):
+        reader.models("tiny")
+
+
+def test_app_never_imports_torch(tiny_run):
+    code = f"import sys; from app.main import create_app; create_app({str(tiny_run.parent)!r}, 'tiny', None); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
