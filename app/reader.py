@@ -132,18 +132,29 @@ class StoreReader:
 
         return self._memo(run, "samples", key, load)
 
+    def correctness(self, run: str) -> tuple[pd.DataFrame, np.ndarray]:
+        """Every evaluation's per-sample correctness as one bit matrix (evaluations × samples),
+        built by one scan of the run and memoised, so any subset's accuracy is a column pick."""
+
+        def load() -> tuple[pd.DataFrame, np.ndarray]:
+            table = store.samples_dataset(self.run_dir(run)).to_table(columns=["model_id", "corruption", "severity", "sample_id", "correct"])
+            df = table.to_pandas()
+            keys = df[["model_id", "corruption", "severity"]].drop_duplicates(ignore_index=True)
+            row = df.merge(keys.reset_index(), on=["model_id", "corruption", "severity"])["index"].to_numpy()
+            matrix = np.zeros((len(keys), int(df["sample_id"].max()) + 1 if len(df) else 0), dtype=bool)
+            matrix[row, df["sample_id"].to_numpy()] = df["correct"].to_numpy()
+            return keys, np.packbits(matrix, axis=1)
+
+        keys, packed = self._memo(run, "correctness", (), load)
+        return keys, packed
+
     def subset_accuracy(self, run: str, sample_ids: Sequence[int]) -> pd.DataFrame:
         """Accuracy of every evaluation restricted to `sample_ids`: model_id, corruption, severity, accuracy."""
-        ids = sorted({int(i) for i in sample_ids})
-        digest = hashlib.sha256(np.asarray(ids, np.int64).tobytes()).hexdigest()
-
-        def load() -> pd.DataFrame:
-            ds = store.samples_dataset(self.run_dir(run))
-            table = ds.to_table(columns=["model_id", "corruption", "severity", "correct"], filter=pads.field("sample_id").isin(ids))
-            grouped = table.group_by(["model_id", "corruption", "severity"]).aggregate([("correct", "mean")])
-            return grouped.rename_columns(["model_id", "corruption", "severity", "accuracy"]).to_pandas()
-
-        return self._memo(run, "subset_accuracy", (digest,), load)
+        keys, packed = self.correctness(run)
+        ids = np.unique(np.asarray(list(sample_ids), dtype=np.int64))
+        ids = ids[(ids >= 0) & (ids < packed.shape[1] * 8)]
+        bits = (packed[:, ids >> 3] >> (7 - (ids & 7)).astype(np.uint8)) & 1
+        return keys.assign(accuracy=bits.mean(axis=1) if len(ids) else np.nan)
 
     def margin_changes(self, run: str, model_id: str, corruptions: Sequence[str] | None = None) -> np.ndarray:
         """Relative margin change of every sample under every corrupted version, trimmed 0.5 % each side."""

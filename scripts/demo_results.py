@@ -13,13 +13,13 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.figures.sweetspot import accuracy_vs_sparsity, variant_label  # noqa: E402
+from app.figures.sweetspot import accuracy_vs_sparsity, variant_labels  # noqa: E402
 from scripts.render_png import figure_png  # noqa: E402
 
 
 def markdown_table(models: pd.DataFrame) -> str:
     """Rows: method variants; columns: target sparsity; cells: clean accuracy (measured sparsity)."""
-    df = models[models["method"] != "dense"].assign(variant=models.apply(variant_label, axis=1))
+    df = models[models["method"] != "dense"].assign(variant=variant_labels(models))
     df["cell"] = [f"{a:.3f} ({s:.2f})" for a, s in zip(df["clean_accuracy"], df["sparsity"])]
     table = df.pivot_table(index="variant", columns="target_sparsity", values="cell", aggfunc="first").fillna("")
     dense = models.loc[models["method"] == "dense", "clean_accuracy"]

@@ -10,40 +10,39 @@ the whole test set.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from app.figures.style import FONT, GREEN, RED, method_color
-from app.figures.sweetspot import variant_label
+from app.figures.sweetspot import variant_labels
 
 CELL_PAD = 0.08
 BAR_SPACE = 0.84
 HEIGHT_FRACTION = 0.72
 
 
-ABBREVIATIONS = {"magnitude": "mag", "random": "rand", "taylor": "taylor", "filter": "filter", "channel": "chan", "mpt": "mpt"}
+ABBREVIATIONS = {"magnitude": "mag", "random": "rand", "channel": "chan"}
 
 
-def short_label(row: pd.Series) -> str:
-    """A cell's compact label: method, iterative steps, fine-tuning epochs."""
-    parts = [ABBREVIATIONS.get(str(row["method"]), str(row["method"])[:8])]
-    if row.get("schedule") == "iterative":
-        parts.append(f"it{int(row['steps'])}")
-    if int(row.get("finetune_epochs") or 0):
-        parts.append(f"ft{int(row['finetune_epochs'])}")
-    return " ".join(parts)
+def short_labels(df: pd.DataFrame) -> pd.Series:
+    """Cells' compact labels: method, iterative steps, fine-tuning epochs (vectorised)."""
+    method = df["method"].astype(str).map(lambda m: ABBREVIATIONS.get(m, m[:8]))
+    iterative = df["schedule"].eq("iterative")
+    ft = df["finetune_epochs"].fillna(0).astype(int)
+    return method + (" it" + df["steps"].fillna(0).astype(int).astype(str)).where(iterative, "") + (" ft" + ft.astype(str)).where(ft.gt(0), "")
 
 
 def table_frame(evals: pd.DataFrame, severity: int | str) -> pd.DataFrame:
     """One accuracy per (model, column): clean, and each corruption at `severity` (or their mean)."""
     if evals.empty:
-        return evals.assign(variant=pd.Series(dtype=str), row=pd.Series(dtype=str), column=pd.Series(dtype=str))
-    ev = evals.assign(variant=evals.apply(variant_label, axis=1), row=lambda d: d["arch"].astype(str) + " · " + d.apply(variant_label, axis=1))
+        return evals.assign(row=pd.Series(dtype=str), column=pd.Series(dtype=str))
+    ev = evals.assign(row=evals["arch"].astype(str) + " · " + variant_labels(evals))
     clean = ev[ev["corruption"] == "clean"]
     corrupted = ev[ev["corruption"] != "clean"]
     if severity == "mean":
         keys = ["model_id", "corruption"]
-        agg = corrupted.groupby(keys, as_index=False).agg({"accuracy": "mean", **{c: "first" for c in ev.columns if c not in keys + ["accuracy"]}})
+        agg = corrupted.groupby(keys, as_index=False, sort=False).agg({"accuracy": "mean", **{c: "first" for c in ev.columns if c not in keys + ["accuracy"]}})
         agg["severity"] = 0
         corrupted = agg
     else:
@@ -51,6 +50,38 @@ def table_frame(evals: pd.DataFrame, severity: int | str) -> pd.DataFrame:
     out = pd.concat([clean, corrupted], ignore_index=True)
     out["column"] = out["corruption"]
     return out
+
+
+def layout_cells(frame: pd.DataFrame, columns: list[str], selected: str | None, compared: str | None) -> tuple[pd.DataFrame, int]:
+    """Every pruned model's bar: position, size and outline, vectorised; and the number of rows."""
+    pruned = frame[frame["method"] != "dense"].copy()
+    n_rows = max(pruned["row"].nunique(), 1)
+    pruned["k"] = pruned["column"].map({c: k for k, c in enumerate(columns)})
+    best = pruned.groupby(["column", "row"])["accuracy"].transform("max")
+    pruned["best"] = best
+    cell_rank = pruned.drop_duplicates(["column", "row"]).assign(rank=lambda d: d.groupby("column")["best"].rank(method="first", ascending=False) - 1)
+    pruned = pruned.merge(cell_rank[["column", "row", "rank"]], on=["column", "row"])
+    pruned = pruned.sort_values(["k", "rank", "sparsity", "model_id"], kind="stable", ignore_index=True)
+    pruned["i"] = pruned.groupby(["column", "row"]).cumcount()
+    slot = BAR_SPACE / pruned.groupby(["column", "row"])["model_id"].transform("size")
+    pruned["x"] = pruned["k"] + CELL_PAD + slot * (pruned["i"] + 0.5)
+    pruned["width"] = slot * 0.85
+    pruned["base"] = n_rows - 1 - pruned["rank"] + 0.06
+    pruned["outline"] = np.where(pruned["model_id"] == selected, 2.5, np.where(pruned["model_id"] == compared, 1.5, 0.0))
+    return pruned, n_rows
+
+
+def outline_widths(frame: pd.DataFrame, selected: str | None, compared: str | None) -> list[float]:
+    """Only the bars' outline widths, in the figure's bar order (for highlight-only updates)."""
+    if frame.empty:
+        return []
+    cells, _ = layout_cells(frame, _columns(frame), selected, compared)
+    return cells["outline"].tolist()
+
+
+def _columns(frame: pd.DataFrame) -> list[str]:
+    order = list(dict.fromkeys(frame["column"]))
+    return ["clean"] + [c for c in order if c != "clean"] if "clean" in order else order
 
 
 def evaluation_table(
@@ -62,71 +93,47 @@ def evaluation_table(
 ) -> go.Figure:
     """`frame` from `table_frame`; `subset` (model_id, column, accuracy) switches to subset mode."""
     fig = go.Figure()
-    if frame.empty:
-        fig.add_annotation(text="no evaluations in this run", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    if frame.empty or (frame["method"] != "dense").sum() == 0:
+        fig.add_annotation(text="no evaluations of pruned models in this run", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
         fig.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, template="plotly_white", height=200)
         return fig
-    columns = [c for c in ["clean"] + sorted(set(frame["column"]) - {"clean"}, key=lambda c: list(dict.fromkeys(frame["column"])).index(c))]
-    pruned = frame[frame["method"] != "dense"]
-    dense = frame[frame["method"] == "dense"]
-    rows = sorted(pruned["row"].unique()) or sorted(frame["row"].unique())
-    n_rows = len(rows)
+    columns = _columns(frame)
+    cells, n_rows = layout_cells(frame, columns, selected, compared)
+    acc = cells["accuracy"].to_numpy()
+    shown = acc
+    hover = cells["model_id"] + "<br>" + cells["column"] + ": accuracy " + cells["accuracy"].map("{:.3f}".format) + "<br>sparsity " + cells["sparsity"].map("{:.2f}".format)
     if subset is not None and not subset.empty:
-        sub = subset.rename(columns={"accuracy": "subset_accuracy"})
-        pruned = pruned.merge(sub, on=["model_id", "column"], how="left")
-        dense = dense.merge(sub, on=["model_id", "column"], how="left")
-    else:
-        subset = None
-
-    bars: dict[str, list] = {k: [] for k in ("x", "base", "y", "width", "color", "line", "custom", "hover")}
-    diff: dict[str, list] = {k: [] for k in ("x", "base", "y", "width", "color")}
-    labels: dict[str, list] = {"x": [], "y": [], "text": []}
-    dense_lines: dict[str, list] = {"x": [], "y": []}
-    for k, col in enumerate(columns):
-        cells = pruned[pruned["column"] == col]
-        ranking = cells.groupby("row")["accuracy"].max().sort_values(ascending=False)
-        for rank, row in enumerate(ranking.index):
-            g = cells[cells["row"] == row].sort_values(["sparsity", "model_id"])
-            y0 = n_rows - 1 - rank + 0.06
-            width = BAR_SPACE / max(len(g), 1)
-            for i, r in enumerate(g.itertuples()):
-                shown = r.subset_accuracy if subset is not None and pd.notna(getattr(r, "subset_accuracy", None)) else r.accuracy
-                bars["x"].append(k + CELL_PAD + width * (i + 0.5))
-                bars["base"].append(y0)
-                bars["y"].append(HEIGHT_FRACTION * shown)
-                bars["width"].append(width * 0.85)
-                bars["color"].append(method_color(r.method))
-                bars["line"].append(2.5 if r.model_id == selected else 1.5 if r.model_id == compared else 0)
-                bars["custom"].append([r.model_id, r.corruption, int(r.severity)])
-                text = f"{r.model_id}<br>{col}: accuracy {r.accuracy:.3f}<br>sparsity {r.sparsity:.2f}"
-                if subset is not None and pd.notna(getattr(r, "subset_accuracy", None)):
-                    d = r.subset_accuracy - r.accuracy
-                    text += f"<br>selection ({subset_size}): {r.subset_accuracy:.3f} ({d:+.3f})"
-                    diff["x"].append(k + CELL_PAD + width * (i + 0.5))
-                    diff["base"].append(y0 + HEIGHT_FRACTION * min(r.accuracy, r.subset_accuracy))
-                    diff["y"].append(HEIGHT_FRACTION * abs(d))
-                    diff["width"].append(width * 0.85)
-                    diff["color"].append(GREEN if d >= 0 else RED)
-                bars["hover"].append(text)
-            labels["x"].append(k + CELL_PAD)
-            labels["y"].append(y0 + 0.86)
-            labels["text"].append(short_label(g.iloc[0]))
-            arch = g["arch"].iloc[0]
-            for d in dense[(dense["column"] == col) & (dense["arch"] == arch)].itertuples():
-                dense_lines["x"] += [k + CELL_PAD, k + CELL_PAD + BAR_SPACE, None]
-                yd = y0 + HEIGHT_FRACTION * d.accuracy
-                dense_lines["y"] += [yd, yd, None]
-
+        sub = cells[["model_id", "column"]].merge(subset, on=["model_id", "column"], how="left")["accuracy"].to_numpy()
+        has = ~np.isnan(sub)
+        shown = np.where(has, sub, acc)
+        diff = np.where(has, sub - acc, 0.0)
+        hover = hover + pd.Series(np.where(has, [f"<br>selection ({subset_size}): {v:.3f} ({d:+.3f})" for v, d in zip(np.nan_to_num(sub), diff)], ""), index=cells.index)
+        d = cells[has]
+        fig.add_trace(go.Bar(
+            x=d["x"], y=HEIGHT_FRACTION * np.abs(diff[has]), base=d["base"] + HEIGHT_FRACTION * np.minimum(acc[has], sub[has]), width=d["width"],
+            marker={"color": np.where(diff[has] >= 0, GREEN, RED)}, hoverinfo="skip", showlegend=False, name="difference",
+        ))
     fig.add_trace(go.Bar(
-        x=bars["x"], y=bars["y"], base=bars["base"], width=bars["width"], customdata=bars["custom"],
-        marker={"color": bars["color"], "line": {"width": bars["line"], "color": "black"}},
-        hovertext=bars["hover"], hoverinfo="text", name="accuracy", showlegend=False,
+        x=cells["x"], y=HEIGHT_FRACTION * shown, base=cells["base"], width=cells["width"],
+        customdata=np.column_stack([cells["model_id"], cells["corruption"], cells["severity"].astype(int)]),
+        marker={"color": cells["method"].map(method_color), "line": {"width": cells["outline"], "color": "black"}},
+        hovertext=hover, hoverinfo="text", name="accuracy", showlegend=False,
     ))
-    if diff["x"]:
-        fig.add_trace(go.Bar(x=diff["x"], y=diff["y"], base=diff["base"], width=diff["width"], marker={"color": diff["color"]}, hoverinfo="skip", showlegend=False, name="difference"))
-    fig.add_trace(go.Scatter(x=dense_lines["x"], y=dense_lines["y"], mode="lines", line={"color": "#222", "dash": "dash", "width": 1}, hoverinfo="skip", showlegend=False, name="dense"))
-    fig.add_trace(go.Scatter(x=labels["x"], y=labels["y"], mode="text", text=labels["text"], textposition="middle right", textfont={"size": 8, "color": "#444"}, hoverinfo="skip", showlegend=False))
-    for m in sorted(set(pruned["method"])):
+    if len(fig.data) == 2:  # keep the accuracy bars as trace 0, the one highlight patches address
+        fig.data = (fig.data[1], fig.data[0])
+    first = cells.drop_duplicates(["column", "row"])
+    fig.add_trace(go.Scatter(x=first["k"] + CELL_PAD, y=first["base"] + 0.86, mode="text", text=short_labels(first), textposition="middle right",
+                             textfont={"size": 8, "color": "#444"}, hoverinfo="skip", showlegend=False))
+    dense = frame[frame["method"] == "dense"][["arch", "column", "accuracy"]].rename(columns={"accuracy": "dense_acc"})
+    lines = first.merge(dense, on=["arch", "column"])
+    if not lines.empty:
+        y = lines["base"] + HEIGHT_FRACTION * lines["dense_acc"]
+        x0 = lines["k"] + CELL_PAD
+        fig.add_trace(go.Scatter(
+            x=np.column_stack([x0, x0 + BAR_SPACE, np.full(len(x0), np.nan)]).ravel(), y=np.column_stack([y, y, np.full(len(y), np.nan)]).ravel(),
+            mode="lines", line={"color": "#222", "dash": "dash", "width": 1}, hoverinfo="skip", showlegend=False, name="dense",
+        ))
+    for m in sorted(set(cells["method"])):
         fig.add_trace(go.Bar(x=[None], y=[None], marker={"color": method_color(m)}, name=m, showlegend=True))
     shapes = [
         {"type": "rect", "x0": k + 0.02, "x1": k + 0.98, "y0": -0.02, "y1": n_rows - 0.02, "line": {"color": "#e5e5e5", "width": 1}, "fillcolor": "rgba(0,0,0,0)", "layer": "below"}

@@ -53,42 +53,60 @@ def small_multiples(df: pd.DataFrame, class_names: list[str], classes: list[int]
         horizontal_spacing=0.012, vertical_spacing=0.05,
         subplot_titles=_grid_titles(df, classes, class_names, nrows, ncols),
     )
-    a_lo, a_hi = np.nanmin(df["angle"]), np.nanmax(df["angle"])
-    l_lo, l_hi = np.nanmin(df["length"]), np.nanmax(df["length"])
+    a_lo, a_hi = float(np.nanmin(df["angle"])), float(np.nanmax(df["angle"]))
+    l_lo, l_hi = float(np.nanmin(df["length"])), float(np.nanmax(df["length"]))
+    traces, axes, notes = [], {}, []
+    a_range, l_range = [a_lo - 2, a_hi + 2], [l_lo * 0.95, l_hi * 1.03]
     for i, c in enumerate(classes):
         r, col = 2 * (i // ncols) + 1, 2 * (i % ncols) + 1
+        top, main, side, corner = (_axes(fig, rr, cc) for rr, cc in ((r, col), (r + 1, col), (r + 1, col + 1), (r, col + 1)))
         g, total = _sampled(df[df["label"] == c], MAX_POINTS)
         for ok, color, name in ((True, GREY, "correct"), (False, RED, "incorrect")):
             part = g[g["correct"] == ok]
-            sel = part["sample_id"].isin(selected) if selected else np.zeros(len(part), bool)
-            fig.add_trace(go.Scattergl(
+            sel = part["sample_id"].isin(selected).to_numpy() if selected else np.zeros(len(part), bool)
+            traces.append(go.Scattergl(
                 x=part["angle"], y=part["length"], mode="markers", customdata=part["sample_id"], name=name, legendgroup=name, showlegend=i == 0,
                 marker={"color": color, "size": 5, "opacity": 0.75, "line": {"width": np.where(sel, 1.5, 0), "color": "black"}},
-                hovertemplate="sample %{customdata}<br>angle %{x:.1f}°<br>length %{y:.2f}<extra>" + name + "</extra>",
-            ), row=r + 1, col=col)
-        for ok, color in ((True, GREY), (False, RED)):
-            part = g[g["correct"] == ok]
+                hovertemplate="sample %{customdata}<br>angle %{x:.1f}°<br>length %{y:.2f}<extra>" + name + "</extra>", **main,
+            ))
             x, d = kde(part["angle"].to_numpy(), a_lo, a_hi)
-            fig.add_trace(go.Scatter(x=x, y=d, mode="lines", line={"color": color, "width": 1}, fill="tozeroy", hoverinfo="skip", showlegend=False), row=r, col=col)
+            traces.append(go.Scatter(x=x, y=d, mode="lines", line={"color": color, "width": 1}, fill="tozeroy", hoverinfo="skip", showlegend=False, **top))
             y, d = kde(part["length"].to_numpy(), l_lo, l_hi)
-            fig.add_trace(go.Scatter(x=d, y=y, mode="lines", line={"color": color, "width": 1}, fill="tozerox", hoverinfo="skip", showlegend=False), row=r + 1, col=col + 1)
+            traces.append(go.Scatter(x=d, y=y, mode="lines", line={"color": color, "width": 1}, fill="tozerox", hoverinfo="skip", showlegend=False, **side))
             x, d = kde(part["margin"].to_numpy())
-            fig.add_trace(go.Scatter(x=x, y=d, mode="lines", line={"color": color, "width": 1}, hoverinfo="skip", showlegend=False), row=r, col=col + 1)
-        fig.update_xaxes(range=[a_lo - 2, a_hi + 2], row=r + 1, col=col, title_text="angle (°)" if i // ncols == nrows - 1 else None, title_font={"size": 10})
-        fig.update_yaxes(range=[l_lo * 0.95, l_hi * 1.03], row=r + 1, col=col, title_text="length" if i % ncols == 0 else None, title_font={"size": 10})
-        fig.update_xaxes(range=[a_lo - 2, a_hi + 2], showticklabels=False, row=r, col=col)
-        fig.update_yaxes(range=[l_lo * 0.95, l_hi * 1.03], showticklabels=False, row=r + 1, col=col + 1)
-        for rr, cc in ((r, col), (r + 1, col + 1), (r, col + 1)):
-            fig.update_xaxes(showgrid=False, row=rr, col=cc, showticklabels=(rr, cc) == (r, col + 1), tickfont={"size": 8})
-            fig.update_yaxes(showgrid=False, showticklabels=False, row=rr, col=cc)
+            traces.append(go.Scatter(x=x, y=d, mode="lines", line={"color": color, "width": 1}, hoverinfo="skip", showlegend=False, **corner))
+        plain = {"showgrid": False, "showticklabels": False}
+        axes[_layout_key(main["xaxis"])] = {"range": a_range, "title": {"text": "angle (°)" if i // ncols == nrows - 1 else None, "font": {"size": 10}}}
+        axes[_layout_key(main["yaxis"])] = {"range": l_range, "title": {"text": "length" if i % ncols == 0 else None, "font": {"size": 10}}}
+        axes[_layout_key(top["xaxis"])] = {"range": a_range, **plain}
+        axes[_layout_key(top["yaxis"])] = plain
+        axes[_layout_key(side["xaxis"])] = plain
+        axes[_layout_key(side["yaxis"])] = {"range": l_range, **plain}
+        axes[_layout_key(corner["xaxis"])] = {"showgrid": False, "tickfont": {"size": 8}}
+        axes[_layout_key(corner["yaxis"])] = plain
         if total > len(g):
-            fig.add_annotation(text=f"{len(g)} of {total} shown", showarrow=False, xref="x domain", yref="y domain", x=1, y=1, font={"size": 9}, row=r + 1, col=col)
+            notes.append({"text": f"{len(g)} of {total} shown", "showarrow": False, "xref": f"{main['xaxis']} domain", "yref": f"{main['yaxis']} domain", "x": 1, "y": 1, "font": {"size": 9}})
+    fig.add_traces(traces)
+    fig.update_layout(**axes)
+    for note in notes:
+        fig.add_annotation(**note)
     fig.update_annotations(font_size=11)
     fig.update_layout(
         font=FONT, template="plotly_white", height=340 * nrows + 30, margin={"l": 40, "r": 10, "t": 30, "b": 70}, dragmode="select",
         legend={"orientation": "h", "y": -0.06, "yanchor": "top", "x": 0}, uirevision="local",
     )
     return fig
+
+
+def _axes(fig: go.Figure, row: int, col: int) -> dict[str, str]:
+    """The trace anchors ({"xaxis": "x7", "yaxis": "y7"}) of a make_subplots cell."""
+    sub = fig.get_subplot(row, col)
+    return {"xaxis": sub.xaxis.plotly_name.replace("axis", ""), "yaxis": sub.yaxis.plotly_name.replace("axis", "")}
+
+
+def _layout_key(anchor: str) -> str:
+    """Layout key of an axis anchor: "x7" -> "xaxis7"."""
+    return anchor[0] + "axis" + anchor[1:]
 
 
 def _grid_titles(df: pd.DataFrame, classes: list[int], class_names: list[str], nrows: int, ncols: int) -> list[str]:

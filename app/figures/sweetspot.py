@@ -8,13 +8,14 @@ import plotly.graph_objects as go
 from app.figures.style import FONT, method_color
 
 
-def variant_label(row: pd.Series) -> str:
-    """Method plus what distinguishes its curves: schedule and fine-tuning."""
-    if row["method"] == "dense":
-        return "dense"
-    sched = "" if row.get("schedule") in (None, "oneshot") or pd.isna(row.get("schedule")) else f", {row['schedule']} ×{int(row['steps'])}"
-    ft = int(row.get("finetune_epochs") or 0)
-    return f"{row['method']}{sched}{f', ft {ft}' if ft else ''}"
+def variant_labels(models: pd.DataFrame) -> pd.Series:
+    """Method plus what distinguishes its curves: schedule and fine-tuning (vectorised)."""
+    method = models["method"].astype(str)
+    iterative = models["schedule"].eq("iterative")
+    steps = models["steps"].fillna(0).astype(int).astype(str)
+    ft = models["finetune_epochs"].fillna(0).astype(int)
+    label = method + iterative.map({True: ", iterative ×", False: ""}) + steps.where(iterative, "")
+    return label + ft.gt(0).map({True: ", ft ", False: ""}) + ft.astype(str).where(ft.gt(0), "")
 
 
 def accuracy_vs_sparsity(models: pd.DataFrame, accuracy: str = "clean_accuracy", title: str = "Clean accuracy vs sparsity", selected: str | None = None, legend_below: bool = False) -> go.Figure:
@@ -24,7 +25,7 @@ def accuracy_vs_sparsity(models: pd.DataFrame, accuracy: str = "clean_accuracy",
     fig = go.Figure()
     if models.empty:
         fig.add_annotation(text="no models in this run", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-    df = models.assign(variant=models.apply(variant_label, axis=1))
+    df = models.assign(variant=variant_labels(models))
     for variant, g in df[df["method"] != "dense"].groupby("variant", sort=True):
         g = g.sort_values("sparsity")
         ft = int(g["finetune_epochs"].iloc[0] or 0)

@@ -6,7 +6,7 @@ import dash
 from dash import Input, Output, Patch, dcc, html
 
 from app import ids
-from app.figures.evaltable import evaluation_table, table_frame
+from app.figures.evaltable import evaluation_table, outline_widths, table_frame
 from app.figures.local import empty_figure
 from app.reader import StoreError, StoreReader
 from app.state import Combo, selected_ids
@@ -39,16 +39,16 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)
         try:
             frame = table_frame(reader.evaluations(run), severity)
+            if dash.ctx.triggered_id in (ids.REFERENCE_DROPDOWN, ids.COMPARED_DROPDOWN):
+                patch = Patch()  # only the highlight changed: send the outline widths, not the figure
+                patch["data"][0]["marker"]["line"]["width"] = outline_widths(frame, ref.model_id if ref else None, cmp.model_id if cmp else None)
+                return patch
             chosen = selected_ids(selection)
             subset = None
             if chosen:
                 sub = reader.subset_accuracy(run, sorted(chosen))
-                subset = table_frame(sub.merge(reader.evaluations(run).drop(columns=["accuracy", "n", "mean_angle", "mean_length", "mean_margin"], errors="ignore"), on=["model_id", "corruption", "severity"]), severity)[["model_id", "column", "accuracy"]]
-            fig = evaluation_table(frame, ref.model_id if ref else None, cmp.model_id if cmp else None, subset, len(chosen) if chosen else None)
+                sub = sub.merge(reader.evaluations(run).drop(columns=["accuracy"]), on=["model_id", "corruption", "severity"])
+                subset = table_frame(sub, severity)[["model_id", "column", "accuracy"]]
+            return evaluation_table(frame, ref.model_id if ref else None, cmp.model_id if cmp else None, subset, len(chosen) if chosen else None)
         except StoreError as exc:
             return empty_figure(f"{exc.problem} — {exc.fix}")
-        if dash.ctx.triggered_id in (ids.REFERENCE_DROPDOWN, ids.COMPARED_DROPDOWN):
-            patch = Patch()  # only the highlight changed: send the outline widths, not the figure
-            patch["data"][0]["marker"]["line"]["width"] = fig.data[0].marker.line.width
-            return patch
-        return fig

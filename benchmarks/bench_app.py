@@ -1,0 +1,182 @@
+"""Server time of the dashboard's main interactions, against reading the whole run with pandas.
+
+    python -m benchmarks.bench_app STORE RUN [--repeats 20] [--browser]
+
+Each interaction posts the real callback requests that the browser sends (Flask test client,
+one worker, a fresh diskcache, a different model or evaluation set each time, so reads are
+cold) and sums the server time of every callback it triggers: select a model, change the
+evaluation set, brush a selection, compare two models. The baseline does the same work the
+naive way: pandas reads every per-sample file of the run, then filters. With --browser,
+also the time until every view of the first page is drawn in headless Chromium.
+Targets: p95 ≤ 100 ms per interaction at 10M rows; ≥ 20× faster than pandas; first page ≤ 3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import plotly.io as pio
+
+from app import ids
+from app.main import create_app
+from app.reader import SCALAR_COLUMNS, StoreReader
+from app.state import Combo
+from pipeline import store
+
+
+def parse_outputs(key: str) -> list[dict]:
+    parts = key[2:-2].split("...") if key.startswith("..") else [key]
+    out = []
+    for p in parts:
+        cid, prop = p.rsplit(".", 1)
+        out.append({"id": cid, "property": prop.split("@")[0]})
+    return out
+
+
+class Driver:
+    """Posts callback requests the way the Dash renderer does, and times them."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.client = app.server.test_client()
+        self.client.get("/")
+        self.state: dict[tuple[str, str], object] = {}
+
+    def fire(self, changed: list[tuple[str, str]]) -> tuple[float, float]:
+        """Run every callback with one of `changed` as input; returns the summed and the
+        longest server seconds (one worker; enough workers to run them in parallel)."""
+        total, longest = 0.0, 0.0
+        for key, spec in self.app.callback_map.items():
+            trig = [f"{i['id']}.{i['property']}" for i in spec["inputs"] if (i["id"], i["property"]) in changed]
+            if not trig:
+                continue
+            payload = {
+                "output": key, "outputs": parse_outputs(key) if key.startswith("..") else parse_outputs(key)[0],
+                "inputs": [{**i, "value": self.state.get((i["id"], i["property"]))} for i in spec["inputs"]],
+                "state": [{**s, "value": self.state.get((s["id"], s["property"]))} for s in spec.get("state", [])],
+                "changedPropIds": trig,
+            }
+            t = time.perf_counter()
+            res = self.client.post("/_dash-update-component", data=json.dumps(payload, default=str), content_type="application/json")
+            took = time.perf_counter() - t
+            total, longest = total + took, max(longest, took)
+            if res.status_code not in (200, 204):
+                raise RuntimeError(f"{key}: HTTP {res.status_code} {res.data[:200]!r}")
+        return total, longest
+
+
+def interactions(reader, run: str, rng: random.Random):
+    models = reader.models(run)["model_id"].tolist()
+    ev = reader.evaluations(run)
+    sets = sorted({(c, int(s)) for c, s in zip(ev["corruption"], ev["severity"])})
+    classes = len(reader.meta(run)["class_names"])
+
+    def combo() -> str:
+        c, s = rng.choice(sets)
+        return Combo(rng.choice(models), c, s).key
+
+    def sample_ids() -> list[int]:
+        n = int(ev["n"].max())
+        return sorted(rng.sample(range(n), min(n, 300)))
+
+    return {
+        "select model": lambda st: [st.update({(ids.REFERENCE_DROPDOWN, "value"): combo(), (ids.COMPARED_DROPDOWN, "value"): None}), [(ids.REFERENCE_DROPDOWN, "value")]][1],
+        "change evaluation set": lambda st: [st.update({(ids.REFERENCE_DROPDOWN, "value"): combo()}), [(ids.REFERENCE_DROPDOWN, "value")]][1],
+        "brush": lambda st: [st.update({(ids.SELECTION, "data"): {"samples": sample_ids(), "source": "local"}}), [(ids.SELECTION, "data")]][1],
+        "compare": lambda st: [st.update({(ids.COMPARED_DROPDOWN, "value"): combo(), (ids.CLASS_DROPDOWN, "value"): rng.randrange(classes)}), [(ids.COMPARED_DROPDOWN, "value")]][1],
+    }
+
+
+def percentile(values, q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))]
+
+
+def pandas_baseline(run_dir: Path, model_id: str, corruption: str, severity: int) -> float:
+    """The naive way: read every per-sample file of the run with pandas, then filter."""
+    t = time.perf_counter()
+    df = pd.read_parquet(run_dir / store.SAMPLES_DIR, columns=["model_id", "corruption", "severity", *SCALAR_COLUMNS, "angles"])
+    part = df[(df["model_id"] == model_id) & (df["corruption"] == corruption) & (df["severity"] == severity)]
+    assert len(part)
+    return time.perf_counter() - t
+
+
+def first_page(store_dir: str, run: str) -> float:
+    import socket
+    import threading
+
+    from selenium import webdriver
+    from selenium.webdriver.support.ui import WebDriverWait
+    from werkzeug.serving import make_server
+
+    from scripts.render_png import chrome_options
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with tempfile.TemporaryDirectory() as cache:
+        server = make_server("127.0.0.1", port, create_app(store_dir, run, cache).server, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        driver = webdriver.Chrome(options=chrome_options())
+        try:
+            t = time.perf_counter()
+            driver.get(f"http://127.0.0.1:{port}/")
+            drawn = "return ['{}','{}','{}','{}','{}'].every(id => {{ const el = document.querySelector('#' + id + ' .js-plotly-plot'); return el && el.data && el.data.length; }}) && document.querySelectorAll('#{} img').length > 0;".format(
+                ids.EVAL_TABLE, ids.LOCAL_GRAPH, ids.GLOBAL_GRAPH, ids.ROBUST_MARGIN, ids.ROBUST_SWEETSPOT, ids.SAMPLES_GRID)
+            WebDriverWait(driver, 120, 0.05).until(lambda d: d.execute_script(drawn))
+            return time.perf_counter() - t
+        finally:
+            driver.quit()
+            server.shutdown()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("store")
+    ap.add_argument("run")
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--browser", action="store_true")
+    args = ap.parse_args()
+    pio.templates.default = "plotly_white"
+    rng = random.Random(0)
+    with tempfile.TemporaryDirectory() as cache:
+        app = create_app(args.store, args.run, cache)
+        reader = StoreReader(args.store)
+        run_dir = reader.run_dir(args.run)
+        rows = sum(int(n) for n in reader.evaluations(args.run)["n"])
+        drv = Driver(app)
+        drv.state[(ids.RUN, "data")] = args.run
+        drv.state[(ids.EVAL_SEVERITY, "value")] = 3
+        drv.state[(ids.CLASS_DROPDOWN, "value")] = 0
+        drv.state[(ids.LOCAL_DIFF_METRIC, "value")] = "margin"
+        drv.state[(ids.LOCAL_DIFF_RANGE, "value")] = [0, 100]
+        drv.state[(ids.SAMPLES_SORT, "value")] = "margin"
+        drv.state[(ids.COMBINATIONS, "data")] = []
+        first = reader.models(args.run)["model_id"].iloc[0]
+        drv.state[(ids.REFERENCE_DROPDOWN, "value")] = Combo(first, "clean", 0).key
+        drv.fire([(ids.RUN, "data")])
+        results = {}
+        for name, step in interactions(reader, args.run, rng).items():
+            runs = [drv.fire(step(drv.state)) for _ in range(args.repeats)]
+            results[name] = [(statistics.median(v), percentile(v, 0.95)) for v in zip(*runs)]
+    ev = reader.evaluations(args.run)
+    some = ev.iloc[len(ev) // 2]
+    baseline = pandas_baseline(run_dir, some["model_id"], some["corruption"], int(some["severity"]))
+    print(f"run {args.run}: {rows:,} sample rows; {args.repeats} interactions each, cold cache, one worker")
+    print(f"{'interaction':24s} {'sum p50':>8s} {'sum p95':>8s} {'max p50':>8s} {'max p95':>8s} {'pandas/sum p95':>15s}  (ms; sum: one worker, max: callbacks in parallel)")
+    for name, ((s50, s95), (m50, m95)) in results.items():
+        print(f"{name:24s} {s50 * 1e3:8.1f} {s95 * 1e3:8.1f} {m50 * 1e3:8.1f} {m95 * 1e3:8.1f} {baseline / s95:14.1f}x")
+    print(f"pandas baseline (read the whole run's samples, then filter): {baseline * 1e3:.0f} ms")
+    if args.browser:
+        print(f"first page ready (every view drawn, headless Chromium): {first_page(args.store, args.run):.2f} s")
+
+
+if __name__ == "__main__":
+    main()
