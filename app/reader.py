@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -23,6 +24,7 @@ from pipeline import store
 from pipeline.errors import PruneScopeError
 from pipeline.stats import pearson, relative_margin_change, trim
 
+LOCAL_ENTRIES = 64  # in-process memo entries per reader (per gunicorn worker)
 SCALAR_COLUMNS = ["sample_id", "label", "pred", "correct", "confidence", "loss", "length", "margin", "angle"]
 
 
@@ -36,6 +38,7 @@ class StoreReader:
     def __init__(self, store_dir: str | Path, cache_dir: str | Path | None = None) -> None:
         self.store_dir = Path(store_dir)
         self.cache = diskcache.Cache(str(cache_dir)) if cache_dir is not None else None
+        self._local: OrderedDict[str, Any] = OrderedDict()
 
     # ------------------------------------------------------------ names
 
@@ -69,13 +72,19 @@ class StoreReader:
         return "-".join(stamps)
 
     def _memo(self, run: str, name: str, args: Sequence[Any], fn: Callable[[], Any]) -> Any:
-        if self.cache is None:
-            return fn()
+        """fn() memoised per run version: in this process first, then in diskcache (shared by workers)."""
         key = hashlib.sha256(repr((str(self.store_dir), run, self._version(run), name, tuple(args))).encode()).hexdigest()
-        hit = self.cache.get(key, default=None)
+        if key in self._local:
+            self._local.move_to_end(key)
+            return self._local[key]
+        hit = self.cache.get(key, default=None) if self.cache is not None else None
         if hit is None:
             hit = fn()
-            self.cache.set(key, hit, expire=24 * 3600)
+            if self.cache is not None:
+                self.cache.set(key, hit, expire=24 * 3600)
+        self._local[key] = hit
+        while len(self._local) > LOCAL_ENTRIES:
+            self._local.popitem(last=False)
         return hit
 
     # ------------------------------------------------------------ tables
@@ -156,23 +165,33 @@ class StoreReader:
         bits = (packed[:, ids >> 3] >> (7 - (ids & 7)).astype(np.uint8)) & 1
         return keys.assign(accuracy=bits.mean(axis=1) if len(ids) else np.nan)
 
-    def margin_changes(self, run: str, model_id: str, corruptions: Sequence[str] | None = None) -> np.ndarray:
+    def margins(self, run: str) -> tuple[pd.DataFrame, np.ndarray]:
+        """Every evaluation's per-sample margin (evaluations × samples, NaN where absent), one scan, memoised."""
+
+        def load() -> tuple[pd.DataFrame, np.ndarray]:
+            df = store.samples_dataset(self.run_dir(run)).to_table(columns=["model_id", "corruption", "severity", "sample_id", "margin"]).to_pandas()
+            keys = df[["model_id", "corruption", "severity"]].drop_duplicates(ignore_index=True)
+            row = df.merge(keys.reset_index(), on=["model_id", "corruption", "severity"])["index"].to_numpy()
+            matrix = np.full((len(keys), int(df["sample_id"].max()) + 1 if len(df) else 0), np.nan, dtype=np.float32)
+            matrix[row, df["sample_id"].to_numpy()] = df["margin"].to_numpy()
+            return keys, matrix
+
+        return self._memo(run, "margins", (), load)
+
+    def margin_changes(self, run: str, model_id: str) -> np.ndarray:
         """Relative margin change of every sample under every corrupted version, trimmed 0.5 % each side."""
         self.check_model(run, model_id)
 
         def load() -> np.ndarray:
-            ds = pads.dataset(self.run_dir(run) / store.SAMPLES_DIR / f"model_id={model_id}", format="parquet")
-            t = ds.to_table(columns=["corruption", "severity", "sample_id", "margin"]).to_pandas()
-            clean = t[t["corruption"] == store.CLEAN].set_index("sample_id")["margin"]
-            corrupted = t[t["corruption"] != store.CLEAN]
-            if corruptions is not None:
-                corrupted = corrupted[corrupted["corruption"].isin(list(corruptions))]
-            if corrupted.empty:
+            keys, matrix = self.margins(run)
+            mine = keys["model_id"] == model_id
+            clean = np.flatnonzero(mine & (keys["corruption"] == store.CLEAN))
+            corrupted = np.flatnonzero(mine & (keys["corruption"] != store.CLEAN))
+            if len(clean) == 0 or len(corrupted) == 0:
                 return np.empty(0)
-            change = relative_margin_change(clean.reindex(corrupted["sample_id"]).to_numpy(), corrupted["margin"].to_numpy())
-            return trim(change)
+            return trim(relative_margin_change(matrix[clean[0]], matrix[corrupted]))
 
-        return self._memo(run, "margin_changes", (model_id, tuple(corruptions or ())), load)
+        return self._memo(run, "margin_changes", (model_id,), load)
 
     def table1(self, run: str) -> pd.DataFrame:
         """Pearson correlation of per-sample robustness with the clean angle, length and margin, per model."""

@@ -14,9 +14,11 @@ import math
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
+import plotly.io as pio
 
 from app.figures.density import kde
+from app.figures.grid import grid, merge_axes
+from app.figures.grid import title as cell_title
 from app.figures.style import FONT, GREEN, GREY, PURPLE, RED, YELLOW
 
 CATEGORIES = (
@@ -48,75 +50,51 @@ def small_multiples(df: pd.DataFrame, class_names: list[str], classes: list[int]
         return empty_figure("no samples of these classes in this evaluation set")
     ncols = min(per_row, len(classes))
     nrows = math.ceil(len(classes) / ncols)
-    fig = make_subplots(
-        rows=2 * nrows, cols=2 * ncols, row_heights=[0.22, 0.78] * nrows, column_widths=[0.78, 0.22] * ncols,
-        horizontal_spacing=0.012, vertical_spacing=0.05,
-        subplot_titles=_grid_titles(df, classes, class_names, nrows, ncols),
-    )
+    cells, axes = grid(2 * nrows, 2 * ncols, [0.22, 0.78] * nrows, [0.78, 0.22] * ncols, hspace=0.012, vspace=0.05)
     a_lo, a_hi = float(np.nanmin(df["angle"])), float(np.nanmax(df["angle"]))
     l_lo, l_hi = float(np.nanmin(df["length"])), float(np.nanmax(df["length"]))
-    traces, axes, notes = [], {}, []
     a_range, l_range = [a_lo - 2, a_hi + 2], [l_lo * 0.95, l_hi * 1.03]
+    traces, updates, notes = [], {}, []
+    plain = {"showgrid": False, "showticklabels": False, "zeroline": False}
+    in_legend: set[str] = set()
     for i, c in enumerate(classes):
-        r, col = 2 * (i // ncols) + 1, 2 * (i % ncols) + 1
-        top, main, side, corner = (_axes(fig, rr, cc) for rr, cc in ((r, col), (r + 1, col), (r + 1, col + 1), (r, col + 1)))
+        r, col = 2 * (i // ncols), 2 * (i % ncols)
+        top, main, side, corner = cells[r][col], cells[r + 1][col], cells[r + 1][col + 1], cells[r][col + 1]
         g, total = _sampled(df[df["label"] == c], MAX_POINTS)
         for ok, color, name in ((True, GREY, "correct"), (False, RED, "incorrect")):
             part = g[g["correct"] == ok]
             sel = part["sample_id"].isin(selected).to_numpy() if selected else np.zeros(len(part), bool)
-            traces.append(go.Scattergl(
-                x=part["angle"], y=part["length"], mode="markers", customdata=part["sample_id"], name=name, legendgroup=name, showlegend=i == 0,
-                marker={"color": color, "size": 5, "opacity": 0.75, "line": {"width": np.where(sel, 1.5, 0), "color": "black"}},
-                hovertemplate="sample %{customdata}<br>angle %{x:.1f}°<br>length %{y:.2f}<extra>" + name + "</extra>", **main,
-            ))
+            if len(part):
+                in_legend.add(name)
+            traces.append({
+                "type": "scattergl", "x": part["angle"].to_numpy(), "y": part["length"].to_numpy(), "mode": "markers",
+                "customdata": part["sample_id"].to_numpy(), "name": name, "legendgroup": name, "showlegend": name not in in_legend and len(part) > 0,
+                "marker": {"color": color, "size": 5, "opacity": 0.75, "line": {"width": np.where(sel, 1.5, 0.0), "color": "black"}},
+                "hovertemplate": "sample %{customdata}<br>angle %{x:.1f}°<br>length %{y:.2f}<extra>" + name + "</extra>", **main.anchors,
+            })
             x, d = kde(part["angle"].to_numpy(), a_lo, a_hi)
-            traces.append(go.Scatter(x=x, y=d, mode="lines", line={"color": color, "width": 1}, fill="tozeroy", hoverinfo="skip", showlegend=False, **top))
+            traces.append({"type": "scatter", "x": x, "y": d, "mode": "lines", "line": {"color": color, "width": 1}, "fill": "tozeroy", "hoverinfo": "skip", "showlegend": False, **top.anchors})
             y, d = kde(part["length"].to_numpy(), l_lo, l_hi)
-            traces.append(go.Scatter(x=d, y=y, mode="lines", line={"color": color, "width": 1}, fill="tozerox", hoverinfo="skip", showlegend=False, **side))
+            traces.append({"type": "scatter", "x": d, "y": y, "mode": "lines", "line": {"color": color, "width": 1}, "fill": "tozerox", "hoverinfo": "skip", "showlegend": False, **side.anchors})
             x, d = kde(part["margin"].to_numpy())
-            traces.append(go.Scatter(x=x, y=d, mode="lines", line={"color": color, "width": 1}, hoverinfo="skip", showlegend=False, **corner))
-        plain = {"showgrid": False, "showticklabels": False}
-        axes[_layout_key(main["xaxis"])] = {"range": a_range, "title": {"text": "angle (°)" if i // ncols == nrows - 1 else None, "font": {"size": 10}}}
-        axes[_layout_key(main["yaxis"])] = {"range": l_range, "title": {"text": "length" if i % ncols == 0 else None, "font": {"size": 10}}}
-        axes[_layout_key(top["xaxis"])] = {"range": a_range, **plain}
-        axes[_layout_key(top["yaxis"])] = plain
-        axes[_layout_key(side["xaxis"])] = plain
-        axes[_layout_key(side["yaxis"])] = {"range": l_range, **plain}
-        axes[_layout_key(corner["xaxis"])] = {"showgrid": False, "tickfont": {"size": 8}}
-        axes[_layout_key(corner["yaxis"])] = plain
+            traces.append({"type": "scatter", "x": x, "y": d, "mode": "lines", "line": {"color": color, "width": 1}, "hoverinfo": "skip", "showlegend": False, **corner.anchors})
+        updates[main.xkey] = {"range": a_range, "title": {"text": "angle (°)" if i // ncols == nrows - 1 else None, "font": {"size": 10}}}
+        updates[main.ykey] = {"range": l_range, "title": {"text": "length" if i % ncols == 0 else None, "font": {"size": 10}}}
+        updates[top.xkey] = {"range": a_range, **plain}
+        updates[top.ykey] = plain
+        updates[side.xkey] = plain
+        updates[side.ykey] = {"range": l_range, **plain}
+        updates[corner.xkey] = {"showgrid": False, "tickfont": {"size": 8}}
+        updates[corner.ykey] = plain
+        notes.append(cell_title(top, _title(df, c, class_names)))
         if total > len(g):
-            notes.append({"text": f"{len(g)} of {total} shown", "showarrow": False, "xref": f"{main['xaxis']} domain", "yref": f"{main['yaxis']} domain", "x": 1, "y": 1, "font": {"size": 9}})
-    fig.add_traces(traces)
-    fig.update_layout(**axes)
-    for note in notes:
-        fig.add_annotation(**note)
-    fig.update_annotations(font_size=11)
-    fig.update_layout(
-        font=FONT, template="plotly_white", height=340 * nrows + 30, margin={"l": 40, "r": 10, "t": 30, "b": 70}, dragmode="select",
-        legend={"orientation": "h", "y": -0.06, "yanchor": "top", "x": 0}, uirevision="local",
-    )
-    return fig
-
-
-def _axes(fig: go.Figure, row: int, col: int) -> dict[str, str]:
-    """The trace anchors ({"xaxis": "x7", "yaxis": "y7"}) of a make_subplots cell."""
-    sub = fig.get_subplot(row, col)
-    return {"xaxis": sub.xaxis.plotly_name.replace("axis", ""), "yaxis": sub.yaxis.plotly_name.replace("axis", "")}
-
-
-def _layout_key(anchor: str) -> str:
-    """Layout key of an axis anchor: "x7" -> "xaxis7"."""
-    return anchor[0] + "axis" + anchor[1:]
-
-
-def _grid_titles(df: pd.DataFrame, classes: list[int], class_names: list[str], nrows: int, ncols: int) -> list[str]:
-    """Row-major titles of the (2·nrows) × (2·ncols) grid: each class's title above its top density."""
-    titles = []
-    for r in range(nrows):
-        row = classes[r * ncols : (r + 1) * ncols]
-        titles += [t for c in row for t in (_title(df, c, class_names), "")] + [""] * (2 * (ncols - len(row)))
-        titles += [""] * (2 * ncols)
-    return titles
+            notes.append({"text": f"{len(g)} of {total} shown", "showarrow": False, "xref": f"{main.xaxis} domain", "yref": f"{main.yaxis} domain", "x": 1, "y": 1, "font": {"size": 9}})
+    layout = {
+        **merge_axes(axes, updates), "annotations": notes, "font": FONT, "template": pio.templates["plotly_white"],
+        "height": 340 * nrows + 30, "margin": {"l": 40, "r": 10, "t": 30, "b": 70}, "dragmode": "select",
+        "legend": {"orientation": "h", "y": -0.06, "yanchor": "top", "x": 0}, "uirevision": "local",
+    }
+    return go.Figure({"data": traces, "layout": layout})
 
 
 def _title(df: pd.DataFrame, c: int, class_names: list[str]) -> str:
@@ -138,33 +116,38 @@ def comparison(moves: pd.DataFrame, class_name: str, selected: set[int] | None =
     """Five panels (all, both wrong, right→wrong, wrong→right, both right) of one class."""
     if moves.empty:
         return empty_figure("no samples of this class in both evaluation sets (or none within the metric-difference range)")
-    fig = make_subplots(rows=1, cols=len(CATEGORIES), shared_yaxes=True, horizontal_spacing=0.015,
-                        subplot_titles=[f"{title} ({len(moves) if key == 'all' else int((moves['category'] == key).sum())})" for key, title, _ in CATEGORIES])
-    for i, (key, title, color) in enumerate(CATEGORIES, start=1):
+    cells, axes = grid(1, len(CATEGORIES), hspace=0.015)
+    line_colors = {k: c for k, _, c in CATEGORIES}
+    traces, notes, updates = [], [], {}
+    y_lo = float(np.nanmin(moves[["length_ref", "length_cmp"]].to_numpy()))
+    y_hi = float(np.nanmax(moves[["length_ref", "length_cmp"]].to_numpy()))
+    for i, ((key, label, color), cell) in enumerate(zip(CATEGORIES, cells[0])):
         g = moves if key == "all" else moves[moves["category"] == key]
         g, total = _sampled(g, MAX_POINTS)
-        xs = np.column_stack([g["angle_ref"], g["angle_cmp"], np.full(len(g), np.nan)]).ravel()
-        ys = np.column_stack([g["length_ref"], g["length_cmp"], np.full(len(g), np.nan)]).ravel()
-        if key == "all":
-            line_colors = {k: c for k, _, c in CATEGORIES}
-            for cat, part in g.groupby("category"):
-                px = np.column_stack([part["angle_ref"], part["angle_cmp"], np.full(len(part), np.nan)]).ravel()
-                py = np.column_stack([part["length_ref"], part["length_cmp"], np.full(len(part), np.nan)]).ravel()
-                fig.add_trace(go.Scattergl(x=px, y=py, mode="lines", line={"color": line_colors[cat], "width": 1}, opacity=0.45, hoverinfo="skip", showlegend=False), row=1, col=i)
-        else:
-            fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line={"color": color, "width": 1}, opacity=0.5, hoverinfo="skip", showlegend=False), row=1, col=i)
-        sel = g["sample_id"].isin(selected) if selected else np.zeros(len(g), bool)
+        groups = g.groupby("category") if key == "all" else [(key, g)]
+        for cat, part in groups:
+            xs = np.column_stack([part["angle_ref"], part["angle_cmp"], np.full(len(part), np.nan)]).ravel()
+            ys = np.column_stack([part["length_ref"], part["length_cmp"], np.full(len(part), np.nan)]).ravel()
+            traces.append({"type": "scattergl", "x": xs, "y": ys, "mode": "lines", "line": {"color": line_colors[cat], "width": 1},
+                           "opacity": 0.45, "hoverinfo": "skip", "showlegend": False, **cell.anchors})
+        sel = g["sample_id"].isin(selected).to_numpy() if selected else np.zeros(len(g), bool)
         for which, mcolor, name in (("ref", GREY, "reference"), ("cmp", YELLOW, "compared")):
-            fig.add_trace(go.Scattergl(
-                x=g[f"angle_{which}"], y=g[f"length_{which}"], mode="markers", customdata=g["sample_id"], name=name, legendgroup=name, showlegend=i == 1,
-                marker={"color": mcolor, "size": 5, "line": {"width": np.where(sel, 1.5, 0), "color": "black"}},
-                hovertemplate="sample %{customdata}<br>angle %{x:.1f}°<br>length %{y:.2f}<extra>" + name + "</extra>",
-            ), row=1, col=i)
-        fig.update_xaxes(title_text="angle (°)", title_font={"size": 10}, row=1, col=i)
+            traces.append({
+                "type": "scattergl", "x": g[f"angle_{which}"].to_numpy(), "y": g[f"length_{which}"].to_numpy(), "mode": "markers",
+                "customdata": g["sample_id"].to_numpy(), "name": name, "legendgroup": name, "showlegend": i == 0,
+                "marker": {"color": mcolor, "size": 5, "line": {"width": np.where(sel, 1.5, 0.0), "color": "black"}},
+                "hovertemplate": "sample %{customdata}<br>angle %{x:.1f}°<br>length %{y:.2f}<extra>" + name + "</extra>", **cell.anchors,
+            })
+        count = len(moves) if key == "all" else int((moves["category"] == key).sum())
+        notes.append(cell_title(cell, f"{label} ({count})"))
+        updates[cell.xkey] = {"title": {"text": "angle (°)", "font": {"size": 10}}}
+        updates[cell.ykey] = {"range": [y_lo * 0.95, y_hi * 1.03], "showticklabels": i == 0, "title": {"text": "length" if i == 0 else None, "font": {"size": 10}}}
         if total > len(g):
-            fig.add_annotation(text=f"{len(g)} of {total} shown", showarrow=False, xref="x domain", yref="y domain", x=1, y=1, font={"size": 9}, row=1, col=i)
-    fig.update_yaxes(title_text="length", title_font={"size": 10}, row=1, col=1)
-    fig.update_annotations(font_size=11)
-    fig.update_layout(font=FONT, template="plotly_white", height=360, margin={"l": 50, "r": 10, "t": 50, "b": 40}, dragmode="select",
-                      title={"text": f"<b>{class_name}</b>: reference (grey) → compared (yellow)", "font": {"size": 13}, "x": 0.01}, legend={"orientation": "h", "y": 1.17, "x": 0.45}, uirevision="local-cmp")
-    return fig
+            notes.append({"text": f"{len(g)} of {total} shown", "showarrow": False, "xref": f"{cell.xaxis} domain", "yref": f"{cell.yaxis} domain", "x": 1, "y": 1, "font": {"size": 9}})
+    layout = {
+        **merge_axes(axes, updates), "annotations": notes, "font": FONT, "template": pio.templates["plotly_white"], "height": 360,
+        "margin": {"l": 50, "r": 10, "t": 50, "b": 40}, "dragmode": "select", "uirevision": "local-cmp",
+        "title": {"text": f"<b>{class_name}</b>: reference (grey) → compared (yellow)", "font": {"size": 13}, "x": 0.01},
+        "legend": {"orientation": "h", "y": 1.17, "x": 0.45},
+    }
+    return go.Figure({"data": traces, "layout": layout})

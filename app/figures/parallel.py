@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
+import plotly.io as pio
 
 from app.figures.density import kde
+from app.figures.grid import grid
 from app.figures.local import empty_figure
 from app.figures.style import FONT, GREY, RED, SELECTED, YELLOW
 
@@ -62,18 +63,20 @@ def parallel_coordinates(df: pd.DataFrame, dims: list[tuple[str, str]], title: s
 
 def density_strips(ref: pd.DataFrame, cmp: pd.DataFrame | None, dims: list[tuple[str, str]]) -> go.Figure:
     """One small density per axis, reference grey and compared yellow, aligned with the axes."""
-    fig = make_subplots(rows=1, cols=len(dims), horizontal_spacing=0.02)
-    for i, (col, _) in enumerate(dims, start=1):
-        frames = [(ref, GREY)] + ([(cmp, YELLOW)] if cmp is not None and not cmp.empty else [])
-        lo = min(float(np.nanmin(f[col])) for f, _ in frames if not f.empty) if not ref.empty else 0
-        hi = max(float(np.nanmax(f[col])) for f, _ in frames if not f.empty) if not ref.empty else 1
+    cells, axes = grid(1, len(dims), hspace=0.02)
+    frames = [(f, color) for f, color in ((ref, GREY), (cmp, YELLOW)) if f is not None and not f.empty]
+    traces = []
+    for cell, (col, _) in zip(cells[0], dims):
+        if not frames:
+            break
+        lo = min(float(np.nanmin(f[col])) for f, _ in frames)
+        hi = max(float(np.nanmax(f[col])) for f, _ in frames)
         for frame, color in frames:
             x, d = kde(frame[col].to_numpy(), lo, hi)
-            fig.add_trace(go.Scatter(x=d, y=x, mode="lines", fill="tozerox", opacity=0.55, line={"color": color, "width": 1.5}, hoverinfo="skip", showlegend=False), row=1, col=i)
-        fig.update_xaxes(visible=False, row=1, col=i)
-        fig.update_yaxes(visible=False, row=1, col=i)
-    fig.update_layout(template="plotly_white", height=90, margin={"l": 35, "r": 35, "t": 4, "b": 4})
-    return fig
+            traces.append({"type": "scatter", "x": d, "y": x, "mode": "lines", "fill": "tozerox", "opacity": 0.55, "line": {"color": color, "width": 1.5},
+                           "hoverinfo": "skip", "showlegend": False, **cell.anchors})
+    hidden = {k: {**v, "visible": False} for k, v in axes.items()}
+    return go.Figure({"data": traces, "layout": {**hidden, "template": pio.templates["plotly_white"], "height": 90, "margin": {"l": 35, "r": 35, "t": 4, "b": 4}}})
 
 
 def brushed(df: pd.DataFrame, dims: list[tuple[str, str]], constraints: dict[str, list]) -> list[int]:
