@@ -55,6 +55,21 @@ def write_toml(cfg: dict[str, Any], path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def user_nets(tmp_path, monkeypatch) -> str:
+    """An importable user module `usernets` with `make(width=32)`: an MLP for 8×8 digits."""
+    (tmp_path / "usernets.py").write_text(
+        "from torch import nn\n"
+        "def make(width=32):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.ReLU(), nn.Linear(width, 10))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "usernets"
+    import sys
+
+    sys.modules.pop("usernets", None)
+
+
 def pytest_setup_options():
     """Headless Debian Chromium for dash[testing]'s browser tier (as root: no sandbox)."""
     from scripts.render_png import chrome_options

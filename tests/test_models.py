@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import torch
 from torch import nn
@@ -30,20 +28,13 @@ def test_model_without_final_linear_is_refused():
         final_linear(model, torch.randn(2, 4))
 
 
-def test_user_import_model(tmp_path, monkeypatch):
-    (tmp_path / "usernets.py").write_text(
-        "from torch import nn\n"
-        "def make(width=5):\n"
-        "    return nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.ReLU(), nn.Linear(width, 10))\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
+def test_user_import_model(user_nets):
     model = build_model(None, "usernets:make", {"width": 7}, 1, (8, 8), 10)
     assert final_linear(model, torch.randn(2, 1, 8, 8))[1].in_features == 7
     with pytest.raises(PruneScopeError, match="no callable 'nope'"):
         build_model(None, "usernets:nope", {}, 1, (8, 8), 10)
     with pytest.raises(PruneScopeError, match="cannot import module"):
         build_model(None, "no_such_module_xyz:make", {}, 1, (8, 8), 10)
-    sys.modules.pop("usernets", None)
 
 
 def test_checkpoint_errors(tmp_path):

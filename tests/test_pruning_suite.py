@@ -53,15 +53,9 @@ def test_mpt_last_layer_dense_keeps_a_trained_head(mpt_run):
         assert abs(float((w == 0).float().mean()) - 0.5) < 1e-3  # per-layer scope
 
 
-def test_model_pruned_elsewhere_and_user_import(tmp_path, monkeypatch):
-    (tmp_path / "labnets.py").write_text(
-        "from torch import nn\n"
-        "def mlp(hidden=32):\n"
-        "    return nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
+def test_model_pruned_elsewhere_and_user_import(tmp_path, user_nets):
     torch.manual_seed(0)
-    dense = build_model(None, "labnets:mlp", {}, 1, (8, 8), 10)
+    dense = build_model(None, "usernets:make", {}, 1, (8, 8), 10)
     torch.save(dense.state_dict(), tmp_path / "dense.pt")
     with torch.no_grad():
         w = dense[1].weight
@@ -69,8 +63,8 @@ def test_model_pruned_elsewhere_and_user_import(tmp_path, monkeypatch):
     torch.save(dense.state_dict(), tmp_path / "ours.pt")
     cfg = tiny_config(
         models=[
-            {"id": "mlp", "import": "labnets:mlp", "checkpoint": str(tmp_path / "dense.pt")},
-            {"id": "mlp-ours", "import": "labnets:mlp", "checkpoint": str(tmp_path / "ours.pt"), "parent": "mlp", "method": "lab_prune"},
+            {"id": "mlp", "import": "usernets:make", "checkpoint": str(tmp_path / "dense.pt")},
+            {"id": "mlp-ours", "import": "usernets:make", "checkpoint": str(tmp_path / "ours.pt"), "parent": "mlp", "method": "lab_prune"},
         ],
         prune=[],
     )
