@@ -43,7 +43,7 @@ def settle(driver, seconds: float = 1.5) -> None:
 def shoot(driver, element_id: str, out: Path) -> None:
     el = driver.find_element("css selector", f"#{element_id}")
     card = el.find_element("xpath", "./ancestor::div[contains(@class,'view-card')]")
-    driver.execute_script("window.scrollTo(0, window.scrollY + arguments[0].getBoundingClientRect().top - 70);", card)
+    driver.execute_script("window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 70, behavior: 'instant'});", card)
     settle(driver, 1.0)
     card.screenshot(str(out))
     print(out)
@@ -70,7 +70,7 @@ def main() -> None:
         index = driver.execute_script(
             f"return document.querySelector('#{ids.EVAL_TABLE} .js-plotly-plot').data[0].customdata"
             ".findIndex(c => c[0] === arguments[0] && c[1] === arguments[1]);", COMPARE[0], COMPARE[1])
-        driver.execute_script("window.scrollTo(0, 0);")
+        driver.execute_script("window.scrollTo({top: 0, behavior: 'instant'});")
         ActionChains(driver).move_to_element(bars[index]).click().perform()
         settle(driver, 3)
         shoot(driver, ids.LOCAL_GRAPH, outdir / "view_local_comparison.png")

@@ -86,7 +86,7 @@ def test_box_selection_drives_samples_global_and_table(dash_app):
         f"const t = document.querySelector('#{ids.LOCAL_GRAPH} .js-plotly-plot').data.find(t => t.type === 'scattergl'); return (t.xaxis || 'x') + (t.yaxis || 'y');")
     plot = dash_app.find_element(f'#{ids.LOCAL_GRAPH} .nsewdrag[data-subplot="{subplot}"]')
     in_view = "const r = arguments[0].getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight;"
-    dash_app.driver.execute_script("window.scrollTo(0, window.scrollY + arguments[0].getBoundingClientRect().top - 120);", plot)
+    dash_app.driver.execute_script("window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 120, behavior: 'instant'});", plot)  # Bootstrap makes scrolling smooth: jump
     wait(dash_app, lambda: dash_app.driver.execute_script(in_view, plot))
     w, h = plot.size["width"], plot.size["height"]
     drag = ActionChains(dash_app.driver).move_to_element(plot).move_by_offset(-w // 3, -h // 3).click_and_hold()
