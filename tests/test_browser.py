@@ -106,6 +106,21 @@ def test_box_selection_drives_samples_global_and_table(dash_app):
     assert dash_app.get_logs() == []
 
 
+def test_axis_brush_in_global_geometry_drives_the_other_views(dash_app):
+    wait(dash_app, lambda: settled(dash_app))
+    brush = dash_app.driver.find_elements("css selector", f"#{ids.GLOBAL_GRAPH} .parcoords .axis-brush .background")[-1]  # the margin axis
+    dash_app.driver.execute_script("window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 200, behavior: 'instant'});", brush)
+    h = brush.size["height"]
+    drag = ActionChains(dash_app.driver).move_to_element(brush).move_by_offset(0, -int(h * 0.3)).click_and_hold()
+    for _ in range(6):
+        drag = drag.move_by_offset(0, int(h * 0.1))
+    drag.release().perform()
+    wait(dash_app, lambda: "selected (global)" in dash_app.find_element(f"#{ids.SELECTION_BADGE}").text)
+    wait(dash_app, lambda: "selected" in dash_app.find_element(f"#{ids.SAMPLES_COUNT}").text)
+    wait(dash_app, lambda: any(t.get("name") == "difference" for t in figure_data(dash_app, ids.EVAL_TABLE)))
+    assert dash_app.get_logs() == []
+
+
 def test_clicking_a_bar_compares_and_draws_trajectories(dash_app):
     wait(dash_app, lambda: settled(dash_app))
     bars = dash_app.driver.find_elements("css selector", f"#{ids.EVAL_TABLE} .trace.bars .point path")
