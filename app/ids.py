@@ -1,16 +1,12 @@
 """Every component id of the dashboard, in one place (views import them; tests find them)."""
 
-# shared state (dcc.Store)
+# shared state (dcc.Store); the reference, compared and class in focus are their dropdowns' values
 RUN = "run-name"
-REFERENCE = "reference"  # {"model_id", "corruption", "severity"}
-COMPARED = "compared"  # same, or None
-COMBINATIONS = "combinations"  # list of combinations picked from the evaluation table
+COMBINATIONS = "combinations"  # keys "model|corruption|severity" picked in the evaluation table
 SELECTION = "selection"  # {"samples": [ids] | None, "source": view name}
-FOCUS_CLASS = "focus-class"
 
 # header
 RUN_DROPDOWN = "run-dropdown"
-STATUS = "status"
 CLEAR_SELECTION = "clear-selection"
 SELECTION_BADGE = "selection-badge"
 
@@ -25,7 +21,6 @@ COMPARED_DROPDOWN = "compared-dropdown"
 
 # local geometry
 LOCAL_GRAPH = "local-graph"
-LOCAL_TRAJECTORY = "local-trajectory"
 LOCAL_DIFF_METRIC = "local-diff-metric"
 LOCAL_DIFF_RANGE = "local-diff-range"
 CLASS_DROPDOWN = "class-dropdown"

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import plotly.io as pio
 
 from app import ids
 from app.main import create_app
@@ -144,7 +143,6 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--browser", action="store_true")
     args = ap.parse_args()
-    pio.templates.default = "plotly_white"
     rng = random.Random(0)
     with tempfile.TemporaryDirectory() as cache:
         app = create_app(args.store, args.run, cache)

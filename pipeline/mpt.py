@@ -22,9 +22,6 @@ from torch import nn
 from pipeline.config import MptConfig
 from pipeline.training import Normalizer, fit
 
-INITS = ("kaiming_normal", "signed_constant")
-
-
 class _BinarySubnet(torch.autograd.Function):
     """α·mask forward; gradient g·|w| to the (absolute) scores, as biprop's GetQuantnet_binary."""
 
