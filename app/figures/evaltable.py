@@ -95,7 +95,7 @@ def evaluation_table(
     fig = go.Figure()
     if frame.empty or (frame["method"] != "dense").sum() == 0:
         fig.add_annotation(text="no evaluations of pruned models in this run", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-        fig.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, template="plotly_white", height=200)
+        fig.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, height=200)
         return fig
     columns = _columns(frame)
     cells, n_rows = layout_cells(frame, columns, selected, compared)
@@ -140,7 +140,7 @@ def evaluation_table(
         for k in range(len(columns))
     ]
     fig.update_layout(
-        font=FONT, template="plotly_white", barmode="overlay", bargap=0, shapes=shapes, clickmode="event",
+        font=FONT, barmode="overlay", bargap=0, shapes=shapes, clickmode="event",
         margin={"l": 10, "r": 10, "t": 70, "b": 10}, height=max(260, 46 * n_rows + 110),
         xaxis={"range": [0, len(columns)], "tickvals": [k + 0.5 for k in range(len(columns))], "ticktext": [c.replace("_", " ") for c in columns], "side": "top", "tickangle": -35, "showgrid": False, "zeroline": False, "fixedrange": True},
         yaxis={"range": [-0.05, n_rows], "visible": False, "fixedrange": True},

@@ -14,7 +14,6 @@ import math
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-import plotly.io as pio
 
 from app.figures.density import kde
 from app.figures.grid import grid, merge_axes
@@ -39,7 +38,7 @@ def _sampled(df: pd.DataFrame, limit: int) -> tuple[pd.DataFrame, int]:
 def empty_figure(message: str, height: int = 260) -> go.Figure:
     fig = go.Figure()
     fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font={"size": 14, "color": "#666"})
-    fig.update_layout(template="plotly_white", height=height, xaxis={"visible": False}, yaxis={"visible": False}, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    fig.update_layout(height=height, xaxis={"visible": False}, yaxis={"visible": False}, margin={"l": 10, "r": 10, "t": 10, "b": 10})
     return fig
 
 
@@ -90,7 +89,7 @@ def small_multiples(df: pd.DataFrame, class_names: list[str], classes: list[int]
         if total > len(g):
             notes.append({"text": f"{len(g)} of {total} shown", "showarrow": False, "xref": f"{main.xaxis} domain", "yref": f"{main.yaxis} domain", "x": 1, "y": 1, "font": {"size": 9}})
     layout = {
-        **merge_axes(axes, updates), "annotations": notes, "font": FONT, "template": pio.templates["plotly_white"],
+        **merge_axes(axes, updates), "annotations": notes, "font": FONT,
         "height": 340 * nrows + 30, "margin": {"l": 40, "r": 10, "t": 30, "b": 70}, "dragmode": "select",
         "legend": {"orientation": "h", "y": -0.06, "yanchor": "top", "x": 0}, "uirevision": "local",
     }
@@ -145,7 +144,7 @@ def comparison(moves: pd.DataFrame, class_name: str, selected: set[int] | None =
         if total > len(g):
             notes.append({"text": f"{len(g)} of {total} shown", "showarrow": False, "xref": f"{cell.xaxis} domain", "yref": f"{cell.yaxis} domain", "x": 1, "y": 1, "font": {"size": 9}})
     layout = {
-        **merge_axes(axes, updates), "annotations": notes, "font": FONT, "template": pio.templates["plotly_white"], "height": 360,
+        **merge_axes(axes, updates), "annotations": notes, "font": FONT, "height": 360,
         "margin": {"l": 50, "r": 10, "t": 50, "b": 40}, "dragmode": "select", "uirevision": "local-cmp",
         "title": {"text": f"<b>{class_name}</b>: reference (grey) → compared (yellow)", "font": {"size": 13}, "x": 0.01},
         "legend": {"orientation": "h", "y": 1.17, "x": 0.45},

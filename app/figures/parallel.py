@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-import plotly.io as pio
 
 from app.figures.density import kde
 from app.figures.grid import grid
@@ -56,7 +55,7 @@ def parallel_coordinates(df: pd.DataFrame, dims: list[tuple[str, str]], title: s
         labelangle=-30, labelfont={"size": 10}, tickfont={"size": 9}, rangefont={"size": 8},
     ))
     note = f" ({len(g)} of {len(df)} shown)" if len(g) < len(df) else f" ({len(df)} samples)"
-    fig.update_layout(font=FONT, template="plotly_white", height=380, margin={"l": 50, "r": 50, "t": 90, "b": 20},
+    fig.update_layout(font=FONT, height=380, margin={"l": 50, "r": 50, "t": 90, "b": 20},
                       title={"text": title + note, "font": {"size": 13}, "x": 0.01, "y": 0.98})
     return fig
 
@@ -76,7 +75,7 @@ def density_strips(ref: pd.DataFrame, cmp: pd.DataFrame | None, dims: list[tuple
             traces.append({"type": "scatter", "x": d, "y": x, "mode": "lines", "fill": "tozerox", "opacity": 0.55, "line": {"color": color, "width": 1.5},
                            "hoverinfo": "skip", "showlegend": False, **cell.anchors})
     hidden = {k: {**v, "visible": False} for k, v in axes.items()}
-    return go.Figure({"data": traces, "layout": {**hidden, "template": pio.templates["plotly_white"], "height": 90, "margin": {"l": 35, "r": 35, "t": 4, "b": 4}}})
+    return go.Figure({"data": traces, "layout": {**hidden, "height": 90, "margin": {"l": 35, "r": 35, "t": 4, "b": 4}}})
 
 
 def brushed(df: pd.DataFrame, dims: list[tuple[str, str]], constraints: dict[str, list]) -> list[int]:

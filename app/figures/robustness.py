@@ -21,7 +21,7 @@ def margin_change(curves: list[tuple[str, np.ndarray]]) -> go.Figure:
         fig.add_trace(go.Scatter(x=x, y=d, mode="lines", fill="tozeroy", name=f"{label} (median {np.median(values):+.2f})", line={"color": color, "width": 2}, opacity=0.8))
     fig.add_vline(x=0, line={"color": "#888", "dash": "dot", "width": 1})
     fig.update_layout(
-        font=FONT, template="plotly_white", height=420, margin={"l": 50, "r": 10, "t": 40, "b": 40},
+        font=FONT, height=420, margin={"l": 50, "r": 10, "t": 40, "b": 40},
         title={"text": "Relative margin change under corruption (right of 0: margins shrink)", "font": {"size": 13}, "x": 0.01},
         xaxis={"title": "(m_clean − m_corrupted) / m_clean"}, yaxis={"title": "density"}, legend={"orientation": "h", "y": -0.25, "font": {"size": 10}},
     )

@@ -42,7 +42,7 @@ def accuracy_vs_sparsity(models: pd.DataFrame, accuracy: str = "clean_accuracy",
         row = df.set_index("model_id").loc[selected]
         fig.add_trace(go.Scatter(x=[row["sparsity"]], y=[row[accuracy]], mode="markers", name="selected", marker={"size": 16, "color": "rgba(0,0,0,0)", "line": {"width": 2, "color": "black"}}, hoverinfo="skip"))
     fig.update_layout(
-        title=title, font=FONT, template="plotly_white", margin={"l": 50, "r": 10, "t": 40, "b": 40},
+        title=title, font=FONT, margin={"l": 50, "r": 10, "t": 40, "b": 40},
         xaxis={"title": "sparsity (fraction of weights removed, measured)", "range": [-0.02, 1.0]},
         yaxis={"title": "accuracy", "range": [0, 1.02]},
         legend={"font": {"size": 9}, **({"orientation": "h", "y": -0.22, "yanchor": "top"} if legend_below else {})},
