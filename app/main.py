@@ -9,8 +9,8 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, dcc, html
 
 from app import ids
-from app.reader import StoreReader
-from app.state import selected_ids
+from app.reader import StoreError, StoreReader
+from app.state import Combo, selected_ids
 from app.views import combinations, evaltable, global_, local, robustness, samples
 from app.views.common import message
 
@@ -27,7 +27,13 @@ def create_app(store_dir: str | Path, run: str | None = None, cache_dir: str | P
         __name__, title="PruneScope", assets_folder=str(REPO / "assets"),
         suppress_callback_exceptions=False,  # Bootstrap's CSS is served from assets/: no CDN, no internet
     )
-    app.layout = layout(runs, start, str(store_dir))
+    initial, class_names = None, None
+    if start is not None:
+        try:
+            initial, class_names = combinations.default_combo(reader, start), reader.meta(start)["class_names"]
+        except StoreError:
+            pass  # the views show the store's message
+    app.layout = layout(runs, start, str(store_dir), initial, class_names)
     for view in VIEWS:
         view.register(app, reader)
     register_shell(app)
@@ -43,7 +49,8 @@ def warm_up() -> None:
     go.Figure([go.Parcoords(dimensions=[{"values": [0, 1]}]), go.Scattergl(x=[0], y=[0]), go.Scatter(x=[0], y=[0]), go.Bar(x=[0], y=[0])]).to_json()
 
 
-def layout(runs: list[str], run: str | None, store_dir: str) -> html.Div:
+def layout(runs: list[str], run: str | None, store_dir: str, initial: Combo | None = None, class_names: list[str] | None = None) -> html.Div:
+    """The page; `initial` and `class_names` preset the controls so every view draws at once."""
     header = dbc.Navbar(dbc.Container([
         html.Span([html.B("PruneScope"), html.Span(" what did pruning do to my network?", className="tagline")], className="brand"),
         html.Div([
@@ -53,13 +60,13 @@ def layout(runs: list[str], run: str | None, store_dir: str) -> html.Div:
             dbc.Button("clear selection", id=ids.CLEAR_SELECTION, size="sm", color="secondary", outline=True),
         ], className="navbar-controls"),
     ], fluid=True), color="light", className="mb-2 shadow-sm", sticky="top")
-    stores = [dcc.Store(id=ids.RUN, data=run), dcc.Store(id=ids.COMBINATIONS, data=[]), dcc.Store(id=ids.SELECTION, data=None)]
+    stores = [dcc.Store(id=ids.RUN, data=run), dcc.Store(id=ids.COMBINATIONS, data=[initial.key] if initial else []), dcc.Store(id=ids.SELECTION, data=None)]
     if run is None:
         body = [message(f"the store {store_dir} has no runs yet", "build one: python -m pipeline run configs/demo.toml (or start python app.py, which builds the demo)")]
         return html.Div([header, dbc.Container(body, fluid=True), *stores, _hidden_controls()])
     body = [
-        dbc.Row([dbc.Col(evaltable.layout(), lg=8), dbc.Col(combinations.layout(), lg=4)], className="g-2"),
-        dbc.Row([dbc.Col(local.layout(), lg=12)], className="g-2"),
+        dbc.Row([dbc.Col(evaltable.layout(), lg=8), dbc.Col(combinations.layout(initial), lg=4)], className="g-2"),
+        dbc.Row([dbc.Col(local.layout(class_names), lg=12)], className="g-2"),
         dbc.Row([dbc.Col(global_.layout(), lg=7), dbc.Col(samples.layout(), lg=5)], className="g-2"),
         robustness.layout(),
     ]

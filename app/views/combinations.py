@@ -14,8 +14,11 @@ from app.views.common import card, labelled, message
 HELP = "The model × evaluation-set combinations you picked in the evaluation table, with their details; choose the reference and the one to compare with it."
 
 
-def layout() -> html.Div:
-    ref = labelled("reference", "The combination every view shows (grey)", dcc.Dropdown(id=ids.REFERENCE_DROPDOWN, clearable=False))
+def layout(initial: Combo | None = None) -> html.Div:
+    """With `initial`, the reference starts set, so the views draw in the page's first round."""
+    keys = [initial.key] if initial else []
+    ref = labelled("reference", "The combination every view shows (grey)",
+                   dcc.Dropdown(id=ids.REFERENCE_DROPDOWN, clearable=False, options=_options(keys), value=initial.key if initial else None))
     cmp = labelled("compared", "A second combination to compare with the reference (yellow); clear it for single-model views", dcc.Dropdown(id=ids.COMPARED_DROPDOWN, clearable=True, placeholder="none: single model"))
     return card("Selected combinations", HELP, [ref, cmp, html.Div(id=ids.COMBO_TABLE, className="combo-table")])
 
@@ -55,6 +58,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Output(ids.SELECTION, "data"),
         Input(ids.RUN, "data"), Input(ids.EVAL_TABLE, "clickData"), Input(ids.ROBUST_SWEETSPOT, "clickData"),
         State(ids.COMBINATIONS, "data"), State(ids.REFERENCE_DROPDOWN, "value"), State(ids.COMPARED_DROPDOWN, "value"),
+        prevent_initial_call=True,  # the layout starts with the run's default combination
     )
     def combos(run, table_click, sweet_click, current, ref_key, cmp_key):
         """The one owner of the combinations: a new run resets them; a click in the evaluation

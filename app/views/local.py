@@ -23,9 +23,14 @@ HELP = (
 MAX_CLASSES = 10
 
 
-def layout() -> html.Div:
+def class_options(names: list[str]) -> list[dict]:
+    return [{"label": f"{i}: {n}", "value": i} for i, n in enumerate(names)]
+
+
+def layout(class_names: list[str] | None = None) -> html.Div:
     controls = [
-        labelled("class", "The class in focus (comparison and global geometry show it)", dcc.Dropdown(id=ids.CLASS_DROPDOWN, clearable=False, style={"width": "140px"})),
+        labelled("class", "The class in focus (comparison and global geometry show it)",
+                 dcc.Dropdown(id=ids.CLASS_DROPDOWN, clearable=False, style={"width": "140px"}, options=class_options(class_names or []), value=0 if class_names else None)),
         labelled("metric difference", "Show only samples whose angle, length or margin moved by an amount in the chosen percentile range (comparison mode)",
                  dcc.Dropdown(id=ids.LOCAL_DIFF_METRIC, options=["angle", "length", "margin"], value="margin", clearable=False, style={"width": "110px"})),
         html.Div(dcc.RangeSlider(id=ids.LOCAL_DIFF_RANGE, min=0, max=100, step=5, value=[0, 100], marks={0: "0", 50: "50", 100: "100 %ile"}, tooltip={"placement": "bottom"}), style={"width": "220px"}, title="Percentile range of |Δ metric| between reference and compared"),
@@ -34,7 +39,7 @@ def layout() -> html.Div:
 
 
 def register(app: dash.Dash, reader: StoreReader) -> None:
-    @app.callback(Output(ids.CLASS_DROPDOWN, "options"), Output(ids.CLASS_DROPDOWN, "value"), Input(ids.RUN, "data"))
+    @app.callback(Output(ids.CLASS_DROPDOWN, "options"), Output(ids.CLASS_DROPDOWN, "value"), Input(ids.RUN, "data"), prevent_initial_call=True)
     def classes(run):
         if not run:
             return [], None
@@ -42,7 +47,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
             names = reader.meta(run)["class_names"]
         except StoreError:
             return [], None
-        return [{"label": f"{i}: {n}", "value": i} for i, n in enumerate(names)], 0
+        return class_options(names), 0
 
     @app.callback(
         Output(ids.LOCAL_GRAPH, "figure"),
