@@ -22,7 +22,8 @@ import pyarrow.dataset as pads
 
 from pipeline import store
 from pipeline.errors import PruneScopeError
-from pipeline.stats import pearson, relative_margin_change, trim
+from pipeline.report import table1
+from pipeline.stats import relative_margin_change, trim
 
 LOCAL_ENTRIES = 64  # in-process memo entries per reader (per gunicorn worker)
 SCALAR_COLUMNS = ["sample_id", "label", "pred", "correct", "confidence", "loss", "length", "margin", "angle"]
@@ -141,21 +142,25 @@ class StoreReader:
 
         return self._memo(run, "samples", key, load)
 
+    def _evaluation_matrix(self, run: str, column: str, empty: float | bool, dtype: type) -> tuple[pd.DataFrame, np.ndarray]:
+        """One per-sample column of every evaluation as a matrix (evaluations × samples), from
+        one scan of the run; `keys` (model_id, corruption, severity) names the rows."""
+        df = store.samples_dataset(self.run_dir(run)).to_table(columns=["model_id", "corruption", "severity", "sample_id", column]).to_pandas()
+        keys = df[["model_id", "corruption", "severity"]].drop_duplicates(ignore_index=True)
+        row = df.merge(keys.reset_index(), on=["model_id", "corruption", "severity"])["index"].to_numpy()
+        matrix = np.full((len(keys), int(df["sample_id"].max()) + 1 if len(df) else 0), empty, dtype=dtype)
+        matrix[row, df["sample_id"].to_numpy()] = df[column].to_numpy()
+        return keys, matrix
+
     def correctness(self, run: str) -> tuple[pd.DataFrame, np.ndarray]:
-        """Every evaluation's per-sample correctness as one bit matrix (evaluations × samples),
-        built by one scan of the run and memoised, so any subset's accuracy is a column pick."""
+        """Every evaluation's per-sample correctness as a packed bit matrix, memoised, so any
+        subset's accuracy is a column pick."""
 
         def load() -> tuple[pd.DataFrame, np.ndarray]:
-            table = store.samples_dataset(self.run_dir(run)).to_table(columns=["model_id", "corruption", "severity", "sample_id", "correct"])
-            df = table.to_pandas()
-            keys = df[["model_id", "corruption", "severity"]].drop_duplicates(ignore_index=True)
-            row = df.merge(keys.reset_index(), on=["model_id", "corruption", "severity"])["index"].to_numpy()
-            matrix = np.zeros((len(keys), int(df["sample_id"].max()) + 1 if len(df) else 0), dtype=bool)
-            matrix[row, df["sample_id"].to_numpy()] = df["correct"].to_numpy()
+            keys, matrix = self._evaluation_matrix(run, "correct", False, bool)
             return keys, np.packbits(matrix, axis=1)
 
-        keys, packed = self._memo(run, "correctness", (), load)
-        return keys, packed
+        return self._memo(run, "correctness", (), load)
 
     def subset_accuracy(self, run: str, sample_ids: Sequence[int]) -> pd.DataFrame:
         """Accuracy of every evaluation restricted to `sample_ids`: model_id, corruption, severity, accuracy."""
@@ -166,17 +171,8 @@ class StoreReader:
         return keys.assign(accuracy=bits.mean(axis=1) if len(ids) else np.nan)
 
     def margins(self, run: str) -> tuple[pd.DataFrame, np.ndarray]:
-        """Every evaluation's per-sample margin (evaluations × samples, NaN where absent), one scan, memoised."""
-
-        def load() -> tuple[pd.DataFrame, np.ndarray]:
-            df = store.samples_dataset(self.run_dir(run)).to_table(columns=["model_id", "corruption", "severity", "sample_id", "margin"]).to_pandas()
-            keys = df[["model_id", "corruption", "severity"]].drop_duplicates(ignore_index=True)
-            row = df.merge(keys.reset_index(), on=["model_id", "corruption", "severity"])["index"].to_numpy()
-            matrix = np.full((len(keys), int(df["sample_id"].max()) + 1 if len(df) else 0), np.nan, dtype=np.float32)
-            matrix[row, df["sample_id"].to_numpy()] = df["margin"].to_numpy()
-            return keys, matrix
-
-        return self._memo(run, "margins", (), load)
+        """Every evaluation's per-sample margin (NaN where absent), memoised."""
+        return self._memo(run, "margins", (), lambda: self._evaluation_matrix(run, "margin", np.nan, np.float32))
 
     def margin_changes(self, run: str, model_id: str) -> np.ndarray:
         """Relative margin change of every sample under every corrupted version, trimmed 0.5 % each side."""
@@ -195,17 +191,7 @@ class StoreReader:
 
     def table1(self, run: str) -> pd.DataFrame:
         """Pearson correlation of per-sample robustness with the clean angle, length and margin, per model."""
-
-        def load() -> pd.DataFrame:
-            ds = store.samples_dataset(self.run_dir(run))
-            df = ds.to_table(columns=["model_id", "angle", "length", "margin", "robustness"], filter=pads.field("corruption") == store.CLEAN).to_pandas()
-            rows = [
-                {"model_id": m, **{k: pearson(g["robustness"].to_numpy(), g[k].to_numpy()) for k in ("angle", "length", "margin")}}
-                for m, g in df.groupby("model_id", sort=True)
-            ]
-            return pd.DataFrame(rows, columns=["model_id", "angle", "length", "margin"])
-
-        return self._memo(run, "table1", (), load)
+        return self._memo(run, "table1", (), lambda: table1(self.run_dir(run)).rename_axis("model_id").reset_index())
 
     def images(self, run: str, sample_ids: Sequence[int], corruption: str = store.CLEAN, severity: int = 0) -> tuple[dict[int, bytes], bool]:
         """PNG bytes of samples as the model saw them, and whether they are the corrupted version.
@@ -216,7 +202,7 @@ class StoreReader:
         run_dir = self.run_dir(run)
         ids = [int(i) for i in sample_ids]
         if corruption != store.CLEAN:
-            cached = run_dir / "corrupted" / f"{store.evalset_name(corruption, int(severity))}.npy"
+            cached = run_dir / store.CORRUPTED_DIR / f"{store.evalset_name(corruption, int(severity))}.npy"
             if cached.is_file():
                 arr = np.load(cached, mmap_mode="r")
                 return {i: _png(np.asarray(arr[i])) for i in ids if 0 <= i < len(arr)}, True

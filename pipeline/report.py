@@ -18,7 +18,7 @@ def table1(run_dir: Path) -> pd.DataFrame:
     rows = {}
     for model_id, g in df.groupby("model_id", sort=True):
         rows[model_id] = {m: pearson(g["robustness"].to_numpy(), g[m].to_numpy()) for m in ("angle", "length", "margin")}
-    return pd.DataFrame.from_dict(rows, orient="index")
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["angle", "length", "margin"])
 
 
 def render_report(run_dir: Path) -> str:

@@ -53,7 +53,6 @@ from pipeline.pruning import (
 from pipeline.training import Normalizer, extract, finetune, resolve_device, train_dense
 
 FEATURE_ROWS_LIMIT = 200_000
-CORRUPTED_DIR = "corrupted"  # cache of generated corrupted test sets
 EVAL_META_KEY = "prunescope.evaluation"  # samples-file metadata: the evaluation unit's summary
 
 
@@ -270,7 +269,7 @@ def evalset_images(ctx: RunContext, corruption: str, severity: int) -> np.ndarra
         if images.shape[1:] != data.test_images.shape[1:]:
             raise PruneScopeError(f"official {corruption} images are {images.shape[1:]}, the test set {data.test_images.shape[1:]}", "use CIFAR-10-C with the cifar10 data set")
         return images
-    cache = ctx.run_dir / CORRUPTED_DIR / f"{store.evalset_name(corruption, severity)}.npy"
+    cache = ctx.run_dir / store.CORRUPTED_DIR / f"{store.evalset_name(corruption, severity)}.npy"
     if cache.is_file():
         try:
             cached = np.load(cache)

@@ -33,6 +33,7 @@ SAMPLES_DIR = "samples"
 FEATURES_DIR = "features"
 CHECKPOINTS_DIR = "checkpoints"
 UNITS_DIR = "_units"  # completion records of units of work (pipeline-private, for resume)
+CORRUPTED_DIR = "corrupted"  # generated corrupted test sets, <set>.npy (cache; the gallery shows them)
 CLEAN = "clean"
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
