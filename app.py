@@ -1,7 +1,8 @@
-"""PruneScope dashboard: `python app.py [--store DIR] [--run NAME] [--host H] [--port P]`.
+"""PruneScope dashboard: `python app.py [--store DIR] [--run NAME] [--host H] [--port P] [--no-auth]`.
 
 With no run in the store yet, it first builds the demo run (configs/demo.toml, progress in
 the terminal, in a separate process: the app itself never imports torch), then serves.
+Serving beyond loopback needs users (see app/auth.py) or an explicit --no-auth.
 """
 
 from __future__ import annotations
@@ -21,7 +22,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run", default=os.environ.get("PRUNESCOPE_RUN"), help="run to open (default: the first)")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8050)
+    ap.add_argument("--no-auth", action="store_true", help="serve beyond loopback without HTTP auth (only behind your own authenticating proxy)")
     args = ap.parse_args(argv)
+
+    from app.auth import check_bind, load_users, no_auth_requested
+    from pipeline.errors import PruneScopeError
+
+    try:
+        users = load_users()
+        check_bind([args.host], users, args.no_auth or no_auth_requested())
+    except PruneScopeError as exc:
+        print(f"error: {exc.problem}\nfix: {exc.fix}", file=sys.stderr)
+        return 2
 
     from pipeline.store import list_runs
 
@@ -32,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
             return build.returncode
     from app.main import create_app
 
-    dash_app = create_app(args.store, args.run)
-    print(f"PruneScope on http://{args.host}:{args.port}/ (store {args.store})", flush=True)
+    dash_app = create_app(args.store, args.run, users=users)
+    print(f"PruneScope on http://{args.host}:{args.port}/ (store {args.store}{', basic auth for ' + str(len(users)) + ' users' if users else ''})", flush=True)
     dash_app.run(host=args.host, port=args.port, debug=False)
     return 0
 

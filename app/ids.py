@@ -10,6 +10,13 @@ RUN_DROPDOWN = "run-dropdown"
 CLEAR_SELECTION = "clear-selection"
 SELECTION_BADGE = "selection-badge"
 
+# snapshot export (header)
+EXPORT_BUTTON = "export-button"
+EXPORT_CANCEL = "export-cancel"
+EXPORT_PROGRESS = "export-progress"
+EXPORT_STATUS = "export-status"
+EXPORT_DOWNLOAD = "export-download"
+
 # evaluation table
 EVAL_TABLE = "eval-table"
 EVAL_SEVERITY = "eval-severity"

@@ -2,31 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, dcc, html
 
-from app import ids
+from app import background, guard, ids
+from app.auth import HashedBasicAuth
 from app.reader import StoreError, StoreReader
 from app.state import Combo, selected_ids
-from app.views import combinations, evaltable, global_, local, robustness, samples
+from app.views import combinations, evaltable, export, global_, local, robustness, samples
 from app.views.common import message
 
 REPO = Path(__file__).resolve().parents[1]
-VIEWS = (evaltable, combinations, local, global_, samples, robustness)
+VIEWS = (evaltable, combinations, local, global_, samples, robustness, export)
 
 
-def create_app(store_dir: str | Path, run: str | None = None, cache_dir: str | Path | None = None) -> dash.Dash:
-    """The dashboard over `store_dir`, opening on `run` (default: the first run)."""
-    reader = StoreReader(store_dir, cache_dir if cache_dir is not None else REPO / "cache" / "diskcache")
+def create_app(store_dir: str | Path, run: str | None = None, cache_dir: str | Path | None = None, users: Mapping[str, str] | None = None) -> dash.Dash:
+    """The dashboard over `store_dir`, opening on `run` (default: the first run); with
+    `users` ({user: password hash}) every request needs HTTP basic auth."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else REPO / "cache" / "diskcache"
+    reader = StoreReader(store_dir, cache_dir)
     runs = reader.runs()
     start = run if run in runs else (runs[0] if runs else None)
     app = dash.Dash(
-        __name__, title="PruneScope", assets_folder=str(REPO / "assets"),
-        suppress_callback_exceptions=False,  # Bootstrap's CSS is served from assets/: no CDN, no internet
+        __name__, title="PruneScope", assets_folder=str(REPO / "assets"),  # Bootstrap's CSS is served from assets/: no CDN, no internet
+        background_callback_manager=background.manager(cache_dir),
     )
+    guard.install(app)
+    if users:
+        HashedBasicAuth(app, users)
     initial, class_names = None, None
     if start is not None:
         try:
@@ -58,6 +65,7 @@ def layout(runs: list[str], run: str | None, store_dir: str, initial: Combo | No
             dcc.Dropdown(id=ids.RUN_DROPDOWN, options=runs, value=run, clearable=False, style={"width": "180px"}),
             html.Span(id=ids.SELECTION_BADGE, className="selection-badge", title="Samples selected by brushing in the local or global geometry view; every view follows it"),
             dbc.Button("clear selection", id=ids.CLEAR_SELECTION, size="sm", color="secondary", outline=True),
+            export.layout() if run is not None else None,
         ], className="navbar-controls"),
     ], fluid=True), color="light", className="mb-2 shadow-sm", sticky="top")
     stores = [dcc.Store(id=ids.RUN, data=run), dcc.Store(id=ids.COMBINATIONS, data=[initial.key] if initial else []), dcc.Store(id=ids.SELECTION, data=None)]

@@ -38,6 +38,7 @@ class StoreReader:
 
     def __init__(self, store_dir: str | Path, cache_dir: str | Path | None = None) -> None:
         self.store_dir = Path(store_dir)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.cache = diskcache.Cache(str(cache_dir)) if cache_dir is not None else None
         self._local: OrderedDict[str, Any] = OrderedDict()
 
@@ -55,7 +56,7 @@ class StoreReader:
 
     def check_model(self, run: str, model_id: str) -> str:
         if model_id not in set(self.models(run)["model_id"]):
-            raise StoreError(f"run {run!r} has no model {model_id!r}", "pick a model from the evaluation table")
+            raise StoreError(f"run {run!r} has no model {model_id!r}", "pick one of the run's model ids (the evaluation table shows them; python -m pipeline report STORE/RUN lists them)")
         return model_id
 
     def check_evalset(self, run: str, model_id: str, corruption: str, severity: int) -> tuple[str, int]:

@@ -14,7 +14,6 @@ Targets: p95 ≤ 100 ms per interaction at 10M rows; ≥ 20× faster than pandas
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import tempfile
@@ -27,48 +26,8 @@ from app import ids
 from app.main import create_app
 from app.reader import SCALAR_COLUMNS, StoreReader
 from app.state import Combo
+from benchmarks.dash_client import Driver
 from pipeline import store
-
-
-def parse_outputs(key: str) -> list[dict]:
-    parts = key[2:-2].split("...") if key.startswith("..") else [key]
-    out = []
-    for p in parts:
-        cid, prop = p.rsplit(".", 1)
-        out.append({"id": cid, "property": prop.split("@")[0]})
-    return out
-
-
-class Driver:
-    """Posts callback requests the way the Dash renderer does, and times them."""
-
-    def __init__(self, app) -> None:
-        self.app = app
-        self.client = app.server.test_client()
-        self.client.get("/")
-        self.state: dict[tuple[str, str], object] = {}
-
-    def fire(self, changed: list[tuple[str, str]]) -> tuple[float, float]:
-        """Run every callback with one of `changed` as input; returns the summed and the
-        longest server seconds (one worker; enough workers to run them in parallel)."""
-        total, longest = 0.0, 0.0
-        for key, spec in self.app.callback_map.items():
-            trig = [f"{i['id']}.{i['property']}" for i in spec["inputs"] if (i["id"], i["property"]) in changed]
-            if not trig:
-                continue
-            payload = {
-                "output": key, "outputs": parse_outputs(key) if key.startswith("..") else parse_outputs(key)[0],
-                "inputs": [{**i, "value": self.state.get((i["id"], i["property"]))} for i in spec["inputs"]],
-                "state": [{**s, "value": self.state.get((s["id"], s["property"]))} for s in spec.get("state", [])],
-                "changedPropIds": trig,
-            }
-            t = time.perf_counter()
-            res = self.client.post("/_dash-update-component", data=json.dumps(payload, default=str), content_type="application/json")
-            took = time.perf_counter() - t
-            total, longest = total + took, max(longest, took)
-            if res.status_code not in (200, 204):
-                raise RuntimeError(f"{key}: HTTP {res.status_code} {res.data[:200]!r}")
-        return total, longest
 
 
 def interactions(reader, run: str, rng: random.Random):
@@ -149,7 +108,8 @@ def main() -> None:
         reader = StoreReader(args.store)
         run_dir = reader.run_dir(args.run)
         rows = sum(int(n) for n in reader.evaluations(args.run)["n"])
-        drv = Driver(app)
+        client = app.server.test_client()
+        drv = Driver(client.get("/_dash-dependencies").get_json(), lambda path, body: client.post(path, data=body, content_type="application/json").status_code)
         drv.state[(ids.RUN, "data")] = args.run
         drv.state[(ids.EVAL_SEVERITY, "value")] = 3
         drv.state[(ids.CLASS_DROPDOWN, "value")] = 0

@@ -85,3 +85,14 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     store_dir = tmp_path_factory.mktemp("store")
     return build_run(parse_config(tiny_config()), store_dir).run_dir
+
+
+@pytest.fixture(scope="session")
+def browser_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small run ("tiny") with two corrupted sets, built once for the browser tests."""
+    from pipeline.config import parse_config
+    from pipeline.runner import build_run
+
+    store_dir = tmp_path_factory.mktemp("browser-store")
+    build_run(parse_config(tiny_config(evaluation={"corruptions": ["gaussian_noise", "fog"], "severities": [3]})), store_dir)
+    return store_dir

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
@@ -10,20 +9,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from app import ids
 from app.main import create_app
-from pipeline.config import parse_config
-from pipeline.runner import build_run
-from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="session")
-def browser_store(tmp_path_factory) -> Path:
-    """A small run with corrupted sets, built once for the browser tests."""
-    store_dir = tmp_path_factory.mktemp("browser-store")
-    cfg = tiny_config(evaluation={"corruptions": ["gaussian_noise", "fog"], "severities": [3]})
-    build_run(parse_config(cfg), store_dir)
-    return store_dir
 
 
 @pytest.fixture

@@ -40,12 +40,17 @@ def dimensions(axes: list[int], class_names: list[str]) -> list[tuple[str, str]]
     return [(f"a{j}", f"∠ {class_names[j]}") for j in axes] + [("length", "length"), ("margin", "margin")]
 
 
+def shown_lines(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows drawn as lines, in drawing order: all, or a fixed sample of MAX_LINES."""
+    return df if len(df) <= MAX_LINES else df.sample(MAX_LINES, random_state=0)
+
+
 def parallel_coordinates(df: pd.DataFrame, dims: list[tuple[str, str]], title: str, selected: set[int] | None = None) -> go.Figure:
     """`df`: the class in focus (sample_id, correct, a*, length, margin) of one evaluation set;
     `selected` sample ids are drawn blue (and first in the sample when lines are capped)."""
     if df.empty:
         return empty_figure("no samples of this class in this evaluation set", height=380)
-    g = df if len(df) <= MAX_LINES else df.sample(MAX_LINES, random_state=0)
+    g = shown_lines(df)
     color = g["correct"].astype(int).to_numpy()
     if selected:
         color = np.where(g["sample_id"].isin(selected), 2, color)

@@ -1,0 +1,220 @@
+"""Static HTML snapshots of a comparison: one self-contained file that needs no server or network.
+
+    python -m app.export --store DIR --run NAME --reference MODEL_ID --compare MODEL_ID \
+        [--corruption NAME --severity S] [--class K] --out FILE.html
+
+The figures come from the same builders the live dashboard uses; plotly.js is inlined once,
+the images of the samples are embedded, and a small inlined script (app/snapshot/snapshot.js)
+links the figures: a box or lasso selection in a geometry plot, or a brushed axis in the
+parallel coordinates, highlights the same samples everywhere and fills the gallery.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import html
+import json
+import sys
+from pathlib import Path
+from string import Template
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from app.figures.evaltable import evaluation_table, table_frame
+from app.figures.local import comparison, small_multiples, trajectories
+from app.figures.parallel import density_strips, dimensions, parallel_coordinates, rank_axes, shown_lines
+from app.figures.robustness import margin_change
+from app.figures.sweetspot import accuracy_vs_sparsity
+from app.reader import StoreError, StoreReader
+from app.state import Combo
+from pipeline import store
+from pipeline.errors import PruneScopeError
+
+SNAPSHOT_DIR = Path(__file__).resolve().parent / "snapshot"
+IMAGE_BUDGET = 3_000_000  # bytes of embedded PNGs: the class in focus first, then the samples that moved most
+MAX_CLASSES = 10
+STEPS = 6
+
+Progress = Callable[[int, int], None]
+
+
+def _ids_of(fig: go.Figure) -> dict[int, list[int]]:
+    """Sample ids of every marker trace (its customdata), by trace index."""
+    out = {}
+    for i, trace in enumerate(fig.data):
+        custom = getattr(trace, "customdata", None)
+        if trace.type == "scattergl" and custom is not None and "markers" in (trace.mode or ""):
+            out[i] = [int(v) for v in np.asarray(custom).ravel()]
+    return out
+
+
+def _plain(v: object) -> bool | int | float | None:
+    """A sample field as JSON: bools and ints as they are, floats rounded, NaN as null."""
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    v = float(v)
+    return None if np.isnan(v) else round(v, 3)
+
+
+def _png_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def default_focus(moves: pd.DataFrame, num_classes: int) -> int:
+    """The class whose samples changed correctness most between reference and compared."""
+    if moves.empty:
+        return 0
+    flips = moves[moves["category"].isin(["right_wrong", "wrong_right"])].groupby("label").size()
+    return int(flips.idxmax()) if len(flips) else int(moves["label"].min()) % max(num_classes, 1)
+
+
+def _samples(a: pd.DataFrame, b: pd.DataFrame | None, focus: int) -> pd.DataFrame:
+    """One row per sample with reference (and compared) prediction and metrics, most moved first."""
+    cols = ["sample_id", "label", "pred", "correct", "angle", "length", "margin"]
+    df = a[cols].merge(b[cols[:1] + cols[2:]], on="sample_id", suffixes=("", "_cmp")) if b is not None else a[cols].copy()
+    moved = (df["margin_cmp"] - df["margin"]).abs() if b is not None else -df["margin"]
+    return df.assign(move=moved, _focus=df["label"] != focus).sort_values(["_focus", "move"], ascending=[True, False], kind="stable").drop(columns="_focus")
+
+
+def build_snapshot(
+    reader: StoreReader, run: str, reference: str, compare: str | None, corruption: str = store.CLEAN, severity: int = 0,
+    focus: int | None = None, progress: Progress | None = None,
+) -> str:
+    """The snapshot's HTML. Names are checked against the store before anything is read."""
+    step = progress or (lambda done, total: None)
+    severity = 0 if corruption == store.CLEAN else int(severity)
+    ref = Combo(reader.check_model(run, reference), *reader.check_evalset(run, reference, corruption, severity))
+    cmp = Combo(reader.check_model(run, compare), *reader.check_evalset(run, compare, corruption, severity)) if compare else None
+    meta = reader.meta(run)
+    names: list[str] = meta["class_names"]
+    step(1, STEPS)
+
+    a_all = reader.samples(run, ref.model_id, corruption, severity, with_angles=True)
+    b_all = reader.samples(run, cmp.model_id, corruption, severity, with_angles=True) if cmp else None
+    moves = trajectories(a_all, b_all) if b_all is not None else pd.DataFrame()
+    if focus is None:
+        focus = default_focus(moves, len(names)) if cmp else 0
+    if not 0 <= focus < len(names):
+        raise StoreError(f"class {focus} is not a class of run {run!r}", f"pick one of 0..{len(names) - 1}")
+    step(2, STEPS)
+
+    figures: dict[str, go.Figure] = {}
+    evals = reader.evaluations(run)
+    figures["evaltable"] = evaluation_table(table_frame(evals, severity if severity else 3), ref.model_id, cmp.model_id if cmp else None)
+    shown = list(range(len(names)))[:MAX_CLASSES] if len(names) <= MAX_CLASSES else [focus] + [c for c in a_all.groupby("label")["correct"].mean().sort_values().index if c != focus][: MAX_CLASSES - 1]
+    figures["local"] = small_multiples(a_all, names, shown)
+    if cmp:
+        figures["trajectories"] = comparison(moves[moves["label"] == focus], names[focus])
+    a = a_all[a_all["label"] == focus].reset_index(drop=True)
+    b = b_all[b_all["label"] == focus].reset_index(drop=True) if b_all is not None else None
+    dims = dimensions(rank_axes(a, b, focus, len(names)), names)
+    figures["global"] = parallel_coordinates(a, dims, f"{ref.model_id} · {ref.evalset}")
+    figures["density"] = density_strips(a, b, dims)
+    step(3, STEPS)
+
+    curves = [(c.model_id, reader.margin_changes(run, c.model_id)) for c in dict.fromkeys(c for c in (ref, cmp) if c)]
+    figures["margin"] = margin_change(curves)
+    figures["sweetspot"] = accuracy_vs_sparsity(reader.models(run), selected=ref.model_id, title="clean accuracy vs sparsity", legend_below=True).update_layout(height=420)
+    t1 = reader.table1(run)
+    step(4, STEPS)
+
+    samples = _samples(a_all, b_all, focus)
+    pngs, corrupted = reader.images(run, samples["sample_id"].head(5000).tolist(), corruption, severity)
+    embedded: dict[int, str] = {}
+    budget = IMAGE_BUDGET
+    for sid in samples["sample_id"].head(5000):
+        png = pngs.get(int(sid))
+        if png is not None and len(png) <= budget:
+            budget -= len(png)
+            embedded[int(sid)] = _png_uri(png)
+    step(5, STEPS)
+
+    lines = shown_lines(a)
+    data = {
+        "figures": {k: json.loads(f.to_json()) for k, f in figures.items()},
+        "linked": {k: _ids_of(figures[k]) for k in ("local", "trajectories") if k in figures},
+        "parcoords": {
+            "ids": lines["sample_id"].astype(int).tolist(),
+            "color": lines["correct"].astype(int).tolist(),
+            "values": [np.round(lines[col].to_numpy(dtype=float), 4).tolist() for col, _ in dims],
+        },
+        "samples": [
+            {k: _plain(v) for k, v in row.items()} | {"img": embedded.get(int(row["sample_id"]))}
+            for row in samples.drop(columns="move").to_dict("records")
+        ],
+        "classNames": names,
+        "focus": focus,
+        "compared": cmp is not None,
+    }
+    step(6, STEPS)
+    return _render(run, meta, ref, cmp, names[focus], data, t1, corrupted, len(embedded), len(samples))
+
+
+def _table1_html(t1: pd.DataFrame, highlight: set[str]) -> str:
+    rows = []
+    for r in t1.itertuples():
+        cells = "".join(f"<td>{'' if np.isnan(getattr(r, k)) else f'{getattr(r, k):+.3f}'}</td>" for k in ("angle", "length", "margin"))
+        rows.append(f"<tr class=\"{'hl' if r.model_id in highlight else ''}\"><td>{html.escape(str(r.model_id))}</td>{cells}</tr>")
+    return "<table class=\"t1\"><thead><tr><th>model</th><th>angle</th><th>length</th><th>margin</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+
+
+def _render(run: str, meta: dict, ref: Combo, cmp: Combo | None, focus_name: str, data: dict, t1: pd.DataFrame, corrupted: bool, n_images: int, n_samples: int) -> str:
+    template = Template((SNAPSHOT_DIR / "template.html").read_text())
+    what = f"{ref.model_id} vs {cmp.model_id}" if cmp else ref.model_id
+    image_note = f"{n_images} of {n_samples} sample images embedded" + (f" ({ref.evalset} versions)" if corrupted else (" (clean versions: the corrupted set is not cached in this run)" if ref.corruption != store.CLEAN else ""))
+    payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    return template.substitute(
+        title=html.escape(f"PruneScope · {run} · {what}"),
+        run=html.escape(run), dataset=html.escape(str(meta.get("dataset", ""))),
+        reference=html.escape(ref.model_id), compared=html.escape(cmp.model_id) if cmp else "none",
+        evalset=html.escape(ref.evalset), focus=html.escape(focus_name), image_note=html.escape(image_note),
+        created=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        css=(SNAPSHOT_DIR / "snapshot.css").read_text(), plotlyjs=get_plotlyjs(), data=payload,
+        script=(SNAPSHOT_DIR / "snapshot.js").read_text(), table1=_table1_html(t1, {ref.model_id, cmp.model_id if cmp else ""}),
+    )
+
+
+def snapshot_filename(run: str, reference: str, compare: str | None) -> str:
+    return f"prunescope-{run}-{reference}" + (f"-vs-{compare}" if compare else "") + ".html"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m app.export", description="Write a self-contained HTML snapshot of a comparison.")
+    ap.add_argument("--store", required=True, help="store folder")
+    ap.add_argument("--run", required=True, help="run name (python -m pipeline ls STORE lists them)")
+    ap.add_argument("--reference", required=True, help="model id of the reference (grey)")
+    ap.add_argument("--compare", required=True, help="model id of the compared model (yellow)")
+    ap.add_argument("--corruption", default=store.CLEAN, help="evaluation set: clean (default) or a corruption name")
+    ap.add_argument("--severity", type=int, default=0, help="severity 1..5 of --corruption")
+    ap.add_argument("--class", dest="focus", type=int, default=None, help="class in focus (default: the one whose samples changed most)")
+    ap.add_argument("--out", required=True, help="the HTML file to write")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    try:
+        if not Path(args.store).is_dir():
+            raise PruneScopeError(f"there is no store folder {args.store}", "pass the folder your runs were written to (python -m pipeline run CONFIG --store DIR)")
+        if args.corruption != store.CLEAN and not 1 <= args.severity <= 5:
+            raise PruneScopeError(f"--severity {args.severity} is not 1..5", "pass --severity 1..5 with --corruption")
+        if not out.parent.is_dir():
+            raise PruneScopeError(f"the folder of --out {out} does not exist", "create it or pick another path")
+        text = build_snapshot(StoreReader(args.store), args.run, args.reference, args.compare, args.corruption, args.severity, args.focus)
+    except PruneScopeError as exc:
+        print(f"error: {exc.problem}\nfix: {exc.fix}", file=sys.stderr)
+        return 2
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

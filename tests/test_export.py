@@ -1,0 +1,93 @@
+"""HTML snapshots: the builder, the file it writes and the command line."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.export import build_snapshot, default_focus, snapshot_filename
+from app.figures.local import trajectories
+from app.reader import StoreError, StoreReader
+
+REPO = Path(__file__).resolve().parents[1]
+REF, CMP = "digits_cnn-dense", "digits_cnn-magnitude-global-oneshot-s80-ft1"
+
+
+def snapshot_data(text: str) -> dict:
+    m = re.search(r'<script type="application/json" id="snapshot-data">(.*?)</script>', text, re.S)
+    assert m, "the data block is embedded"
+    return json.loads(m.group(1))
+
+
+@pytest.fixture(scope="module")
+def snapshot(tiny_run) -> str:
+    return build_snapshot(StoreReader(tiny_run.parent), "tiny", REF, CMP)
+
+
+def test_snapshot_is_self_contained(snapshot):
+    assert snapshot.count("Plotly.newPlot") == 1  # our script draws every figure from the embedded data
+    assert len(re.findall(r"<script>", snapshot)) == 2  # plotly.js once, then our script
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=[\"']?(https?:)?//", snapshot), "nothing is fetched"
+    assert "@import" not in snapshot
+    assert len(snapshot.encode()) < 10_000_000
+
+
+def test_snapshot_holds_every_figure_and_the_linking_data(snapshot, tiny_run):
+    data = snapshot_data(snapshot)
+    assert set(data["figures"]) == {"evaltable", "local", "trajectories", "global", "density", "margin", "sweetspot"}
+    assert data["figures"]["global"]["data"][0]["type"] == "parcoords"
+    focus = data["focus"]
+    samples = StoreReader(tiny_run.parent).samples("tiny", REF, "clean", 0)
+    in_focus = set(samples.loc[samples["label"] == focus, "sample_id"])
+    assert set(data["parcoords"]["ids"]) == in_focus
+    assert len(data["parcoords"]["values"]) == len(data["figures"]["global"]["data"][0]["dimensions"])
+    linked = {i for traces in data["linked"]["local"].values() for i in traces}
+    assert linked == set(samples["sample_id"])  # every sample of the small multiples can be selected
+    assert all(i in in_focus for traces in data["linked"]["trajectories"].values() for i in traces)
+    embedded = [s for s in data["samples"] if s["img"]]
+    assert len(embedded) == len(samples) and embedded[0]["img"].startswith("data:image/png;base64,")
+    assert {"pred_cmp", "margin_cmp", "correct_cmp"} <= set(data["samples"][0])
+    assert REF in snapshot and CMP in snapshot and "Table 1" in snapshot
+
+
+def test_single_model_snapshot_and_chosen_class(tiny_run):
+    text = build_snapshot(StoreReader(tiny_run.parent), "tiny", REF, None, focus=3)
+    data = snapshot_data(text)
+    assert "trajectories" not in data["figures"] and data["focus"] == 3 and data["compared"] is False
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"reference": "nope"}, "has no model 'nope'"),
+    ({"compare": "../../etc"}, "has no model"),
+    ({"corruption": "fog", "severity": 3}, "has no evaluation on fog-3"),
+    ({"focus": 99}, "class 99 is not a class"),
+])
+def test_snapshot_refuses_what_the_run_does_not_have(tiny_run, kwargs, message):
+    args = {"reference": REF, "compare": CMP, **kwargs}
+    with pytest.raises(StoreError, match=message):
+        build_snapshot(StoreReader(tiny_run.parent), "tiny", **args)
+
+
+def test_default_focus_is_the_class_that_changed_most(tiny_run):
+    reader = StoreReader(tiny_run.parent)
+    moves = trajectories(reader.samples("tiny", REF, "clean", 0), reader.samples("tiny", CMP, "clean", 0))
+    flips = moves[moves["category"].isin(["right_wrong", "wrong_right"])].groupby("label").size()
+    assert default_focus(moves, 10) == (int(flips.idxmax()) if len(flips) else int(moves["label"].min()))
+    assert snapshot_filename("tiny", REF, CMP) == f"prunescope-tiny-{REF}-vs-{CMP}.html"
+
+
+def test_command_line_writes_the_file_and_explains_errors(tiny_run, tmp_path):
+    out = tmp_path / "snap.html"
+    cmd = [sys.executable, "-m", "app.export", "--store", str(tiny_run.parent), "--run", "tiny", "--reference", REF, "--compare", CMP, "--out", str(out)]
+    ok = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert out.stat().st_size > 1_000_000 and "wrote" in ok.stdout
+    for bad, message in ((["--run", "nope"], "there is no run 'nope'"), (["--severity", "9", "--corruption", "fog"], "--severity 9 is not 1..5"),
+                         (["--store", str(tmp_path / "missing")], "there is no store folder"), (["--out", str(tmp_path / "no" / "x.html")], "does not exist")):
+        res = subprocess.run(cmd + bad, cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, res.stderr
