@@ -86,8 +86,9 @@ def start_server(store: str, run: str, workers: int, cache: str) -> tuple[subpro
     raise SystemExit("gunicorn did not answer within 120 s")
 
 
-def user(url: str, names: dict, rec: Recorder, stop: float, think: float, seed: int) -> None:
-    """One person: load the page, then interact until the time is up."""
+def user(url: str, names: dict, rec: Recorder, stop: float, think: float, seed: int, every_step_first: bool = False) -> None:
+    """One person: load the page, then interact until the time is up (with `every_step_first`,
+    each kind of interaction once first, as the warm-up visitor does)."""
     rng = random.Random(seed)
     session = requests.Session()
     session.headers["Authorization"] = "Basic " + base64.b64encode(f"load:{PASSWORD}".encode()).decode()
@@ -122,6 +123,10 @@ def user(url: str, names: dict, rec: Recorder, stop: float, think: float, seed: 
     }
     try:
         drv.fire([(ids.RUN, "data"), (ids.REFERENCE_DROPDOWN, "value")])  # the page's first round of callbacks
+        for step in steps.values() if every_step_first else ():
+            update, changed = step()
+            drv.state.update(update)
+            drv.fire([changed])
         while time.monotonic() < stop and not rec.full:
             time.sleep(rng.uniform(0.5, 1.5) * think)
             update, changed = rng.choice(list(steps.values()))()
@@ -157,7 +162,7 @@ def main() -> int:
         proc, url = start_server(args.store, args.run, args.workers, cache)
         try:
             warm = Recorder(args.max_requests)
-            user(url, names, warm, time.monotonic() + 5, 0.0, seed=-1)  # fills the shared cache once, as the first visitor does
+            user(url, names, warm, time.monotonic(), 0.0, seed=-1, every_step_first=True)  # fills the shared cache, as the first visitor does
             rec = Recorder(args.max_requests)
             stop = time.monotonic() + args.duration
             t0 = time.monotonic()

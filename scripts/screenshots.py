@@ -1,13 +1,15 @@
 """Screenshots of every view at 1440×900 for the README: `python scripts/screenshots.py STORE RUN docs/`.
 
 Starts the dashboard on a free loopback port, drives headless Chromium through the main
-interactions (a compared model, a box selection) and saves one PNG per view.
+interactions (a compared model, a box selection) and saves one PNG per view; then exports a
+snapshot of the same comparison and shoots it from file:// with a selection linking its plots.
 """
 
 from __future__ import annotations
 
 import socket
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -20,7 +22,9 @@ from werkzeug.serving import make_server
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app import ids  # noqa: E402
+from app.export import build_snapshot  # noqa: E402
 from app.main import create_app  # noqa: E402
+from app.reader import StoreReader  # noqa: E402
 from scripts.render_png import chrome_options  # noqa: E402
 
 COMPARE = ("digits_cnn-random-global-oneshot-s50-ft0", "clean")  # a model whose geometry moved
@@ -76,9 +80,33 @@ def main() -> None:
         shoot(driver, ids.LOCAL_GRAPH, outdir / "view_local_comparison.png")
         shoot(driver, ids.GLOBAL_GRAPH, outdir / "view_global_comparison.png")
         shoot(driver, ids.SAMPLES_GRID, outdir / "view_samples_comparison.png")
+        snapshot(driver, store, run, outdir / "snapshot_demo.png")
     finally:
         driver.quit()
         server.shutdown()
+
+
+def snapshot(driver, store: str, run: str, out: Path) -> None:
+    """The exported snapshot of dense vs COMPARE, opened from disk, with a box selection in the
+    trajectories outlining the same samples in the other plots and filling the gallery."""
+    with tempfile.TemporaryDirectory() as tmp:
+        page = Path(tmp) / "snapshot.html"
+        page.write_text(build_snapshot(StoreReader(store), run, "digits_cnn-dense", COMPARE[0]), encoding="utf-8")
+        driver.get(page.as_uri())
+        WebDriverWait(driver, 60, 0.2).until(lambda d: d.execute_script("const g = document.getElementById('fig-global'); return g && g.data && g.querySelector('.main-svg');"))
+        plot = driver.find_element("css selector", '#fig-trajectories .nsewdrag[data-subplot="xy"]')
+        driver.execute_script("window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 120, behavior: 'instant'});", plot)
+        w, h = plot.size["width"], plot.size["height"]
+        drag = ActionChains(driver).move_to_element(plot).move_by_offset(-w // 2 + 2, -h // 2 + 2).click_and_hold()
+        for _ in range(10):
+            drag = drag.move_by_offset(w // 20, (h - 4) // 10)
+        drag.release().perform()
+        WebDriverWait(driver, 30, 0.2).until(lambda d: "selected" in d.find_element("id", "selection-status").text)
+        card = driver.find_element("id", "card-trajectories")
+        driver.execute_script("window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 40, behavior: 'instant'});", card)
+        time.sleep(1.0)  # let plotly finish drawing the outlines
+        driver.save_screenshot(str(out))
+        print(out)
 
 
 if __name__ == "__main__":
