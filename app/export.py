@@ -23,9 +23,10 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
+from plotly.io.json import to_json_plotly
 from plotly.offline import get_plotlyjs
 
+from app.figures import Figure
 from app.figures.evaltable import evaluation_table, table_frame
 from app.figures.local import comparison, small_multiples, trajectories
 from app.figures.parallel import density_strips, dimensions, parallel_coordinates, rank_axes, shown_lines
@@ -33,6 +34,7 @@ from app.figures.robustness import margin_change
 from app.figures.sweetspot import accuracy_vs_sparsity
 from app.reader import StoreError, StoreReader
 from app.state import Combo
+from app.views.local import decode_array
 from pipeline import store
 from pipeline.errors import PruneScopeError
 
@@ -44,12 +46,12 @@ STEPS = 6
 Progress = Callable[[int, int], None]
 
 
-def _ids_of(fig: go.Figure) -> dict[int, list[int]]:
+def _ids_of(fig: Figure) -> dict[int, list[int]]:
     """Sample ids of every marker trace (its customdata), by trace index."""
     out = {}
-    for i, trace in enumerate(fig.data):
-        custom = getattr(trace, "customdata", None)
-        if trace.type == "scattergl" and custom is not None and "markers" in (trace.mode or ""):
+    for i, trace in enumerate(fig["data"]):
+        custom = decode_array(trace.get("customdata"))
+        if trace.get("type") in ("scatter", "scattergl") and custom is not None and "markers" in trace.get("mode", ""):
             out[i] = [int(v) for v in np.asarray(custom).ravel()]
     return out
 
@@ -106,7 +108,7 @@ def build_snapshot(
         raise StoreError(f"class {focus} is not a class of run {run!r}", f"pick one of 0..{len(names) - 1}")
     step(2, STEPS)
 
-    figures: dict[str, go.Figure] = {}
+    figures: dict[str, Figure] = {}
     evals = reader.evaluations(run)
     figures["evaltable"] = evaluation_table(table_frame(evals, severity if severity else 3), ref.model_id, cmp.model_id if cmp else None)
     shown = list(range(len(names)))[:MAX_CLASSES] if len(names) <= MAX_CLASSES else [focus] + [c for c in a_all.groupby("label")["correct"].mean().sort_values().index if c != focus][: MAX_CLASSES - 1]
@@ -122,7 +124,7 @@ def build_snapshot(
 
     curves = [(c.model_id, reader.margin_changes(run, c.model_id)) for c in dict.fromkeys(c for c in (ref, cmp) if c)]
     figures["margin"] = margin_change(curves)
-    figures["sweetspot"] = accuracy_vs_sparsity(reader.models(run), selected=ref.model_id, title="clean accuracy vs sparsity", legend_below=True).update_layout(height=420)
+    figures["sweetspot"] = accuracy_vs_sparsity(reader.models(run), selected=ref.model_id, title="clean accuracy vs sparsity", legend_below=True, height=420)
     t1 = reader.table1(run)
     step(4, STEPS)
 
@@ -139,7 +141,7 @@ def build_snapshot(
 
     lines = shown_lines(a)
     data = {
-        "figures": {k: json.loads(f.to_json()) for k, f in figures.items()},
+        "figures": {k: json.loads(to_json_plotly(f)) for k, f in figures.items()},
         "linked": {k: _ids_of(figures[k]) for k in ("local", "trajectories") if k in figures},
         "parcoords": {
             "ids": lines["sample_id"].astype(int).tolist(),

@@ -12,13 +12,16 @@ from __future__ import annotations
 import hashlib
 import io
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import diskcache
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
 from pipeline import store
 from pipeline.errors import PruneScopeError
@@ -143,22 +146,22 @@ class StoreReader:
 
         return self._memo(run, "samples", key, load)
 
-    def _evaluation_matrix(self, run: str, column: str, empty: float | bool, dtype: type) -> tuple[pd.DataFrame, np.ndarray]:
-        """One per-sample column of every evaluation as a matrix (evaluations × samples), from
-        one scan of the run; `keys` (model_id, corruption, severity) names the rows."""
-        df = store.samples_dataset(self.run_dir(run)).to_table(columns=["model_id", "corruption", "severity", "sample_id", column]).to_pandas()
-        keys = df[["model_id", "corruption", "severity"]].drop_duplicates(ignore_index=True)
-        row = df.merge(keys.reset_index(), on=["model_id", "corruption", "severity"])["index"].to_numpy()
-        matrix = np.full((len(keys), int(df["sample_id"].max()) + 1 if len(df) else 0), empty, dtype=dtype)
-        matrix[row, df["sample_id"].to_numpy()] = df[column].to_numpy()
+    def _evaluation_matrix(self, table: pd.DataFrame, column: str, empty: float | bool, dtype: type) -> tuple[pd.DataFrame, np.ndarray]:
+        """One per-sample column of several evaluations as a matrix (evaluations × samples);
+        `keys` (model_id, corruption, severity) names the rows."""
+        keys = table[["model_id", "corruption", "severity"]].drop_duplicates(ignore_index=True)
+        row = table.merge(keys.reset_index(), on=["model_id", "corruption", "severity"])["index"].to_numpy()
+        matrix = np.full((len(keys), int(table["sample_id"].max()) + 1 if len(table) else 0), empty, dtype=dtype)
+        matrix[row, table["sample_id"].to_numpy()] = table[column].to_numpy()
         return keys, matrix
 
     def correctness(self, run: str) -> tuple[pd.DataFrame, np.ndarray]:
-        """Every evaluation's per-sample correctness as a packed bit matrix, memoised, so any
-        subset's accuracy is a column pick."""
+        """Every evaluation's per-sample correctness as a packed bit matrix, from one scan of
+        the run, memoised, so any subset's accuracy is a column pick."""
 
         def load() -> tuple[pd.DataFrame, np.ndarray]:
-            keys, matrix = self._evaluation_matrix(run, "correct", False, bool)
+            table = store.samples_dataset(self.run_dir(run)).to_table(columns=["model_id", "corruption", "severity", "sample_id", "correct"]).to_pandas()
+            keys, matrix = self._evaluation_matrix(table, "correct", False, bool)
             return keys, np.packbits(matrix, axis=1)
 
         return self._memo(run, "correctness", (), load)
@@ -171,22 +174,25 @@ class StoreReader:
         bits = (packed[:, ids >> 3] >> (7 - (ids & 7)).astype(np.uint8)) & 1
         return keys.assign(accuracy=bits.mean(axis=1) if len(ids) else np.nan)
 
-    def margins(self, run: str) -> tuple[pd.DataFrame, np.ndarray]:
-        """Every evaluation's per-sample margin (NaN where absent), memoised."""
-        return self._memo(run, "margins", (), lambda: self._evaluation_matrix(run, "margin", np.nan, np.float32))
-
     def margin_changes(self, run: str, model_id: str) -> np.ndarray:
-        """Relative margin change of every sample under every corrupted version, trimmed 0.5 % each side."""
+        """Relative margin change of every sample under every corrupted version, trimmed 0.5 %
+        each side; reads two columns of this model's files only."""
         self.check_model(run, model_id)
 
         def load() -> np.ndarray:
-            keys, matrix = self.margins(run)
-            mine = keys["model_id"] == model_id
-            clean = np.flatnonzero(mine & (keys["corruption"] == store.CLEAN))
-            corrupted = np.flatnonzero(mine & (keys["corruption"] != store.CLEAN))
-            if len(clean) == 0 or len(corrupted) == 0:
+            ev = self.evaluations(run)
+            mine = ev[ev["model_id"] == model_id]
+            sets = [(c, int(s)) for c, s in zip(mine["corruption"], mine["severity"]) if c != store.CLEAN]
+            if not sets or not (mine["corruption"] == store.CLEAN).any():
                 return np.empty(0)
-            return trim(relative_margin_change(matrix[clean[0]], matrix[corrupted]))
+            paths = [store.samples_path(self.run_dir(run), model_id, c, s) for c, s in [(store.CLEAN, 0), *sets]]
+            with ThreadPoolExecutor(4) as pool:  # pyarrow reads without the GIL
+                tables = list(pool.map(lambda p: pq.read_table(p, columns=["sample_id", "margin"]), paths))
+            n = max(int(pc.max(t.column("sample_id")).as_py() or 0) for t in tables) + 1
+            matrix = np.full((len(tables), n), np.nan, np.float32)
+            for row, t in enumerate(tables):
+                matrix[row, t.column("sample_id").to_numpy()] = t.column("margin").to_numpy()
+            return trim(relative_margin_change(matrix[0], matrix[1:]))
 
         return self._memo(run, "margin_changes", (model_id,), load)
 

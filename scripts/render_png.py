@@ -35,10 +35,10 @@ def screenshot(url: str, out: Path, width: int = 1440, height: int = 900, wait_m
         )
 
 
-def figure_png(fig: go.Figure, out: Path, width: int = 900, height: int = 520) -> None:
-    """Write `fig` as a PNG of width × height pixels."""
+def figure_png(spec: dict | go.Figure, out: Path, width: int = 900, height: int = 520) -> None:
+    """Write a figure (a plotly spec or Figure) as a PNG of width × height pixels."""
     with tempfile.TemporaryDirectory() as tmp:
         html = Path(tmp) / "fig.html"
-        fig.update_layout(width=width, height=height)
+        fig = go.Figure(spec).update_layout(width=width, height=height)
         fig.write_html(html, include_plotlyjs=True, full_html=True, config={"displayModeBar": False})
         screenshot(html.as_uri(), out, width, height)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.io.json import to_json_plotly
 import pytest
 
 from app.figures.density import kde
@@ -26,6 +27,16 @@ from app.views.local import decode_array, points_to_ids
 from pipeline import store
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def F(spec: dict) -> go.Figure:
+    """A builder's spec as a validated plotly Figure (attribute access for the assertions)."""
+    return go.Figure(spec)
+
+
+def arr(value) -> np.ndarray:
+    """A trace array as numbers, whether the builder left it a list or made it a typed array."""
+    return np.asarray(decode_array(value))
 
 
 def samples_frame(n: int = 40, classes: int = 3, seed: int = 0, with_angles: bool = True) -> pd.DataFrame:
@@ -54,63 +65,91 @@ def evals_frame() -> pd.DataFrame:
 
 def test_evaluation_table_ranks_highlights_and_shows_subset():
     frame = table_frame(evals_frame(), 3)
-    fig = evaluation_table(frame, selected="m-mag-50")
+    fig = F(evaluation_table(frame, selected="m-mag-50"))
     bars = fig.data[0]
-    assert len(bars.x) == 2 * 3  # 3 pruned models × (clean, fog)
-    widths = dict(zip([c[0] + c[1] for c in bars.customdata], bars.marker.line.width))
+    assert len(arr(bars.x)) == 2 * 3  # 3 pruned models × (clean, fog)
+    widths = dict(zip([c[0] + c[1] for c in bars.customdata], arr(bars.marker.line.width)))
     assert widths["m-mag-50clean"] > 0 and widths["m-rand-50clean"] == 0
-    top = max(range(len(bars.x)), key=lambda i: bars.base[i])
+    base = arr(bars.base)
+    top = max(range(len(base)), key=lambda i: base[i])
     assert bars.customdata[top][0].startswith("m-mag")  # magnitude's best beats random's: on top
     subset = frame[["model_id", "column"]].assign(accuracy=0.2)
-    with_subset = evaluation_table(frame, subset=subset, subset_size=5)
+    with_subset = F(evaluation_table(frame, subset=subset, subset_size=5))
     assert any(t.name == "difference" for t in with_subset.data)
     mean = table_frame(evals_frame(), "mean")
     assert mean[mean["column"] == "fog"]["accuracy"].round(3).tolist() == pytest.approx([0.7, 0.575, 0.475, 0.575])
 
 
 def test_evaluation_table_empty():
-    fig = evaluation_table(table_frame(evals_frame().iloc[0:0], 3))
+    fig = F(evaluation_table(table_frame(evals_frame().iloc[0:0], 3)))
     assert "no evaluations" in fig.layout.annotations[0].text
 
 
 def test_local_small_multiples_and_comparison():
     df = samples_frame()
-    fig = small_multiples(df, ["a", "b", "c"], [0, 1, 2], selected={1, 2})
-    assert isinstance(fig, go.Figure) and any(t.type == "scattergl" for t in fig.data)
+    fig = F(small_multiples(df, ["a", "b", "c"], [0, 1, 2], selected={1, 2}))
+    assert any(t.type == "scatter" and t.mode == "markers" for t in fig.data)  # few points: SVG
+    many = F(small_multiples(samples_frame(n=3000), ["a", "b", "c"], [0, 1, 2]))
+    assert {t.type for t in many.data if t.mode == "markers"} == {"scattergl"}  # many: WebGL
     assert "a</b> · " in fig.layout.annotations[0].text
-    one = small_multiples(df[df["label"] == 1], ["a", "b", "c"], [0, 1, 2])
-    assert sum(t.type == "scattergl" for t in one.data) == 2  # one class: correct + incorrect
-    assert "no samples" in small_multiples(df.iloc[0:0], ["a"], [0]).layout.annotations[0].text
+    one = F(small_multiples(df[df["label"] == 1], ["a", "b", "c"], [0, 1, 2]))
+    assert sum(t.mode == "markers" for t in one.data) == 2  # one class: correct + incorrect
+    assert "no samples" in F(small_multiples(df.iloc[0:0], ["a"], [0])).layout.annotations[0].text
     moves = trajectories(df, samples_frame(seed=1).assign(label=df["label"]))
     assert set(moves["category"]) <= {"both_wrong", "right_wrong", "wrong_right", "both_right"}
     assert (moves["d_margin"] == moves["margin_cmp"] - moves["margin_ref"]).all()
-    cmp = comparison(moves[moves["label"] == 0], "a")
+    cmp = F(comparison(moves[moves["label"] == 0], "a"))
     assert [a.text.split(" (")[0] for a in cmp.layout.annotations[:5]] == ["all samples", "both wrong", "right → wrong", "wrong → right", "both right"]
-    assert "no samples" in comparison(moves.iloc[0:0], "a").layout.annotations[0].text
+    assert "no samples" in F(comparison(moves.iloc[0:0], "a")).layout.annotations[0].text
 
 
 def test_parallel_coordinates_brushing_and_axis_ranking():
     df = samples_frame(classes=30)
     dims = dimensions(rank_axes(df, None, 0, 30), [f"c{j}" for j in range(30)])
     assert len(dims) == 20 + 2 and dims[0][0] == "a0" and dims[-1][0] == "margin"
-    fig = parallel_coordinates(df[df["label"] == 0], dims, "t", selected={int(df.loc[df["label"] == 0, "sample_id"].iloc[0])})
-    assert fig.data[0].type == "parcoords" and 2 in list(fig.data[0].line.color)
+    fig = F(parallel_coordinates(df[df["label"] == 0], dims, "t", selected={int(df.loc[df["label"] == 0, "sample_id"].iloc[0])}))
+    assert fig.data[0].type == "parcoords" and 2 in arr(fig.data[0].line.color)
     ids = brushed(df, dims, {str(len(dims) - 1): [0.0, 10.0]})
     assert set(ids) == set(df.loc[df["margin"] >= 0, "sample_id"])
     two = brushed(df, dims, {str(len(dims) - 1): [[-10.0, -1.0], [1.0, 10.0]]})
     assert set(two) == set(df.loc[df["margin"].abs() >= 1, "sample_id"])
-    strips = density_strips(df, samples_frame(seed=2, classes=30), dims)
+    strips = F(density_strips(df, samples_frame(seed=2, classes=30), dims))
     assert len(strips.data) == 2 * len(dims)
-    assert "no samples" in parallel_coordinates(df.iloc[0:0], dims, "t").layout.annotations[0].text
+    assert "no samples" in F(parallel_coordinates(df.iloc[0:0], dims, "t")).layout.annotations[0].text
 
 
 def test_robustness_and_sweetspot_figures():
-    fig = margin_change([("a", np.random.default_rng(0).normal(0, 1, 200)), ("b", np.array([1.0]))])
+    fig = F(margin_change([("a", np.random.default_rng(0).normal(0, 1, 200)), ("b", np.array([1.0]))]))
     assert len([t for t in fig.data if t.fill == "tozeroy"]) == 1
-    assert "no corrupted evaluations" in margin_change([]).layout.annotations[0].text
+    assert "no corrupted evaluations" in F(margin_change([])).layout.annotations[0].text
     models = evals_frame().query("corruption == 'clean'").assign(clean_accuracy=lambda d: d["accuracy"])
-    sweet = accuracy_vs_sparsity(models, selected="m-mag-50")
+    sweet = F(accuracy_vs_sparsity(models, selected="m-mag-50"))
     assert {t.name for t in sweet.data} >= {"magnitude", "random", "selected"}
+
+
+def _every_builder() -> dict[str, dict]:
+    df = samples_frame()
+    moves = trajectories(df, samples_frame(seed=1).assign(label=df["label"]))
+    dims = dimensions(rank_axes(df, None, 0, 3), ["a", "b", "c"])
+    frame = table_frame(evals_frame(), 3)
+    models = evals_frame().query("corruption == 'clean'").assign(clean_accuracy=lambda d: d["accuracy"])
+    return {
+        "evaltable": evaluation_table(frame, "m-mag-50", "m-rand-50", frame[["model_id", "column"]].assign(accuracy=0.2), 5),
+        "evaltable-empty": evaluation_table(table_frame(evals_frame().iloc[0:0], 3)),
+        "local": small_multiples(df, ["a", "b", "c"], [0, 1, 2], selected={1}), "local-empty": small_multiples(df.iloc[0:0], ["a"], [0]),
+        "comparison": comparison(moves[moves["label"] == 0], "a", selected={1}), "comparison-empty": comparison(moves.iloc[0:0], "a"),
+        "parcoords": parallel_coordinates(df[df["label"] == 0], dims, "t", {1}), "strips": density_strips(df, samples_frame(seed=2), dims),
+        "margin": margin_change([("a", np.random.default_rng(0).normal(0, 1, 200))]), "margin-empty": margin_change([]),
+        "sweetspot": accuracy_vs_sparsity(models, selected="m-mag-50"), "sweetspot-empty": accuracy_vs_sparsity(models.iloc[0:0]),
+    }
+
+
+@pytest.mark.parametrize("name", list(_every_builder()))
+def test_every_builder_makes_a_valid_plotly_figure(name):
+    """The builders skip plotly's validation for speed (app.figures.figure): hold them to it here."""
+    spec = _every_builder()[name]
+    go.Figure(spec)  # raises on any property plotly does not know or any invalid value
+    json.loads(to_json_plotly(spec))
 
 
 def test_kde_edge_cases():
@@ -168,3 +207,16 @@ def test_app_never_imports_torch(tiny_run):
     code = f"import sys; from app.main import create_app; create_app({str(tiny_run.parent)!r}, 'tiny', None); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_margin_changes_read_one_model_and_match_a_direct_computation(browser_store):
+    from pipeline.stats import relative_margin_change, trim
+
+    reader = StoreReader(browser_store)
+    model = "digits_cnn-magnitude-global-oneshot-s80-ft1"
+    clean = reader.samples("tiny", model, "clean", 0).set_index("sample_id")["margin"]
+    rows = [reader.samples("tiny", model, c, 3).set_index("sample_id")["margin"].reindex(clean.index).to_numpy() for c in ("fog", "gaussian_noise")]
+    expected = trim(relative_margin_change(clean.to_numpy(np.float32), np.vstack(rows).astype(np.float32)))
+    got = reader.margin_changes("tiny", model)
+    assert got.size == expected.size > 0
+    np.testing.assert_allclose(np.sort(got), np.sort(expected), rtol=1e-5)

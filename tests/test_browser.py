@@ -46,7 +46,7 @@ def views_drawn(duo) -> bool:
     images = duo.driver.find_elements("css selector", f"#{ids.SAMPLES_GRID} img")
     return (
         any(t.get("type") == "bar" and t["n"] > 10 for t in table)
-        and any(t.get("type") == "scattergl" and t["n"] > 0 for t in local)
+        and any(t.get("mode") == "markers" and t["n"] > 0 for t in local)
         and any(t.get("type") == "parcoords" for t in glob)
         and any(t.get("fill") == "tozeroy" for t in margin)
         and len(sweet) > 3 and len(images) > 0
@@ -70,7 +70,7 @@ def test_box_selection_drives_samples_global_and_table(dash_app):
     wait(dash_app, lambda: settled(dash_app))
     before = dash_app.find_element(f"#{ids.SAMPLES_COUNT}").text
     subplot = dash_app.driver.execute_script(  # the first class's scatter panel
-        f"const t = document.querySelector('#{ids.LOCAL_GRAPH} .js-plotly-plot').data.find(t => t.type === 'scattergl'); return (t.xaxis || 'x') + (t.yaxis || 'y');")
+        f"const t = document.querySelector('#{ids.LOCAL_GRAPH} .js-plotly-plot').data.find(t => t.mode === 'markers'); return (t.xaxis || 'x') + (t.yaxis || 'y');")
     plot = dash_app.find_element(f'#{ids.LOCAL_GRAPH} .nsewdrag[data-subplot="{subplot}"]')
     in_view = "const r = arguments[0].getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight;"
     dash_app.driver.execute_script("window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 120, behavior: 'instant'});", plot)  # Bootstrap makes scrolling smooth: jump

@@ -50,7 +50,7 @@ def test_snapshot_opens_offline_every_figure_draws_and_a_selection_links_them(br
     assert all(u.startswith(("file:", "data:")) for u in fetched), fetched
     assert driver.find_elements("css selector", "#samples-grid img"), "the gallery shows the class in focus"
 
-    subplot = driver.execute_script("const t = document.getElementById('fig-trajectories').data.find(t => t.type === 'scattergl' && t.mode === 'markers'); return (t.xaxis || 'x') + (t.yaxis || 'y');")
+    subplot = driver.execute_script("const t = document.getElementById('fig-trajectories').data.find(t => t.mode === 'markers'); return (t.xaxis || 'x') + (t.yaxis || 'y');")
     plot = driver.find_element("css selector", f'#fig-trajectories .nsewdrag[data-subplot="{subplot}"]')
     driver.execute_script("window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 150, behavior: 'instant'});", plot)
     w, h = plot.size["width"], plot.size["height"]

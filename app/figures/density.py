@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 GRID = 80
+BINS = 256
 
 
 def kde(values: np.ndarray, lo: float | None = None, hi: float | None = None, points: int = GRID) -> tuple[np.ndarray, np.ndarray]:
@@ -17,8 +18,8 @@ def kde(values: np.ndarray, lo: float | None = None, hi: float | None = None, po
     hi = float(v.max()) if hi is None else hi
     bw = 1.06 * v.std() * len(v) ** (-1 / 5)
     x = np.linspace(lo - bw, hi + bw, points)
-    if len(v) > 4000:  # bin first: the estimate of a histogram is indistinguishable here and O(points²)
-        counts, edges = np.histogram(v, bins=512, range=(x[0], x[-1]))
+    if len(v) > BINS:  # bin first: at this many points the estimate of a fine histogram is indistinguishable, and cheaper
+        counts, edges = np.histogram(v, bins=BINS, range=(x[0], x[-1]))
         centres, weights = (edges[:-1] + edges[1:]) / 2, counts / counts.sum()
     else:
         centres, weights = v, np.full(len(v), 1 / len(v))

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
+from app.figures import Figure, figure
 from app.figures.style import FONT, GREEN, RED, method_color
 from app.figures.sweetspot import variant_labels
 
@@ -90,18 +90,19 @@ def evaluation_table(
     compared: str | None = None,
     subset: pd.DataFrame | None = None,
     subset_size: int | None = None,
-) -> go.Figure:
+) -> Figure:
     """`frame` from `table_frame`; `subset` (model_id, column, accuracy) switches to subset mode."""
-    fig = go.Figure()
     if frame.empty or (frame["method"] != "dense").sum() == 0:
-        fig.add_annotation(text="no evaluations of pruned models in this run", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-        fig.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, height=200)
-        return fig
+        return figure({"data": [], "layout": {
+            "annotations": [{"text": "no evaluations of pruned models in this run", "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper"}],
+            "xaxis": {"visible": False}, "yaxis": {"visible": False}, "height": 200,
+        }})
     columns = _columns(frame)
     cells, n_rows = layout_cells(frame, columns, selected, compared)
     acc = cells["accuracy"].to_numpy()
     shown = acc
     hover = cells["model_id"] + "<br>" + cells["column"] + ": accuracy " + cells["accuracy"].map("{:.3f}".format) + "<br>sparsity " + cells["sparsity"].map("{:.2f}".format)
+    extra = []
     if subset is not None and not subset.empty:
         sub = cells[["model_id", "column"]].merge(subset, on=["model_id", "column"], how="left")["accuracy"].to_numpy()
         has = ~np.isnan(sub)
@@ -109,42 +110,38 @@ def evaluation_table(
         diff = np.where(has, sub - acc, 0.0)
         hover = hover + pd.Series(np.where(has, [f"<br>selection ({subset_size}): {v:.3f} ({d:+.3f})" for v, d in zip(np.nan_to_num(sub), diff)], ""), index=cells.index)
         d = cells[has]
-        fig.add_trace(go.Bar(
-            x=d["x"], y=HEIGHT_FRACTION * np.abs(diff[has]), base=d["base"] + HEIGHT_FRACTION * np.minimum(acc[has], sub[has]), width=d["width"],
-            marker={"color": np.where(diff[has] >= 0, GREEN, RED)}, hoverinfo="skip", showlegend=False, name="difference",
-        ))
-    fig.add_trace(go.Bar(
-        x=cells["x"], y=HEIGHT_FRACTION * shown, base=cells["base"], width=cells["width"],
-        customdata=np.column_stack([cells["model_id"], cells["corruption"], cells["severity"].astype(int)]),
-        marker={"color": cells["method"].map(method_color), "line": {"width": cells["outline"], "color": "black"}},
-        hovertext=hover, hoverinfo="text", name="accuracy", showlegend=False,
-    ))
-    if len(fig.data) == 2:  # keep the accuracy bars as trace 0, the one highlight patches address
-        fig.data = (fig.data[1], fig.data[0])
+        extra.append({
+            "type": "bar", "x": d["x"].to_numpy(), "y": HEIGHT_FRACTION * np.abs(diff[has]), "base": (d["base"] + HEIGHT_FRACTION * np.minimum(acc[has], sub[has])).to_numpy(),
+            "width": d["width"].to_numpy(), "marker": {"color": np.where(diff[has] >= 0, GREEN, RED)}, "hoverinfo": "skip", "showlegend": False, "name": "difference",
+        })
+    traces = [{  # trace 0: the accuracy bars, the trace highlight patches address
+        "type": "bar", "x": cells["x"].to_numpy(), "y": HEIGHT_FRACTION * shown, "base": cells["base"].to_numpy(), "width": cells["width"].to_numpy(),
+        "customdata": np.column_stack([cells["model_id"], cells["corruption"], cells["severity"].astype(int)]),
+        "marker": {"color": cells["method"].map(method_color).to_numpy(), "line": {"width": cells["outline"].to_numpy(), "color": "black"}},
+        "hovertext": hover.to_numpy(), "hoverinfo": "text", "name": "accuracy", "showlegend": False,
+    }, *extra]
     first = cells.drop_duplicates(["column", "row"])
-    fig.add_trace(go.Scatter(x=first["k"] + CELL_PAD, y=first["base"] + 0.86, mode="text", text=short_labels(first), textposition="middle right",
-                             textfont={"size": 8, "color": "#444"}, hoverinfo="skip", showlegend=False))
+    traces.append({"type": "scatter", "x": (first["k"] + CELL_PAD).to_numpy(), "y": (first["base"] + 0.86).to_numpy(), "mode": "text", "text": short_labels(first).to_numpy(),
+                   "textposition": "middle right", "textfont": {"size": 8, "color": "#444"}, "hoverinfo": "skip", "showlegend": False})
     dense = frame[frame["method"] == "dense"][["arch", "column", "accuracy"]].rename(columns={"accuracy": "dense_acc"})
     lines = first.merge(dense, on=["arch", "column"])
     if not lines.empty:
-        y = lines["base"] + HEIGHT_FRACTION * lines["dense_acc"]
-        x0 = lines["k"] + CELL_PAD
-        fig.add_trace(go.Scatter(
-            x=np.column_stack([x0, x0 + BAR_SPACE, np.full(len(x0), np.nan)]).ravel(), y=np.column_stack([y, y, np.full(len(y), np.nan)]).ravel(),
-            mode="lines", line={"color": "#222", "dash": "dash", "width": 1}, hoverinfo="skip", showlegend=False, name="dense",
-        ))
-    for m in sorted(set(cells["method"])):
-        fig.add_trace(go.Bar(x=[None], y=[None], marker={"color": method_color(m)}, name=m, showlegend=True))
+        y = (lines["base"] + HEIGHT_FRACTION * lines["dense_acc"]).to_numpy()
+        x0 = (lines["k"] + CELL_PAD).to_numpy()
+        traces.append({
+            "type": "scatter", "x": np.column_stack([x0, x0 + BAR_SPACE, np.full(len(x0), np.nan)]).ravel(), "y": np.column_stack([y, y, np.full(len(y), np.nan)]).ravel(),
+            "mode": "lines", "line": {"color": "#222", "dash": "dash", "width": 1}, "hoverinfo": "skip", "showlegend": False, "name": "dense",
+        })
+    traces += [{"type": "bar", "x": [None], "y": [None], "marker": {"color": method_color(m)}, "name": m, "showlegend": True} for m in sorted(set(cells["method"]))]
     shapes = [
         {"type": "rect", "x0": k + 0.02, "x1": k + 0.98, "y0": -0.02, "y1": n_rows - 0.02, "line": {"color": "#e5e5e5", "width": 1}, "fillcolor": "rgba(0,0,0,0)", "layer": "below"}
         for k in range(len(columns))
     ]
-    fig.update_layout(
-        font=FONT, barmode="overlay", bargap=0, shapes=shapes, clickmode="event",
-        margin={"l": 10, "r": 10, "t": 70, "b": 10}, height=max(260, 46 * n_rows + 110),
-        xaxis={"range": [0, len(columns)], "tickvals": [k + 0.5 for k in range(len(columns))], "ticktext": [c.replace("_", " ") for c in columns], "side": "top", "tickangle": -35, "showgrid": False, "zeroline": False, "fixedrange": True},
-        yaxis={"range": [-0.05, n_rows], "visible": False, "fixedrange": True},
-        legend={"orientation": "h", "y": -0.02, "yanchor": "top", "x": 0, "font": {"size": 10}},
-        hoverlabel={"font": {"size": 11}},
-    )
-    return fig
+    return figure({"data": traces, "layout": {
+        "font": FONT, "barmode": "overlay", "bargap": 0, "shapes": shapes, "clickmode": "event",
+        "margin": {"l": 10, "r": 10, "t": 70, "b": 10}, "height": max(260, 46 * n_rows + 110),
+        "xaxis": {"range": [0, len(columns)], "tickvals": [k + 0.5 for k in range(len(columns))], "ticktext": [c.replace("_", " ") for c in columns], "side": "top", "tickangle": -35, "showgrid": False, "zeroline": False, "fixedrange": True},
+        "yaxis": {"range": [-0.05, n_rows], "visible": False, "fixedrange": True},
+        "legend": {"orientation": "h", "y": -0.02, "yanchor": "top", "x": 0, "font": {"size": 10}},
+        "hoverlabel": {"font": {"size": 11}},
+    }})

@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
+from app.figures import Figure, figure
 from app.figures.density import kde
 from app.figures.grid import grid, merge_axes
 from app.figures.grid import title as cell_title
@@ -28,6 +28,12 @@ CATEGORIES = (
     ("both_right", "both right", GREY),
 )
 MAX_POINTS = 4000
+WEBGL_FROM = 1000  # markers per figure: SVG below (draws at once), WebGL from here (plotly express's rule)
+
+
+def scatter_type(points: int) -> str:
+    """SVG scatter for few points, WebGL for many: software WebGL costs about a second to set up."""
+    return "scattergl" if points >= WEBGL_FROM else "scatter"
 
 
 def _sampled(df: pd.DataFrame, limit: int) -> tuple[pd.DataFrame, int]:
@@ -35,14 +41,14 @@ def _sampled(df: pd.DataFrame, limit: int) -> tuple[pd.DataFrame, int]:
     return (df if len(df) <= limit else df.sample(limit, random_state=0)), len(df)
 
 
-def empty_figure(message: str, height: int = 260) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font={"size": 14, "color": "#666"})
-    fig.update_layout(height=height, xaxis={"visible": False}, yaxis={"visible": False}, margin={"l": 10, "r": 10, "t": 10, "b": 10})
-    return fig
+def empty_figure(message: str, height: int = 260) -> Figure:
+    return figure({"data": [], "layout": {
+        "annotations": [{"text": message, "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper", "font": {"size": 14, "color": "#666"}}],
+        "height": height, "xaxis": {"visible": False}, "yaxis": {"visible": False}, "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
+    }})
 
 
-def small_multiples(df: pd.DataFrame, class_names: list[str], classes: list[int], selected: set[int] | None = None, per_row: int = 5) -> go.Figure:
+def small_multiples(df: pd.DataFrame, class_names: list[str], classes: list[int], selected: set[int] | None = None, per_row: int = 5) -> Figure:
     """`df`: one evaluation set's rows (sample_id, label, correct, angle, length, margin)."""
     classes = [c for c in classes if (df["label"] == c).any()]
     if not classes:
@@ -54,6 +60,7 @@ def small_multiples(df: pd.DataFrame, class_names: list[str], classes: list[int]
     l_lo, l_hi = float(np.nanmin(df["length"])), float(np.nanmax(df["length"]))
     a_range, l_range = [a_lo - 2, a_hi + 2], [l_lo * 0.95, l_hi * 1.03]
     traces, updates, notes = [], {}, []
+    kind = scatter_type(int(df["label"].isin(classes).sum()))
     plain = {"showgrid": False, "showticklabels": False, "zeroline": False}
     in_legend: set[str] = set()
     for i, c in enumerate(classes):
@@ -66,7 +73,7 @@ def small_multiples(df: pd.DataFrame, class_names: list[str], classes: list[int]
             if len(part):
                 in_legend.add(name)
             traces.append({
-                "type": "scattergl", "x": part["angle"].to_numpy(), "y": part["length"].to_numpy(), "mode": "markers",
+                "type": kind, "x": part["angle"].to_numpy(), "y": part["length"].to_numpy(), "mode": "markers",
                 "customdata": part["sample_id"].to_numpy(), "name": name, "legendgroup": name, "showlegend": name not in in_legend and len(part) > 0,
                 "marker": {"color": color, "size": 5, "opacity": 0.75, "line": {"width": np.where(sel, 1.5, 0.0), "color": "black"}},
                 "hovertemplate": "sample %{customdata}<br>angle %{x:.1f}°<br>length %{y:.2f}<extra>" + name + "</extra>", **main.anchors,
@@ -93,7 +100,7 @@ def small_multiples(df: pd.DataFrame, class_names: list[str], classes: list[int]
         "height": 340 * nrows + 30, "margin": {"l": 40, "r": 10, "t": 30, "b": 70}, "dragmode": "select",
         "legend": {"orientation": "h", "y": -0.06, "yanchor": "top", "x": 0}, "uirevision": "local",
     }
-    return go.Figure({"data": traces, "layout": layout})
+    return figure({"data": traces, "layout": layout})
 
 
 def _title(df: pd.DataFrame, c: int, class_names: list[str]) -> str:
@@ -111,12 +118,13 @@ def trajectories(ref: pd.DataFrame, cmp: pd.DataFrame) -> pd.DataFrame:
     return m
 
 
-def comparison(moves: pd.DataFrame, class_name: str, selected: set[int] | None = None) -> go.Figure:
+def comparison(moves: pd.DataFrame, class_name: str, selected: set[int] | None = None) -> Figure:
     """Five panels (all, both wrong, right→wrong, wrong→right, both right) of one class."""
     if moves.empty:
         return empty_figure("no samples of this class in both evaluation sets (or none within the metric-difference range)")
     cells, axes = grid(1, len(CATEGORIES), hspace=0.015)
     line_colors = {k: c for k, _, c in CATEGORIES}
+    kind = scatter_type(4 * min(len(moves), MAX_POINTS))  # every sample twice in "all" and twice in its category
     traces, notes, updates = [], [], {}
     y_lo = float(np.nanmin(moves[["length_ref", "length_cmp"]].to_numpy()))
     y_hi = float(np.nanmax(moves[["length_ref", "length_cmp"]].to_numpy()))
@@ -127,12 +135,12 @@ def comparison(moves: pd.DataFrame, class_name: str, selected: set[int] | None =
         for cat, part in groups:
             xs = np.column_stack([part["angle_ref"], part["angle_cmp"], np.full(len(part), np.nan)]).ravel()
             ys = np.column_stack([part["length_ref"], part["length_cmp"], np.full(len(part), np.nan)]).ravel()
-            traces.append({"type": "scattergl", "x": xs, "y": ys, "mode": "lines", "line": {"color": line_colors[cat], "width": 1},
+            traces.append({"type": kind, "x": xs, "y": ys, "mode": "lines", "line": {"color": line_colors[cat], "width": 1},
                            "opacity": 0.45, "hoverinfo": "skip", "showlegend": False, **cell.anchors})
         sel = g["sample_id"].isin(selected).to_numpy() if selected else np.zeros(len(g), bool)
         for which, mcolor, name in (("ref", GREY, "reference"), ("cmp", YELLOW, "compared")):
             traces.append({
-                "type": "scattergl", "x": g[f"angle_{which}"].to_numpy(), "y": g[f"length_{which}"].to_numpy(), "mode": "markers",
+                "type": kind, "x": g[f"angle_{which}"].to_numpy(), "y": g[f"length_{which}"].to_numpy(), "mode": "markers",
                 "customdata": g["sample_id"].to_numpy(), "name": name, "legendgroup": name, "showlegend": i == 0,
                 "marker": {"color": mcolor, "size": 5, "line": {"width": np.where(sel, 1.5, 0.0), "color": "black"}},
                 "hovertemplate": "sample %{customdata}<br>angle %{x:.1f}°<br>length %{y:.2f}<extra>" + name + "</extra>", **cell.anchors,
@@ -149,4 +157,4 @@ def comparison(moves: pd.DataFrame, class_name: str, selected: set[int] | None =
         "title": {"text": f"<b>{class_name}</b>: reference (grey) → compared (yellow)", "font": {"size": 13}, "x": 0.01},
         "legend": {"orientation": "h", "y": 1.17, "x": 0.45},
     }
-    return go.Figure({"data": traces, "layout": layout})
+    return figure({"data": traces, "layout": layout})

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
+from app.figures import Figure, figure
 from app.figures.density import kde
 from app.figures.grid import grid
 from app.figures.local import empty_figure
@@ -45,7 +45,7 @@ def shown_lines(df: pd.DataFrame) -> pd.DataFrame:
     return df if len(df) <= MAX_LINES else df.sample(MAX_LINES, random_state=0)
 
 
-def parallel_coordinates(df: pd.DataFrame, dims: list[tuple[str, str]], title: str, selected: set[int] | None = None) -> go.Figure:
+def parallel_coordinates(df: pd.DataFrame, dims: list[tuple[str, str]], title: str, selected: set[int] | None = None) -> Figure:
     """`df`: the class in focus (sample_id, correct, a*, length, margin) of one evaluation set;
     `selected` sample ids are drawn blue (and first in the sample when lines are capped)."""
     if df.empty:
@@ -54,18 +54,17 @@ def parallel_coordinates(df: pd.DataFrame, dims: list[tuple[str, str]], title: s
     color = g["correct"].astype(int).to_numpy()
     if selected:
         color = np.where(g["sample_id"].isin(selected), 2, color)
-    fig = go.Figure(go.Parcoords(
-        line={"color": color, "colorscale": [[0, RED], [0.5, GREY], [1, SELECTED]], "cmin": 0, "cmax": 2},
-        dimensions=[{"label": label, "values": g[col], "range": [float(np.nanmin(df[col])), float(np.nanmax(df[col]))]} for col, label in dims],
-        labelangle=-30, labelfont={"size": 10}, tickfont={"size": 9}, rangefont={"size": 8},
-    ))
+    trace = {
+        "type": "parcoords", "line": {"color": color, "colorscale": [[0, RED], [0.5, GREY], [1, SELECTED]], "cmin": 0, "cmax": 2},
+        "dimensions": [{"label": label, "values": g[col].to_numpy(), "range": [float(np.nanmin(df[col])), float(np.nanmax(df[col]))]} for col, label in dims],
+        "labelangle": -30, "labelfont": {"size": 10}, "tickfont": {"size": 9}, "rangefont": {"size": 8},
+    }
     note = f" ({len(g)} of {len(df)} shown)" if len(g) < len(df) else f" ({len(df)} samples)"
-    fig.update_layout(font=FONT, height=380, margin={"l": 50, "r": 50, "t": 90, "b": 20},
-                      title={"text": title + note, "font": {"size": 13}, "x": 0.01, "y": 0.98})
-    return fig
+    return figure({"data": [trace], "layout": {"font": FONT, "height": 380, "margin": {"l": 50, "r": 50, "t": 90, "b": 20},
+                                               "title": {"text": title + note, "font": {"size": 13}, "x": 0.01, "y": 0.98}}})
 
 
-def density_strips(ref: pd.DataFrame, cmp: pd.DataFrame | None, dims: list[tuple[str, str]]) -> go.Figure:
+def density_strips(ref: pd.DataFrame, cmp: pd.DataFrame | None, dims: list[tuple[str, str]]) -> Figure:
     """One small density per axis, reference grey and compared yellow, aligned with the axes."""
     cells, axes = grid(1, len(dims), hspace=0.02)
     frames = [(f, color) for f, color in ((ref, GREY), (cmp, YELLOW)) if f is not None and not f.empty]
@@ -80,7 +79,7 @@ def density_strips(ref: pd.DataFrame, cmp: pd.DataFrame | None, dims: list[tuple
             traces.append({"type": "scatter", "x": d, "y": x, "mode": "lines", "fill": "tozerox", "opacity": 0.55, "line": {"color": color, "width": 1.5},
                            "hoverinfo": "skip", "showlegend": False, **cell.anchors})
     hidden = {k: {**v, "visible": False} for k, v in axes.items()}
-    return go.Figure({"data": traces, "layout": {**hidden, "height": 90, "margin": {"l": 35, "r": 35, "t": 4, "b": 4}}})
+    return figure({"data": traces, "layout": {**hidden, "height": 90, "margin": {"l": 35, "r": 35, "t": 4, "b": 4}}})
 
 
 def brushed(df: pd.DataFrame, dims: list[tuple[str, str]], constraints: dict[str, list]) -> list[int]:

@@ -52,4 +52,4 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
             msg = empty_figure(f"{exc.problem} — {exc.fix}")
             return msg, msg, []
         data = [{"model": r.model_id, **{k: (None if np.isnan(getattr(r, k)) else round(float(getattr(r, k)), 3)) for k in ("angle", "length", "margin")}} for r in t1.itertuples()]
-        return margin_change(curves), accuracy_vs_sparsity(models, selected=ref.model_id if ref else None, title="clean accuracy vs sparsity", legend_below=True).update_layout(height=420), data
+        return margin_change(curves), accuracy_vs_sparsity(models, selected=ref.model_id if ref else None, title="clean accuracy vs sparsity", legend_below=True, height=420), data
