@@ -96,3 +96,35 @@ def test_export_button_downloads_the_snapshot_in_the_background(dash_duo, browse
     dash_duo.wait_for_contains_text(f"#{ids.EXPORT_STATUS}", "MB", timeout=30)
     assert dash_duo.find_element(f"#{ids.EXPORT_CANCEL}").value_of_css_property("display") == "none"
     assert dash_duo.get_logs() == []
+
+
+def test_export_can_be_cancelled(dash_duo, browser_store, tmp_path, monkeypatch):
+    import time
+
+    import app.views.export as export_view
+
+    gate = tmp_path / "gate"
+    real = export_view.build_snapshot
+
+    def gated(*args, **kwargs):  # the job (a forked process) waits until the test opens the gate
+        while not gate.exists():
+            time.sleep(0.05)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(export_view, "build_snapshot", gated)
+    dash_duo.start_server(create_app(browser_store, "tiny", cache_dir=tmp_path / "dc"))
+    downloads = Path(dash_duo.download_path)
+    dash_duo.driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    dash_duo.wait_for_element(f"#{ids.LOCAL_GRAPH} .js-plotly-plot", timeout=30)
+    dash_duo.find_element(f"#{ids.EXPORT_BUTTON}").click()
+    cancel = dash_duo.find_element(f"#{ids.EXPORT_CANCEL}")
+    until(dash_duo.driver, lambda: cancel.is_displayed())  # while the job runs: cancel shown, export disabled
+    assert not dash_duo.find_element(f"#{ids.EXPORT_BUTTON}").is_enabled()
+    cancel.click()
+    until(dash_duo.driver, lambda: not cancel.is_displayed() and dash_duo.find_element(f"#{ids.EXPORT_BUTTON}").is_enabled())
+    assert dash_duo.find_element(f"#{ids.EXPORT_STATUS}").text == "" and not list(downloads.glob("*.html"))
+    gate.touch()
+    dash_duo.find_element(f"#{ids.EXPORT_BUTTON}").click()  # after a cancel, the next export still works
+    dash_duo.wait_for_contains_text(f"#{ids.EXPORT_STATUS}", "MB", timeout=60)
+    WebDriverWait(dash_duo.driver, 30, 0.2).until(lambda _: list(downloads.glob("*.html")))
+    assert [p.name for p in downloads.glob("*.html*")] == [f"prunescope-tiny-{REF}.html"]
