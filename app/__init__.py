@@ -7,10 +7,13 @@ environment: `PRUNESCOPE_STORE` (default cache/store), `PRUNESCOPE_RUN`, `PRUNES
 `celery -A app:celery_app worker` when `REDIS_URL` is set.
 """
 
+from functools import cache
 from typing import Any
 
 
+@cache
 def _dash_app() -> Any:
+    """The one Dash app of this process, built from the environment."""
     import os
     from pathlib import Path
 
@@ -25,9 +28,15 @@ def _dash_app() -> Any:
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("server", "celery_app"):
-        dash_app = _dash_app()
-        globals()["server"] = dash_app.server
-        globals()["celery_app"] = getattr(dash_app._background_manager, "handle", None)
-        return globals()[name]
+    if name == "server":
+        globals()["server"] = _dash_app().server
+        return globals()["server"]
+    if name == "celery_app":
+        import dash
+
+        manager = _dash_app()._background_manager
+        if not isinstance(manager, dash.CeleryManager):
+            raise AttributeError("app:celery_app exists only with REDIS_URL set (background jobs then run on Celery workers)")
+        globals()["celery_app"] = manager.handle
+        return manager.handle
     raise AttributeError(f"module 'app' has no attribute {name!r}")
