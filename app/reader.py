@@ -209,6 +209,9 @@ class StoreReader:
         run_dir = self.run_dir(run)
         ids = [int(i) for i in sample_ids]
         if corruption != store.CLEAN:
+            ev = self.evaluations(run)
+            if not ((ev["corruption"] == corruption) & (ev["severity"] == int(severity))).any():
+                raise StoreError(f"run {run!r} has no evaluation set {store.evalset_name(corruption, int(severity))}", "pick an evaluation set from the evaluation table")
             cached = run_dir / store.CORRUPTED_DIR / f"{store.evalset_name(corruption, int(severity))}.npy"
             if cached.is_file():
                 arr = np.load(cached, mmap_mode="r")

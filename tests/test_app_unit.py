@@ -220,3 +220,12 @@ def test_margin_changes_read_one_model_and_match_a_direct_computation(browser_st
     got = reader.margin_changes("tiny", model)
     assert got.size == expected.size > 0
     np.testing.assert_allclose(np.sort(got), np.sort(expected), rtol=1e-5)
+
+
+def test_images_refuse_an_evaluation_set_the_run_does_not_have(browser_store):
+    reader = StoreReader(browser_store)
+    pngs, corrupted = reader.images("tiny", [0, 1], "fog", 3)
+    assert corrupted and set(pngs) == {0, 1}
+    for corruption, severity in (("../../etc/passwd", 3), ("fog", 5), ("snow", 3)):
+        with pytest.raises(StoreError, match="has no evaluation set"):
+            reader.images("tiny", [0], corruption, severity)
