@@ -4,7 +4,6 @@ cancel), and hands it to the browser as a download."""
 
 from __future__ import annotations
 
-
 import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
@@ -16,12 +15,13 @@ from app.state import Combo
 
 HELP = "Download a self-contained HTML snapshot of the reference and compared combinations (opens without a server; selections stay linked)"
 HIDDEN, SHOWN = {"display": "none"}, {"display": "inline-block"}
+BAR = {"width": "90px", "height": "10px"}
 
 
 def layout() -> html.Div:
     return html.Div([
         dbc.Button("export snapshot", id=ids.EXPORT_BUTTON, size="sm", color="primary", outline=True, title=HELP),
-        dbc.Progress(id=ids.EXPORT_PROGRESS, value=0, max=STEPS, striped=True, animated=True, style={**HIDDEN, "width": "90px", "height": "10px"}),
+        dbc.Progress(id=ids.EXPORT_PROGRESS, value=0, max=STEPS, striped=True, animated=True, style={**HIDDEN, **BAR}),
         dbc.Button("cancel", id=ids.EXPORT_CANCEL, size="sm", color="link", style=HIDDEN),
         html.Span(id=ids.EXPORT_STATUS, className="note"),
         dcc.Download(id=ids.EXPORT_DOWNLOAD),
@@ -39,7 +39,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         running=[
             (Output(ids.EXPORT_BUTTON, "disabled"), True, False),
             (Output(ids.EXPORT_CANCEL, "style"), SHOWN, HIDDEN),
-            (Output(ids.EXPORT_PROGRESS, "style"), {**SHOWN, "width": "90px", "height": "10px"}, {**HIDDEN, "width": "90px", "height": "10px"}),
+            (Output(ids.EXPORT_PROGRESS, "style"), {**BAR, "display": "flex"}, {**HIDDEN, **BAR}),  # Bootstrap's bar needs its flex box
         ],
         progress=[Output(ids.EXPORT_PROGRESS, "value")],
         cancel=[Input(ids.EXPORT_CANCEL, "n_clicks")],
