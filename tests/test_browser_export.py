@@ -120,6 +120,8 @@ def test_export_can_be_cancelled(dash_duo, browser_store, tmp_path, monkeypatch)
     cancel = dash_duo.find_element(f"#{ids.EXPORT_CANCEL}")
     until(dash_duo.driver, lambda: cancel.is_displayed())  # while the job runs: cancel shown, export disabled
     assert not dash_duo.find_element(f"#{ids.EXPORT_BUTTON}").is_enabled()
+    bar = dash_duo.find_element(f"#{ids.EXPORT_PROGRESS}")
+    assert bar.is_displayed() and bar.value_of_css_property("display") == "flex"
     cancel.click()
     until(dash_duo.driver, lambda: not cancel.is_displayed() and dash_duo.find_element(f"#{ids.EXPORT_BUTTON}").is_enabled())
     assert dash_duo.find_element(f"#{ids.EXPORT_STATUS}").text == "" and not list(downloads.glob("*.html"))
