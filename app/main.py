@@ -44,16 +44,7 @@ def create_app(store_dir: str | Path, run: str | None = None, cache_dir: str | P
     for view in VIEWS:
         view.register(app, reader)
     register_shell(app)
-    warm_up()
     return app
-
-
-def warm_up() -> None:
-    """Build each trace type once, so that plotly's first-use imports (about 0.2 s for
-    parcoords alone) happen at start-up and not in the first user's request."""
-    import plotly.graph_objects as go
-
-    go.Figure([go.Parcoords(dimensions=[{"values": [0, 1]}]), go.Scattergl(x=[0], y=[0]), go.Scatter(x=[0], y=[0]), go.Bar(x=[0], y=[0])]).to_json()
 
 
 def layout(runs: list[str], run: str | None, store_dir: str, initial: Combo | None = None, class_names: list[str] | None = None) -> html.Div:

@@ -39,6 +39,6 @@ def figure_png(spec: dict | go.Figure, out: Path, width: int = 900, height: int 
     """Write a figure (a plotly spec or Figure) as a PNG of width × height pixels."""
     with tempfile.TemporaryDirectory() as tmp:
         html = Path(tmp) / "fig.html"
-        fig = go.Figure(spec).update_layout(width=width, height=height)
+        fig = go.Figure(spec).update_layout(width=width, height=height, template="none")  # plotly.js's own look, as in the app
         fig.write_html(html, include_plotlyjs=True, full_html=True, config={"displayModeBar": False})
         screenshot(html.as_uri(), out, width, height)
