@@ -20,6 +20,8 @@ EXPORT_DOWNLOAD = "export-download"
 # evaluation table
 EVAL_TABLE = "eval-table"
 EVAL_SEVERITY = "eval-severity"
+EVAL_NOTE = "eval-note"
+EVAL_PREPARE = "eval-prepare"  # run whose correctness matrix the table asked the background to compute
 
 # selected combinations
 COMBO_TABLE = "combo-table"

@@ -76,9 +76,17 @@ class StoreReader:
         stamps = [f"{p.stat().st_mtime_ns}" for p in (run_dir / store.RUN_JSON, run_dir / store.MODELS, run_dir / store.EVALUATIONS) if p.exists()]
         return "-".join(stamps)
 
+    def _memo_key(self, run: str, name: str, args: Sequence[Any]) -> str:
+        return hashlib.sha256(repr((str(self.store_dir), run, self._version(run), name, tuple(args))).encode()).hexdigest()
+
+    def _memoised(self, run: str, name: str, args: Sequence[Any] = ()) -> bool:
+        """Whether `name(args)` of this run version is ready without computing it (in this process or the shared diskcache)."""
+        key = self._memo_key(run, name, args)
+        return key in self._local or (self.cache is not None and key in self.cache)
+
     def _memo(self, run: str, name: str, args: Sequence[Any], fn: Callable[[], Any]) -> Any:
         """fn() memoised per run version: in this process first, then in diskcache (shared by workers)."""
-        key = hashlib.sha256(repr((str(self.store_dir), run, self._version(run), name, tuple(args))).encode()).hexdigest()
+        key = self._memo_key(run, name, args)
         if key in self._local:
             self._local.move_to_end(key)
             return self._local[key]
@@ -165,6 +173,11 @@ class StoreReader:
             return keys, np.packbits(matrix, axis=1)
 
         return self._memo(run, "correctness", (), load)
+
+    def correctness_ready(self, run: str) -> bool:
+        """Whether the run's correctness matrix is computed; without a shared diskcache a
+        background process could not hand it over, so it counts as ready (computed inline)."""
+        return self.cache is None or self._memoised(run, "correctness")
 
     def subset_accuracy(self, run: str, sample_ids: Sequence[int]) -> pd.DataFrame:
         """Accuracy of every evaluation restricted to `sample_ids`: model_id, corruption, severity, accuracy."""

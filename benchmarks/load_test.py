@@ -163,6 +163,7 @@ def main() -> int:
         try:
             warm = Recorder(args.max_requests)
             user(url, names, warm, time.monotonic(), 0.0, seed=-1, every_step_first=True)  # fills the shared cache, as the first visitor does
+            StoreReader(args.store, cache).correctness(args.run)  # and what that visitor's first brush computes in a background job
             rec = Recorder(args.max_requests)
             stop = time.monotonic() + args.duration
             t0 = time.monotonic()

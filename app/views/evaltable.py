@@ -1,9 +1,15 @@
-"""View: the evaluation table (R1). Click a bar to pick that model and evaluation set."""
+"""View: the evaluation table (R1). Click a bar to pick that model and evaluation set.
+
+With a selection, the cells show the selection's accuracy, a column pick in the run's
+correctness matrix. Computing that matrix is a scan of the whole run (seconds at tens of
+millions of rows), so the first time a run needs it, a background job computes it into the
+shared cache while the table says so, and then draws the table with the selection.
+"""
 
 from __future__ import annotations
 
 import dash
-from dash import Input, Output, Patch, dcc, html
+from dash import Input, Output, Patch, State, dcc, html
 
 from app import ids
 from app.figures.evaltable import evaluation_table, outline_widths, table_frame
@@ -24,31 +30,57 @@ def layout() -> html.Div:
         "severity", "Severity of the corrupted columns (1 mild … 5 strong), or their mean",
         dcc.Dropdown(id=ids.EVAL_SEVERITY, options=[{"label": str(s), "value": s} for s in range(1, 6)] + [{"label": "mean", "value": "mean"}], value=3, clearable=False, style={"width": "90px"}),
     )
-    return card("Evaluation table", HELP, [dcc.Loading(dcc.Graph(id=ids.EVAL_TABLE, config={"displayModeBar": False}), type="dot")], [severity])
+    return card("Evaluation table", HELP, [
+        html.Div(id=ids.EVAL_NOTE, className="note"),
+        dcc.Loading(dcc.Graph(id=ids.EVAL_TABLE, config={"displayModeBar": False}), type="dot"),
+        dcc.Store(id=ids.EVAL_PREPARE),
+    ], [severity])
+
+
+def _table(reader: StoreReader, run: str, severity, selection, ref: Combo | None, cmp: Combo | None) -> dict:
+    """The table, with the selection's accuracy when there is a selection."""
+    frame = table_frame(reader.evaluations(run), severity)
+    chosen = selected_ids(selection)
+    subset = None
+    if chosen:
+        sub = reader.subset_accuracy(run, sorted(chosen))
+        sub = sub.merge(reader.evaluations(run).drop(columns=["accuracy"]), on=["model_id", "corruption", "severity"])
+        subset = table_frame(sub, severity)[["model_id", "column", "accuracy"]]
+    return evaluation_table(frame, ref.model_id if ref else None, cmp.model_id if cmp else None, subset, len(chosen) if chosen else None)
 
 
 def register(app: dash.Dash, reader: StoreReader) -> None:
+    store_dir, cache_dir = reader.store_dir, reader.cache_dir
+
     @app.callback(
-        Output(ids.EVAL_TABLE, "figure"),
+        Output(ids.EVAL_TABLE, "figure"), Output(ids.EVAL_PREPARE, "data"),
         Input(ids.RUN, "data"), Input(ids.EVAL_SEVERITY, "value"), Input(ids.SELECTION, "data"),
         Input(ids.REFERENCE_DROPDOWN, "value"), Input(ids.COMPARED_DROPDOWN, "value"),
     )
     def draw(run, severity, selection, ref_key, cmp_key):
         if not run:
-            return empty_figure("no run selected")
+            return empty_figure("no run selected"), dash.no_update
         ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)
         try:
-            frame = table_frame(reader.evaluations(run), severity)
             if dash.ctx.triggered_id in (ids.REFERENCE_DROPDOWN, ids.COMPARED_DROPDOWN):
                 patch = Patch()  # only the highlight changed: send the outline widths, not the figure
-                patch["data"][0]["marker"]["line"]["width"] = outline_widths(frame, ref.model_id if ref else None, cmp.model_id if cmp else None)
-                return patch
-            chosen = selected_ids(selection)
-            subset = None
-            if chosen:
-                sub = reader.subset_accuracy(run, sorted(chosen))
-                sub = sub.merge(reader.evaluations(run).drop(columns=["accuracy"]), on=["model_id", "corruption", "severity"])
-                subset = table_frame(sub, severity)[["model_id", "column", "accuracy"]]
-            return evaluation_table(frame, ref.model_id if ref else None, cmp.model_id if cmp else None, subset, len(chosen) if chosen else None)
+                patch["data"][0]["marker"]["line"]["width"] = outline_widths(table_frame(reader.evaluations(run), severity), ref.model_id if ref else None, cmp.model_id if cmp else None)
+                return patch, dash.no_update
+            if selected_ids(selection) and not reader.correctness_ready(run):
+                return _table(reader, run, severity, None, ref, cmp), run  # the background job draws it with the selection
+            return _table(reader, run, severity, selection, ref, cmp), dash.no_update
         except StoreError as exc:
-            return empty_figure(f"{exc.problem} — {exc.fix}")
+            return empty_figure(f"{exc.problem} — {exc.fix}"), dash.no_update
+
+    @app.callback(
+        Output(ids.EVAL_TABLE, "figure", allow_duplicate=True),
+        Input(ids.EVAL_PREPARE, "data"),
+        State(ids.EVAL_SEVERITY, "value"), State(ids.SELECTION, "data"), State(ids.REFERENCE_DROPDOWN, "value"), State(ids.COMPARED_DROPDOWN, "value"),
+        background=True, prevent_initial_call=True,
+        running=[(Output(ids.EVAL_NOTE, "children"), "computing the selection's accuracy on every evaluation set (once per run)…", "")],
+    )
+    def prepare(run, severity, selection, ref_key, cmp_key):
+        try:  # its own process: its own reader and cache handle; the matrix lands in the shared cache
+            return _table(StoreReader(store_dir, cache_dir), run, severity, selection, Combo.parse(ref_key), Combo.parse(cmp_key))
+        except StoreError:
+            return dash.no_update
