@@ -207,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             raise PruneScopeError(f"--severity {args.severity} is not 1..5", "pass --severity 1..5 with --corruption")
         if not out.parent.is_dir():
             raise PruneScopeError(f"the folder of --out {out} does not exist", "create it or pick another path")
+        if out.is_dir():
+            raise PruneScopeError(f"--out {out} is a folder", "name the HTML file to write, e.g. --out comparison.html")
         text = build_snapshot(StoreReader(args.store), args.run, args.reference, args.compare, args.corruption, args.severity, args.focus)
     except PruneScopeError as exc:
         print(f"error: {exc.problem}\nfix: {exc.fix}", file=sys.stderr)

@@ -88,6 +88,6 @@ def test_command_line_writes_the_file_and_explains_errors(tiny_run, tmp_path):
     assert ok.returncode == 0, ok.stderr
     assert out.stat().st_size > 1_000_000 and "wrote" in ok.stdout
     for bad, message in ((["--run", "nope"], "there is no run 'nope'"), (["--severity", "9", "--corruption", "fog"], "--severity 9 is not 1..5"),
-                         (["--store", str(tmp_path / "missing")], "there is no store folder"), (["--out", str(tmp_path / "no" / "x.html")], "does not exist")):
+                         (["--store", str(tmp_path / "missing")], "there is no store folder"), (["--out", str(tmp_path / "no" / "x.html")], "does not exist"), (["--out", str(tmp_path)], "is a folder")):
         res = subprocess.run(cmd + bad, cwd=REPO, capture_output=True, text=True, timeout=120)
         assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, res.stderr
