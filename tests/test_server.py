@@ -34,7 +34,8 @@ def basic(user: str, password: str) -> dict[str, str]:
 def callback_body(run: object, ref: object = None) -> str:
     """The evaluation table's callback request, as the renderer posts it."""
     return json.dumps({
-        "output": f"{ids.EVAL_TABLE}.figure", "outputs": {"id": ids.EVAL_TABLE, "property": "figure"},
+        "output": f"..{ids.EVAL_TABLE}.figure...{ids.EVAL_PREPARE}.data..",
+        "outputs": [{"id": ids.EVAL_TABLE, "property": "figure"}, {"id": ids.EVAL_PREPARE, "property": "data"}],
         "inputs": [
             {"id": ids.RUN, "property": "data", "value": run}, {"id": ids.EVAL_SEVERITY, "property": "value", "value": 3},
             {"id": ids.SELECTION, "property": "data", "value": None}, {"id": ids.REFERENCE_DROPDOWN, "property": "value", "value": ref},
