@@ -26,21 +26,20 @@ import pandas as pd
 from plotly.io.json import to_json_plotly
 from plotly.offline import get_plotlyjs
 
-from app.figures import Figure
+from app.figures import Figure, decode_array
 from app.figures.evaltable import evaluation_table, table_frame
-from app.figures.local import comparison, small_multiples, trajectories
+from app.figures.local import classes_to_show, comparison, small_multiples, trajectories
 from app.figures.parallel import density_strips, dimensions, parallel_coordinates, rank_axes, shown_lines
 from app.figures.robustness import margin_change
 from app.figures.sweetspot import accuracy_vs_sparsity
 from app.reader import StoreError, StoreReader
 from app.state import Combo
-from app.views.local import decode_array
 from pipeline import store
 from pipeline.errors import PruneScopeError
 
 SNAPSHOT_DIR = Path(__file__).resolve().parent / "snapshot"
 IMAGE_BUDGET = 3_000_000  # bytes of embedded PNGs: the class in focus first, then the samples that moved most
-MAX_CLASSES = 10
+MAX_IMAGES = 5000  # samples considered for embedding, before the byte budget
 STEPS = 6
 
 Progress = Callable[[int, int], None]
@@ -70,12 +69,13 @@ def _png_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def default_focus(moves: pd.DataFrame, num_classes: int) -> int:
-    """The class whose samples changed correctness most between reference and compared."""
+def default_focus(moves: pd.DataFrame) -> int:
+    """The class whose samples changed correctness most between reference and compared (with no
+    change, the lowest class)."""
     if moves.empty:
         return 0
     flips = moves[moves["category"].isin(["right_wrong", "wrong_right"])].groupby("label").size()
-    return int(flips.idxmax()) if len(flips) else int(moves["label"].min()) % max(num_classes, 1)
+    return int(flips.idxmax()) if len(flips) else int(moves["label"].min())
 
 
 def _samples(a: pd.DataFrame, b: pd.DataFrame | None, focus: int) -> pd.DataFrame:
@@ -103,7 +103,7 @@ def build_snapshot(
     b_all = reader.samples(run, cmp.model_id, corruption, severity, with_angles=True) if cmp else None
     moves = trajectories(a_all, b_all) if b_all is not None else pd.DataFrame()
     if focus is None:
-        focus = default_focus(moves, len(names)) if cmp else 0
+        focus = default_focus(moves) if cmp else 0
     if not 0 <= focus < len(names):
         raise StoreError(f"class {focus} is not a class of run {run!r}", f"pick one of 0..{len(names) - 1}")
     step(2, STEPS)
@@ -111,8 +111,7 @@ def build_snapshot(
     figures: dict[str, Figure] = {}
     evals = reader.evaluations(run)
     figures["evaltable"] = evaluation_table(table_frame(evals, severity if severity else 3), ref.model_id, cmp.model_id if cmp else None)
-    shown = list(range(len(names)))[:MAX_CLASSES] if len(names) <= MAX_CLASSES else [focus] + [c for c in a_all.groupby("label")["correct"].mean().sort_values().index if c != focus][: MAX_CLASSES - 1]
-    figures["local"] = small_multiples(a_all, names, shown)
+    figures["local"] = small_multiples(a_all, names, classes_to_show(a_all, focus, len(names)))
     if cmp:
         figures["trajectories"] = comparison(moves[moves["label"] == focus], names[focus])
     a = a_all[a_all["label"] == focus].reset_index(drop=True)
@@ -129,10 +128,11 @@ def build_snapshot(
     step(4, STEPS)
 
     samples = _samples(a_all, b_all, focus)
-    pngs, corrupted = reader.images(run, samples["sample_id"].head(5000).tolist(), corruption, severity)
+    candidates = samples["sample_id"].head(MAX_IMAGES).tolist()
+    pngs, corrupted = reader.images(run, candidates, corruption, severity)
     embedded: dict[int, str] = {}
     budget = IMAGE_BUDGET
-    for sid in samples["sample_id"].head(5000):
+    for sid in candidates:
         png = pngs.get(int(sid))
         if png is not None and len(png) <= budget:
             budget -= len(png)

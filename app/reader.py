@@ -154,22 +154,16 @@ class StoreReader:
 
         return self._memo(run, "samples", key, load)
 
-    def _evaluation_matrix(self, table: pd.DataFrame, column: str, empty: float | bool, dtype: type) -> tuple[pd.DataFrame, np.ndarray]:
-        """One per-sample column of several evaluations as a matrix (evaluations × samples);
-        `keys` (model_id, corruption, severity) names the rows."""
-        keys = table[["model_id", "corruption", "severity"]].drop_duplicates(ignore_index=True)
-        row = table.merge(keys.reset_index(), on=["model_id", "corruption", "severity"])["index"].to_numpy()
-        matrix = np.full((len(keys), int(table["sample_id"].max()) + 1 if len(table) else 0), empty, dtype=dtype)
-        matrix[row, table["sample_id"].to_numpy()] = table[column].to_numpy()
-        return keys, matrix
-
     def correctness(self, run: str) -> tuple[pd.DataFrame, np.ndarray]:
         """Every evaluation's per-sample correctness as a packed bit matrix, from one scan of
         the run, memoised, so any subset's accuracy is a column pick."""
 
         def load() -> tuple[pd.DataFrame, np.ndarray]:
             table = store.samples_dataset(self.run_dir(run)).to_table(columns=["model_id", "corruption", "severity", "sample_id", "correct"]).to_pandas()
-            keys, matrix = self._evaluation_matrix(table, "correct", False, bool)
+            keys = table[["model_id", "corruption", "severity"]].drop_duplicates(ignore_index=True)
+            row = table.merge(keys.reset_index(), on=["model_id", "corruption", "severity"])["index"].to_numpy()
+            matrix = np.zeros((len(keys), int(table["sample_id"].max()) + 1 if len(table) else 0), dtype=bool)
+            matrix[row, table["sample_id"].to_numpy()] = table["correct"].to_numpy()
             return keys, np.packbits(matrix, axis=1)
 
         return self._memo(run, "correctness", (), load)

@@ -23,7 +23,8 @@ from app.figures.robustness import margin_change
 from app.figures.sweetspot import accuracy_vs_sparsity
 from app.reader import StoreError, StoreReader
 from app.state import Combo, make_selection, selected_ids
-from app.views.local import decode_array, points_to_ids
+from app.figures import decode_array
+from app.views.local import points_to_ids
 from pipeline import store
 
 REPO = Path(__file__).resolve().parents[1]

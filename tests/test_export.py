@@ -77,7 +77,7 @@ def test_default_focus_is_the_class_that_changed_most(tiny_run):
     reader = StoreReader(tiny_run.parent)
     moves = trajectories(reader.samples("tiny", REF, "clean", 0), reader.samples("tiny", CMP, "clean", 0))
     flips = moves[moves["category"].isin(["right_wrong", "wrong_right"])].groupby("label").size()
-    assert default_focus(moves, 10) == (int(flips.idxmax()) if len(flips) else int(moves["label"].min()))
+    assert default_focus(moves) == (int(flips.idxmax()) if len(flips) else int(moves["label"].min()))
     assert snapshot_filename("tiny", REF, CMP) == f"prunescope-tiny-{REF}-vs-{CMP}.html"
 
 

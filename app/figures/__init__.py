@@ -25,6 +25,15 @@ def typed_array(values: np.ndarray) -> dict | np.ndarray:
     return {"dtype": short, "bdata": base64.b64encode(np.ascontiguousarray(values)).decode("ascii")}
 
 
+def decode_array(value: Any) -> np.ndarray | Any:
+    """A trace array as a numpy array when it is a typed array ({dtype, bdata}, as the builders
+    and the browser hold them); anything else as it is."""
+    if isinstance(value, dict) and "bdata" in value:
+        arr = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        return arr.reshape(value["shape"]) if isinstance(value.get("shape"), list) else arr
+    return value
+
+
 def _encode(node: Any) -> Any:
     if isinstance(node, np.ndarray):
         return typed_array(node)

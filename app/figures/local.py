@@ -28,6 +28,7 @@ CATEGORIES = (
     ("both_right", "both right", GREY),
 )
 MAX_POINTS = 4000
+MAX_CLASSES = 10  # small multiples drawn at most
 WEBGL_FROM = 1000  # markers per figure: SVG below (draws at once), WebGL from here (plotly express's rule)
 
 
@@ -39,6 +40,14 @@ def scatter_type(points: int) -> str:
 def _sampled(df: pd.DataFrame, limit: int) -> tuple[pd.DataFrame, int]:
     """At most `limit` rows (a fixed random sample), and the number there were."""
     return (df if len(df) <= limit else df.sample(limit, random_state=0)), len(df)
+
+
+def classes_to_show(df: pd.DataFrame, focus: int, num_classes: int) -> list[int]:
+    """All classes when few; otherwise the class in focus and the classes with the lowest accuracy."""
+    if num_classes <= MAX_CLASSES:
+        return list(range(num_classes))
+    acc = df.groupby("label")["correct"].mean().sort_values()
+    return [focus] + [int(c) for c in acc.index if c != focus][: MAX_CLASSES - 1]
 
 
 def empty_figure(message: str, height: int = 260) -> Figure:

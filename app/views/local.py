@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-
 import dash
 import numpy as np
 from dash import Input, Output, State, dcc, html
 
 from app import ids
-from app.figures.local import comparison, empty_figure, small_multiples, trajectories
+from app.figures import decode_array
+from app.figures.local import classes_to_show, comparison, empty_figure, small_multiples, trajectories
 from app.reader import StoreError, StoreReader
 from app.state import Combo, make_selection, selected_ids
 from app.views.common import card, labelled
@@ -20,7 +19,6 @@ HELP = (
     "right: length density, corner: margin density (right of 0 is correct). With a compared "
     "combination: each sample's move from reference (grey) to compared (yellow)."
 )
-MAX_CLASSES = 10
 
 
 def class_options(names: list[str]) -> list[dict]:
@@ -67,7 +65,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
             focus = int(focus or 0)
             if cmp is None:
                 df = reader.samples(run, ref.model_id, ref.corruption, ref.severity)
-                shown = _classes_to_show(df, focus, len(names))
+                shown = classes_to_show(df, focus, len(names))
                 return small_multiples(df, names, shown, chosen)
             a = reader.samples(run, ref.model_id, ref.corruption, ref.severity, labels=[focus])
             b = reader.samples(run, cmp.model_id, cmp.corruption, cmp.severity, labels=[focus])
@@ -107,19 +105,3 @@ def points_to_ids(points: list[dict], figure: dict | None) -> list[int]:
         if custom is not None and index < len(custom):
             out.append(int(custom[index]))
     return out
-
-
-def decode_array(value) -> np.ndarray | list | None:
-    """A trace array as the browser holds it: a list, or plotly's typed-array form {dtype, bdata}."""
-    if isinstance(value, dict) and "bdata" in value:
-        arr = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-        return arr.reshape(value["shape"]) if "shape" in value and isinstance(value["shape"], list) else arr
-    return value
-
-
-def _classes_to_show(df, focus: int, num_classes: int) -> list[int]:
-    """All classes when few; otherwise the class in focus and the classes with the lowest accuracy."""
-    if num_classes <= MAX_CLASSES:
-        return list(range(num_classes))
-    acc = df.groupby("label")["correct"].mean().sort_values()
-    return [focus] + [int(c) for c in acc.index if c != focus][: MAX_CLASSES - 1]
