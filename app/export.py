@@ -5,7 +5,7 @@
 
 The figures come from the same builders the live dashboard uses; plotly.js is inlined once,
 the images of the samples are embedded, and a small inlined script (app/snapshot/snapshot.js)
-links the figures: a box or lasso selection in a geometry plot, or a brushed axis in the
+links the figures: a box or lasso selection in a geometry plot, or a box over axes of the
 parallel coordinates, highlights the same samples everywhere and fills the gallery.
 """
 
@@ -29,7 +29,7 @@ from plotly.offline import get_plotlyjs
 from app.figures import Figure, decode_array
 from app.figures.evaltable import evaluation_table, table_frame
 from app.figures.local import classes_to_show, comparison, small_multiples, trajectories
-from app.figures.parallel import density_strips, dimensions, parallel_coordinates, rank_axes, shown_lines
+from app.figures.parallel import axis_ranges, density_strips, dimensions, parallel_coordinates, rank_axes, shown_lines
 from app.figures.robustness import margin_change
 from app.figures.sweetspot import accuracy_vs_sparsity
 from app.reader import StoreError, StoreReader
@@ -143,10 +143,10 @@ def build_snapshot(
     data = {
         "figures": {k: json.loads(to_json_plotly(f)) for k, f in figures.items()},
         "linked": {k: _ids_of(figures[k]) for k in ("local", "trajectories") if k in figures},
-        "parcoords": {
+        "parallel": {  # each shown line's position (0 bottom, 1 top) on every axis, to brush and repaint in the browser
             "ids": lines["sample_id"].astype(int).tolist(),
-            "color": lines["correct"].astype(int).tolist(),
-            "values": [np.round(lines[col].to_numpy(dtype=float), 4).tolist() for col, _ in dims],
+            "correct": lines["correct"].astype(int).tolist(),
+            "positions": [np.round((lines[col].to_numpy(dtype=float) - lo) / (hi - lo), 4).tolist() for (col, _), (lo, hi) in zip(dims, axis_ranges(a, dims))],
         },
         "samples": [
             {k: _plain(v) for k, v in row.items()} | {"img": embedded.get(int(row["sample_id"]))}

@@ -38,6 +38,7 @@ CLASS_DROPDOWN = "class-dropdown"
 GLOBAL_GRAPH = "global-graph"
 GLOBAL_DENSITY = "global-density"
 GLOBAL_NOTE = "global-note"
+GLOBAL_BOXES = "global-boxes"  # the box brushes drawn on the parallel coordinates
 
 # samples
 SAMPLES_GRID = "samples-grid"

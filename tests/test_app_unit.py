@@ -18,7 +18,7 @@ import pytest
 from app.figures.density import kde
 from app.figures.evaltable import evaluation_table, table_frame
 from app.figures.local import comparison, small_multiples, trajectories
-from app.figures.parallel import brushed, density_strips, dimensions, parallel_coordinates, rank_axes
+from app.figures.parallel import axis_ranges, box_constraints, brushed, density_strips, dimensions, parallel_coordinates, rank_axes
 from app.figures.robustness import margin_change
 from app.figures.sweetspot import accuracy_vs_sparsity
 from app.reader import StoreError, StoreReader
@@ -108,8 +108,6 @@ def test_parallel_coordinates_brushing_and_axis_ranking():
     df = samples_frame(classes=30)
     dims = dimensions(rank_axes(df, None, 0, 30), [f"c{j}" for j in range(30)])
     assert len(dims) == 20 + 2 and dims[0][0] == "a0" and dims[-1][0] == "margin"
-    fig = F(parallel_coordinates(df[df["label"] == 0], dims, "t", selected={int(df.loc[df["label"] == 0, "sample_id"].iloc[0])}))
-    assert fig.data[0].type == "parcoords" and 2 in arr(fig.data[0].line.color)
     ids = brushed(df, dims, {str(len(dims) - 1): [0.0, 10.0]})
     assert set(ids) == set(df.loc[df["margin"] >= 0, "sample_id"])
     two = brushed(df, dims, {str(len(dims) - 1): [[-10.0, -1.0], [1.0, 10.0]]})
@@ -117,6 +115,45 @@ def test_parallel_coordinates_brushing_and_axis_ranking():
     strips = F(density_strips(df, samples_frame(seed=2, classes=30), dims))
     assert len(strips.data) == 2 * len(dims)
     assert "no samples" in F(parallel_coordinates(df.iloc[0:0], dims, "t")).layout.annotations[0].text
+
+
+def test_parallel_coordinates_draw_each_sample_through_its_axis_values():
+    df = samples_frame(classes=3)
+    g = df[df["label"] == 0]
+    dims = dimensions([0, 1, 2], ["a", "b", "c"])
+    picked = int(g["sample_id"].iloc[0])
+    fig = F(parallel_coordinates(g, dims, "t", selected={picked}))
+    correct, incorrect, chosen = fig.data[:3]
+    assert (correct.name, incorrect.name, chosen.name) == ("correct", "incorrect", "selected")
+    k = len(dims)
+    y = arr(chosen.y)
+    assert len(y) == k + 1 and np.isnan(y[k]) and list(arr(chosen.x)[:k]) == list(range(k))
+    ranges = axis_ranges(g, dims)
+    row = g[g["sample_id"] == picked].iloc[0]
+    assert np.allclose(y[:k], [(row[col] - lo) / (hi - lo) for (col, _), (lo, hi) in zip(dims, ranges)])
+    rest = g[g["sample_id"] != picked]
+    assert len(arr(correct.y)) == (k + 1) * int(rest["correct"].sum()) and len(arr(incorrect.y)) == (k + 1) * int((~rest["correct"]).sum())
+    assert list(fig.layout.xaxis.ticktext) == [label for _, label in dims]
+    for i, (lo, hi) in enumerate(ranges):  # each axis's value ticks span its values over the plot's height
+        axis = fig.layout[f"yaxis{i + 2}"]
+        assert axis.overlaying == "y" and axis.range[0] < lo and axis.range[1] > hi
+
+
+def test_box_constraints_brush_the_axes_a_box_covers():
+    df = samples_frame(classes=3)
+    dims = dimensions([0, 1, 2], ["a", "b", "c"])
+    ranges = axis_ranges(df, dims)
+    m = len(dims) - 1  # the margin axis
+    lo, hi = ranges[m]
+    top_half = box_constraints([{"x0": m - 0.2, "x1": m + 0.2, "y0": 1.0, "y1": 0.5}], ranges)
+    assert list(top_half) == [str(m)] and np.allclose(top_half[str(m)], [[lo + 0.5 * (hi - lo), np.inf]])
+    assert set(brushed(df, dims, top_half)) == set(df.loc[df["margin"] >= lo + 0.5 * (hi - lo), "sample_id"])
+    wide = box_constraints([{"x0": -0.3, "x1": 1.2, "y0": 0, "y1": 1}], ranges)
+    assert sorted(wide) == ["0", "1"]
+    assert box_constraints([{"x0": 0.3, "x1": 0.7, "y0": 0, "y1": 1}], ranges) == {}  # between two axes: nothing brushed
+    both = box_constraints([{"x0": m - 0.1, "x1": m + 0.1, "y0": 0, "y1": 0.2}, {"x0": m - 0.1, "x1": m + 0.1, "y0": 0.8, "y1": 1}], ranges)
+    assert len(both[str(m)]) == 2  # two boxes on one axis: either range
+    assert box_constraints([{"x0": "?", "y0": 0}], ranges) == {}
 
 
 def test_robustness_and_sweetspot_figures():
@@ -139,7 +176,7 @@ def _every_builder() -> dict[str, dict]:
         "evaltable-empty": evaluation_table(table_frame(evals_frame().iloc[0:0], 3)),
         "local": small_multiples(df, ["a", "b", "c"], [0, 1, 2], selected={1}), "local-empty": small_multiples(df.iloc[0:0], ["a"], [0]),
         "comparison": comparison(moves[moves["label"] == 0], "a", selected={1}), "comparison-empty": comparison(moves.iloc[0:0], "a"),
-        "parcoords": parallel_coordinates(df[df["label"] == 0], dims, "t", {1}), "strips": density_strips(df, samples_frame(seed=2), dims),
+        "parallel": parallel_coordinates(df[df["label"] == 0], dims, "t", {1}, [{"type": "rect", "xref": "x", "yref": "y", "x0": 0.8, "x1": 1.2, "y0": 0.1, "y1": 0.6}]), "strips": density_strips(df, samples_frame(seed=2), dims),
         "margin": margin_change([("a", np.random.default_rng(0).normal(0, 1, 200))]), "margin-empty": margin_change([]),
         "sweetspot": accuracy_vs_sparsity(models, selected="m-mag-50"), "sweetspot-empty": accuracy_vs_sparsity(models.iloc[0:0]),
     }

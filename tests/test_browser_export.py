@@ -36,6 +36,8 @@ def until(driver, condition, timeout: float = 30):
     return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda _: condition())
 
 
+SELECTED_LINES = "const x = document.getElementById('fig-global').data[2].x; return Array.from(x || []).filter(v => v === null || Number.isNaN(v)).length;"  # one gap ends each line
+LINE_IDS = "return JSON.parse(document.getElementById('snapshot-data').textContent).parallel.ids;"
 DRAWN = "return arguments[0].every(k => { const d = document.getElementById('fig-' + k); return d && d.data && d.data.length > 0 && d.querySelector('.main-svg'); });"
 
 
@@ -62,7 +64,8 @@ def test_snapshot_opens_offline_every_figure_draws_and_a_selection_links_them(br
     until(driver, lambda: "selected" in driver.find_element("id", "selection-status").text)
     chosen = set(driver.execute_script("return window.prunescopeSnapshot.selected();"))
     assert chosen
-    until(driver, lambda: driver.execute_script("return Array.from(document.getElementById('fig-global').data[0].line.color).includes(2);"))
+    in_focus = set(driver.execute_script(LINE_IDS))
+    until(driver, lambda: driver.execute_script(SELECTED_LINES) == len(chosen & in_focus) > 0)
     outlined = driver.execute_script(
         "const d = document.getElementById('fig-local'); const out = [];"
         "d.data.forEach(t => { const w = t.marker && t.marker.line && t.marker.line.width; const ids = t.customdata;"
@@ -75,7 +78,20 @@ def test_snapshot_opens_offline_every_figure_draws_and_a_selection_links_them(br
 
     driver.find_element("id", "clear-selection").click()
     until(driver, lambda: driver.find_element("id", "selection-status").text == "no selection")
-    assert not driver.execute_script("return Array.from(document.getElementById('fig-global').data[0].line.color).includes(2);")
+    assert driver.execute_script(SELECTED_LINES) == 0
+
+    plot = driver.find_element("css selector", "#fig-global .nsewdrag")  # a box over the last (margin) axis brushes it
+    driver.execute_script("window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 150, behavior: 'instant'});", plot)
+    axes = driver.execute_script("return JSON.parse(document.getElementById('snapshot-data').textContent).parallel.positions.length;")
+    w, h = plot.size["width"], plot.size["height"]
+    drag = ActionChains(driver).move_to_element(plot).move_by_offset(int(w * ((axes - 0.5) / axes - 0.5)) - 12, -h // 2 + 2).click_and_hold()
+    for _ in range(6):  # top to bottom of the plot: past both ends of the axis
+        drag = drag.move_by_offset(4, (h - 4) // 6)
+    drag.release().perform()
+    until(driver, lambda: "(global geometry)" in driver.find_element("id", "selection-status").text)
+    brushed = set(driver.execute_script("return window.prunescopeSnapshot.selected();"))
+    assert brushed == in_focus, "a box over the whole margin axis brushes every line"
+    until(driver, lambda: driver.execute_script(SELECTED_LINES) == len(in_focus))
     assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
 
 

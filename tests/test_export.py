@@ -40,12 +40,14 @@ def test_snapshot_is_self_contained(snapshot):
 def test_snapshot_holds_every_figure_and_the_linking_data(snapshot, tiny_run):
     data = snapshot_data(snapshot)
     assert set(data["figures"]) == {"evaltable", "local", "trajectories", "global", "density", "margin", "sweetspot"}
-    assert data["figures"]["global"]["data"][0]["type"] == "parcoords"
+    assert [t["name"] for t in data["figures"]["global"]["data"][:3]] == ["correct", "incorrect", "selected"]
     focus = data["focus"]
     samples = StoreReader(tiny_run.parent).samples("tiny", REF, "clean", 0)
     in_focus = set(samples.loc[samples["label"] == focus, "sample_id"])
-    assert set(data["parcoords"]["ids"]) == in_focus
-    assert len(data["parcoords"]["values"]) == len(data["figures"]["global"]["data"][0]["dimensions"])
+    assert set(data["parallel"]["ids"]) == in_focus
+    positions = data["parallel"]["positions"]
+    assert len(positions) == len(data["figures"]["global"]["layout"]["xaxis"]["ticktext"])
+    assert all(len(p) == len(in_focus) and min(p) == 0 and max(p) == 1 for p in positions)
     linked = {i for traces in data["linked"]["local"].values() for i in traces}
     assert linked == set(samples["sample_id"])  # every sample of the small multiples can be selected
     assert all(i in in_focus for traces in data["linked"]["trajectories"].values() for i in traces)

@@ -12,7 +12,6 @@ import pandas as pd
 
 from app.figures import Figure, figure
 from app.figures.density import kde
-from app.figures.grid import grid
 from app.figures.local import empty_figure
 from app.figures.style import FONT, GREY, RED, SELECTED, YELLOW
 
@@ -45,41 +44,108 @@ def shown_lines(df: pd.DataFrame) -> pd.DataFrame:
     return df if len(df) <= MAX_LINES else df.sample(MAX_LINES, random_state=0)
 
 
-def parallel_coordinates(df: pd.DataFrame, dims: list[tuple[str, str]], title: str, selected: set[int] | None = None) -> Figure:
-    """`df`: the class in focus (sample_id, correct, a*, length, margin) of one evaluation set;
-    `selected` sample ids are drawn blue (and first in the sample when lines are capped)."""
+def axis_ranges(df: pd.DataFrame, dims: list[tuple[str, str]]) -> list[tuple[float, float]]:
+    """(low, high) of every axis over all of `df`: an axis spans its values from bottom to top."""
+    ranges = []
+    for col, _ in dims:
+        v = df[col].to_numpy(dtype=float)
+        lo, hi = (float(np.nanmin(v)), float(np.nanmax(v))) if np.isfinite(v).any() else (0.0, 1.0)
+        ranges.append((lo, hi if hi > lo else lo + 1.0))
+    return ranges
+
+
+def _polylines(g: pd.DataFrame, dims: list[tuple[str, str]], ranges: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of one polyline per row through the axes (x = axis index, y = position 0..1 on
+    it), separated by NaN so that one SVG path draws them all."""
+    k = len(dims)
+    y = np.full((len(g), k + 1), np.nan)
+    for i, ((col, _), (lo, hi)) in enumerate(zip(dims, ranges)):
+        y[:, i] = (g[col].to_numpy(dtype=float) - lo) / (hi - lo)
+    x = np.tile(np.append(np.arange(k, dtype=float), np.nan), len(g))
+    return x, y.ravel()
+
+
+def axis_position(i: int, k: int) -> float:
+    """Where axis `i` of `k` sits, as a fraction of the plot's width: the middle of its k-th."""
+    return (i + 0.5) / k
+
+
+LINE_GROUPS = (("correct", GREY, 0.35), ("incorrect", RED, 0.6), ("selected", SELECTED, 0.9))
+
+
+def parallel_coordinates(df: pd.DataFrame, dims: list[tuple[str, str]], title: str, selected: set[int] | None = None,
+                         boxes: list[dict] | None = None) -> Figure:
+    """`df`: the class in focus (sample_id, correct, a*, length, margin) of one evaluation set.
+
+    SVG lines, three traces (correct grey, incorrect red, `selected` sample ids blue, drawn in
+    that order), one vertical axis per dimension with its own value ticks. A box selection
+    (dragmode "select") brushes the axes it covers; `boxes` are the brushes to keep drawn,
+    as plotly layout selections. Software WebGL (plotly's parcoords) costs about a second to
+    set up in a browser without a GPU; a few SVG paths draw at once."""
     if df.empty:
         return empty_figure("no samples of this class in this evaluation set", height=380)
     g = shown_lines(df)
-    color = g["correct"].astype(int).to_numpy()
-    if selected:
-        color = np.where(g["sample_id"].isin(selected), 2, color)
-    trace = {
-        "type": "parcoords", "line": {"color": color, "colorscale": [[0, RED], [0.5, GREY], [1, SELECTED]], "cmin": 0, "cmax": 2},
-        "dimensions": [{"label": label, "values": g[col].to_numpy(), "range": [float(np.nanmin(df[col])), float(np.nanmax(df[col]))]} for col, label in dims],
-        "labelangle": -30, "labelfont": {"size": 10}, "tickfont": {"size": 9}, "rangefont": {"size": 8},
+    ranges = axis_ranges(df, dims)
+    chosen = g["sample_id"].isin(selected).to_numpy() if selected else np.zeros(len(g), bool)
+    correct = g["correct"].to_numpy(dtype=bool)
+    traces = []
+    for (name, color, opacity), rows in zip(LINE_GROUPS, (correct & ~chosen, ~correct & ~chosen, chosen)):
+        x, y = _polylines(g[rows], dims, ranges)
+        traces.append({"type": "scatter", "x": x, "y": y, "mode": "lines", "name": name, "line": {"color": color, "width": 1},
+                       "opacity": opacity, "hoverinfo": "skip", "showlegend": False})
+    k = len(dims)
+    layout = {
+        "font": FONT, "height": 380, "margin": {"l": 20, "r": 20, "t": 80, "b": 20}, "dragmode": "select", "showlegend": False,
+        "title": {"text": title + (f" ({len(g)} of {len(df)} shown)" if len(g) < len(df) else f" ({len(df)} samples)"), "font": {"size": 13}, "x": 0.01, "y": 0.98},
+        "xaxis": {"range": [-0.5, k - 0.5], "tickvals": list(range(k)), "ticktext": [label for _, label in dims], "side": "top", "tickangle": -30,
+                  "tickfont": {"size": 10}, "showgrid": True, "gridcolor": "#555", "zeroline": False, "fixedrange": True},
+        "yaxis": {"range": [-0.03, 1.03], "visible": False, "fixedrange": True},
+        "selections": boxes or [],
     }
-    note = f" ({len(g)} of {len(df)} shown)" if len(g) < len(df) else f" ({len(df)} samples)"
-    return figure({"data": [trace], "layout": {"font": FONT, "height": 380, "margin": {"l": 50, "r": 50, "t": 90, "b": 20},
-                                               "title": {"text": title + note, "font": {"size": 13}, "x": 0.01, "y": 0.98}}})
+    for i, (lo, hi) in enumerate(ranges):
+        pad = 0.03 * (hi - lo)
+        layout[f"yaxis{i + 2}"] = {"overlaying": "y", "anchor": "free", "position": axis_position(i, k), "range": [lo - pad, hi + pad],
+                                   "tickmode": "auto", "nticks": 6, "tickfont": {"size": 8, "color": "#555"}, "showgrid": False, "zeroline": False, "fixedrange": True}
+        traces.append({"type": "scatter", "x": [], "y": [], "yaxis": f"y{i + 2}", "hoverinfo": "skip", "showlegend": False})
+    return figure({"data": traces, "layout": layout})
 
 
 def density_strips(ref: pd.DataFrame, cmp: pd.DataFrame | None, dims: list[tuple[str, str]]) -> Figure:
-    """One small density per axis, reference grey and compared yellow, aligned with the axes."""
-    cells, axes = grid(1, len(dims), hspace=0.02)
+    """One small density per axis, reference grey and compared yellow, each centred over its
+    axis of the parallel coordinates (same width and margins)."""
+    k = len(dims)
     frames = [(f, color) for f, color in ((ref, GREY), (cmp, YELLOW)) if f is not None and not f.empty]
-    traces = []
-    for cell, (col, _) in zip(cells[0], dims):
+    traces, layout = [], {}
+    for i, (col, _) in enumerate(dims):
+        suffix = "" if i == 0 else str(i + 1)
+        centre, half = axis_position(i, k), 0.4 / k
+        layout[f"xaxis{suffix}"] = {"domain": [centre - half, centre + half], "anchor": f"y{suffix}", "visible": False}
+        layout[f"yaxis{suffix}"] = {"anchor": f"x{suffix}", "visible": False}
         if not frames:
-            break
+            continue
         lo = min(float(np.nanmin(f[col])) for f, _ in frames)
         hi = max(float(np.nanmax(f[col])) for f, _ in frames)
         for frame, color in frames:
             x, d = kde(frame[col].to_numpy(), lo, hi)
             traces.append({"type": "scatter", "x": d, "y": x, "mode": "lines", "fill": "tozerox", "opacity": 0.55, "line": {"color": color, "width": 1.5},
-                           "hoverinfo": "skip", "showlegend": False, **cell.anchors})
-    hidden = {k: {**v, "visible": False} for k, v in axes.items()}
-    return figure({"data": traces, "layout": {**hidden, "height": 90, "margin": {"l": 35, "r": 35, "t": 4, "b": 4}}})
+                           "hoverinfo": "skip", "showlegend": False, "xaxis": f"x{suffix}", "yaxis": f"y{suffix}"})
+    return figure({"data": traces, "layout": {**layout, "height": 90, "margin": {"l": 20, "r": 20, "t": 4, "b": 4}}})
+
+
+def box_constraints(boxes: list[dict], ranges: list[tuple[float, float]]) -> dict[str, list[list[float]]]:
+    """Brushed value ranges per axis index from box selections drawn on the parallel
+    coordinates: a box brushes every axis it covers, over its height in that axis's values."""
+    constraints: dict[str, list[list[float]]] = {}
+    for box in boxes:
+        try:
+            x0, x1 = sorted((float(box["x0"]), float(box["x1"])))
+            y0, y1 = sorted((float(box["y0"]), float(box["y1"])))
+        except (KeyError, TypeError, ValueError):
+            continue
+        for i, (lo, hi) in enumerate(ranges):
+            if x0 <= i <= x1:  # a box past an end of the axis takes everything beyond it (no rounding loss at the ends)
+                constraints.setdefault(str(i), []).append([-np.inf if y0 <= 0 else lo + y0 * (hi - lo), np.inf if y1 >= 1 else lo + y1 * (hi - lo)])
+    return constraints
 
 
 def brushed(df: pd.DataFrame, dims: list[tuple[str, str]], constraints: dict[str, list]) -> list[int]:

@@ -1,12 +1,11 @@
 /* PruneScope snapshot: draw the embedded figures and link them without a server.
- * A box or lasso selection in a geometry plot, or a brushed axis in the parallel coordinates,
+ * A box or lasso selection in a geometry plot, or a box over axes of the parallel coordinates,
  * becomes the selection: every other plot outlines (or colours) the same samples and the
  * gallery shows their images. */
 (function () {
   "use strict";
   const S = JSON.parse(document.getElementById("snapshot-data").textContent);
   const MAX_CARDS = 48;
-  const SELECTED_COLOR = 2; // parcoords colour index of a selected line
   const config = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["toImage"] };
   const divs = {};
   let selection = null; // Set of sample ids, or null
@@ -72,13 +71,39 @@
       const widths = idx.map((i) => traces[i].map((id) => (selection && selection.has(id) ? 1.5 : 0)));
       if (idx.length) Plotly.restyle(divs[key], { "marker.line.width": widths }, idx);
     }
-    if (source !== "global" && divs.global && S.parcoords.ids.length) {
-      const color = S.parcoords.color.map((c, i) => (selection && selection.has(S.parcoords.ids[i]) ? SELECTED_COLOR : c));
-      Plotly.restyle(divs.global, { "line.color": [color] }, [0]);
-    }
+    if (divs.global && S.parallel.ids.length) paintLines();
     const status = document.getElementById("selection-status");
     status.textContent = selection ? selection.size + " samples selected (" + (source === "global" ? "global" : "local") + " geometry)" : "no selection";
     drawGallery();
+  }
+
+  // The parallel coordinates' first three traces: correct (grey), incorrect (red), selected (blue) lines.
+  function polylines(rows) {
+    const x = [], y = [];
+    for (const i of rows) {
+      S.parallel.positions.forEach((axis, j) => { x.push(j); y.push(axis[i]); });
+      x.push(null); y.push(null);
+    }
+    return [x, y];
+  }
+
+  function paintLines() {
+    const groups = [[], [], []];
+    S.parallel.ids.forEach((id, i) => groups[selection && selection.has(id) ? 2 : S.parallel.correct[i] ? 0 : 1].push(i));
+    const lines = groups.map(polylines);
+    Plotly.restyle(divs.global, { x: lines.map((l) => l[0]), y: lines.map((l) => l[1]) }, [0, 1, 2]);
+  }
+
+  function brushedLines(boxes) {
+    const spans = {}; // axis index -> [[bottom, top], ...] in axis positions (0..1)
+    for (const b of boxes) {
+      const [x0, x1] = [b.x0, b.x1].sort((p, q) => p - q);
+      const [y0, y1] = [b.y0, b.y1].sort((p, q) => p - q);
+      S.parallel.positions.forEach((_, j) => { if (x0 <= j && j <= x1) (spans[j] = spans[j] || []).push([y0, y1]); });
+    }
+    const axes = Object.keys(spans).map(Number);
+    if (!axes.length) return null;
+    return S.parallel.ids.filter((_, i) => axes.every((j) => spans[j].some(([lo, hi]) => S.parallel.positions[j][i] >= lo && S.parallel.positions[j][i] <= hi)));
   }
 
   function select(ids, from) {
@@ -103,30 +128,18 @@
     div.on("plotly_deselect", () => select(null, key));
   }
 
-  if (divs.global && S.parcoords.ids.length) {
-    divs.global.on("plotly_restyle", (ev) => {
-      if (!ev || !ev[0] || !Object.keys(ev[0]).some((k) => k.includes("constraintrange"))) return;
-      const dims = divs.global.data[0].dimensions;
-      let keep = S.parcoords.ids.map(() => true);
-      let any = false;
-      dims.forEach((d, j) => {
-        if (!d.constraintrange || !d.constraintrange.length) return;
-        any = true;
-        const spans = Array.isArray(d.constraintrange[0]) ? d.constraintrange : [d.constraintrange];
-        const values = S.parcoords.values[j];
-        keep = keep.map((k, i) => k && spans.some(([lo, hi]) => values[i] >= lo && values[i] <= hi));
-      });
-      select(any ? S.parcoords.ids.filter((_, i) => keep[i]) : null, "global");
+  if (divs.global && S.parallel.ids.length) {
+    divs.global.on("plotly_relayout", (ev) => {
+      if (!ev || !Array.isArray(ev.selections)) return;
+      const boxes = ev.selections.filter((b) => b.type === "rect");
+      if (!boxes.length) return select(null, "global");
+      const ids = brushedLines(boxes);
+      if (ids !== null) select(ids, "global");
     });
   }
 
   document.getElementById("clear-selection").addEventListener("click", () => {
-    for (const key of Object.keys(S.linked)) if (divs[key]) Plotly.relayout(divs[key], { selections: [] });
-    if (divs.global && divs.global.data[0].dimensions) {
-      const cleared = {};
-      divs.global.data[0].dimensions.forEach((d, j) => { if (d.constraintrange) cleared["dimensions[" + j + "].constraintrange"] = null; });
-      if (Object.keys(cleared).length) Plotly.restyle(divs.global, cleared, [0]);
-    }
+    for (const key of [...Object.keys(S.linked), "global"]) if (divs[key]) Plotly.relayout(divs[key], { selections: [] });
     select(null, null);
   });
 

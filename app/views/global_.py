@@ -1,15 +1,13 @@
-"""View: global geometry (R2, R3). Brush an axis range to set the shared selection."""
+"""View: global geometry (R2, R3). A box over the axes brushes them and sets the shared selection."""
 
 from __future__ import annotations
-
-import re
 
 import dash
 from dash import Input, Output, State, dcc, html
 
 from app import ids
 from app.figures.local import empty_figure
-from app.figures.parallel import brushed, density_strips, dimensions, parallel_coordinates, rank_axes
+from app.figures.parallel import axis_ranges, box_constraints, brushed, density_strips, dimensions, parallel_coordinates, rank_axes
 from app.reader import StoreError, StoreReader
 from app.state import Combo, make_selection, selected_ids
 from app.views.common import card
@@ -17,11 +15,10 @@ from app.views.common import card
 HELP = (
     "Samples of the class in focus as lines through one axis per class (the angle to that class "
     "direction: small means the sample looks like that class), then length and margin. Grey "
-    "correct, red wrong. Drag along an axis to brush; the strips on top compare the reference "
-    "(grey) and compared (yellow) distributions."
+    "correct, red wrong, blue selected. Drag a box over one or more axes to brush them (shift "
+    "adds a box; double-click clears); the strips on top compare the reference (grey) and "
+    "compared (yellow) distributions."
 )
-CONSTRAINTS = "global-constraints"
-DIM_RE = re.compile(r"dimensions\[(\d+)\]\.constraintrange")
 
 
 def layout() -> html.Div:
@@ -29,7 +26,7 @@ def layout() -> html.Div:
         html.Div(id=ids.GLOBAL_NOTE, className="note"),
         dcc.Graph(id=ids.GLOBAL_DENSITY, config={"displayModeBar": False, "staticPlot": True}),
         dcc.Loading(dcc.Graph(id=ids.GLOBAL_GRAPH, config={"displayModeBar": False}), type="dot"),
-        dcc.Store(id=CONSTRAINTS, data={}),
+        dcc.Store(id=ids.GLOBAL_BOXES, data=[]),
     ])
 
 
@@ -41,49 +38,51 @@ def _frames(reader: StoreReader, run: str, ref: Combo, cmp: Combo | None, focus:
     return names, a, b, dims
 
 
+def _boxes(relayout: object) -> list[dict] | None:
+    """The box brushes of a relayout event (None when the event is about something else)."""
+    if not isinstance(relayout, dict) or not isinstance(relayout.get("selections"), list):
+        return None
+    return [b for b in relayout["selections"] if isinstance(b, dict) and b.get("type") == "rect"]
+
+
 def register(app: dash.Dash, reader: StoreReader) -> None:
     @app.callback(
-        Output(ids.GLOBAL_GRAPH, "figure"), Output(ids.GLOBAL_DENSITY, "figure"), Output(ids.GLOBAL_NOTE, "children"), Output(CONSTRAINTS, "data"),
+        Output(ids.GLOBAL_GRAPH, "figure"), Output(ids.GLOBAL_DENSITY, "figure"), Output(ids.GLOBAL_NOTE, "children"), Output(ids.GLOBAL_BOXES, "data"),
         Input(ids.REFERENCE_DROPDOWN, "value"), Input(ids.COMPARED_DROPDOWN, "value"), Input(ids.CLASS_DROPDOWN, "value"), Input(ids.SELECTION, "data"),
-        State(ids.RUN, "data"),
+        State(ids.RUN, "data"), State(ids.GLOBAL_BOXES, "data"),
     )
-    def draw(ref_key, cmp_key, focus, selection, run):
-        if dash.ctx.triggered_id == ids.SELECTION and (selection or {}).get("source") == "global":
-            return dash.no_update, dash.no_update, dash.no_update, dash.no_update  # keep the user's brushes
+    def draw(ref_key, cmp_key, focus, selection, run, boxes):
         ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)
         if not run or ref is None or focus is None:
-            return empty_figure("pick a reference combination"), empty_figure("", height=90), "", {}
+            return empty_figure("pick a reference combination"), empty_figure("", height=90), "", []
         try:
             names, a, b, dims = _frames(reader, run, ref, cmp, int(focus))
         except StoreError as exc:
-            return empty_figure(f"{exc.problem} — {exc.fix}"), empty_figure("", height=90), "", {}
-        note = f"class {names[int(focus)]}: {len(dims) - 2} of {len(names)} class axes (most confused{', most changed' if cmp else ''})" if len(dims) - 2 < len(names) else f"class {names[int(focus)]}"
+            return empty_figure(f"{exc.problem} — {exc.fix}"), empty_figure("", height=90), "", []
         title = f"{ref.model_id} · {ref.evalset}"
-        return parallel_coordinates(a, dims, title, selected_ids(selection)), density_strips(a, b, dims), note, {}
+        if dash.ctx.triggered_id == ids.SELECTION and (selection or {}).get("source") == "global":
+            return parallel_coordinates(a, dims, title, selected_ids(selection), boxes), dash.no_update, dash.no_update, dash.no_update
+        note = f"class {names[int(focus)]}: {len(dims) - 2} of {len(names)} class axes (most confused{', most changed' if cmp else ''})" if len(dims) - 2 < len(names) else f"class {names[int(focus)]}"
+        return parallel_coordinates(a, dims, title, selected_ids(selection)), density_strips(a, b, dims), note, []
 
     @app.callback(
-        Output(ids.SELECTION, "data", allow_duplicate=True), Output(CONSTRAINTS, "data", allow_duplicate=True),
-        Input(ids.GLOBAL_GRAPH, "restyleData"),
-        State(CONSTRAINTS, "data"), State(ids.REFERENCE_DROPDOWN, "value"), State(ids.COMPARED_DROPDOWN, "value"), State(ids.CLASS_DROPDOWN, "value"), State(ids.RUN, "data"),
+        Output(ids.SELECTION, "data", allow_duplicate=True), Output(ids.GLOBAL_BOXES, "data", allow_duplicate=True),
+        Input(ids.GLOBAL_GRAPH, "relayoutData"),
+        State(ids.REFERENCE_DROPDOWN, "value"), State(ids.COMPARED_DROPDOWN, "value"), State(ids.CLASS_DROPDOWN, "value"), State(ids.RUN, "data"),
         prevent_initial_call=True,
     )
-    def brush(restyle, constraints, ref_key, cmp_key, focus, run):
-        if not restyle or not isinstance(restyle, list) or not isinstance(restyle[0], dict):
-            return dash.no_update, dash.no_update
-        constraints = dict(constraints or {})
-        for key, value in restyle[0].items():
-            m = DIM_RE.fullmatch(key)
-            if m:
-                rng = value[0] if isinstance(value, list) and value and isinstance(value[0], list) and len(value) == 1 and isinstance(value[0][0], list) else value
-                constraints[m.group(1)] = rng if rng else None
-        constraints = {k: v for k, v in constraints.items() if v}
+    def brush(relayout, ref_key, cmp_key, focus, run):
+        boxes = _boxes(relayout)
         ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)
-        if ref is None or focus is None:
-            return dash.no_update, constraints
-        if not constraints:
-            return None, constraints
+        if boxes is None or ref is None or focus is None:
+            return dash.no_update, dash.no_update
+        if not boxes:
+            return None, []
         try:
             _, a, _, dims = _frames(reader, run, ref, cmp, int(focus))
         except StoreError:
-            return dash.no_update, constraints
-        return make_selection(brushed(a, dims, constraints), "global"), constraints
+            return dash.no_update, dash.no_update
+        constraints = box_constraints(boxes, axis_ranges(a, dims))
+        if not constraints:  # boxes between the axes brush nothing
+            return dash.no_update, boxes
+        return make_selection(brushed(a, dims, constraints), "global"), boxes
