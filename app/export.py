@@ -24,8 +24,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 from plotly.io.json import to_json_plotly
-from plotly.offline import get_plotlyjs
 
+from app import plotlyjs
 from app.figures import Figure, decode_array
 from app.figures.evaltable import evaluation_table, table_frame
 from app.figures.local import classes_to_show, comparison, small_multiples, trajectories
@@ -179,7 +179,7 @@ def _render(run: str, meta: dict, ref: Combo, cmp: Combo | None, focus_name: str
         reference=html.escape(ref.model_id), compared=html.escape(cmp.model_id) if cmp else "none",
         evalset=html.escape(ref.evalset), focus=html.escape(focus_name), image_note=html.escape(image_note),
         created=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        css=(SNAPSHOT_DIR / "snapshot.css").read_text(), plotlyjs=get_plotlyjs(), data=payload,
+        css=(SNAPSHOT_DIR / "snapshot.css").read_text(), plotlyjs=plotlyjs.source(), data=payload,
         script=(SNAPSHOT_DIR / "snapshot.js").read_text(), table1=_table1_html(t1, {ref.model_id, cmp.model_id if cmp else ""}),
     )
 

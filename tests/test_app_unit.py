@@ -23,6 +23,7 @@ from app.figures.robustness import margin_change
 from app.figures.sweetspot import accuracy_vs_sparsity
 from app.reader import StoreError, StoreReader
 from app.state import Combo, make_selection, selected_ids
+from app import plotlyjs
 from app.figures import decode_array
 from app.views.local import points_to_ids
 from pipeline import store
@@ -188,6 +189,16 @@ def test_every_builder_makes_a_valid_plotly_figure(name):
     spec = _every_builder()[name]
     go.Figure(spec)  # raises on any property plotly does not know or any invalid value
     json.loads(to_json_plotly(spec))
+    assert {t.get("type", "scatter") for t in spec["data"]} <= plotlyjs.contents()[1], "a trace type the plotly.js bundle lacks"
+
+
+def test_plotly_bundle_is_plotly_pys_plotlyjs():
+    """Rebuild assets/plotly-bundle.min.js (scripts/build_plotly_bundle.sh) when plotly moves."""
+    from plotly.offline import get_plotlyjs_version
+
+    version, traces = plotlyjs.contents()
+    assert version == get_plotlyjs_version()
+    assert {"scatter", "scattergl", "bar"} <= traces
 
 
 def test_kde_edge_cases():
