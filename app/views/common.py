@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dash import html
+from dash import dcc, html
 import dash_bootstrap_components as dbc
 
 
@@ -23,3 +23,10 @@ def labelled(label: str, help_text: str, component) -> html.Div:
 def message(text: str, fix: str | None = None) -> html.Div:
     """An in-page message (never a Dash error dialog)."""
     return html.Div([html.Strong(text), html.Div(f"Fix: {fix}") if fix else None], className="store-message")
+
+
+def graph(graph_id: str, height: int, config: dict) -> dcc.Graph:
+    """A graph that starts blank at its usual height: dcc.Graph's default figure is a full empty
+    plot whose axes plotly lays out and measures before the first callback replaces it."""
+    blank = {"data": [], "layout": {"height": height, "xaxis": {"visible": False}, "yaxis": {"visible": False}}}
+    return dcc.Graph(id=graph_id, figure=blank, config=config)

@@ -16,7 +16,7 @@ from app.figures.evaltable import evaluation_table, outline_widths, table_frame
 from app.figures.local import empty_figure
 from app.reader import StoreError, StoreReader
 from app.state import Combo, selected_ids
-from app.views.common import card, labelled
+from app.views.common import card, graph, labelled
 
 HELP = (
     "Accuracy of every pruned model on the clean test set and on each corruption: one bar per "
@@ -32,7 +32,7 @@ def layout() -> html.Div:
     )
     return card("Evaluation table", HELP, [
         html.Div(id=ids.EVAL_NOTE, className="note"),
-        dcc.Loading(dcc.Graph(id=ids.EVAL_TABLE, config={"displayModeBar": False}), type="dot"),
+        dcc.Loading(graph(ids.EVAL_TABLE, 400, {"displayModeBar": False}), type="dot"),
         dcc.Store(id=ids.EVAL_PREPARE),
     ], [severity])
 

@@ -10,7 +10,7 @@ from app.figures.local import empty_figure
 from app.figures.parallel import axis_ranges, box_constraints, brushed, density_strips, dimensions, parallel_coordinates, rank_axes
 from app.reader import StoreError, StoreReader
 from app.state import Combo, make_selection, selected_ids
-from app.views.common import card
+from app.views.common import card, graph
 
 HELP = (
     "Samples of the class in focus as lines through one axis per class (the angle to that class "
@@ -24,8 +24,8 @@ HELP = (
 def layout() -> html.Div:
     return card("Global geometry", HELP, [
         html.Div(id=ids.GLOBAL_NOTE, className="note"),
-        dcc.Graph(id=ids.GLOBAL_DENSITY, config={"displayModeBar": False, "staticPlot": True}),
-        dcc.Loading(dcc.Graph(id=ids.GLOBAL_GRAPH, config={"displayModeBar": False}), type="dot"),
+        graph(ids.GLOBAL_DENSITY, 90, {"displayModeBar": False, "staticPlot": True}),
+        dcc.Loading(graph(ids.GLOBAL_GRAPH, 380, {"displayModeBar": False}), type="dot"),
         dcc.Store(id=ids.GLOBAL_BOXES, data=[]),
     ])
 

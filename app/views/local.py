@@ -11,7 +11,7 @@ from app.figures import decode_array
 from app.figures.local import classes_to_show, comparison, empty_figure, small_multiples, trajectories
 from app.reader import StoreError, StoreReader
 from app.state import Combo, make_selection, selected_ids
-from app.views.common import card, labelled
+from app.views.common import card, graph, labelled
 
 HELP = (
     "Per class: angle between each sample's feature and the class direction (x; small is good) "
@@ -33,7 +33,7 @@ def layout(class_names: list[str] | None = None) -> html.Div:
                  dcc.Dropdown(id=ids.LOCAL_DIFF_METRIC, options=["angle", "length", "margin"], value="margin", clearable=False, style={"width": "110px"})),
         html.Div(dcc.RangeSlider(id=ids.LOCAL_DIFF_RANGE, min=0, max=100, step=5, value=[0, 100], marks={0: "0", 50: "50", 100: "100 %ile"}, tooltip={"placement": "bottom"}), style={"width": "220px"}, title="Percentile range of |Δ metric| between reference and compared"),
     ]
-    return card("Local geometry", HELP, [dcc.Loading(dcc.Graph(id=ids.LOCAL_GRAPH, config={"displaylogo": False, "modeBarButtonsToRemove": ["toImage"]}), type="dot")], controls)
+    return card("Local geometry", HELP, [dcc.Loading(graph(ids.LOCAL_GRAPH, 710, {"displaylogo": False, "modeBarButtonsToRemove": ["toImage"]}), type="dot")], controls)
 
 
 def register(app: dash.Dash, reader: StoreReader) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dash
 import numpy as np
-from dash import Input, Output, dash_table, dcc, html
+from dash import Input, Output, dash_table, html
 import dash_bootstrap_components as dbc
 
 from app import ids
@@ -13,7 +13,7 @@ from app.figures.robustness import margin_change
 from app.figures.sweetspot import accuracy_vs_sparsity
 from app.reader import StoreError, StoreReader
 from app.state import Combo
-from app.views.common import card
+from app.views.common import card, graph
 
 HELP_MARGIN = "How much each sample's margin shrinks under every corruption and severity, relative to its clean margin (0.5 % trimmed each side): a curve further left means a more robust model."
 HELP_TABLE = "Table 1: Pearson correlation, per model, between a sample's robustness (share of its corrupted versions classified correctly) and its clean angle, length and margin."
@@ -27,8 +27,8 @@ def layout() -> html.Div:
         style_data_conditional=[{"if": {"state": "selected"}, "backgroundColor": "#eef"}],
     )
     return dbc.Row([
-        dbc.Col(card("Margin change under corruption", HELP_MARGIN, [dcc.Graph(id=ids.ROBUST_MARGIN, config={"displayModeBar": False})]), lg=5),
-        dbc.Col(card("Accuracy vs sparsity", HELP_SWEET, [dcc.Graph(id=ids.ROBUST_SWEETSPOT, config={"displayModeBar": False})]), lg=4),
+        dbc.Col(card("Margin change under corruption", HELP_MARGIN, [graph(ids.ROBUST_MARGIN, 420, {"displayModeBar": False})]), lg=5),
+        dbc.Col(card("Accuracy vs sparsity", HELP_SWEET, [graph(ids.ROBUST_SWEETSPOT, 420, {"displayModeBar": False})]), lg=4),
         dbc.Col(card("Robustness correlations (Table 1)", HELP_TABLE, [table]), lg=3),
     ], className="g-2")
 

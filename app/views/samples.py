@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 
 import dash
-import pandas as pd
 from dash import Input, Output, State, dcc, html
 
 from app import ids
@@ -23,8 +22,9 @@ def layout() -> html.Div:
     return card("Samples", HELP, [html.Div(id=ids.SAMPLES_COUNT, className="note"), dcc.Loading(html.Div(id=ids.SAMPLES_GRID, className="sample-grid"), type="dot")], [sort])
 
 
-def _metrics_line(row: pd.Series, suffix: str) -> str:
-    return f"∠{row[f'angle{suffix}']:.0f}° ‖x‖{row[f'length{suffix}']:.1f} m{row[f'margin{suffix}']:+.2f}"
+def _metrics_line(row: tuple, suffix: str) -> str:
+    angle, length, margin = (getattr(row, f"{k}{suffix}") for k in ("angle", "length", "margin"))
+    return f"∠{angle:.0f}° ‖x‖{length:.1f} m{margin:+.2f}"
 
 
 def register(app: dash.Dash, reader: StoreReader) -> None:
@@ -57,19 +57,19 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         except StoreError as exc:
             return message(exc.problem, exc.fix), ""
         cards = []
-        for _, r in shown.iterrows():
-            sid = int(r["sample_id"])
-            src = "data:image/png;base64," + base64.b64encode(pngs.get(sid, b"")).decode() if sid in pngs else ""
-            preds = [html.Span(f"ref: {names[int(r['pred'])]}", className="ok" if r["correct"] else "bad")]
-            lines = [html.Div(_metrics_line(r, ""), className="metrics")]
+        for r in shown.itertuples(index=False):
+            sid = int(r.sample_id)
+            src = "data:image/png;base64," + base64.b64encode(pngs[sid]).decode() if sid in pngs else ""
+            body = [html.Img(src=src, className="sample-img", title=f"sample {sid}"), html.Div(f"#{sid} · label {names[int(r.label)]}", className="caption")]
+            if cmp is None:
+                body.append(html.Div(f"ref: {names[int(r.pred)]}", className="ok" if r.correct else "bad"))
+            else:
+                body.append(html.Div([html.Span(f"ref: {names[int(r.pred)]}", className="ok" if r.correct else "bad"),
+                                      html.Span(f" cmp: {names[int(r.pred_cmp)]}", className="ok" if r.correct_cmp else "bad")]))
+            body.append(html.Div(_metrics_line(r, ""), className="metrics"))
             if cmp is not None:
-                preds.append(html.Span(f" cmp: {names[int(r['pred_cmp'])]}", className="ok" if r["correct_cmp"] else "bad"))
-                lines.append(html.Div(_metrics_line(r, "_cmp"), className="metrics cmp"))
-            cards.append(html.Div([
-                html.Img(src=src, className="sample-img", title=f"sample {sid}"),
-                html.Div([html.B(f"#{sid} "), html.Span(f"label {names[int(r['label'])]}")], className="caption"),
-                html.Div(preds, className="preds"), *lines,
-            ], className="sample-card"))
+                body.append(html.Div(_metrics_line(r, "_cmp"), className="metrics cmp"))
+            cards.append(html.Div(body, className="sample-card"))
         what = "selected" if chosen else f"of class {names[int(focus or 0)]}"
         seen = f" ({ref.evalset} images)" if corrupted else (" (clean images: the corrupted set is not cached in this run)" if ref.corruption != "clean" else "")
         return cards, f"{min(total, MAX_IMAGES)} of {total} samples {what}{seen}"
