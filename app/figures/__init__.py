@@ -14,9 +14,12 @@ TYPED = {"int8": "i1", "uint8": "u1", "int16": "i2", "uint16": "u2", "int32": "i
 
 
 def typed_array(values: np.ndarray) -> dict | np.ndarray:
-    """A numeric array as a plotly.js typed array ({dtype, bdata}); other arrays as they are."""
+    """A numeric array as a plotly.js typed array ({dtype, bdata}), floats in single precision;
+    other arrays as they are."""
     if values.dtype == np.bool_:
         values = values.astype(np.uint8)
+    elif values.dtype == np.float64:
+        values = values.astype(np.float32)  # half the bytes; a figure is drawn to the pixel (or in WebGL's float32) anyway
     elif values.dtype == np.int64 and (values.size == 0 or (values.min() >= -(2**31) and values.max() < 2**31)):
         values = values.astype(np.int32)  # plotly.js has no 64-bit integers
     short = TYPED.get(str(values.dtype))
