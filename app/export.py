@@ -29,7 +29,7 @@ from app import plotlyjs
 from app.figures import Figure, decode_array
 from app.figures.evaltable import evaluation_table, table_frame
 from app.figures.local import classes_to_show, comparison, small_multiples, trajectories
-from app.figures.parallel import axis_ranges, density_strips, dimensions, parallel_coordinates, rank_axes, shown_lines
+from app.figures.parallel import axis_positions, axis_ranges, density_strips, dimensions, parallel_coordinates, rank_axes, shown_lines
 from app.figures.robustness import margin_change
 from app.figures.sweetspot import accuracy_vs_sparsity
 from app.reader import StoreError, StoreReader
@@ -146,7 +146,7 @@ def build_snapshot(
         "parallel": {  # each shown line's position (0 bottom, 1 top) on every axis, to brush and repaint in the browser
             "ids": lines["sample_id"].astype(int).tolist(),
             "correct": lines["correct"].astype(int).tolist(),
-            "positions": [np.round((lines[col].to_numpy(dtype=float) - lo) / (hi - lo), 4).tolist() for (col, _), (lo, hi) in zip(dims, axis_ranges(a, dims))],
+            "positions": axis_positions(lines, dims, axis_ranges(a, dims)),
         },
         "samples": [
             {k: _plain(v) for k, v in row.items()} | {"img": embedded.get(int(row["sample_id"]))}

@@ -18,7 +18,7 @@ import pytest
 from app.figures.density import kde
 from app.figures.evaltable import evaluation_table, table_frame
 from app.figures.local import comparison, small_multiples, trajectories
-from app.figures.parallel import axis_ranges, box_constraints, brushed, density_strips, dimensions, parallel_coordinates, rank_axes
+from app.figures.parallel import axis_positions, axis_ranges, box_constraints, brushed, density_strips, dimensions, parallel_coordinates, rank_axes
 from app.figures.robustness import margin_change
 from app.figures.sweetspot import accuracy_vs_sparsity
 from app.reader import StoreError, StoreReader
@@ -138,6 +138,18 @@ def test_parallel_coordinates_draw_each_sample_through_its_axis_values():
     for i, (lo, hi) in enumerate(ranges):  # each axis's value ticks span its values over the plot's height
         axis = fig.layout[f"yaxis{i + 2}"]
         assert axis.overlaying == "y" and axis.range[0] < lo and axis.range[1] > hi
+
+
+def test_axis_positions_leave_missing_values_out():
+    df = samples_frame(classes=3)
+    df.loc[0, ["a0", "a1", "a2"]] = np.nan  # a zero feature vector has no angles
+    dims = dimensions([0, 1, 2], ["a", "b", "c"])
+    positions = axis_positions(df, dims, axis_ranges(df, dims))
+    assert positions[0][0] is None and positions[-1][0] is not None
+    assert all(p is None or 0 <= p <= 1 for axis in positions for p in axis)
+    json.dumps(positions, allow_nan=False)  # what the snapshot embeds
+    fig = F(parallel_coordinates(df, dims, "t"))
+    assert fig.data[0].type == "scatter"
 
 
 def test_box_constraints_brush_the_axes_a_box_covers():

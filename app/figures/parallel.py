@@ -65,6 +65,16 @@ def _polylines(g: pd.DataFrame, dims: list[tuple[str, str]], ranges: list[tuple[
     return x, y.ravel()
 
 
+def axis_positions(g: pd.DataFrame, dims: list[tuple[str, str]], ranges: list[tuple[float, float]], decimals: int = 4) -> list[list[float | None]]:
+    """Per axis, each row's position on it (0 bottom, 1 top), None where the value is missing
+    (a zero feature vector has no angles): the snapshot's script brushes and redraws from these."""
+    out = []
+    for (col, _), (lo, hi) in zip(dims, ranges):
+        pos = np.round((g[col].to_numpy(dtype=float) - lo) / (hi - lo), decimals)
+        out.append([None if np.isnan(p) else float(p) for p in pos])
+    return out
+
+
 def axis_position(i: int, k: int) -> float:
     """Where axis `i` of `k` sits, as a fraction of the plot's width: the middle of its k-th."""
     return (i + 0.5) / k
