@@ -103,7 +103,8 @@
     }
     const axes = Object.keys(spans).map(Number);
     if (!axes.length) return null;
-    return S.parallel.ids.filter((_, i) => axes.every((j) => spans[j].some(([lo, hi]) => S.parallel.positions[j][i] >= lo && S.parallel.positions[j][i] <= hi)));
+    const inside = (p, [lo, hi]) => p !== null && p >= lo && p <= hi; // null: no value on this axis
+    return S.parallel.ids.filter((_, i) => axes.every((j) => spans[j].some((span) => inside(S.parallel.positions[j][i], span))));
   }
 
   function select(ids, from) {
