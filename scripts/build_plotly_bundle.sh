@@ -5,7 +5,8 @@
 # Dash's graphs use window.Plotly when a script in assets/ defines it, and the HTML snapshot
 # inlines the same file. Needs node and npm (a developer's step: the built file is committed).
 # Rebuild when requirements.txt moves plotly: the version must be plotly.py's plotly.js
-# (tests/test_plotly_bundle.py checks it, and that every builder's trace type is bundled).
+# (tests/test_app_unit.py checks it, and that every builder's trace type is bundled).
+# To bundle another trace type, add it to `traces`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version=$(.venv/bin/python -c 'from plotly.offline import get_plotlyjs_version; print(get_plotlyjs_version())')
@@ -17,9 +18,10 @@ cat > "$work/package.json" <<JSON
 JSON
 (cd "$work" && npm install --no-audit --no-fund --silent "plotly.js@$version" esbuild@0.28 esbuild-plugin-glsl@1 \
   esbuild-plugin-environment@0.5 esbuild-plugin-inline-css@0.0.1 stream-browserify@3 buffer@6)
+modules=$(for t in $traces; do [ "$t" = scatter ] || printf "require('plotly.js/lib/%s'), " "$t"; done)
 cat > "$work/entry.js" <<JS
 var Plotly = require('plotly.js/lib/core');  // core carries scatter
-Plotly.register([require('plotly.js/lib/bar'), require('plotly.js/lib/scattergl')]);
+Plotly.register([${modules%, }]);
 module.exports = Plotly;
 JS
 cat > "$work/build.js" <<JS
