@@ -23,4 +23,6 @@ def on_starting(server):
         check_bind(list(server.cfg.bind), load_users(), no_auth_requested())
     except PruneScopeError as exc:
         raise RuntimeError(f"{exc.problem}\nfix: {exc.fix}") from None
+
+
 control_socket_disable = True  # several servers (tests, benchmarks) may run side by side

@@ -22,8 +22,10 @@ def _dash_app() -> Any:
 
     repo = Path(REPO)
     return create_app(
-        os.environ.get("PRUNESCOPE_STORE", str(repo / "cache" / "store")), os.environ.get("PRUNESCOPE_RUN"),
-        cache_dir=os.environ.get("PRUNESCOPE_CACHE", str(repo / "cache" / "diskcache")), users=load_users(),
+        os.environ.get("PRUNESCOPE_STORE", str(repo / "cache" / "store")),
+        os.environ.get("PRUNESCOPE_RUN"),
+        cache_dir=os.environ.get("PRUNESCOPE_CACHE", str(repo / "cache" / "diskcache")),
+        users=load_users(),
     )
 
 
@@ -36,7 +38,9 @@ def __getattr__(name: str) -> Any:
 
         manager = _dash_app()._background_manager
         if not isinstance(manager, dash.CeleryManager):
-            raise AttributeError("app:celery_app exists only with REDIS_URL set (background jobs then run on Celery workers)")
+            raise AttributeError(
+                "app:celery_app exists only with REDIS_URL set (background jobs then run on Celery workers)"
+            )
         globals()["celery_app"] = manager.handle
         return manager.handle
     raise AttributeError(f"module 'app' has no attribute {name!r}")

@@ -45,7 +45,9 @@ def parse_users(text: str, separator: str = "\n") -> dict[str, str]:
             continue
         user, sep, hashed = entry.partition(":")
         if not sep or not user or "$" not in hashed:
-            raise PruneScopeError(f"auth entry {n} is not `user:hash`", "make each entry with `python -m app.auth USER`")
+            raise PruneScopeError(
+                f"auth entry {n} is not `user:hash`", "make each entry with `python -m app.auth USER`"
+            )
         users[user] = hashed
     return users
 
@@ -56,7 +58,10 @@ def load_users(env: Mapping[str, str] = os.environ) -> dict[str, str]:
     if env.get(AUTH_FILE_ENV):
         path = Path(env[AUTH_FILE_ENV])
         if not path.is_file():
-            raise PruneScopeError(f"{AUTH_FILE_ENV} names {path}, which is not a file", f"create it with `python -m app.auth USER > {path}`")
+            raise PruneScopeError(
+                f"{AUTH_FILE_ENV} names {path}, which is not a file",
+                f"create it with `python -m app.auth USER > {path}`",
+            )
         users.update(parse_users(path.read_text()))
     if env.get(USERS_ENV):
         users.update(parse_users(env[USERS_ENV], separator=","))
@@ -126,7 +131,9 @@ class HashedBasicAuth(dash_auth.BasicAuth):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m app.auth", description="Print a `user:hash` line for PRUNESCOPE_AUTH_FILE.")
+    ap = argparse.ArgumentParser(
+        prog="python -m app.auth", description="Print a `user:hash` line for PRUNESCOPE_AUTH_FILE."
+    )
     ap.add_argument("user")
     ap.add_argument("--password-stdin", action="store_true", help="read the password from standard input (for scripts)")
     args = ap.parse_args(argv)

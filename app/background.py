@@ -27,6 +27,10 @@ def manager(cache_dir: str | Path, env: Mapping[str, str] = os.environ) -> dash.
         try:
             from celery import Celery
         except ImportError:
-            raise PruneScopeError(f"{REDIS_ENV} is set but celery is not installed", f"pip install 'celery[redis]' in the environment, or unset {REDIS_ENV} to run background work in subprocesses") from None
+            raise PruneScopeError(
+                f"{REDIS_ENV} is set but celery is not installed",
+                f"pip install 'celery[redis]' in the environment, "
+                f"or unset {REDIS_ENV} to run background work in subprocesses",
+            ) from None
         return dash.CeleryManager(Celery("prunescope", broker=url, backend=url), expire=RESULT_EXPIRY_S)
     return dash.DiskcacheManager(diskcache.Cache(str(Path(cache_dir) / "background")), expire=RESULT_EXPIRY_S)

@@ -29,7 +29,15 @@ from app import plotlyjs
 from app.figures import Figure, decode_array
 from app.figures.evaltable import evaluation_table, table_frame
 from app.figures.local import classes_to_show, comparison, small_multiples, trajectories
-from app.figures.parallel import axis_positions, axis_ranges, density_strips, dimensions, parallel_coordinates, rank_axes, shown_lines
+from app.figures.parallel import (
+    axis_positions,
+    axis_ranges,
+    density_strips,
+    dimensions,
+    parallel_coordinates,
+    rank_axes,
+    shown_lines,
+)
 from app.figures.robustness import margin_change
 from app.figures.sweetspot import accuracy_vs_sparsity
 from app.reader import StoreError, StoreReader
@@ -81,20 +89,38 @@ def default_focus(moves: pd.DataFrame) -> int:
 def _samples(a: pd.DataFrame, b: pd.DataFrame | None, focus: int) -> pd.DataFrame:
     """One row per sample with reference (and compared) prediction and metrics, most moved first."""
     cols = ["sample_id", "label", "pred", "correct", "angle", "length", "margin"]
-    df = a[cols].merge(b[cols[:1] + cols[2:]], on="sample_id", suffixes=("", "_cmp")) if b is not None else a[cols].copy()
+    df = (
+        a[cols].merge(b[cols[:1] + cols[2:]], on="sample_id", suffixes=("", "_cmp"))
+        if b is not None
+        else a[cols].copy()
+    )
     moved = (df["margin_cmp"] - df["margin"]).abs() if b is not None else -df["margin"]
-    return df.assign(move=moved, _focus=df["label"] != focus).sort_values(["_focus", "move"], ascending=[True, False], kind="stable").drop(columns="_focus")
+    return (
+        df.assign(move=moved, _focus=df["label"] != focus)
+        .sort_values(["_focus", "move"], ascending=[True, False], kind="stable")
+        .drop(columns="_focus")
+    )
 
 
 def build_snapshot(
-    reader: StoreReader, run: str, reference: str, compare: str | None, corruption: str = store.CLEAN, severity: int = 0,
-    focus: int | None = None, progress: Progress | None = None,
+    reader: StoreReader,
+    run: str,
+    reference: str,
+    compare: str | None,
+    corruption: str = store.CLEAN,
+    severity: int = 0,
+    focus: int | None = None,
+    progress: Progress | None = None,
 ) -> str:
     """The snapshot's HTML. Names are checked against the store before anything is read."""
     step = progress or (lambda done, total: None)
     severity = 0 if corruption == store.CLEAN else int(severity)
     ref = Combo(reader.check_model(run, reference), *reader.check_evalset(run, reference, corruption, severity))
-    cmp = Combo(reader.check_model(run, compare), *reader.check_evalset(run, compare, corruption, severity)) if compare else None
+    cmp = (
+        Combo(reader.check_model(run, compare), *reader.check_evalset(run, compare, corruption, severity))
+        if compare
+        else None
+    )
     meta = reader.meta(run)
     names: list[str] = meta["class_names"]
     step(1, STEPS)
@@ -110,7 +136,9 @@ def build_snapshot(
 
     figures: dict[str, Figure] = {}
     evals = reader.evaluations(run)
-    figures["evaltable"] = evaluation_table(table_frame(evals, severity if severity else 3), ref.model_id, cmp.model_id if cmp else None)
+    figures["evaltable"] = evaluation_table(
+        table_frame(evals, severity if severity else 3), ref.model_id, cmp.model_id if cmp else None
+    )
     figures["local"] = small_multiples(a_all, names, classes_to_show(a_all, focus, len(names)))
     if cmp:
         figures["trajectories"] = comparison(moves[moves["label"] == focus], names[focus])
@@ -123,7 +151,9 @@ def build_snapshot(
 
     curves = [(c.model_id, reader.margin_changes(run, c.model_id)) for c in dict.fromkeys(c for c in (ref, cmp) if c)]
     figures["margin"] = margin_change(curves)
-    figures["sweetspot"] = accuracy_vs_sparsity(reader.models(run), selected=ref.model_id, title="clean accuracy vs sparsity", legend_below=True, height=420)
+    figures["sweetspot"] = accuracy_vs_sparsity(
+        reader.models(run), selected=ref.model_id, title="clean accuracy vs sparsity", legend_below=True, height=420
+    )
     t1 = reader.table1(run)
     step(4, STEPS)
 
@@ -163,24 +193,55 @@ def build_snapshot(
 def _table1_html(t1: pd.DataFrame, highlight: set[str]) -> str:
     rows = []
     for r in t1.itertuples():
-        cells = "".join(f"<td>{'' if np.isnan(getattr(r, k)) else f'{getattr(r, k):+.3f}'}</td>" for k in ("angle", "length", "margin"))
-        rows.append(f"<tr class=\"{'hl' if r.model_id in highlight else ''}\"><td>{html.escape(str(r.model_id))}</td>{cells}</tr>")
-    return "<table class=\"t1\"><thead><tr><th>model</th><th>angle</th><th>length</th><th>margin</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+        cells = "".join(
+            f"<td>{'' if np.isnan(getattr(r, k)) else f'{getattr(r, k):+.3f}'}</td>"
+            for k in ("angle", "length", "margin")
+        )
+        rows.append(
+            f'<tr class="{"hl" if r.model_id in highlight else ""}"><td>{html.escape(str(r.model_id))}</td>{cells}</tr>'
+        )
+    return (
+        '<table class="t1"><thead><tr><th>model</th><th>angle</th><th>length</th><th>margin</th></tr></thead><tbody>'
+        + "".join(rows)
+        + "</tbody></table>"
+    )
 
 
-def _render(run: str, meta: dict, ref: Combo, cmp: Combo | None, focus_name: str, data: dict, t1: pd.DataFrame, corrupted: bool, n_images: int, n_samples: int) -> str:
+def _render(
+    run: str,
+    meta: dict,
+    ref: Combo,
+    cmp: Combo | None,
+    focus_name: str,
+    data: dict,
+    t1: pd.DataFrame,
+    corrupted: bool,
+    n_images: int,
+    n_samples: int,
+) -> str:
     template = Template((SNAPSHOT_DIR / "template.html").read_text())
     what = f"{ref.model_id} vs {cmp.model_id}" if cmp else ref.model_id
-    image_note = f"{n_images} of {n_samples} sample images embedded" + (f" ({ref.evalset} versions)" if corrupted else (" (clean versions: the corrupted set is not cached in this run)" if ref.corruption != store.CLEAN else ""))
+    image_note = f"{n_images} of {n_samples} sample images embedded" + (
+        f" ({ref.evalset} versions)"
+        if corrupted
+        else (" (clean versions: the corrupted set is not cached in this run)" if ref.corruption != store.CLEAN else "")
+    )
     payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     return template.substitute(
         title=html.escape(f"PruneScope · {run} · {what}"),
-        run=html.escape(run), dataset=html.escape(str(meta.get("dataset", ""))),
-        reference=html.escape(ref.model_id), compared=html.escape(cmp.model_id) if cmp else "none",
-        evalset=html.escape(ref.evalset), focus=html.escape(focus_name), image_note=html.escape(image_note),
+        run=html.escape(run),
+        dataset=html.escape(str(meta.get("dataset", ""))),
+        reference=html.escape(ref.model_id),
+        compared=html.escape(cmp.model_id) if cmp else "none",
+        evalset=html.escape(ref.evalset),
+        focus=html.escape(focus_name),
+        image_note=html.escape(image_note),
         created=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        css=(SNAPSHOT_DIR / "snapshot.css").read_text(), plotlyjs=plotlyjs.source(), data=payload,
-        script=(SNAPSHOT_DIR / "snapshot.js").read_text(), table1=_table1_html(t1, {ref.model_id, cmp.model_id if cmp else ""}),
+        css=(SNAPSHOT_DIR / "snapshot.css").read_text(),
+        plotlyjs=plotlyjs.source(),
+        data=payload,
+        script=(SNAPSHOT_DIR / "snapshot.js").read_text(),
+        table1=_table1_html(t1, {ref.model_id, cmp.model_id if cmp else ""}),
     )
 
 
@@ -189,27 +250,40 @@ def snapshot_filename(run: str, reference: str, compare: str | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m app.export", description="Write a self-contained HTML snapshot of a comparison.")
+    ap = argparse.ArgumentParser(
+        prog="python -m app.export", description="Write a self-contained HTML snapshot of a comparison."
+    )
     ap.add_argument("--store", required=True, help="store folder")
     ap.add_argument("--run", required=True, help="run name (python -m pipeline ls STORE lists them)")
     ap.add_argument("--reference", required=True, help="model id of the reference (grey)")
     ap.add_argument("--compare", required=True, help="model id of the compared model (yellow)")
     ap.add_argument("--corruption", default=store.CLEAN, help="evaluation set: clean (default) or a corruption name")
     ap.add_argument("--severity", type=int, default=0, help="severity 1..5 of --corruption")
-    ap.add_argument("--class", dest="focus", type=int, default=None, help="class in focus (default: the one whose samples changed most)")
+    ap.add_argument(
+        "--class",
+        dest="focus",
+        type=int,
+        default=None,
+        help="class in focus (default: the one whose samples changed most)",
+    )
     ap.add_argument("--out", required=True, help="the HTML file to write")
     args = ap.parse_args(argv)
     out = Path(args.out)
     try:
         if not Path(args.store).is_dir():
-            raise PruneScopeError(f"there is no store folder {args.store}", "pass the folder your runs were written to (python -m pipeline run CONFIG --store DIR)")
+            raise PruneScopeError(
+                f"there is no store folder {args.store}",
+                "pass the folder your runs were written to (python -m pipeline run CONFIG --store DIR)",
+            )
         if args.corruption != store.CLEAN and not 1 <= args.severity <= 5:
             raise PruneScopeError(f"--severity {args.severity} is not 1..5", "pass --severity 1..5 with --corruption")
         if not out.parent.is_dir():
             raise PruneScopeError(f"the folder of --out {out} does not exist", "create it or pick another path")
         if out.is_dir():
             raise PruneScopeError(f"--out {out} is a folder", "name the HTML file to write, e.g. --out comparison.html")
-        text = build_snapshot(StoreReader(args.store), args.run, args.reference, args.compare, args.corruption, args.severity, args.focus)
+        text = build_snapshot(
+            StoreReader(args.store), args.run, args.reference, args.compare, args.corruption, args.severity, args.focus
+        )
     except PruneScopeError as exc:
         print(f"error: {exc.problem}\nfix: {exc.fix}", file=sys.stderr)
         return 2

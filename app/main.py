@@ -20,7 +20,12 @@ REPO = Path(__file__).resolve().parents[1]
 VIEWS = (evaltable, combinations, local, global_, samples, robustness, export)
 
 
-def create_app(store_dir: str | Path, run: str | None = None, cache_dir: str | Path | None = None, users: Mapping[str, str] | None = None) -> dash.Dash:
+def create_app(
+    store_dir: str | Path,
+    run: str | None = None,
+    cache_dir: str | Path | None = None,
+    users: Mapping[str, str] | None = None,
+) -> dash.Dash:
     """The dashboard over `store_dir`, opening on `run` (default: the first run); with
     `users` ({user: password hash}) every request needs HTTP basic auth."""
     cache_dir = Path(cache_dir) if cache_dir is not None else REPO / "cache" / "diskcache"
@@ -28,7 +33,9 @@ def create_app(store_dir: str | Path, run: str | None = None, cache_dir: str | P
     runs = reader.runs()
     start = run if run in runs else (runs[0] if runs else None)
     app = dash.Dash(
-        __name__, title="PruneScope", assets_folder=str(REPO / "assets"),  # Bootstrap's CSS is served from assets/: no CDN, no internet
+        __name__,
+        title="PruneScope",
+        assets_folder=str(REPO / "assets"),  # Bootstrap's CSS is served from assets/: no CDN, no internet
         background_callback_manager=background.manager(cache_dir),
     )
     guard.install(app)
@@ -47,21 +54,59 @@ def create_app(store_dir: str | Path, run: str | None = None, cache_dir: str | P
     return app
 
 
-def layout(runs: list[str], run: str | None, store_dir: str, initial: Combo | None = None, class_names: list[str] | None = None) -> html.Div:
+def layout(
+    runs: list[str], run: str | None, store_dir: str, initial: Combo | None = None, class_names: list[str] | None = None
+) -> html.Div:
     """The page; `initial` and `class_names` preset the controls so every view draws at once."""
-    header = dbc.Navbar(dbc.Container([
-        html.Span([html.B("PruneScope"), html.Span(" what did pruning do to my network?", className="tagline")], className="brand"),
-        html.Div([
-            html.Label("run", title="A run of the store: one data set, its models and evaluation sets", className="control-label"),
-            dcc.Dropdown(id=ids.RUN_DROPDOWN, options=runs, value=run, clearable=False, style={"width": "180px"}),
-            html.Span(id=ids.SELECTION_BADGE, className="selection-badge", title="Samples selected by brushing in the local or global geometry view; every view follows it"),
-            dbc.Button("clear selection", id=ids.CLEAR_SELECTION, size="sm", color="secondary", outline=True),
-            export.layout() if run is not None else None,
-        ], className="navbar-controls"),
-    ], fluid=True), color="light", className="mb-2 shadow-sm", sticky="top")
-    stores = [dcc.Store(id=ids.RUN, data=run), dcc.Store(id=ids.COMBINATIONS, data=[initial.key] if initial else []), dcc.Store(id=ids.SELECTION, data=None)]
+    header = dbc.Navbar(
+        dbc.Container(
+            [
+                html.Span(
+                    [html.B("PruneScope"), html.Span(" what did pruning do to my network?", className="tagline")],
+                    className="brand",
+                ),
+                html.Div(
+                    [
+                        html.Label(
+                            "run",
+                            title="A run of the store: one data set, its models and evaluation sets",
+                            className="control-label",
+                        ),
+                        dcc.Dropdown(
+                            id=ids.RUN_DROPDOWN, options=runs, value=run, clearable=False, style={"width": "180px"}
+                        ),
+                        html.Span(
+                            id=ids.SELECTION_BADGE,
+                            className="selection-badge",
+                            title="Samples selected by brushing in the local or global geometry view; "
+                            "every view follows it",
+                        ),
+                        dbc.Button(
+                            "clear selection", id=ids.CLEAR_SELECTION, size="sm", color="secondary", outline=True
+                        ),
+                        export.layout() if run is not None else None,
+                    ],
+                    className="navbar-controls",
+                ),
+            ],
+            fluid=True,
+        ),
+        color="light",
+        className="mb-2 shadow-sm",
+        sticky="top",
+    )
+    stores = [
+        dcc.Store(id=ids.RUN, data=run),
+        dcc.Store(id=ids.COMBINATIONS, data=[initial.key] if initial else []),
+        dcc.Store(id=ids.SELECTION, data=None),
+    ]
     if run is None:
-        body = [message(f"the store {store_dir} has no runs yet", "build one: python -m pipeline run configs/demo.toml (or start python app.py, which builds the demo)")]
+        body = [
+            message(
+                f"the store {store_dir} has no runs yet",
+                "build one: python -m pipeline run configs/demo.toml (or start python app.py, which builds the demo)",
+            )
+        ]
         return html.Div([header, dbc.Container(body, fluid=True), *stores, _hidden_controls()])
     body = [
         dbc.Row([dbc.Col(evaltable.layout(), lg=8), dbc.Col(combinations.layout(initial), lg=4)], className="g-2"),
@@ -87,6 +132,10 @@ def register_shell(app: dash.Dash) -> None:
         chosen = selected_ids(selection)
         return "no selection" if not chosen else f"{len(chosen)} samples selected ({selection.get('source')})"
 
-    @app.callback(Output(ids.SELECTION, "data", allow_duplicate=True), Input(ids.CLEAR_SELECTION, "n_clicks"), prevent_initial_call=True)
+    @app.callback(
+        Output(ids.SELECTION, "data", allow_duplicate=True),
+        Input(ids.CLEAR_SELECTION, "n_clicks"),
+        prevent_initial_call=True,
+    )
     def clear(_):
         return None

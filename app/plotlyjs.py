@@ -14,7 +14,9 @@ import re
 from pathlib import Path
 
 BUNDLE = Path(__file__).resolve().parents[1] / "assets" / "plotly-bundle.min.js"
-BANNER = re.compile(r"/\* plotly\.js v(?P<version>[0-9.]+), partial bundle for PruneScope: traces (?P<traces>[a-z0-9 ]+)\.")
+BANNER = re.compile(
+    r"/\* plotly\.js v(?P<version>[0-9.]+), partial bundle for PruneScope: traces (?P<traces>[a-z0-9 ]+)\."
+)
 
 
 def source() -> str:

@@ -54,33 +54,50 @@ class StoreReader:
         """The folder of `run`, which must be one of the store's runs (never a path from a request)."""
         runs = self.runs()
         if run not in runs:
-            raise StoreError(f"there is no run {run!r} in {self.store_dir}", f"pick one of: {', '.join(runs) or '(none: build one with python -m pipeline run configs/demo.toml)'}")
+            raise StoreError(
+                f"there is no run {run!r} in {self.store_dir}",
+                f"pick one of: {', '.join(runs) or '(none: build one with python -m pipeline run configs/demo.toml)'}",
+            )
         return self.store_dir / run
 
     def check_model(self, run: str, model_id: str) -> str:
         if model_id not in set(self.models(run)["model_id"]):
-            raise StoreError(f"run {run!r} has no model {model_id!r}", "pick one of the run's model ids (the evaluation table shows them; python -m pipeline report STORE/RUN lists them)")
+            raise StoreError(
+                f"run {run!r} has no model {model_id!r}",
+                "pick one of the run's model ids "
+                "(the evaluation table shows them; python -m pipeline report STORE/RUN lists them)",
+            )
         return model_id
 
     def check_evalset(self, run: str, model_id: str, corruption: str, severity: int) -> tuple[str, int]:
         ev = self.evaluations(run)
         hit = ev[(ev["model_id"] == model_id) & (ev["corruption"] == corruption) & (ev["severity"] == int(severity))]
         if hit.empty:
-            raise StoreError(f"model {model_id!r} has no evaluation on {store.evalset_name(corruption, int(severity))}", "finish the run with python -m pipeline run CONFIG (it resumes), or pick another evaluation set")
+            raise StoreError(
+                f"model {model_id!r} has no evaluation on {store.evalset_name(corruption, int(severity))}",
+                "finish the run with python -m pipeline run CONFIG (it resumes), or pick another evaluation set",
+            )
         return corruption, int(severity)
 
     # ------------------------------------------------------------ memo
 
     def _version(self, run: str) -> str:
         run_dir = self.run_dir(run)
-        stamps = [f"{p.stat().st_mtime_ns}" for p in (run_dir / store.RUN_JSON, run_dir / store.MODELS, run_dir / store.EVALUATIONS) if p.exists()]
+        stamps = [
+            f"{p.stat().st_mtime_ns}"
+            for p in (run_dir / store.RUN_JSON, run_dir / store.MODELS, run_dir / store.EVALUATIONS)
+            if p.exists()
+        ]
         return "-".join(stamps)
 
     def _memo_key(self, run: str, name: str, args: Sequence[Any]) -> str:
-        return hashlib.sha256(repr((str(self.store_dir), run, self._version(run), name, tuple(args))).encode()).hexdigest()
+        return hashlib.sha256(
+            repr((str(self.store_dir), run, self._version(run), name, tuple(args))).encode()
+        ).hexdigest()
 
     def _memoised(self, run: str, name: str, args: Sequence[Any] = ()) -> bool:
-        """Whether `name(args)` of this run version is ready without computing it (in this process or the shared diskcache)."""
+        """Whether `name(args)` of this run version is ready without computing it
+        (in this process or the shared diskcache)."""
         key = self._memo_key(run, name, args)
         return key in self._local or (self.cache is not None and key in self.cache)
 
@@ -125,12 +142,30 @@ class StoreReader:
 
         def load() -> pd.DataFrame:
             ev = self._table(run, store.EVALUATIONS)
-            cols = ["model_id", "arch", "method", "scope", "schedule", "steps", "finetune_epochs", "sparsity", "target_sparsity"]
+            cols = [
+                "model_id",
+                "arch",
+                "method",
+                "scope",
+                "schedule",
+                "steps",
+                "finetune_epochs",
+                "sparsity",
+                "target_sparsity",
+            ]
             return ev.merge(self.models(run)[cols], on="model_id", how="left")
 
         return self._memo(run, "evaluations", (), load)
 
-    def samples(self, run: str, model_id: str, corruption: str, severity: int, with_angles: bool = False, labels: Sequence[int] | None = None) -> pd.DataFrame:
+    def samples(
+        self,
+        run: str,
+        model_id: str,
+        corruption: str,
+        severity: int,
+        with_angles: bool = False,
+        labels: Sequence[int] | None = None,
+    ) -> pd.DataFrame:
         """Per-sample rows of one evaluation set (optionally only some labels), sorted by sample id.
 
         With `with_angles`, columns a0..a{C−1} hold the angle to every class direction.
@@ -143,7 +178,9 @@ class StoreReader:
             path = store.samples_path(self.run_dir(run), model_id, corruption, int(severity))
             ds = pads.dataset(path, format="parquet")
             flt = pads.field("label").isin(list(labels)) if labels is not None else None
-            table = ds.to_table(columns=SCALAR_COLUMNS + ["robustness"] + (["angles"] if with_angles else []), filter=flt)
+            table = ds.to_table(
+                columns=SCALAR_COLUMNS + ["robustness"] + (["angles"] if with_angles else []), filter=flt
+            )
             df = table.drop_columns(["angles"]).to_pandas() if with_angles else table.to_pandas()
             if with_angles:
                 angles = table.column("angles").combine_chunks()
@@ -159,7 +196,11 @@ class StoreReader:
         the run, memoised, so any subset's accuracy is a column pick."""
 
         def load() -> tuple[pd.DataFrame, np.ndarray]:
-            table = store.samples_dataset(self.run_dir(run)).to_table(columns=["model_id", "corruption", "severity", "sample_id", "correct"]).to_pandas()
+            table = (
+                store.samples_dataset(self.run_dir(run))
+                .to_table(columns=["model_id", "corruption", "severity", "sample_id", "correct"])
+                .to_pandas()
+            )
             keys = table[["model_id", "corruption", "severity"]].drop_duplicates(ignore_index=True)
             row = table.merge(keys.reset_index(), on=["model_id", "corruption", "severity"])["index"].to_numpy()
             matrix = np.zeros((len(keys), int(table["sample_id"].max()) + 1 if len(table) else 0), dtype=bool)
@@ -207,7 +248,9 @@ class StoreReader:
         """Pearson correlation of per-sample robustness with the clean angle, length and margin, per model."""
         return self._memo(run, "table1", (), lambda: table1(self.run_dir(run)).rename_axis("model_id").reset_index())
 
-    def images(self, run: str, sample_ids: Sequence[int], corruption: str = store.CLEAN, severity: int = 0) -> tuple[dict[int, bytes], bool]:
+    def images(
+        self, run: str, sample_ids: Sequence[int], corruption: str = store.CLEAN, severity: int = 0
+    ) -> tuple[dict[int, bytes], bool]:
         """PNG bytes of samples as the model saw them, and whether they are the corrupted version.
 
         Corrupted versions come from the run's cache of generated sets (`corrupted/<set>.npy`);
@@ -218,12 +261,17 @@ class StoreReader:
         if corruption != store.CLEAN:
             ev = self.evaluations(run)
             if not ((ev["corruption"] == corruption) & (ev["severity"] == int(severity))).any():
-                raise StoreError(f"run {run!r} has no evaluation set {store.evalset_name(corruption, int(severity))}", "pick an evaluation set from the evaluation table")
+                raise StoreError(
+                    f"run {run!r} has no evaluation set {store.evalset_name(corruption, int(severity))}",
+                    "pick an evaluation set from the evaluation table",
+                )
             cached = run_dir / store.CORRUPTED_DIR / f"{store.evalset_name(corruption, int(severity))}.npy"
             if cached.is_file():
                 arr = np.load(cached, mmap_mode="r")
                 return {i: _png(np.asarray(arr[i])) for i in ids if 0 <= i < len(arr)}, True
-        t = pads.dataset(run_dir / store.IMAGES, format="parquet").to_table(columns=["sample_id", "png"], filter=pads.field("sample_id").isin(ids))
+        t = pads.dataset(run_dir / store.IMAGES, format="parquet").to_table(
+            columns=["sample_id", "png"], filter=pads.field("sample_id").isin(ids)
+        )
         return dict(zip(t.column("sample_id").to_pylist(), t.column("png").to_pylist())), False
 
 
@@ -233,4 +281,3 @@ def _png(img: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(buf, format="PNG")
     return buf.getvalue()
-

@@ -5,8 +5,9 @@
 Each interaction posts the real callback requests that the browser sends (Flask test client,
 one worker, a fresh diskcache, a different model or evaluation set each time, so reads are
 cold; the run's correctness matrix, which the first brush computes in a background job, is
-computed once beforehand and timed apart) and sums the server time of every callback it triggers: select a model, change the
-evaluation set, brush a selection, compare two models. The baseline does the same work the
+computed once beforehand and timed apart) and sums the server time of every callback it
+triggers: select a model, change the evaluation set, brush a selection, compare two models.
+The baseline does the same work the
 naive way: pandas reads every per-sample file of the run, then filters. With --browser,
 also the time from opening the page in a running headless Chromium until every view is drawn
 (median and worst of several loads: one load varies by a few tenths of a second on 2 cores).
@@ -47,10 +48,24 @@ def interactions(reader, run: str, rng: random.Random):
         return sorted(rng.sample(range(n), min(n, 300)))
 
     return {
-        "select model": lambda st: [st.update({(ids.REFERENCE_DROPDOWN, "value"): combo(), (ids.COMPARED_DROPDOWN, "value"): None}), [(ids.REFERENCE_DROPDOWN, "value")]][1],
-        "change evaluation set": lambda st: [st.update({(ids.REFERENCE_DROPDOWN, "value"): combo()}), [(ids.REFERENCE_DROPDOWN, "value")]][1],
-        "brush": lambda st: [st.update({(ids.SELECTION, "data"): {"samples": sample_ids(), "source": "local"}}), [(ids.SELECTION, "data")]][1],
-        "compare": lambda st: [st.update({(ids.COMPARED_DROPDOWN, "value"): combo(), (ids.CLASS_DROPDOWN, "value"): rng.randrange(classes)}), [(ids.COMPARED_DROPDOWN, "value")]][1],
+        "select model": lambda st: [
+            st.update({(ids.REFERENCE_DROPDOWN, "value"): combo(), (ids.COMPARED_DROPDOWN, "value"): None}),
+            [(ids.REFERENCE_DROPDOWN, "value")],
+        ][1],
+        "change evaluation set": lambda st: [
+            st.update({(ids.REFERENCE_DROPDOWN, "value"): combo()}),
+            [(ids.REFERENCE_DROPDOWN, "value")],
+        ][1],
+        "brush": lambda st: [
+            st.update({(ids.SELECTION, "data"): {"samples": sample_ids(), "source": "local"}}),
+            [(ids.SELECTION, "data")],
+        ][1],
+        "compare": lambda st: [
+            st.update(
+                {(ids.COMPARED_DROPDOWN, "value"): combo(), (ids.CLASS_DROPDOWN, "value"): rng.randrange(classes)}
+            ),
+            [(ids.COMPARED_DROPDOWN, "value")],
+        ][1],
     }
 
 
@@ -62,7 +77,9 @@ def percentile(values, q: float) -> float:
 def pandas_baseline(run_dir: Path, model_id: str, corruption: str, severity: int) -> float:
     """The naive way: read every per-sample file of the run with pandas, then filter."""
     t = time.perf_counter()
-    df = pd.read_parquet(run_dir / store.SAMPLES_DIR, columns=["model_id", "corruption", "severity", *SCALAR_COLUMNS, "angles"])
+    df = pd.read_parquet(
+        run_dir / store.SAMPLES_DIR, columns=["model_id", "corruption", "severity", *SCALAR_COLUMNS, "angles"]
+    )
     part = df[(df["model_id"] == model_id) & (df["corruption"] == corruption) & (df["severity"] == severity)]
     assert len(part)
     return time.perf_counter() - t
@@ -89,8 +106,19 @@ def first_page(store_dir: str, run: str) -> float:
             driver.get("about:blank")  # the browser is already running when a user opens the page
             t = time.perf_counter()
             driver.get(f"http://127.0.0.1:{port}/")
-            drawn = "return ['{}','{}','{}','{}','{}'].every(id => {{ const el = document.querySelector('#' + id + ' .js-plotly-plot'); return el && el.data && el.data.length; }}) && document.querySelectorAll('#{} img').length > 0;".format(
-                ids.EVAL_TABLE, ids.LOCAL_GRAPH, ids.GLOBAL_GRAPH, ids.ROBUST_MARGIN, ids.ROBUST_SWEETSPOT, ids.SAMPLES_GRID)
+            drawn = (
+                "return ['{}','{}','{}','{}','{}'].every(id => {{ "
+                "const el = document.querySelector('#' + id + ' .js-plotly-plot'); "
+                "return el && el.data && el.data.length; }}) "
+                "&& document.querySelectorAll('#{} img').length > 0;"
+            ).format(
+                ids.EVAL_TABLE,
+                ids.LOCAL_GRAPH,
+                ids.GLOBAL_GRAPH,
+                ids.ROBUST_MARGIN,
+                ids.ROBUST_SWEETSPOT,
+                ids.SAMPLES_GRID,
+            )
             WebDriverWait(driver, 120, 0.05).until(lambda d: d.execute_script(drawn))
             return time.perf_counter() - t
         finally:
@@ -113,7 +141,10 @@ def main() -> None:
         run_dir = reader.run_dir(args.run)
         rows = sum(int(n) for n in reader.evaluations(args.run)["n"])
         client = app.server.test_client()
-        drv = Driver(client.get("/_dash-dependencies").get_json(), lambda path, body: client.post(path, data=body, content_type="application/json").status_code)
+        drv = Driver(
+            client.get("/_dash-dependencies").get_json(),
+            lambda path, body: client.post(path, data=body, content_type="application/json").status_code,
+        )
         drv.state[(ids.RUN, "data")] = args.run
         drv.state[(ids.EVAL_SEVERITY, "value")] = 3
         drv.state[(ids.CLASS_DROPDOWN, "value")] = 0
@@ -125,7 +156,9 @@ def main() -> None:
         drv.state[(ids.REFERENCE_DROPDOWN, "value")] = Combo(first, "clean", 0).key
         drv.fire([(ids.RUN, "data")])
         t = time.perf_counter()
-        StoreReader(args.store, cache).correctness(args.run)  # what the first brush's background job computes, once per run
+        StoreReader(args.store, cache).correctness(
+            args.run
+        )  # what the first brush's background job computes, once per run
         index_s = time.perf_counter() - t
         results = {}
         for name, step in interactions(reader, args.run, rng).items():
@@ -135,15 +168,20 @@ def main() -> None:
     some = ev.iloc[len(ev) // 2]
     baseline = pandas_baseline(run_dir, some["model_id"], some["corruption"], int(some["severity"]))
     print(f"run {args.run}: {rows:,} sample rows; {args.repeats} interactions each, cold cache, one worker")
-    print(f"{'interaction':24s} {'sum p50':>8s} {'sum p95':>8s} {'max p50':>8s} {'max p95':>8s} {'pandas/sum p95':>15s}  (ms; sum: one worker, max: callbacks in parallel)")
+    print(
+        f"{'interaction':24s} {'sum p50':>8s} {'sum p95':>8s} {'max p50':>8s} {'max p95':>8s} {'pandas/sum p95':>15s}"
+        "  (ms; sum: one worker, max: callbacks in parallel)"
+    )
     for name, ((s50, s95), (m50, m95)) in results.items():
         print(f"{name:24s} {s50 * 1e3:8.1f} {s95 * 1e3:8.1f} {m50 * 1e3:8.1f} {m95 * 1e3:8.1f} {baseline / s95:14.1f}x")
     print(f"pandas baseline (read the whole run's samples, then filter): {baseline * 1e3:.0f} ms")
     print(f"correctness matrix for selections (the first brush's background job, once per run): {index_s:.1f} s")
     if args.browser:
         loads = sorted(first_page(args.store, args.run) for _ in range(args.page_loads))
-        print(f"first page ready (every view drawn, headless Chromium, fresh browser and server cache each time): "
-              f"median {statistics.median(loads):.2f} s, worst {loads[-1]:.2f} s of {len(loads)} loads")
+        print(
+            f"first page ready (every view drawn, headless Chromium, fresh browser and server cache each time): "
+            f"median {statistics.median(loads):.2f} s, worst {loads[-1]:.2f} s of {len(loads)} loads"
+        )
 
 
 if __name__ == "__main__":

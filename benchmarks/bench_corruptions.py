@@ -75,8 +75,16 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "x.npy"
             np.save(path, x[: args.peer_n])
-            res = subprocess.run([args.peer_python, "-c", PEER_SCRIPT, str(path), json.dumps(list(CORRUPTION_NAMES))], capture_output=True, text=True)
-            peer = json.loads(res.stdout) if res.returncode == 0 else {n: f"peer did not run: {res.stderr.strip()[-80:]}" for n in CORRUPTION_NAMES}
+            res = subprocess.run(
+                [args.peer_python, "-c", PEER_SCRIPT, str(path), json.dumps(list(CORRUPTION_NAMES))],
+                capture_output=True,
+                text=True,
+            )
+            peer = (
+                json.loads(res.stdout)
+                if res.returncode == 0
+                else {n: f"peer did not run: {res.stderr.strip()[-80:]}" for n in CORRUPTION_NAMES}
+            )
     print(f"\n{'corruption':18s} {'ours img/s':>11s} {'peer img/s':>11s} {'speed-up':>9s}")
     for name in CORRUPTION_NAMES:
         p = peer.get(name, "-")

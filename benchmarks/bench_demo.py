@@ -20,12 +20,16 @@ def main() -> None:
         t = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-m", "pipeline", "run", "configs/demo.toml", "--store", store],
-            cwd=REPO, capture_output=True, text=True,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
         )
         elapsed = time.perf_counter() - t
         if proc.returncode != 0:
             sys.exit(proc.stderr)
-        check = subprocess.run([sys.executable, "-m", "pipeline", "validate", f"{store}/demo"], cwd=REPO, capture_output=True, text=True)
+        check = subprocess.run(
+            [sys.executable, "-m", "pipeline", "validate", f"{store}/demo"], cwd=REPO, capture_output=True, text=True
+        )
         print(proc.stdout.strip())
         print(check.stdout.strip())
         print(f"demo run from nothing: {elapsed:.1f} s")

@@ -38,9 +38,16 @@ class Driver:
                 continue
             key = spec["output"]
             payload = {
-                "output": key, "outputs": parse_outputs(key) if key.startswith("..") else parse_outputs(key)[0],
-                "inputs": [{"id": i["id"], "property": i["property"], "value": self.state.get((i["id"], i["property"]))} for i in spec["inputs"]],
-                "state": [{"id": s["id"], "property": s["property"], "value": self.state.get((s["id"], s["property"]))} for s in spec.get("state", [])],
+                "output": key,
+                "outputs": parse_outputs(key) if key.startswith("..") else parse_outputs(key)[0],
+                "inputs": [
+                    {"id": i["id"], "property": i["property"], "value": self.state.get((i["id"], i["property"]))}
+                    for i in spec["inputs"]
+                ],
+                "state": [
+                    {"id": s["id"], "property": s["property"], "value": self.state.get((s["id"], s["property"]))}
+                    for s in spec.get("state", [])
+                ],
                 "changedPropIds": trig,
             }
             t = time.perf_counter()

@@ -39,8 +39,12 @@ from benchmarks.dash_client import Driver
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "load-test"
 INITIAL_STATE = {
-    (ids.EVAL_SEVERITY, "value"): 3, (ids.CLASS_DROPDOWN, "value"): 0, (ids.LOCAL_DIFF_METRIC, "value"): "margin",
-    (ids.LOCAL_DIFF_RANGE, "value"): [0, 100], (ids.SAMPLES_SORT, "value"): "margin", (ids.COMBINATIONS, "data"): [],
+    (ids.EVAL_SEVERITY, "value"): 3,
+    (ids.CLASS_DROPDOWN, "value"): 0,
+    (ids.LOCAL_DIFF_METRIC, "value"): "margin",
+    (ids.LOCAL_DIFF_RANGE, "value"): [0, 100],
+    (ids.SAMPLES_SORT, "value"): "margin",
+    (ids.COMBINATIONS, "data"): [],
 }
 
 
@@ -68,10 +72,29 @@ def start_server(store: str, run: str, workers: int, cache: str) -> tuple[subpro
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "PRUNESCOPE_STORE": store, "PRUNESCOPE_RUN": run, "PRUNESCOPE_CACHE": cache,
-           "PRUNESCOPE_USERS": f"load:{generate_password_hash(PASSWORD)}"}
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", "--log-level", "warning", "app:server"],
-                            cwd=REPO, env=env)
+    env = {
+        **os.environ,
+        "PRUNESCOPE_STORE": store,
+        "PRUNESCOPE_RUN": run,
+        "PRUNESCOPE_CACHE": cache,
+        "PRUNESCOPE_USERS": f"load:{generate_password_hash(PASSWORD)}",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "app:server",
+        ],
+        cwd=REPO,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -86,7 +109,9 @@ def start_server(store: str, run: str, workers: int, cache: str) -> tuple[subpro
     raise SystemExit("gunicorn did not answer within 120 s")
 
 
-def user(url: str, names: dict, rec: Recorder, stop: float, think: float, seed: int, every_step_first: bool = False) -> None:
+def user(
+    url: str, names: dict, rec: Recorder, stop: float, think: float, seed: int, every_step_first: bool = False
+) -> None:
     """One person: load the page, then interact until the time is up (with `every_step_first`,
     each kind of interaction once first, as the warm-up visitor does)."""
     rng = random.Random(seed)
@@ -96,8 +121,17 @@ def user(url: str, names: dict, rec: Recorder, stop: float, think: float, seed: 
     def timed(method: str, path: str, body: bytes | None = None) -> int:
         t = time.perf_counter()
         try:
-            res = session.request(method, url + path, data=body, headers={"Content-Type": "application/json"} if body else None, timeout=30)
-            status, error = res.status_code, (None if res.status_code in (200, 204) else f"{path}: HTTP {res.status_code}")
+            res = session.request(
+                method,
+                url + path,
+                data=body,
+                headers={"Content-Type": "application/json"} if body else None,
+                timeout=30,
+            )
+            status, error = (
+                res.status_code,
+                (None if res.status_code in (200, 204) else f"{path}: HTTP {res.status_code}"),
+            )
         except requests.RequestException as exc:
             status, error = 599, f"{path}: {type(exc).__name__}"
         rec.add(time.perf_counter() - t, error)
@@ -116,10 +150,27 @@ def user(url: str, names: dict, rec: Recorder, stop: float, think: float, seed: 
         return Combo(rng.choice(names["models"]), corruption, severity).key
 
     steps = {
-        "select model": lambda: ({(ids.REFERENCE_DROPDOWN, "value"): combo(), (ids.COMPARED_DROPDOWN, "value"): None}, (ids.REFERENCE_DROPDOWN, "value")),
-        "change evaluation set": lambda: ({(ids.REFERENCE_DROPDOWN, "value"): combo()}, (ids.REFERENCE_DROPDOWN, "value")),
-        "brush": lambda: ({(ids.SELECTION, "data"): {"samples": sorted(rng.sample(range(names["n"]), min(names["n"], 200))), "source": "local"}}, (ids.SELECTION, "data")),
-        "compare": lambda: ({(ids.COMPARED_DROPDOWN, "value"): combo(), (ids.CLASS_DROPDOWN, "value"): rng.randrange(names["classes"])}, (ids.COMPARED_DROPDOWN, "value")),
+        "select model": lambda: (
+            {(ids.REFERENCE_DROPDOWN, "value"): combo(), (ids.COMPARED_DROPDOWN, "value"): None},
+            (ids.REFERENCE_DROPDOWN, "value"),
+        ),
+        "change evaluation set": lambda: (
+            {(ids.REFERENCE_DROPDOWN, "value"): combo()},
+            (ids.REFERENCE_DROPDOWN, "value"),
+        ),
+        "brush": lambda: (
+            {
+                (ids.SELECTION, "data"): {
+                    "samples": sorted(rng.sample(range(names["n"]), min(names["n"], 200))),
+                    "source": "local",
+                }
+            },
+            (ids.SELECTION, "data"),
+        ),
+        "compare": lambda: (
+            {(ids.COMPARED_DROPDOWN, "value"): combo(), (ids.CLASS_DROPDOWN, "value"): rng.randrange(names["classes"])},
+            (ids.COMPARED_DROPDOWN, "value"),
+        ),
     }
     try:
         drv.fire([(ids.RUN, "data"), (ids.REFERENCE_DROPDOWN, "value")])  # the page's first round of callbacks
@@ -148,26 +199,38 @@ def main() -> int:
     ap.add_argument("--users", type=int, default=20)
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of load after the warm-up")
-    ap.add_argument("--think", type=float, default=2.0, help="mean seconds a user pauses between interactions (0: stress)")
+    ap.add_argument(
+        "--think", type=float, default=2.0, help="mean seconds a user pauses between interactions (0: stress)"
+    )
     ap.add_argument("--max-requests", type=int, default=50_000)
     args = ap.parse_args()
 
     reader = StoreReader(args.store)
     ev = reader.evaluations(args.run)
     names = {
-        "run": args.run, "models": reader.models(args.run)["model_id"].tolist(), "n": int(ev["n"].max()),
-        "sets": sorted({(c, int(s)) for c, s in zip(ev["corruption"], ev["severity"])}), "classes": len(reader.meta(args.run)["class_names"]),
+        "run": args.run,
+        "models": reader.models(args.run)["model_id"].tolist(),
+        "n": int(ev["n"].max()),
+        "sets": sorted({(c, int(s)) for c, s in zip(ev["corruption"], ev["severity"])}),
+        "classes": len(reader.meta(args.run)["class_names"]),
     }
     with tempfile.TemporaryDirectory() as cache:
         proc, url = start_server(args.store, args.run, args.workers, cache)
         try:
             warm = Recorder(args.max_requests)
-            user(url, names, warm, time.monotonic(), 0.0, seed=-1, every_step_first=True)  # fills the shared cache, as the first visitor does
-            StoreReader(args.store, cache).correctness(args.run)  # and what that visitor's first brush computes in a background job
+            user(
+                url, names, warm, time.monotonic(), 0.0, seed=-1, every_step_first=True
+            )  # fills the shared cache, as the first visitor does
+            StoreReader(args.store, cache).correctness(
+                args.run
+            )  # and what that visitor's first brush computes in a background job
             rec = Recorder(args.max_requests)
             stop = time.monotonic() + args.duration
             t0 = time.monotonic()
-            threads = [threading.Thread(target=user, args=(url, names, rec, stop, args.think, i), daemon=True) for i in range(args.users)]
+            threads = [
+                threading.Thread(target=user, args=(url, names, rec, stop, args.think, i), daemon=True)
+                for i in range(args.users)
+            ]
             for t in threads:
                 t.start()
             for t in threads:
@@ -180,10 +243,16 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
     lat = rec.latencies
-    print(f"{args.users} users, {args.workers} gunicorn workers, think time {args.think:.1f} s, {wall:.0f} s, run {args.run} ({os.cpu_count()} cores)")
+    print(
+        f"{args.users} users, {args.workers} gunicorn workers, think time {args.think:.1f} s, "
+        f"{wall:.0f} s, run {args.run} ({os.cpu_count()} cores)"
+    )
     print(f"requests {len(lat)}  errors {len(rec.errors)}  throughput {len(lat) / wall:.1f} req/s")
     if lat:
-        print(f"latency ms: p50 {statistics.median(lat) * 1e3:.0f}  p95 {percentile(lat, 0.95) * 1e3:.0f}  p99 {percentile(lat, 0.99) * 1e3:.0f}  max {max(lat) * 1e3:.0f}")
+        print(
+            f"latency ms: p50 {statistics.median(lat) * 1e3:.0f}  p95 {percentile(lat, 0.95) * 1e3:.0f}  "
+            f"p99 {percentile(lat, 0.99) * 1e3:.0f}  max {max(lat) * 1e3:.0f}"
+        )
     for e in sorted(set(rec.errors))[:10]:
         print("error:", e)
     return 0 if lat and not rec.errors else 1

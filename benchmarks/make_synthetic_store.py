@@ -38,50 +38,106 @@ def sample_table(rng: np.random.Generator, n: int, c: int, difficulty: float) ->
     correct = pred == labels
     margin = np.abs(rng.normal(2, 1.5, n)).astype(np.float32) * np.where(correct, 1, -1)
     length = rng.gamma(8, 2.5 * (1 - difficulty / 2), n).astype(np.float32)
-    table = pa.table({
-        "corruption": pa.array([""] * n, pa.string()), "severity": np.zeros(n, np.int8),
-        "sample_id": np.arange(n, dtype=np.int32), "label": labels.astype(np.int16), "pred": pred.astype(np.int16),
-        "correct": correct, "confidence": rng.uniform(0.3, 1, n).astype(np.float32), "loss": rng.exponential(0.5, n).astype(np.float32),
-        "length": length, "margin": margin, "angle": angles[np.arange(n), labels],
-        "angles": pa.FixedSizeListArray.from_arrays(angles.reshape(-1), c),
-        "robustness": np.full(n, np.nan, np.float32), "zero_feature": np.zeros(n, bool),
-    }, schema=store.samples_schema(c))
-    summary = {"n": n, "accuracy": float(correct.mean()), "mean_angle": float(table.column("angle").to_numpy().mean()),
-               "mean_length": float(length.mean()), "mean_margin": float(margin.mean())}
+    table = pa.table(
+        {
+            "corruption": pa.array([""] * n, pa.string()),
+            "severity": np.zeros(n, np.int8),
+            "sample_id": np.arange(n, dtype=np.int32),
+            "label": labels.astype(np.int16),
+            "pred": pred.astype(np.int16),
+            "correct": correct,
+            "confidence": rng.uniform(0.3, 1, n).astype(np.float32),
+            "loss": rng.exponential(0.5, n).astype(np.float32),
+            "length": length,
+            "margin": margin,
+            "angle": angles[np.arange(n), labels],
+            "angles": pa.FixedSizeListArray.from_arrays(angles.reshape(-1), c),
+            "robustness": np.full(n, np.nan, np.float32),
+            "zero_feature": np.zeros(n, bool),
+        },
+        schema=store.samples_schema(c),
+    )
+    summary = {
+        "n": n,
+        "accuracy": float(correct.mean()),
+        "mean_angle": float(table.column("angle").to_numpy().mean()),
+        "mean_length": float(length.mean()),
+        "mean_margin": float(margin.mean()),
+    }
     return table, summary
 
 
-def write_synthetic_run(store_dir: Path, name: str, models: int, n_evalsets: int, samples: int, classes: int, seed: int = 0) -> Path:
+def write_synthetic_run(
+    store_dir: Path, name: str, models: int, n_evalsets: int, samples: int, classes: int, seed: int = 0
+) -> Path:
     rng = np.random.default_rng(seed)
     run = Path(store_dir) / name
     run.mkdir(parents=True, exist_ok=True)
-    store.write_json({
-        "schema_version": store.SCHEMA_VERSION, "dataset": "synthetic", "num_classes": classes,
-        "class_names": [f"class {i}" for i in range(classes)], "image_shape": [8, 8, 1],
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "config": {"synthetic": True}, "prunable_layers": {},
-    }, run / store.RUN_JSON)
+    store.write_json(
+        {
+            "schema_version": store.SCHEMA_VERSION,
+            "dataset": "synthetic",
+            "num_classes": classes,
+            "class_names": [f"class {i}" for i in range(classes)],
+            "image_shape": [8, 8, 1],
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "config": {"synthetic": True},
+            "prunable_layers": {},
+        },
+        run / store.RUN_JSON,
+    )
     sets = evalsets(n_evalsets)
     model_rows, eval_rows, heads = [], [], []
     for m in range(models):
-        mid = "net-dense" if m == 0 else f"net-{METHODS[(m - 1) % len(METHODS)]}-s{10 * (1 + (m - 1) // len(METHODS)) % 100 or 90}-{m}"
+        mid = (
+            "net-dense"
+            if m == 0
+            else f"net-{METHODS[(m - 1) % len(METHODS)]}-s{10 * (1 + (m - 1) // len(METHODS)) % 100 or 90}-{m}"
+        )
         sparsity = 0.0 if m == 0 else min(0.95, 0.1 * (1 + (m - 1) // len(METHODS)))
         clean_acc = None
         for k, (corr, sev) in enumerate(sets):
             table, summary = sample_table(rng, samples, classes, difficulty=min(0.9, sparsity / 2 + sev / 10))
-            table = table.set_column(0, "corruption", pa.array([corr] * samples, pa.string())).set_column(1, "severity", pa.array(np.full(samples, sev, np.int8)))
+            table = table.set_column(0, "corruption", pa.array([corr] * samples, pa.string())).set_column(
+                1, "severity", pa.array(np.full(samples, sev, np.int8))
+            )
             store.write_table(table, store.samples_path(run, mid, corr, sev))
             eval_rows.append({"model_id": mid, "corruption": corr, "severity": sev, **summary})
             if corr == store.CLEAN:
                 clean_acc = summary["accuracy"]
-        model_rows.append({
-            "model_id": mid, "arch": "net", "method": "dense" if m == 0 else METHODS[(m - 1) % len(METHODS)], "scope": None if m == 0 else "global",
-            "schedule": None if m == 0 else "oneshot", "steps": 0 if m == 0 else 1, "finetune_epochs": 0, "target_sparsity": sparsity, "sparsity": sparsity,
-            "params_total": 100_000, "params_nonzero": int(100_000 * (1 - sparsity)), "parent_id": None if m == 0 else "net-dense",
-            "clean_accuracy": clean_acc, "seed": seed, "checkpoint": None, "init": "trained" if m == 0 else "parent", "channel_sparsity": None,
-        })
+        model_rows.append(
+            {
+                "model_id": mid,
+                "arch": "net",
+                "method": "dense" if m == 0 else METHODS[(m - 1) % len(METHODS)],
+                "scope": None if m == 0 else "global",
+                "schedule": None if m == 0 else "oneshot",
+                "steps": 0 if m == 0 else 1,
+                "finetune_epochs": 0,
+                "target_sparsity": sparsity,
+                "sparsity": sparsity,
+                "params_total": 100_000,
+                "params_nonzero": int(100_000 * (1 - sparsity)),
+                "parent_id": None if m == 0 else "net-dense",
+                "clean_accuracy": clean_acc,
+                "seed": seed,
+                "checkpoint": None,
+                "init": "trained" if m == 0 else "parent",
+                "channel_sparsity": None,
+            }
+        )
         w = rng.normal(size=(classes, 64)).astype(np.float32)
-        heads.append(pa.table({"model_id": [mid] * classes, "class_index": pa.array(np.arange(classes), pa.int32()),
-                               "weight": pa.array(list(w), pa.list_(pa.float32())), "bias": pa.array(np.zeros(classes, np.float32))}, schema=store.HEADS_SCHEMA))
+        heads.append(
+            pa.table(
+                {
+                    "model_id": [mid] * classes,
+                    "class_index": pa.array(np.arange(classes), pa.int32()),
+                    "weight": pa.array(list(w), pa.list_(pa.float32())),
+                    "bias": pa.array(np.zeros(classes, np.float32)),
+                },
+                schema=store.HEADS_SCHEMA,
+            )
+        )
     store.write_table(pa.Table.from_pylist(model_rows, schema=store.MODELS_SCHEMA), run / store.MODELS)
     store.write_table(pa.Table.from_pylist(eval_rows, schema=store.EVALUATIONS_SCHEMA), run / store.EVALUATIONS)
     store.write_table(pa.concat_tables(heads), run / store.HEADS)
@@ -90,8 +146,17 @@ def write_synthetic_run(store_dir: Path, name: str, models: int, n_evalsets: int
         buf = io.BytesIO()
         Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(buf, format="PNG")
         pngs.append(buf.getvalue())
-    store.write_table(pa.table({"sample_id": np.arange(samples, dtype=np.int32), "label": (np.arange(samples) % classes).astype(np.int16),
-                                "png": pa.array(pngs, pa.binary())}, schema=store.IMAGES_SCHEMA), run / store.IMAGES)
+    store.write_table(
+        pa.table(
+            {
+                "sample_id": np.arange(samples, dtype=np.int32),
+                "label": (np.arange(samples) % classes).astype(np.int16),
+                "png": pa.array(pngs, pa.binary()),
+            },
+            schema=store.IMAGES_SCHEMA,
+        ),
+        run / store.IMAGES,
+    )
     return run
 
 
@@ -108,7 +173,10 @@ def main() -> None:
     run = write_synthetic_run(Path(args.store), args.name, args.models, args.evalsets, args.samples, args.classes)
     rows = args.models * min(args.evalsets, 96) * args.samples
     problems = store.validate_run(run)
-    print(f"{run}: {rows:,} sample rows in {time.perf_counter() - t:.1f} s; validate: {'ok' if not problems else problems[:3]}")
+    print(
+        f"{run}: {rows:,} sample rows in {time.perf_counter() - t:.1f} s; "
+        f"validate: {'ok' if not problems else problems[:3]}"
+    )
 
 
 if __name__ == "__main__":

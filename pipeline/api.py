@@ -59,15 +59,25 @@ def analyze(
     entries: list[dict[str, Any]] = []
     for name, model in models.items():
         if not isinstance(model, nn.Module):
-            raise PruneScopeError(f"models[{name!r}] is a {type(model).__name__}, not an nn.Module", "pass the model objects")
-        entry: dict[str, Any] = {"id": name, "import": f"python:{type(model).__name__}", "checkpoint": str(_stash(model, incoming))}
+            raise PruneScopeError(
+                f"models[{name!r}] is a {type(model).__name__}, not an nn.Module", "pass the model objects"
+            )
+        entry: dict[str, Any] = {
+            "id": name,
+            "import": f"python:{type(model).__name__}",
+            "checkpoint": str(_stash(model, incoming)),
+        }
         if parent is not None and name != parent:
             entry["parent"] = parent
         entries.append(entry)
     raw: dict[str, Any] = {
         "name": run,
         "device": device,
-        "dataset": {"name": dataset, **({"root": dataset_root} if dataset_root else {}), **({"test_limit": test_limit} if test_limit else {})},
+        "dataset": {
+            "name": dataset,
+            **({"root": dataset_root} if dataset_root else {}),
+            **({"test_limit": test_limit} if test_limit else {}),
+        },
         "models": entries,
         "evaluation": {"corruptions": list(corruptions), "severities": list(severities)},
     }

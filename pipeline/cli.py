@@ -41,7 +41,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
         run_dir = Path(args.store) / name
         try:
             meta = store.read_run_json(run_dir)
-            n_models = store.read_table(run_dir / store.MODELS, ["model_id"]).num_rows if (run_dir / store.MODELS).is_file() else 0
+            n_models = (
+                store.read_table(run_dir / store.MODELS, ["model_id"]).num_rows
+                if (run_dir / store.MODELS).is_file()
+                else 0
+            )
             print(f"{name:24s} {meta.get('dataset', '?'):12s} {n_models:4d} models  created {meta.get('created', '?')}")
         except PruneScopeError as exc:
             print(f"{name:24s} unreadable: {exc.problem}")
@@ -79,8 +83,12 @@ def cmd_corruptions(args: argparse.Namespace) -> int:
         return 0
     data = load_dataset(args.dataset, args.root)
     if not 0 <= args.sample < len(data.test_images):
-        raise PruneScopeError(f"sample {args.sample} is outside the test set (0..{len(data.test_images) - 1})", "pick another --sample")
-    out = write_preview(Path(args.preview), data.test_images[args.sample], args.sample, CorruptionOptions(frost_dir=args.frost_dir))
+        raise PruneScopeError(
+            f"sample {args.sample} is outside the test set (0..{len(data.test_images) - 1})", "pick another --sample"
+        )
+    out = write_preview(
+        Path(args.preview), data.test_images[args.sample], args.sample, CorruptionOptions(frost_dir=args.frost_dir)
+    )
     print(f"contact sheet of {args.dataset} test sample {args.sample}: {out}")
     return 0
 
@@ -92,7 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("config")
     p.add_argument("--store", default=str(default_store()), help="store folder (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="delete an existing run of that name and rebuild it")
-    p.add_argument("--corrupted-root", help="folder of the official CIFAR-10-C files (<name>.npy, labels.npy) to read instead of generating")
+    p.add_argument(
+        "--corrupted-root",
+        help="folder of the official CIFAR-10-C files (<name>.npy, labels.npy) to read instead of generating",
+    )
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("ls", help="list the runs of a store")
     p.add_argument("--store", default=str(default_store()))
@@ -103,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("report", help="accuracy per model and evaluation set, and robustness correlations")
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_report)
-    p = sub.add_parser("corruptions", help="list the corruptions, or draw a contact sheet of one image under all of them")
+    p = sub.add_parser(
+        "corruptions", help="list the corruptions, or draw a contact sheet of one image under all of them"
+    )
     p.add_argument("--preview", metavar="FILE.png", help="write the contact sheet here")
     p.add_argument("--dataset", default="digits")
     p.add_argument("--root", default=None, help="data folder (for mnist, cifar10, imagefolder)")

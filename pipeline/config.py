@@ -156,7 +156,9 @@ def _take(table: dict[str, Any], section: str, allowed: dict[str, type | tuple[t
         if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
             raise PruneScopeError(f"{section}.{key} = {value!r} has the wrong type", f"expected {types}")
         if not isinstance(value, types):
-            raise PruneScopeError(f"{section}.{key} = {value!r} has the wrong type", f"expected {getattr(types, '__name__', types)}")
+            raise PruneScopeError(
+                f"{section}.{key} = {value!r} has the wrong type", f"expected {getattr(types, '__name__', types)}"
+            )
     return dict(table)
 
 
@@ -176,11 +178,15 @@ def load_config(path: str | Path, corrupted_root: str | None = None) -> RunConfi
     """Read and validate a TOML run configuration (`corrupted_root` overrides [evaluation])."""
     path = Path(path)
     if not path.is_file():
-        raise PruneScopeError(f"config file {path} does not exist", "give the path of a TOML file, e.g. configs/demo.toml")
+        raise PruneScopeError(
+            f"config file {path} does not exist", "give the path of a TOML file, e.g. configs/demo.toml"
+        )
     try:
         raw = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise PruneScopeError(f"{path} is not valid TOML: {exc}", "fix the syntax (see configs/demo.toml for an example)") from None
+        raise PruneScopeError(
+            f"{path} is not valid TOML: {exc}", "fix the syntax (see configs/demo.toml for an example)"
+        ) from None
     if corrupted_root is not None:
         raw.setdefault("evaluation", {})["corrupted_root"] = str(Path(corrupted_root).expanduser().resolve())
     return parse_config(raw, path.parent)
@@ -196,13 +202,28 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
     top = _take(
         raw,
         "the config",
-        {"name": str, "seed": int, "device": str, "dataset": dict, "models": list, "train": dict, "finetune": dict, "mpt": dict, "prune": list, "evaluation": dict},
+        {
+            "name": str,
+            "seed": int,
+            "device": str,
+            "dataset": dict,
+            "models": list,
+            "train": dict,
+            "finetune": dict,
+            "mpt": dict,
+            "prune": list,
+            "evaluation": dict,
+        },
     )
     if "name" not in top:
-        raise PruneScopeError("the config has no `name`", "add name = \"my-run\" (the run folder in the store)")
+        raise PruneScopeError("the config has no `name`", 'add name = "my-run" (the run folder in the store)')
     name = check_id(top["name"], "run name")
 
-    ds = _take(top.get("dataset", {}), "[dataset]", {"name": str, "root": str, "train_limit": int, "test_limit": int, "options": dict})
+    ds = _take(
+        top.get("dataset", {}),
+        "[dataset]",
+        {"name": str, "root": str, "train_limit": int, "test_limit": int, "options": dict},
+    )
     if "name" not in ds:
         raise PruneScopeError("[dataset] has no `name`", f"use one of: {', '.join(DATASETS.names())}")
     _choice(ds["name"], DATASETS.names(), "dataset")
@@ -211,46 +232,98 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
 
     models = []
     if not top.get("models"):
-        raise PruneScopeError("the config has no [[models]]", "add a [[models]] table with arch = \"...\" (see configs/demo.toml)")
+        raise PruneScopeError(
+            "the config has no [[models]]", 'add a [[models]] table with arch = "..." (see configs/demo.toml)'
+        )
     for i, entry in enumerate(top["models"]):
-        m = _take(entry, f"[[models]] #{i + 1}", {"id": str, "arch": str, "import": str, "kwargs": dict, "checkpoint": str, "parent": str, "method": str})
+        m = _take(
+            entry,
+            f"[[models]] #{i + 1}",
+            {"id": str, "arch": str, "import": str, "kwargs": dict, "checkpoint": str, "parent": str, "method": str},
+        )
         if ("arch" in m) == ("import" in m):
-            raise PruneScopeError(f"[[models]] #{i + 1} needs exactly one of `arch` and `import`", f"architectures: {', '.join(ARCHS.names())}")
+            raise PruneScopeError(
+                f"[[models]] #{i + 1} needs exactly one of `arch` and `import`",
+                f"architectures: {', '.join(ARCHS.names())}",
+            )
         if "arch" in m:
             _choice(m["arch"], ARCHS.names(), "architecture")
         ckpt = _resolve(m["checkpoint"], base_dir) if "checkpoint" in m else None
         model_id = check_id(m.get("id", m.get("arch") or m["import"].rpartition(":")[2]), "model id")
         if "parent" in m and ckpt is None:
-            raise PruneScopeError(f"[[models]] {model_id!r} has a parent but no checkpoint", "a model pruned elsewhere needs checkpoint = \"path/to/state_dict.pt\"")
+            raise PruneScopeError(
+                f"[[models]] {model_id!r} has a parent but no checkpoint",
+                'a model pruned elsewhere needs checkpoint = "path/to/state_dict.pt"',
+            )
         method = check_id(m.get("method", "external"), "method name")
-        models.append(ModelConfig(model_id, m.get("arch"), m.get("import"), m.get("kwargs", {}), ckpt, m.get("parent"), method))
+        models.append(
+            ModelConfig(model_id, m.get("arch"), m.get("import"), m.get("kwargs", {}), ckpt, m.get("parent"), method)
+        )
     ids = [m.id for m in models]
     if len(set(ids)) != len(ids):
         raise PruneScopeError(f"[[models]] ids repeat: {ids}", "give each model a distinct `id`")
     for m in models:
         if m.parent is not None and m.parent not in {b.id for b in models if b.parent is None}:
-            raise PruneScopeError(f"[[models]] {m.id!r}: parent {m.parent!r} is not a dense [[models]] entry", f"use one of: {', '.join(b.id for b in models if b.parent is None)}")
+            raise PruneScopeError(
+                f"[[models]] {m.id!r}: parent {m.parent!r} is not a dense [[models]] entry",
+                f"use one of: {', '.join(b.id for b in models if b.parent is None)}",
+            )
 
-    tr = _take(top.get("train", {}), "[train]", {"epochs": int, "batch_size": int, "lr": (int, float), "momentum": (int, float), "weight_decay": (int, float), "lr_schedule": str, "augment": str})
+    tr = _take(
+        top.get("train", {}),
+        "[train]",
+        {
+            "epochs": int,
+            "batch_size": int,
+            "lr": (int, float),
+            "momentum": (int, float),
+            "weight_decay": (int, float),
+            "lr_schedule": str,
+            "augment": str,
+        },
+    )
     train = TrainConfig(**tr)
     _choice(train.lr_schedule, LR_SCHEDULES, "lr_schedule")
     _choice(train.augment, AUGMENTS, "augment")
-    ft = _take(top.get("finetune", {}), "[finetune]", {"lr": (int, float), "momentum": (int, float), "weight_decay": (int, float), "gamma": (int, float), "batch_size": int})
+    ft = _take(
+        top.get("finetune", {}),
+        "[finetune]",
+        {
+            "lr": (int, float),
+            "momentum": (int, float),
+            "weight_decay": (int, float),
+            "gamma": (int, float),
+            "batch_size": int,
+        },
+    )
     finetune = FinetuneConfig(**ft)
-    mp = _take(top.get("mpt", {}), "[mpt]", {"epochs": int, "lr": (int, float), "momentum": (int, float), "weight_decay": (int, float), "batch_size": int})
+    mp = _take(
+        top.get("mpt", {}),
+        "[mpt]",
+        {"epochs": int, "lr": (int, float), "momentum": (int, float), "weight_decay": (int, float), "batch_size": int},
+    )
     mpt = MptConfig(**mp)
 
     specs: list[PruneSpec] = []
     grid_keys = {
-        "method": (str, list), "sparsity": (int, float, list), "scope": (str, list), "schedule": (str, list),
-        "steps": (int, list), "finetune_epochs": (int, list), "exclude": list, "taylor_batches": (int, list),
-        "init": (str, list), "last_layer_dense": (bool, list),
+        "method": (str, list),
+        "sparsity": (int, float, list),
+        "scope": (str, list),
+        "schedule": (str, list),
+        "steps": (int, list),
+        "finetune_epochs": (int, list),
+        "exclude": list,
+        "taylor_batches": (int, list),
+        "init": (str, list),
+        "last_layer_dense": (bool, list),
     }
     for i, entry in enumerate(top.get("prune", [])):
         p = _take(entry, f"[[prune]] #{i + 1}", grid_keys)
         for key in ("method", "sparsity"):
             if key not in p:
-                raise PruneScopeError(f"[[prune]] #{i + 1} has no `{key}`", "e.g. method = [\"random\", \"magnitude\"], sparsity = [0.5, 0.9]")
+                raise PruneScopeError(
+                    f"[[prune]] #{i + 1} has no `{key}`", 'e.g. method = ["random", "magnitude"], sparsity = [0.5, 0.9]'
+                )
         exclude = tuple(p.pop("exclude", ()))
         axes = {k: v if isinstance(v, list) else [v] for k, v in p.items()}
         for combo in itertools.product(*axes.values()):
@@ -259,9 +332,15 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
             _choice(spec.scope, SCOPES, "pruning scope")
             _choice(spec.schedule, SCHEDULES, "pruning schedule")
             if not 0.0 < float(spec.sparsity) < 1.0:
-                raise PruneScopeError(f"[[prune]] #{i + 1}: sparsity {spec.sparsity} is outside (0, 1)", "give fractions of weights removed, e.g. 0.5")
+                raise PruneScopeError(
+                    f"[[prune]] #{i + 1}: sparsity {spec.sparsity} is outside (0, 1)",
+                    "give fractions of weights removed, e.g. 0.5",
+                )
             if spec.steps < 1 or (spec.schedule == "oneshot" and spec.steps != 1):
-                raise PruneScopeError(f"[[prune]] #{i + 1}: steps = {spec.steps} with schedule {spec.schedule!r}", "steps >= 2 goes with schedule = \"iterative\"; one-shot has 1 step")
+                raise PruneScopeError(
+                    f"[[prune]] #{i + 1}: steps = {spec.steps} with schedule {spec.schedule!r}",
+                    'steps >= 2 goes with schedule = "iterative"; one-shot has 1 step',
+                )
             if spec.finetune_epochs < 0:
                 raise PruneScopeError(f"[[prune]] #{i + 1}: finetune_epochs must be >= 0", "use 0 for no fine-tuning")
             if spec.taylor_batches < 1:
@@ -269,30 +348,70 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
             _choice(spec.init, ("kaiming_normal", "signed_constant"), "mpt init")
             if spec.method == "mpt" and (spec.schedule != "oneshot" or spec.finetune_epochs):
                 raise PruneScopeError(
-                    f"[[prune]] #{i + 1}: mpt is trained from random initialisation, so it has no iterative schedule or fine-tuning",
-                    "use schedule = \"oneshot\" and finetune_epochs = 0 for mpt (set its training in [mpt])",
+                    f"[[prune]] #{i + 1}: mpt is trained from random initialisation, "
+                    "so it has no iterative schedule or fine-tuning",
+                    'use schedule = "oneshot" and finetune_epochs = 0 for mpt (set its training in [mpt])',
                 )
             specs.append(
-                PruneSpec(spec.method, float(spec.sparsity), spec.scope, spec.schedule, spec.steps, spec.finetune_epochs,
-                          exclude, spec.taylor_batches, spec.init, spec.last_layer_dense)
+                PruneSpec(
+                    spec.method,
+                    float(spec.sparsity),
+                    spec.scope,
+                    spec.schedule,
+                    spec.steps,
+                    spec.finetune_epochs,
+                    exclude,
+                    spec.taylor_batches,
+                    spec.init,
+                    spec.last_layer_dense,
+                )
             )
 
     ev = _take(
-        top.get("evaluation", {}), "[evaluation]",
-        {"corruptions": (list, str), "severities": list, "batch_size": int, "features": str, "corrupted_root": str, "frost_dir": str},
+        top.get("evaluation", {}),
+        "[evaluation]",
+        {
+            "corruptions": (list, str),
+            "severities": list,
+            "batch_size": int,
+            "features": str,
+            "corrupted_root": str,
+            "frost_dir": str,
+        },
     )
     corruptions = ev.get("corruptions", [])
     if corruptions == "all":
         corruptions = list(CORRUPTIONS.names())
     elif isinstance(corruptions, str):
-        raise PruneScopeError(f"[evaluation] corruptions = {corruptions!r}", "give a list of names, or \"all\"")
+        raise PruneScopeError(f"[evaluation] corruptions = {corruptions!r}", 'give a list of names, or "all"')
     for c in corruptions:
         _choice(c, CORRUPTIONS.names(), "corruption")
     severities = tuple(ev.get("severities", [1, 2, 3, 4, 5]))
     if any(not isinstance(s, int) or not 1 <= s <= 5 for s in severities):
-        raise PruneScopeError(f"[evaluation] severities {list(severities)} must be integers 1 to 5", "e.g. severities = [1, 3, 5]")
+        raise PruneScopeError(
+            f"[evaluation] severities {list(severities)} must be integers 1 to 5", "e.g. severities = [1, 3, 5]"
+        )
     paths = {k: _resolve(ev[k], base_dir) for k in ("corrupted_root", "frost_dir") if k in ev}
-    evaluation = EvalConfig(tuple(corruptions), severities, ev.get("batch_size", 512), _choice(ev.get("features", "auto"), FEATURE_MODES, "features mode"), **paths)
+    evaluation = EvalConfig(
+        tuple(corruptions),
+        severities,
+        ev.get("batch_size", 512),
+        _choice(ev.get("features", "auto"), FEATURE_MODES, "features mode"),
+        **paths,
+    )
 
     device = _choice(top.get("device", "auto"), DEVICES, "device")
-    return RunConfig(name, top.get("seed", 0), device, dataset, tuple(models), train, finetune, mpt, tuple(specs), evaluation, raw, base_dir)
+    return RunConfig(
+        name,
+        top.get("seed", 0),
+        device,
+        dataset,
+        tuple(models),
+        train,
+        finetune,
+        mpt,
+        tuple(specs),
+        evaluation,
+        raw,
+        base_dir,
+    )

@@ -37,10 +37,25 @@ from pipeline.errors import PruneScopeError
 from pipeline.registry import Registry
 
 CORRUPTION_NAMES: tuple[str, ...] = (
-    "gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise",
-    "defocus_blur", "glass_blur", "motion_blur", "zoom_blur", "gaussian_blur",
-    "snow", "frost", "fog", "brightness", "spatter",
-    "contrast", "elastic_transform", "pixelate", "jpeg_compression", "saturate",
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "speckle_noise",
+    "defocus_blur",
+    "glass_blur",
+    "motion_blur",
+    "zoom_blur",
+    "gaussian_blur",
+    "snow",
+    "frost",
+    "fog",
+    "brightness",
+    "spatter",
+    "contrast",
+    "elastic_transform",
+    "pixelate",
+    "jpeg_compression",
+    "saturate",
 )
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
 GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)
@@ -55,7 +70,9 @@ class CorruptionOptions:
 
 
 class Corruption(Protocol):
-    def __call__(self, images: np.ndarray, severity: int, sample_ids: np.ndarray, options: CorruptionOptions = ...) -> np.ndarray: ...
+    def __call__(
+        self, images: np.ndarray, severity: int, sample_ids: np.ndarray, options: CorruptionOptions = ...
+    ) -> np.ndarray: ...
 
 
 CORRUPTIONS: Registry[Corruption] = Registry("corruption")
@@ -68,7 +85,9 @@ def register_corruption(name: str) -> Callable[[Callable[..., np.ndarray]], Corr
     def deco(kernel: Callable[..., np.ndarray]) -> Corruption:
         index = CORRUPTION_NAMES.index(name)
 
-        def corrupt(images: np.ndarray, severity: int, sample_ids: np.ndarray, options: CorruptionOptions = CorruptionOptions()) -> np.ndarray:
+        def corrupt(
+            images: np.ndarray, severity: int, sample_ids: np.ndarray, options: CorruptionOptions = CorruptionOptions()
+        ) -> np.ndarray:
             if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] not in (1, 3):
                 raise ValueError(f"{name}: expected uint8 images (N, H, W, 1 or 3), got {images.dtype} {images.shape}")
             if severity not in SEVERITIES:
@@ -90,7 +109,13 @@ def register_corruption(name: str) -> Callable[[Callable[..., np.ndarray]], Corr
     return deco
 
 
-def corrupt(images: np.ndarray, name: str, severity: int, sample_ids: np.ndarray, options: CorruptionOptions = CorruptionOptions()) -> np.ndarray:
+def corrupt(
+    images: np.ndarray,
+    name: str,
+    severity: int,
+    sample_ids: np.ndarray,
+    options: CorruptionOptions = CorruptionOptions(),
+) -> np.ndarray:
     """Apply corruption `name` at `severity` to a batch (the registry lookup gives clear errors)."""
     return CORRUPTIONS.get(name)(images, severity, sample_ids, options)
 
@@ -360,7 +385,10 @@ def _frost_photos(folder: str) -> tuple[np.ndarray, ...]:
 
     paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     if not paths:
-        raise PruneScopeError(f"no frost images (.png, .jpg) in {folder}", "point frost_dir to a folder of frost photos, or leave it unset for the procedural texture")
+        raise PruneScopeError(
+            f"no frost images (.png, .jpg) in {folder}",
+            "point frost_dir to a folder of frost photos, or leave it unset for the procedural texture",
+        )
     photos = []
     for p in paths:
         with Image.open(p) as img:
@@ -375,7 +403,11 @@ def _frost(x, severity, rngs, scale, options):
     """Blend with a random crop of frost: c0·x + c1·frost, (c0, c1) from (1, 0.2) to (0.75, 0.45)."""
     c0, c1 = ((1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45))[severity - 1]
     n, h, w, ch = x.shape
-    sources = _frost_photos(options.frost_dir) if options.frost_dir else (_frost_texture(max(128, 4 * max(h, w)), options.seed),)
+    sources = (
+        _frost_photos(options.frost_dir)
+        if options.frost_dir
+        else (_frost_texture(max(128, 4 * max(h, w)), options.seed),)
+    )
     crops = []
     for r in rngs:
         src = sources[int(r.integers(len(sources)))]
@@ -552,14 +584,20 @@ def load_official(root: Path, name: str, severity: int, n: int) -> np.ndarray:
     """
     path = Path(root) / f"{name}.npy"
     if not path.is_file():
-        raise PruneScopeError(f"{path} not found", "point corrupted_root to the CIFAR-10-C folder (<name>.npy and labels.npy)")
+        raise PruneScopeError(
+            f"{path} not found", "point corrupted_root to the CIFAR-10-C folder (<name>.npy and labels.npy)"
+        )
     try:
         data = np.load(path, mmap_mode="r")
     except (OSError, ValueError) as exc:
-        raise PruneScopeError(f"cannot read {path}: {exc}", "replace it with an intact copy of the CIFAR-10-C file") from None
+        raise PruneScopeError(
+            f"cannot read {path}: {exc}", "replace it with an intact copy of the CIFAR-10-C file"
+        ) from None
     per = len(data) // 5
     if data.dtype != np.uint8 or data.ndim != 4 or len(data) % 5 or per < n:
-        raise PruneScopeError(f"{path} has shape {data.shape} {data.dtype}", f"expected uint8 (5·N, H, W, C) with N ≥ {n}, severity-major")
+        raise PruneScopeError(
+            f"{path} has shape {data.shape} {data.dtype}", f"expected uint8 (5·N, H, W, C) with N ≥ {n}, severity-major"
+        )
     return np.asarray(data[(severity - 1) * per : (severity - 1) * per + n])
 
 
@@ -567,7 +605,9 @@ def check_official_labels(root: Path, labels: np.ndarray) -> None:
     """Refuse official files whose labels do not match the run's test labels (a wrong folder or order)."""
     path = Path(root) / "labels.npy"
     if not path.is_file():
-        raise PruneScopeError(f"{path} not found", "the CIFAR-10-C folder holds labels.npy next to the corruption files")
+        raise PruneScopeError(
+            f"{path} not found", "the CIFAR-10-C folder holds labels.npy next to the corruption files"
+        )
     official = np.load(path, mmap_mode="r")
     per = len(official) // 5
     if per < len(labels) or not np.array_equal(np.asarray(official[: len(labels)]).astype(np.int64), labels):
@@ -575,4 +615,3 @@ def check_official_labels(root: Path, labels: np.ndarray) -> None:
             f"the labels in {path} do not match the run's test set",
             "use the CIFAR-10 test set in its original order (no test_limit other than a prefix) with CIFAR-10-C",
         )
-

@@ -113,9 +113,7 @@ def load_digits(root: Path | None = None, test_fraction: float = 0.3, split_seed
     images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
     labels = bunch.target.astype(np.int64)
     idx = np.arange(len(labels))
-    train_idx, test_idx = train_test_split(
-        idx, test_size=test_fraction, stratify=labels, random_state=split_seed
-    )
+    train_idx, test_idx = train_test_split(idx, test_size=test_fraction, stratify=labels, random_state=split_seed)
     train_idx.sort()
     test_idx.sort()
     return ImageDataset(
@@ -254,7 +252,11 @@ def _read_image_split(folder: Path, classes: list[str], image_size: int | None) 
 
     images, labels = [], []
     for label, cls in enumerate(classes):
-        files = sorted(p for p in (folder / cls).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if (folder / cls).is_dir() else []
+        files = (
+            sorted(p for p in (folder / cls).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if (folder / cls).is_dir()
+            else []
+        )
         for path in files:
             try:
                 with Image.open(path) as img:
@@ -293,7 +295,9 @@ def load_imagefolder(root: Path | None = None, image_size: int | None = None) ->
         raise PruneScopeError(f"{root / 'train'} has no class folders", f"the layout is {IMAGEFOLDER_LAYOUT}")
     unknown = sorted(p.name for p in (root / "test").iterdir() if p.is_dir() and p.name not in classes)
     if unknown:
-        raise PruneScopeError(f"test classes {unknown} have no train folder in {root}", "use the same class folders in train/ and test/")
+        raise PruneScopeError(
+            f"test classes {unknown} have no train folder in {root}", "use the same class folders in train/ and test/"
+        )
     train_x, train_y = _read_image_split(root / "train", classes, image_size)
     test_x, test_y = _read_image_split(root / "test", classes, image_size)
     if train_x.shape[1:] != test_x.shape[1:]:

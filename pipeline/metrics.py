@@ -88,7 +88,14 @@ def sample_metrics(
 
 
 @torch.no_grad()
-def _chunk(x: torch.Tensor, wt: torch.Tensor, b: torch.Tensor, y: torch.Tensor, head: HeadGeometry, out: dict[str, torch.Tensor]) -> None:
+def _chunk(
+    x: torch.Tensor,
+    wt: torch.Tensor,
+    b: torch.Tensor,
+    y: torch.Tensor,
+    head: HeadGeometry,
+    out: dict[str, torch.Tensor],
+) -> None:
     """Fill the rows of `out` for one chunk of samples."""
     dots = x @ wt  # (n, C): W_j·X
     length = torch.linalg.vector_norm(x, dim=1, out=out["length"])

@@ -88,7 +88,26 @@ def alexnet_cifar(in_channels: int, image_size: tuple[int, int], num_classes: in
     )
 
 
-VGG16_CFG: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+VGG16_CFG: tuple[int | str, ...] = (
+    64,
+    64,
+    "M",
+    128,
+    128,
+    "M",
+    256,
+    256,
+    256,
+    "M",
+    512,
+    512,
+    512,
+    "M",
+    512,
+    512,
+    512,
+    "M",
+)
 
 
 @register_arch("vgg16_cifar")
@@ -132,7 +151,9 @@ class ResNet18Cifar(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True)
+        )
         blocks, cin = [], 64
         for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
             blocks += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
@@ -154,14 +175,21 @@ def import_factory(spec: str) -> Callable[..., nn.Module]:
     """Resolve `"package.module:factory"` to a callable; errors name the part that failed."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise PruneScopeError(f"import {spec!r} is not of the form 'package.module:factory'", "write e.g. import = \"mymodels.nets:make_net\"")
+        raise PruneScopeError(
+            f"import {spec!r} is not of the form 'package.module:factory'",
+            'write e.g. import = "mymodels.nets:make_net"',
+        )
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise PruneScopeError(f"cannot import module {module_name!r}: {exc}", "make it importable (PYTHONPATH or pip install -e)") from None
+        raise PruneScopeError(
+            f"cannot import module {module_name!r}: {exc}", "make it importable (PYTHONPATH or pip install -e)"
+        ) from None
     factory = getattr(module, attr, None)
     if not callable(factory):
-        raise PruneScopeError(f"module {module_name!r} has no callable {attr!r}", "name a function or class that builds the model")
+        raise PruneScopeError(
+            f"module {module_name!r} has no callable {attr!r}", "name a function or class that builds the model"
+        )
     return factory
 
 
@@ -178,7 +206,9 @@ def build_model(
     if import_spec is not None or factory is not None:
         model = (factory or import_factory(str(import_spec)))(**kwargs)
         if not isinstance(model, nn.Module):
-            raise PruneScopeError(f"{import_spec or factory} returned {type(model).__name__}, not an nn.Module", "return the model object")
+            raise PruneScopeError(
+                f"{import_spec or factory} returned {type(model).__name__}, not an nn.Module", "return the model object"
+            )
         return model
     assert arch is not None
     return ARCHS.get(arch)(in_channels, image_size, num_classes, **kwargs)
@@ -225,11 +255,18 @@ def load_state(model: nn.Module, path: Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise PruneScopeError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}", "the file is truncated or not a PyTorch state_dict: save it again with torch.save(model.state_dict(), path)") from None
+        raise PruneScopeError(
+            f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}",
+            "the file is truncated or not a PyTorch state_dict: "
+            "save it again with torch.save(model.state_dict(), path)",
+        ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
-        raise PruneScopeError(f"checkpoint {path} holds a {type(state).__name__}, not a state_dict", "save it with torch.save(model.state_dict(), path)")
+        raise PruneScopeError(
+            f"checkpoint {path} holds a {type(state).__name__}, not a state_dict",
+            "save it with torch.save(model.state_dict(), path)",
+        )
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -22,6 +22,7 @@ from torch import nn
 from pipeline.config import MptConfig
 from pipeline.training import Normalizer, fit
 
+
 class _BinarySubnet(torch.autograd.Function):
     """α·mask forward; gradient g·|w| to the (absolute) scores, as biprop's GetQuantnet_binary."""
 

@@ -10,7 +10,9 @@ from PIL import Image, ImageDraw
 from pipeline.corruptions import CORRUPTION_NAMES, SEVERITIES, CorruptionOptions, corrupt
 
 
-def contact_sheet(image: np.ndarray, sample_id: int, cell: int = 96, options: CorruptionOptions = CorruptionOptions()) -> Image.Image:
+def contact_sheet(
+    image: np.ndarray, sample_id: int, cell: int = 96, options: CorruptionOptions = CorruptionOptions()
+) -> Image.Image:
     """Rows: the 19 corruptions; columns: the clean image, then severities 1 to 5.
 
     `image` is uint8 (H, W, C); cells are upscaled with nearest neighbours so pixels stay visible.
@@ -32,7 +34,9 @@ def contact_sheet(image: np.ndarray, sample_id: int, cell: int = 96, options: Co
     return sheet
 
 
-def write_preview(out: Path, image: np.ndarray, sample_id: int, options: CorruptionOptions = CorruptionOptions()) -> Path:
+def write_preview(
+    out: Path, image: np.ndarray, sample_id: int, options: CorruptionOptions = CorruptionOptions()
+) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     contact_sheet(image, sample_id, options=options).save(out)
     return out

@@ -59,7 +59,9 @@ class PruningMethod(ABC):
 
     def __init__(self, amount: float, scope: str = "global") -> None:
         if not 0.0 <= float(amount) < 1.0:
-            raise PruneScopeError(f"sparsity {amount} is outside [0, 1)", "give the fraction of weights to remove, e.g. 0.5")
+            raise PruneScopeError(
+                f"sparsity {amount} is outside [0, 1)", "give the fraction of weights to remove, e.g. 0.5"
+            )
         if scope not in SCOPES:
             raise PruneScopeError(f"unknown pruning scope {scope!r}", f"use one of: {', '.join(SCOPES)}")
         self.amount = float(amount)
@@ -80,9 +82,16 @@ class PruningMethod(ABC):
         over all layers (global) or in each layer (layer), as `torch.nn.utils.prune` counts
         it; n counts weights, or groups for structured methods.
         """
-        masks = [torch.ones_like(w) for w in weights] if default_masks is None else [m.detach().clone() for m in default_masks]
+        masks = (
+            [torch.ones_like(w) for w in weights]
+            if default_masks is None
+            else [m.detach().clone() for m in default_masks]
+        )
         units = masks if self.group_dim is None else [group_alive(m, self.group_dim) for m in masks]
-        scores = [s.detach().to(torch.float32).reshape(u.shape).masked_fill(u == 0, -torch.inf) for s, u in zip(self.importance(weights, ctx), units)]
+        scores = [
+            s.detach().to(torch.float32).reshape(u.shape).masked_fill(u == 0, -torch.inf)
+            for s, u in zip(self.importance(weights, ctx), units)
+        ]
         keep = [u.clone() for u in units]
         if self.scope == "global":
             flat = torch.cat([s.reshape(-1) for s in scores])
@@ -246,7 +255,9 @@ def select_layers(model: nn.Module, exclude: Sequence[str] = ()) -> list[tuple[s
 
 def current_masks(layers: Sequence[tuple[str, nn.Module]]) -> list[torch.Tensor]:
     """The masks already applied to `layers` (all ones where a layer is not pruned yet)."""
-    return [m.weight_mask.detach().clone() if hasattr(m, "weight_mask") else torch.ones_like(m.weight) for _, m in layers]
+    return [
+        m.weight_mask.detach().clone() if hasattr(m, "weight_mask") else torch.ones_like(m.weight) for _, m in layers
+    ]
 
 
 def apply_masks(layers: Sequence[tuple[str, nn.Module]], masks: Sequence[torch.Tensor]) -> None:

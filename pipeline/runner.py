@@ -3,8 +3,9 @@
 Units: one per model (train the dense model, or prune a parent) and one per
 model × evaluation set. A unit writes its artefacts atomically and then its record (for a
 model, a JSON file in `_units/`; for an evaluation, the samples file itself, which carries
-the unit's summary in its Parquet metadata); a unit with a record is done. A killed run, started again, redoes only the units
-without a record. Every unit seeds itself from the run seed and its own key, so the result
+the unit's summary in its Parquet metadata); a unit with a record is done. A killed run,
+started again, redoes only the units without a record. Every unit seeds itself from the run
+seed and its own key, so the result
 does not depend on the order or the process the units run in (the hook for a distributed
 executor). The contract tables are assembled from the records at the end of every run.
 """
@@ -76,7 +77,9 @@ def plan_models(cfg: RunConfig) -> list[ModelPlan]:
     for base in cfg.models:
         if base.parent is None:
             plans.append(ModelPlan(dense_id(base.id), base))
-            plans += [ModelPlan(store.check_id(spec.model_id(base.id)), base, spec, dense_id(base.id)) for spec in cfg.prune]
+            plans += [
+                ModelPlan(store.check_id(spec.model_id(base.id)), base, spec, dense_id(base.id)) for spec in cfg.prune
+            ]
     plans += [ModelPlan(base.id, base, None, dense_id(base.parent)) for base in cfg.models if base.parent is not None]
     ids = [p.model_id for p in plans]
     if len(set(ids)) != len(ids):
@@ -101,7 +104,7 @@ class RunContext:
     def __post_init__(self) -> None:
         self.device = resolve_device(self.cfg.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise PruneScopeError("device = \"cuda\" but no CUDA device is available", "use device = \"auto\" or \"cpu\"")
+            raise PruneScopeError('device = "cuda" but no CUDA device is available', 'use device = "auto" or "cpu"')
 
     @cached_property
     def data(self) -> ImageDataset:
@@ -120,7 +123,8 @@ class RunContext:
         head_name, head = final_linear(model, self.norm(self.data.test_images[:2], torch.device("cpu")))
         if head.out_features != self.data.num_classes:
             raise PruneScopeError(
-                f"model {base.id!r} ends in nn.Linear({head.in_features}, {head.out_features}) but the data set has {self.data.num_classes} classes",
+                f"model {base.id!r} ends in nn.Linear({head.in_features}, {head.out_features}) "
+                f"but the data set has {self.data.num_classes} classes",
                 "build the model with one output per class",
             )
         return model, head_name
@@ -164,7 +168,10 @@ def _train_batches(ctx: RunContext, count: int, seed: int):
         size = ctx.cfg.finetune.batch_size
         for i in range(min(count, max(1, len(order) // size))):
             idx = order[i * size : (i + 1) * size]
-            yield ctx.norm(data.train_images[idx.numpy()], ctx.device), torch.as_tensor(data.train_labels[idx.numpy()]).to(ctx.device)
+            yield (
+                ctx.norm(data.train_images[idx.numpy()], ctx.device),
+                torch.as_tensor(data.train_labels[idx.numpy()]).to(ctx.device),
+            )
 
     return gen
 
@@ -180,7 +187,21 @@ def _prune(ctx: RunContext, plan: ModelPlan, model: nn.Module, head_name: str, s
             exclude.append(head_name)
         layers = select_layers(model, exclude)
         head = dict(model.named_modules())[head_name] if spec.last_layer_dense else None
-        train_mpt(model, layers, head, spec.sparsity, spec.scope, spec.init, data.train_images, data.train_labels, ctx.norm, ctx.device, cfg.mpt, seed, f"mpt {plan.model_id}")
+        train_mpt(
+            model,
+            layers,
+            head,
+            spec.sparsity,
+            spec.scope,
+            spec.init,
+            data.train_images,
+            data.train_labels,
+            ctx.norm,
+            ctx.device,
+            cfg.mpt,
+            seed,
+            f"mpt {plan.model_id}",
+        )
         return {"init": "random", "target_sparsity": spec.sparsity}
     model.to(ctx.device)
     layers = select_layers(model, exclude)
@@ -192,7 +213,17 @@ def _prune(ctx: RunContext, plan: ModelPlan, model: nn.Module, head_name: str, s
         masks = method_cls(amount, spec.scope).compute_mask([m.weight for _, m in layers], pctx, current_masks(layers))
         apply_masks(layers, masks)
         if spec.finetune_epochs:
-            finetune(model, data.train_images, data.train_labels, ctx.norm, ctx.device, cfg.finetune, spec.finetune_epochs, seed + step, f"fine-tune {plan.model_id} step {step}/{spec.steps}")
+            finetune(
+                model,
+                data.train_images,
+                data.train_labels,
+                ctx.norm,
+                ctx.device,
+                cfg.finetune,
+                spec.finetune_epochs,
+                seed + step,
+                f"fine-tune {plan.model_id} step {step}/{spec.steps}",
+            )
     extra: dict[str, Any] = {"init": "parent", "target_sparsity": spec.sparsity}
     if method_cls.group_dim is not None:
         alive = [group_alive(m.weight_mask, method_cls.group_dim) for _, m in layers]
@@ -216,7 +247,9 @@ def run_model_unit(ctx: RunContext, plan: ModelPlan) -> dict[str, Any]:
         load_state(model, Path(plan.base.checkpoint))
         extra = {"init": "external" if plan.base.parent else "trained"}
     else:
-        train_dense(model, data.train_images, data.train_labels, ctx.norm, ctx.device, cfg.train, seed, f"train {plan.model_id}")
+        train_dense(
+            model, data.train_images, data.train_labels, ctx.norm, ctx.device, cfg.train, seed, f"train {plan.model_id}"
+        )
         extra = {"init": "trained"}
     model.cpu()
     ckpt = store.checkpoint_path(ctx.run_dir, plan.model_id)
@@ -225,7 +258,13 @@ def run_model_unit(ctx: RunContext, plan: ModelPlan) -> dict[str, Any]:
     w = head.weight.detach().float().numpy()
     b = head.bias.detach().float().numpy() if head.bias is not None else np.zeros(len(w), np.float32)
     store.write_table(
-        pa.table({"class_index": pa.array(np.arange(len(w)), pa.int32()), "weight": pa.array(list(w), pa.list_(pa.float32())), "bias": pa.array(b, pa.float32())}),
+        pa.table(
+            {
+                "class_index": pa.array(np.arange(len(w)), pa.int32()),
+                "weight": pa.array(list(w), pa.list_(pa.float32())),
+                "bias": pa.array(b, pa.float32()),
+            }
+        ),
         ctx.run_dir / store.UNITS_DIR / f"head-{plan.model_id}.parquet",
     )
     params = list(model.parameters())
@@ -267,7 +306,10 @@ def evalset_images(ctx: RunContext, corruption: str, severity: int) -> np.ndarra
         check_official_labels(Path(ev.corrupted_root), data.test_labels)
         images = load_official(Path(ev.corrupted_root), corruption, severity, n)
         if images.shape[1:] != data.test_images.shape[1:]:
-            raise PruneScopeError(f"official {corruption} images are {images.shape[1:]}, the test set {data.test_images.shape[1:]}", "use CIFAR-10-C with the cifar10 data set")
+            raise PruneScopeError(
+                f"official {corruption} images are {images.shape[1:]}, the test set {data.test_images.shape[1:]}",
+                "use CIFAR-10-C with the cifar10 data set",
+            )
         return images
     cache = ctx.run_dir / store.CORRUPTED_DIR / f"{store.evalset_name(corruption, severity)}.npy"
     if cache.is_file():
@@ -279,9 +321,22 @@ def evalset_images(ctx: RunContext, corruption: str, severity: int) -> np.ndarra
             pass  # a damaged cache file is regenerated below
     options = CorruptionOptions(seed=ctx.cfg.seed, frost_dir=ev.frost_dir)
     ids = np.arange(n)
-    images = np.concatenate(
-        [corrupt(data.test_images[lo : lo + GENERATE_CHUNK], corruption, severity, ids[lo : lo + GENERATE_CHUNK], options) for lo in range(0, n, GENERATE_CHUNK)]
-    ) if n else data.test_images.copy()
+    images = (
+        np.concatenate(
+            [
+                corrupt(
+                    data.test_images[lo : lo + GENERATE_CHUNK],
+                    corruption,
+                    severity,
+                    ids[lo : lo + GENERATE_CHUNK],
+                    options,
+                )
+                for lo in range(0, n, GENERATE_CHUNK)
+            ]
+        )
+        if n
+        else data.test_images.copy()
+    )
     with store.atomic_path(cache) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, images)
@@ -383,7 +438,9 @@ def write_robustness(run_dir: Path, model_id: str, evalsets: list[tuple[str, int
         for c, s in corrupted:
             t = store.read_table(store.samples_path(run_dir, model_id, c, s), columns=["sample_id", "correct"])
             np.add.at(hits, t.column("sample_id").to_numpy(), t.column("correct").to_numpy(zero_copy_only=False))
-        robustness = pa.array((hits / len(corrupted)).astype(np.float32)).take(pc.cast(clean.column("sample_id"), pa.int64()))
+        robustness = pa.array((hits / len(corrupted)).astype(np.float32)).take(
+            pc.cast(clean.column("sample_id"), pa.int64())
+        )
     else:
         robustness = pa.array(np.full(clean.num_rows, np.nan, np.float32))
     idx = clean.schema.get_field_index("robustness")
@@ -401,7 +458,14 @@ def write_images(run_dir: Path, data: ImageDataset) -> None:
         Image.fromarray(img[..., 0] if img.shape[2] == 1 else img).save(buf, format="PNG")
         pngs.append(buf.getvalue())
     store.write_table(
-        pa.table({"sample_id": np.arange(len(pngs), dtype=np.int32), "label": data.test_labels.astype(np.int16), "png": pa.array(pngs, pa.binary())}, schema=store.IMAGES_SCHEMA),
+        pa.table(
+            {
+                "sample_id": np.arange(len(pngs), dtype=np.int32),
+                "label": data.test_labels.astype(np.int16),
+                "png": pa.array(pngs, pa.binary()),
+            },
+            schema=store.IMAGES_SCHEMA,
+        ),
         run_dir / store.IMAGES,
     )
 
@@ -423,7 +487,9 @@ def assemble(run_dir: Path, plans: list[ModelPlan], evalsets: list[tuple[str, in
         heads.append(head.add_column(0, "model_id", pa.array([plan.model_id] * head.num_rows, pa.string())))
     store.write_table(pa.Table.from_pylist(models, schema=store.MODELS_SCHEMA), run_dir / store.MODELS)
     store.write_table(pa.Table.from_pylist(evals, schema=store.EVALUATIONS_SCHEMA), run_dir / store.EVALUATIONS)
-    store.write_table(pa.concat_tables(heads).select(store.HEADS_SCHEMA.names).cast(store.HEADS_SCHEMA), run_dir / store.HEADS)
+    store.write_table(
+        pa.concat_tables(heads).select(store.HEADS_SCHEMA.names).cast(store.HEADS_SCHEMA), run_dir / store.HEADS
+    )
 
 
 @dataclass
@@ -454,7 +520,9 @@ def _lock(run_dir: Path) -> Iterator[None]:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise PruneScopeError(f"run {run_dir} is being built by another process", "wait for it to finish, or stop it") from None
+        raise PruneScopeError(
+            f"run {run_dir} is being built by another process", "wait for it to finish, or stop it"
+        ) from None
     try:
         yield
     finally:
@@ -473,7 +541,9 @@ def _prepare_run_dir(cfg: RunConfig, run_dir: Path, force: bool) -> None:
                 "pass --force to rebuild it, or give the config another `name`",
             )
     elif run_dir.exists() and any(p.name != ".lock" for p in run_dir.iterdir()):
-        raise PruneScopeError(f"{run_dir} exists and is not a PruneScope run", "choose another run `name` or another --store")
+        raise PruneScopeError(
+            f"{run_dir} exists and is not a PruneScope run", "choose another run `name` or another --store"
+        )
 
 
 def build_run(cfg: RunConfig, store_dir: Path, force: bool = False) -> RunSummary:
@@ -516,11 +586,17 @@ def _build(cfg: RunConfig, run_dir: Path, start: float) -> RunSummary:
     bar = tqdm(units, desc=f"run {cfg.name}", unit="unit")
     stale_robustness: set[str] = set()
     for kind, plan, es in bar:
-        finished = _read_record(run_dir, "model", plan.model_id) if kind == "model" else _eval_record(run_dir, plan.model_id, *es)
+        finished = (
+            _read_record(run_dir, "model", plan.model_id)
+            if kind == "model"
+            else _eval_record(run_dir, plan.model_id, *es)
+        )
         if finished is not None:
             reused += 1
             continue
-        bar.set_postfix_str(plan.model_id if kind == "model" else f"{plan.model_id} {store.evalset_name(*es)}", refresh=False)
+        bar.set_postfix_str(
+            plan.model_id if kind == "model" else f"{plan.model_id} {store.evalset_name(*es)}", refresh=False
+        )
         if kind == "model":
             run_model_unit(ctx, plan)
         else:
@@ -544,5 +620,8 @@ def _build(cfg: RunConfig, run_dir: Path, start: float) -> RunSummary:
     if meta.get("prunable_layers") != layers:
         meta["prunable_layers"] = layers
         store.write_json(meta, run_dir / store.RUN_JSON)
-    accs = {p.model_id: (_eval_record(run_dir, p.model_id, store.CLEAN, 0) or {}).get("accuracy", float("nan")) for p in plans}
+    accs = {
+        p.model_id: (_eval_record(run_dir, p.model_id, store.CLEAN, 0) or {}).get("accuracy", float("nan"))
+        for p in plans
+    }
     return RunSummary(run_dir, len(plans), len(plans) * len(evalsets), done, reused, time.perf_counter() - start, accs)

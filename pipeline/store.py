@@ -38,7 +38,16 @@ CLEAN = "clean"
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
 
-RUN_JSON_KEYS = ("schema_version", "dataset", "num_classes", "class_names", "image_shape", "created", "config", "prunable_layers")
+RUN_JSON_KEYS = (
+    "schema_version",
+    "dataset",
+    "num_classes",
+    "class_names",
+    "image_shape",
+    "created",
+    "config",
+    "prunable_layers",
+)
 
 MODELS_SCHEMA = pa.schema(
     [
@@ -115,7 +124,9 @@ def features_schema(dim: int) -> pa.Schema:
 def check_id(value: str, what: str = "model id") -> str:
     """A model id or run name safe to use as a single path component."""
     if not isinstance(value, str) or not SAFE_ID.match(value) or value in (".", ".."):
-        raise PruneScopeError(f"{what} {value!r} is not allowed", "use letters, digits and _ . + - (at most 128, no slashes)")
+        raise PruneScopeError(
+            f"{what} {value!r} is not allowed", "use letters, digits and _ . + - (at most 128, no slashes)"
+        )
     return value
 
 
@@ -178,23 +189,36 @@ def read_run_json(run_dir: Path) -> dict[str, Any]:
         raise PruneScopeError(f"run folder {run_dir} does not exist", "list the runs with `python -m pipeline ls`")
     path = run_dir / RUN_JSON
     if not path.is_file():
-        raise PruneScopeError(f"{run_dir} is not a PruneScope run (no {RUN_JSON})", "point to a run folder inside the store (`python -m pipeline ls`)")
+        raise PruneScopeError(
+            f"{run_dir} is not a PruneScope run (no {RUN_JSON})",
+            "point to a run folder inside the store (`python -m pipeline ls`)",
+        )
     try:
         meta = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PruneScopeError(f"{path} is not valid JSON: {exc}", "restore it, or rebuild the run with `python -m pipeline run CONFIG --force`") from None
+        raise PruneScopeError(
+            f"{path} is not valid JSON: {exc}",
+            "restore it, or rebuild the run with `python -m pipeline run CONFIG --force`",
+        ) from None
     if not isinstance(meta, dict):
-        raise PruneScopeError(f"{path} does not hold a JSON object", "rebuild the run with `python -m pipeline run CONFIG --force`")
+        raise PruneScopeError(
+            f"{path} does not hold a JSON object", "rebuild the run with `python -m pipeline run CONFIG --force`"
+        )
     version = meta.get("schema_version")
     if not isinstance(version, int):
-        raise PruneScopeError(f"{path} has no integer schema_version", "rebuild the run with `python -m pipeline run CONFIG --force`")
+        raise PruneScopeError(
+            f"{path} has no integer schema_version", "rebuild the run with `python -m pipeline run CONFIG --force`"
+        )
     if version > SCHEMA_VERSION:
         raise PruneScopeError(
             f"run {run_dir.name} uses store schema {version}, newer than this PruneScope reads ({SCHEMA_VERSION})",
             "upgrade PruneScope (git pull && pip install -r requirements.txt)",
         )
     if version < 1:
-        raise PruneScopeError(f"run {run_dir.name} has schema_version {version}", "rebuild the run with `python -m pipeline run CONFIG --force`")
+        raise PruneScopeError(
+            f"run {run_dir.name} has schema_version {version}",
+            "rebuild the run with `python -m pipeline run CONFIG --force`",
+        )
     return meta
 
 
@@ -213,7 +237,10 @@ def read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
     try:
         return pq.read_table(path, columns=columns)
     except (pa.ArrowException, OSError) as exc:
-        raise PruneScopeError(f"{path} is not a readable Parquet file: {exc}", "delete it and resume the run with `python -m pipeline run CONFIG`") from None
+        raise PruneScopeError(
+            f"{path} is not a readable Parquet file: {exc}",
+            "delete it and resume the run with `python -m pipeline run CONFIG`",
+        ) from None
 
 
 def samples_dataset(run_dir: Path) -> pads.Dataset:
@@ -226,7 +253,9 @@ def _check_schema(table: pa.Table, expected: pa.Schema, name: str, problems: lis
         if field.name not in table.schema.names:
             problems.append(f"{name}: column {field.name!r} is missing")
         elif not table.schema.field(field.name).type.equals(field.type):
-            problems.append(f"{name}: column {field.name!r} is {table.schema.field(field.name).type}, expected {field.type}")
+            problems.append(
+                f"{name}: column {field.name!r} is {table.schema.field(field.name).type}, expected {field.type}"
+            )
 
 
 def validate_run(run_dir: Path) -> list[str]:
@@ -247,7 +276,12 @@ def validate_run(run_dir: Path) -> list[str]:
         problems.append("run.json: class_names does not have num_classes entries")
 
     tables: dict[str, pa.Table] = {}
-    for name, schema in ((MODELS, MODELS_SCHEMA), (EVALUATIONS, EVALUATIONS_SCHEMA), (HEADS, HEADS_SCHEMA), (IMAGES, IMAGES_SCHEMA)):
+    for name, schema in (
+        (MODELS, MODELS_SCHEMA),
+        (EVALUATIONS, EVALUATIONS_SCHEMA),
+        (HEADS, HEADS_SCHEMA),
+        (IMAGES, IMAGES_SCHEMA),
+    ):
         try:
             tables[name] = read_table(run_dir / name)
         except PruneScopeError as exc:
@@ -298,7 +332,10 @@ def validate_run(run_dir: Path) -> list[str]:
                 problems.append(f"samples/{part.name}/{f.name} is not readable Parquet: {exc}")
                 continue
             _check_schema(schema.empty_table(), expected, f"samples/{part.name}/{f.name}", problems)
-    have_eval = {(m, c, int(s)) for m, c, s in zip(*(evals.column(k).to_pylist() for k in ("model_id", "corruption", "severity")))}
+    have_eval = {
+        (m, c, int(s))
+        for m, c, s in zip(*(evals.column(k).to_pylist() for k in ("model_id", "corruption", "severity")))
+    }
     for m, c, s in sorted(have_eval):
         if not samples_path(run_dir, m, c, s).is_file():
             problems.append(f"evaluation ({m}, {c}, {s}) has no samples file")

@@ -49,7 +49,12 @@ def _augment(x: torch.Tensor, mode: str, gen: torch.Generator) -> torch.Tensor:
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
     rows = (dy[:, None] + torch.arange(h)[None, :]).to(x.device)
     cols = (dx[:, None] + torch.arange(w)[None, :]).to(x.device)
-    out = padded[torch.arange(n, device=x.device)[:, None, None, None], torch.arange(x.shape[1], device=x.device)[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
+    out = padded[
+        torch.arange(n, device=x.device)[:, None, None, None],
+        torch.arange(x.shape[1], device=x.device)[None, :, None, None],
+        rows[:, None, :, None],
+        cols[:, None, None, :],
+    ]
     if mode == "crop_flip":
         flip = (torch.rand(n, generator=gen) < 0.5).to(x.device)
         out = torch.where(flip[:, None, None, None], out.flip(3), out)
@@ -86,7 +91,9 @@ def fit(
     model.to(device).train()
     for epoch in range(epochs):
         total, correct, loss_sum = 0, 0, 0.0
-        bar = tqdm(list(batches(len(y_all), batch_size, gen)), desc=f"{desc} {epoch + 1}/{epochs}", leave=False, unit="batch")
+        bar = tqdm(
+            list(batches(len(y_all), batch_size, gen)), desc=f"{desc} {epoch + 1}/{epochs}", leave=False, unit="batch"
+        )
         for idx in bar:
             x = _augment(norm(x_all[idx], device), augment, gen)
             y = y_all[idx].to(device)
@@ -106,7 +113,16 @@ def fit(
     return history
 
 
-def train_dense(model: nn.Module, images: np.ndarray, labels: np.ndarray, norm: Normalizer, device: torch.device, cfg: TrainConfig, seed: int, desc: str) -> list[dict[str, float]]:
+def train_dense(
+    model: nn.Module,
+    images: np.ndarray,
+    labels: np.ndarray,
+    norm: Normalizer,
+    device: torch.device,
+    cfg: TrainConfig,
+    seed: int,
+    desc: str,
+) -> list[dict[str, float]]:
     """Seeded SGD with momentum and the configured learning-rate schedule."""
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     epochs = max(cfg.epochs, 1)
@@ -119,15 +135,32 @@ def train_dense(model: nn.Module, images: np.ndarray, labels: np.ndarray, norm: 
     return fit(model, images, labels, norm, device, cfg.epochs, opt, sched, cfg.batch_size, seed, cfg.augment, desc)
 
 
-def finetune(model: nn.Module, images: np.ndarray, labels: np.ndarray, norm: Normalizer, device: torch.device, cfg: FinetuneConfig, epochs: int, seed: int, desc: str) -> list[dict[str, float]]:
+def finetune(
+    model: nn.Module,
+    images: np.ndarray,
+    labels: np.ndarray,
+    norm: Normalizer,
+    device: torch.device,
+    cfg: FinetuneConfig,
+    epochs: int,
+    seed: int,
+    desc: str,
+) -> list[dict[str, float]]:
     """SGD + ExponentialLR (seeds/001); pruning masks stay attached, so pruned weights stay zero."""
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+    )
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma)
     return fit(model, images, labels, norm, device, epochs, opt, sched, cfg.batch_size, seed, "none", desc)
 
 
 @torch.inference_mode()
-def extract(model: nn.Module, head: nn.Linear, images: np.ndarray, norm: Normalizer, device: torch.device, batch_size: int) -> torch.Tensor:
+def extract(
+    model: nn.Module, head: nn.Linear, images: np.ndarray, norm: Normalizer, device: torch.device, batch_size: int
+) -> torch.Tensor:
     """Features X = input of the final nn.Linear for every image (captured by a forward hook), (N, m)."""
     captured: list[torch.Tensor] = []
     hook = head.register_forward_hook(lambda mod, inp, out: captured.append(inp[0].detach().flatten(1)))

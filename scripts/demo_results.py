@@ -27,7 +27,9 @@ def markdown_table(models: pd.DataFrame) -> str:
     lines = [head, "|---" * (len(table.columns) + 1) + "|"]
     lines += [f"| {v} | " + " | ".join(row) + " |" for v, row in zip(table.index, table.values.tolist())]
     if len(dense):
-        lines.append(f"\nDense model: {dense.iloc[0]:.3f}. Cells: clean accuracy (measured sparsity of all prunable weights).")
+        lines.append(
+            f"\nDense model: {dense.iloc[0]:.3f}. Cells: clean accuracy (measured sparsity of all prunable weights)."
+        )
     return "\n".join(lines)
 
 

@@ -38,7 +38,9 @@ def free_port() -> int:
 
 def settle(driver, seconds: float = 1.5) -> None:
     """Wait until no Dash request is pending, then let plotly finish drawing."""
-    WebDriverWait(driver, 60, 0.2).until(lambda d: d.execute_script("const s = window.store && window.store.getState(); return !!s && !s.isLoading;"))
+    WebDriverWait(driver, 60, 0.2).until(
+        lambda d: d.execute_script("const s = window.store && window.store.getState(); return !!s && !s.isLoading;")
+    )
     deadline = time.time() + seconds
     while time.time() < deadline:
         time.sleep(0.1)
@@ -47,7 +49,10 @@ def settle(driver, seconds: float = 1.5) -> None:
 def shoot(driver, element_id: str, out: Path) -> None:
     el = driver.find_element("css selector", f"#{element_id}")
     card = el.find_element("xpath", "./ancestor::div[contains(@class,'view-card')]")
-    driver.execute_script("window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 70, behavior: 'instant'});", card)
+    driver.execute_script(
+        "window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 70, behavior: 'instant'});",
+        card,
+    )
     settle(driver, 1.0)
     card.screenshot(str(out))
     print(out)
@@ -66,14 +71,24 @@ def main() -> None:
         WebDriverWait(driver, 60, 0.2).until(lambda d: d.find_elements("css selector", f"#{ids.SAMPLES_GRID} img"))
         settle(driver, 3)
         driver.save_screenshot(str(outdir / "dashboard_1440x900.png"))
-        for view, name in ((ids.EVAL_TABLE, "evaluation_table"), (ids.COMBO_TABLE, "combinations"), (ids.LOCAL_GRAPH, "local_geometry"),
-                           (ids.GLOBAL_GRAPH, "global_geometry"), (ids.SAMPLES_GRID, "samples"), (ids.ROBUST_MARGIN, "robustness_margin"),
-                           (ids.ROBUST_SWEETSPOT, "robustness_sweetspot"), (ids.ROBUST_TABLE1, "robustness_table1")):
+        for view, name in (
+            (ids.EVAL_TABLE, "evaluation_table"),
+            (ids.COMBO_TABLE, "combinations"),
+            (ids.LOCAL_GRAPH, "local_geometry"),
+            (ids.GLOBAL_GRAPH, "global_geometry"),
+            (ids.SAMPLES_GRID, "samples"),
+            (ids.ROBUST_MARGIN, "robustness_margin"),
+            (ids.ROBUST_SWEETSPOT, "robustness_sweetspot"),
+            (ids.ROBUST_TABLE1, "robustness_table1"),
+        ):
             shoot(driver, view, outdir / f"view_{name}.png")
         bars = driver.find_elements("css selector", f"#{ids.EVAL_TABLE} .trace.bars .point path")
         index = driver.execute_script(
             f"return document.querySelector('#{ids.EVAL_TABLE} .js-plotly-plot').data[0].customdata"
-            ".findIndex(c => c[0] === arguments[0] && c[1] === arguments[1]);", COMPARE[0], COMPARE[1])
+            ".findIndex(c => c[0] === arguments[0] && c[1] === arguments[1]);",
+            COMPARE[0],
+            COMPARE[1],
+        )
         driver.execute_script("window.scrollTo({top: 0, behavior: 'instant'});")
         ActionChains(driver).move_to_element(bars[index]).click().perform()
         settle(driver, 3)
@@ -93,9 +108,17 @@ def snapshot(driver, store: str, run: str, out: Path) -> None:
         page = Path(tmp) / "snapshot.html"
         page.write_text(build_snapshot(StoreReader(store), run, "digits_cnn-dense", COMPARE[0]), encoding="utf-8")
         driver.get(page.as_uri())
-        WebDriverWait(driver, 60, 0.2).until(lambda d: d.execute_script("const g = document.getElementById('fig-global'); return g && g.data && g.querySelector('.main-svg');"))
+        WebDriverWait(driver, 60, 0.2).until(
+            lambda d: d.execute_script(
+                "const g = document.getElementById('fig-global'); return g && g.data && g.querySelector('.main-svg');"
+            )
+        )
         plot = driver.find_element("css selector", '#fig-trajectories .nsewdrag[data-subplot="xy"]')
-        driver.execute_script("window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 120, behavior: 'instant'});", plot)
+        driver.execute_script(
+            "window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 120, "
+            "behavior: 'instant'});",
+            plot,
+        )
         w, h = plot.size["width"], plot.size["height"]
         drag = ActionChains(driver).move_to_element(plot).move_by_offset(-w // 2 + 2, -h // 2 + 2).click_and_hold()
         for _ in range(10):
@@ -103,7 +126,11 @@ def snapshot(driver, store: str, run: str, out: Path) -> None:
         drag.release().perform()
         WebDriverWait(driver, 30, 0.2).until(lambda d: "selected" in d.find_element("id", "selection-status").text)
         card = driver.find_element("id", "card-trajectories")
-        driver.execute_script("window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 40, behavior: 'instant'});", card)
+        driver.execute_script(
+            "window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 40, "
+            "behavior: 'instant'});",
+            card,
+        )
         time.sleep(1.0)  # let plotly finish drawing the outlines
         driver.save_screenshot(str(out))
         print(out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,11 @@ def write_toml(cfg: dict[str, Any], path: Path) -> Path:
             return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
         return repr(v)
 
-    lines = [f"{k} = {value(v)}" for k, v in cfg.items() if not isinstance(v, (dict, list)) or (isinstance(v, list) and not (v and isinstance(v[0], dict)))]
+    lines = [
+        f"{k} = {value(v)}"
+        for k, v in cfg.items()
+        if not isinstance(v, (dict, list)) or (isinstance(v, list) and not (v and isinstance(v[0], dict)))
+    ]
     for k, v in cfg.items():
         if isinstance(v, dict):
             lines.append(f"[{k}]")
@@ -70,6 +75,13 @@ def user_nets(tmp_path, monkeypatch) -> str:
     sys.modules.pop("usernets", None)
 
 
+def free_port() -> int:
+    """A loopback port free now: servers started by tests never collide with another test run on the machine."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def pytest_setup_options():
     """Headless Debian Chromium for dash[testing]'s browser tier (as root: no sandbox)."""
     from scripts.render_png import chrome_options
@@ -94,5 +106,7 @@ def browser_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pipeline.runner import build_run
 
     store_dir = tmp_path_factory.mktemp("browser-store")
-    build_run(parse_config(tiny_config(evaluation={"corruptions": ["gaussian_noise", "fog"], "severities": [3]})), store_dir)
+    build_run(
+        parse_config(tiny_config(evaluation={"corruptions": ["gaussian_noise", "fog"], "severities": [3]})), store_dir
+    )
     return store_dir

@@ -12,19 +12,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.io.json import to_json_plotly
 import pytest
+from plotly.io.json import to_json_plotly
 
+from app import plotlyjs
+from app.figures import decode_array
 from app.figures.density import kde
 from app.figures.evaltable import evaluation_table, table_frame
 from app.figures.local import comparison, small_multiples, trajectories
-from app.figures.parallel import axis_positions, axis_ranges, box_constraints, brushed, density_strips, dimensions, parallel_coordinates, rank_axes
+from app.figures.parallel import (
+    axis_positions,
+    axis_ranges,
+    box_constraints,
+    brushed,
+    density_strips,
+    dimensions,
+    parallel_coordinates,
+    rank_axes,
+)
 from app.figures.robustness import margin_change
 from app.figures.sweetspot import accuracy_vs_sparsity
 from app.reader import StoreError, StoreReader
 from app.state import Combo, make_selection, selected_ids
-from app import plotlyjs
-from app.figures import decode_array
 from app.views.local import points_to_ids
 from pipeline import store
 
@@ -43,11 +52,19 @@ def arr(value) -> np.ndarray:
 
 def samples_frame(n: int = 40, classes: int = 3, seed: int = 0, with_angles: bool = True) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    df = pd.DataFrame({
-        "sample_id": np.arange(n), "label": rng.integers(0, classes, n), "pred": rng.integers(0, classes, n),
-        "angle": rng.uniform(40, 90, n), "length": rng.uniform(1, 5, n), "margin": rng.normal(0, 1, n),
-        "confidence": rng.uniform(0, 1, n), "loss": rng.uniform(0, 2, n), "robustness": rng.uniform(0, 1, n),
-    })
+    df = pd.DataFrame(
+        {
+            "sample_id": np.arange(n),
+            "label": rng.integers(0, classes, n),
+            "pred": rng.integers(0, classes, n),
+            "angle": rng.uniform(40, 90, n),
+            "length": rng.uniform(1, 5, n),
+            "margin": rng.normal(0, 1, n),
+            "confidence": rng.uniform(0, 1, n),
+            "loss": rng.uniform(0, 2, n),
+            "robustness": rng.uniform(0, 1, n),
+        }
+    )
     df["correct"] = df["margin"] > 0
     if with_angles:
         for j in range(classes):
@@ -57,11 +74,30 @@ def samples_frame(n: int = 40, classes: int = 3, seed: int = 0, with_angles: boo
 
 def evals_frame() -> pd.DataFrame:
     rows = []
-    for mid, method, sp in (("m-dense", "dense", 0.0), ("m-mag-50", "magnitude", 0.5), ("m-mag-90", "magnitude", 0.9), ("m-rand-50", "random", 0.5)):
+    for mid, method, sp in (
+        ("m-dense", "dense", 0.0),
+        ("m-mag-50", "magnitude", 0.5),
+        ("m-mag-90", "magnitude", 0.9),
+        ("m-rand-50", "random", 0.5),
+    ):
         for corr, sev, acc in (("clean", 0, 0.9), ("fog", 1, 0.8), ("fog", 3, 0.6)):
-            rows.append({"model_id": mid, "arch": "net", "method": method, "scope": "global", "schedule": "oneshot", "steps": 1,
-                         "finetune_epochs": 0, "sparsity": sp, "target_sparsity": sp, "corruption": corr, "severity": sev,
-                         "accuracy": acc - sp / 4, "n": 10})
+            rows.append(
+                {
+                    "model_id": mid,
+                    "arch": "net",
+                    "method": method,
+                    "scope": "global",
+                    "schedule": "oneshot",
+                    "steps": 1,
+                    "finetune_epochs": 0,
+                    "sparsity": sp,
+                    "target_sparsity": sp,
+                    "corruption": corr,
+                    "severity": sev,
+                    "accuracy": acc - sp / 4,
+                    "n": 10,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -101,7 +137,13 @@ def test_local_small_multiples_and_comparison():
     assert set(moves["category"]) <= {"both_wrong", "right_wrong", "wrong_right", "both_right"}
     assert (moves["d_margin"] == moves["margin_cmp"] - moves["margin_ref"]).all()
     cmp = F(comparison(moves[moves["label"] == 0], "a"))
-    assert [a.text.split(" (")[0] for a in cmp.layout.annotations[:5]] == ["all samples", "both wrong", "right → wrong", "wrong → right", "both right"]
+    assert [a.text.split(" (")[0] for a in cmp.layout.annotations[:5]] == [
+        "all samples",
+        "both wrong",
+        "right → wrong",
+        "wrong → right",
+        "both right",
+    ]
     assert "no samples" in F(comparison(moves.iloc[0:0], "a")).layout.annotations[0].text
 
 
@@ -133,7 +175,9 @@ def test_parallel_coordinates_draw_each_sample_through_its_axis_values():
     row = g[g["sample_id"] == picked].iloc[0]
     assert np.allclose(y[:k], [(row[col] - lo) / (hi - lo) for (col, _), (lo, hi) in zip(dims, ranges)])
     rest = g[g["sample_id"] != picked]
-    assert len(arr(correct.y)) == (k + 1) * int(rest["correct"].sum()) and len(arr(incorrect.y)) == (k + 1) * int((~rest["correct"]).sum())
+    assert len(arr(correct.y)) == (k + 1) * int(rest["correct"].sum()) and len(arr(incorrect.y)) == (k + 1) * int(
+        (~rest["correct"]).sum()
+    )
     assert list(fig.layout.xaxis.ticktext) == [label for _, label in dims]
     for i, (lo, hi) in enumerate(ranges):  # each axis's value ticks span its values over the plot's height
         axis = fig.layout[f"yaxis{i + 2}"]
@@ -163,8 +207,12 @@ def test_box_constraints_brush_the_axes_a_box_covers():
     assert set(brushed(df, dims, top_half)) == set(df.loc[df["margin"] >= lo + 0.5 * (hi - lo), "sample_id"])
     wide = box_constraints([{"x0": -0.3, "x1": 1.2, "y0": 0, "y1": 1}], ranges)
     assert sorted(wide) == ["0", "1"]
-    assert box_constraints([{"x0": 0.3, "x1": 0.7, "y0": 0, "y1": 1}], ranges) == {}  # between two axes: nothing brushed
-    both = box_constraints([{"x0": m - 0.1, "x1": m + 0.1, "y0": 0, "y1": 0.2}, {"x0": m - 0.1, "x1": m + 0.1, "y0": 0.8, "y1": 1}], ranges)
+    assert (
+        box_constraints([{"x0": 0.3, "x1": 0.7, "y0": 0, "y1": 1}], ranges) == {}
+    )  # between two axes: nothing brushed
+    both = box_constraints(
+        [{"x0": m - 0.1, "x1": m + 0.1, "y0": 0, "y1": 0.2}, {"x0": m - 0.1, "x1": m + 0.1, "y0": 0.8, "y1": 1}], ranges
+    )
     assert len(both[str(m)]) == 2  # two boxes on one axis: either range
     assert box_constraints([{"x0": "?", "y0": 0}], ranges) == {}
 
@@ -185,13 +233,26 @@ def _every_builder() -> dict[str, dict]:
     frame = table_frame(evals_frame(), 3)
     models = evals_frame().query("corruption == 'clean'").assign(clean_accuracy=lambda d: d["accuracy"])
     return {
-        "evaltable": evaluation_table(frame, "m-mag-50", "m-rand-50", frame[["model_id", "column"]].assign(accuracy=0.2), 5),
+        "evaltable": evaluation_table(
+            frame, "m-mag-50", "m-rand-50", frame[["model_id", "column"]].assign(accuracy=0.2), 5
+        ),
         "evaltable-empty": evaluation_table(table_frame(evals_frame().iloc[0:0], 3)),
-        "local": small_multiples(df, ["a", "b", "c"], [0, 1, 2], selected={1}), "local-empty": small_multiples(df.iloc[0:0], ["a"], [0]),
-        "comparison": comparison(moves[moves["label"] == 0], "a", selected={1}), "comparison-empty": comparison(moves.iloc[0:0], "a"),
-        "parallel": parallel_coordinates(df[df["label"] == 0], dims, "t", {1}, [{"type": "rect", "xref": "x", "yref": "y", "x0": 0.8, "x1": 1.2, "y0": 0.1, "y1": 0.6}]), "strips": density_strips(df, samples_frame(seed=2), dims),
-        "margin": margin_change([("a", np.random.default_rng(0).normal(0, 1, 200))]), "margin-empty": margin_change([]),
-        "sweetspot": accuracy_vs_sparsity(models, selected="m-mag-50"), "sweetspot-empty": accuracy_vs_sparsity(models.iloc[0:0]),
+        "local": small_multiples(df, ["a", "b", "c"], [0, 1, 2], selected={1}),
+        "local-empty": small_multiples(df.iloc[0:0], ["a"], [0]),
+        "comparison": comparison(moves[moves["label"] == 0], "a", selected={1}),
+        "comparison-empty": comparison(moves.iloc[0:0], "a"),
+        "parallel": parallel_coordinates(
+            df[df["label"] == 0],
+            dims,
+            "t",
+            {1},
+            [{"type": "rect", "xref": "x", "yref": "y", "x0": 0.8, "x1": 1.2, "y0": 0.1, "y1": 0.6}],
+        ),
+        "strips": density_strips(df, samples_frame(seed=2), dims),
+        "margin": margin_change([("a", np.random.default_rng(0).normal(0, 1, 200))]),
+        "margin-empty": margin_change([]),
+        "sweetspot": accuracy_vs_sparsity(models, selected="m-mag-50"),
+        "sweetspot-empty": accuracy_vs_sparsity(models.iloc[0:0]),
     }
 
 
@@ -201,7 +262,9 @@ def test_every_builder_makes_a_valid_plotly_figure(name):
     spec = _every_builder()[name]
     go.Figure(spec)  # raises on any property plotly does not know or any invalid value
     json.loads(to_json_plotly(spec))
-    assert {t.get("type", "scatter") for t in spec["data"]} <= plotlyjs.contents()[1], "a trace type the plotly.js bundle lacks"
+    assert {t.get("type", "scatter") for t in spec["data"]} <= plotlyjs.contents()[1], (
+        "a trace type the plotly.js bundle lacks"
+    )
 
 
 def test_plotly_bundle_is_plotly_pys_plotlyjs():
@@ -220,7 +283,9 @@ def test_kde_edge_cases():
 
 
 def test_state_helpers_and_typed_arrays():
-    assert Combo.parse("m|fog|3") == Combo("m", "fog", 3) and Combo.parse("../x") is None and Combo.parse("a|b|c") is None
+    assert (
+        Combo.parse("m|fog|3") == Combo("m", "fog", 3) and Combo.parse("../x") is None and Combo.parse("a|b|c") is None
+    )
     assert selected_ids(make_selection([3, 1, 3], "local")) == {1, 3} and selected_ids(None) is None
     encoded = {"dtype": "i8", "bdata": "AQAAAAAAAAACAAAAAAAAAAMAAAAAAAAA"}
     assert list(decode_array(encoded)) == [1, 2, 3]
@@ -233,7 +298,9 @@ def test_reader_filters_and_memo(tiny_run, tmp_path):
     assert reader.runs() == ["tiny"]
     df = reader.samples("tiny", "digits_cnn-dense", "clean", 0, with_angles=True, labels=[3])
     assert set(df["label"]) == {3} and "a9" in df.columns and df["sample_id"].is_monotonic_increasing
-    np.testing.assert_allclose(df["angle"], [row[f"a{int(l)}"] for l, (_, row) in zip(df["label"], df.iterrows())], rtol=1e-6)
+    np.testing.assert_allclose(
+        df["angle"], [row[f"a{int(lab)}"] for lab, (_, row) in zip(df["label"], df.iterrows())], rtol=1e-6
+    )
     again = reader.samples("tiny", "digits_cnn-dense", "clean", 0, with_angles=True, labels=[3])
     pd.testing.assert_frame_equal(df, again)
     sub = reader.subset_accuracy("tiny", df["sample_id"].tolist())
@@ -245,7 +312,9 @@ def test_reader_filters_and_memo(tiny_run, tmp_path):
     assert set(reader.table1("tiny")["model_id"]) == set(reader.models("tiny")["model_id"])
 
 
-@pytest.mark.parametrize("run,model", [("../tiny", "digits_cnn-dense"), ("/etc", "x"), ("tiny", "../../etc/passwd"), ("tiny", "nope")])
+@pytest.mark.parametrize(
+    "run,model", [("../tiny", "digits_cnn-dense"), ("/etc", "x"), ("tiny", "../../etc/passwd"), ("tiny", "nope")]
+)
 def test_reader_refuses_names_not_in_the_store(tiny_run, run, model):
     reader = StoreReader(tiny_run.parent)
     with pytest.raises(StoreError):
@@ -265,7 +334,10 @@ def test_reader_errors_on_newer_schema_and_missing_evaluation(tiny_run, tmp_path
 
 
 def test_app_never_imports_torch(tiny_run):
-    code = f"import sys; from app.main import create_app; create_app({str(tiny_run.parent)!r}, 'tiny', None); print('torch' in sys.modules)"
+    code = (
+        "import sys; from app.main import create_app; "
+        f"create_app({str(tiny_run.parent)!r}, 'tiny', None); print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -276,7 +348,10 @@ def test_margin_changes_read_one_model_and_match_a_direct_computation(browser_st
     reader = StoreReader(browser_store)
     model = "digits_cnn-magnitude-global-oneshot-s80-ft1"
     clean = reader.samples("tiny", model, "clean", 0).set_index("sample_id")["margin"]
-    rows = [reader.samples("tiny", model, c, 3).set_index("sample_id")["margin"].reindex(clean.index).to_numpy() for c in ("fog", "gaussian_noise")]
+    rows = [
+        reader.samples("tiny", model, c, 3).set_index("sample_id")["margin"].reindex(clean.index).to_numpy()
+        for c in ("fog", "gaussian_noise")
+    ]
     expected = trim(relative_margin_change(clean.to_numpy(np.float32), np.vstack(rows).astype(np.float32)))
     got = reader.margin_changes("tiny", model)
     assert got.size == expected.size > 0

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.support.ui import WebDriverWait
 
 from app import ids
 from app.main import create_app
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def dash_app(dash_duo, browser_store, tmp_path):
-    dash_duo.start_server(create_app(browser_store, "tiny", cache_dir=tmp_path / "dc"))
+    dash_duo.start_server(create_app(browser_store, "tiny", cache_dir=tmp_path / "dc"), port=free_port())
     dash_duo.driver.set_window_size(1440, 900)
     return dash_duo
 
@@ -23,7 +23,8 @@ def dash_app(dash_duo, browser_store, tmp_path):
 TRACES = """
 const el = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
 if (!el || !el.data) return [];
-const size = a => !a ? 0 : (a.length !== undefined ? a.length : (a._inputArray ? Object.keys(a._inputArray).length : 0));
+const size = a => !a ? 0 : (a.length !== undefined ? a.length : \
+(a._inputArray ? Object.keys(a._inputArray).length : 0));
 return el.data.map(t => ({type: t.type, name: t.name, mode: t.mode, fill: t.fill, n: size(t.x)}));
 """
 
@@ -49,7 +50,8 @@ def views_drawn(duo) -> bool:
         and any(t.get("mode") == "markers" and t["n"] > 0 for t in local)
         and any(t.get("mode") == "lines" and t["n"] > 0 for t in glob)
         and any(t.get("fill") == "tozeroy" for t in margin)
-        and len(sweet) > 3 and len(images) > 0
+        and len(sweet) > 3
+        and len(images) > 0
     )
 
 
@@ -70,10 +72,15 @@ def test_box_selection_drives_samples_global_and_table(dash_app):
     wait(dash_app, lambda: settled(dash_app))
     before = dash_app.find_element(f"#{ids.SAMPLES_COUNT}").text
     subplot = dash_app.driver.execute_script(  # the first class's scatter panel
-        f"const t = document.querySelector('#{ids.LOCAL_GRAPH} .js-plotly-plot').data.find(t => t.mode === 'markers'); return (t.xaxis || 'x') + (t.yaxis || 'y');")
+        f"const t = document.querySelector('#{ids.LOCAL_GRAPH} .js-plotly-plot').data.find(t => t.mode === 'markers'); "
+        "return (t.xaxis || 'x') + (t.yaxis || 'y');"
+    )
     plot = dash_app.find_element(f'#{ids.LOCAL_GRAPH} .nsewdrag[data-subplot="{subplot}"]')
     in_view = "const r = arguments[0].getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight;"
-    dash_app.driver.execute_script("window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 120, behavior: 'instant'});", plot)  # Bootstrap makes scrolling smooth: jump
+    dash_app.driver.execute_script(
+        "window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 120, behavior: 'instant'});",
+        plot,
+    )  # Bootstrap makes scrolling smooth: jump
     wait(dash_app, lambda: dash_app.driver.execute_script(in_view, plot))
     w, h = plot.size["width"], plot.size["height"]
     drag = ActionChains(dash_app.driver).move_to_element(plot).move_by_offset(-w // 3, -h // 3).click_and_hold()
@@ -81,9 +88,18 @@ def test_box_selection_drives_samples_global_and_table(dash_app):
         drag = drag.move_by_offset(w // 12, h // 12)
     drag.release().perform()
     wait(dash_app, lambda: "selected (local)" in dash_app.find_element(f"#{ids.SELECTION_BADGE}").text)
-    wait(dash_app, lambda: "selected" in dash_app.find_element(f"#{ids.SAMPLES_COUNT}").text and dash_app.find_element(f"#{ids.SAMPLES_COUNT}").text != before)
+    wait(
+        dash_app,
+        lambda: (
+            "selected" in dash_app.find_element(f"#{ids.SAMPLES_COUNT}").text
+            and dash_app.find_element(f"#{ids.SAMPLES_COUNT}").text != before
+        ),
+    )
     wait(dash_app, lambda: any(t.get("name") == "difference" for t in figure_data(dash_app, ids.EVAL_TABLE)))
-    wait(dash_app, lambda: any(t.get("name") == "selected" and t["n"] > 0 for t in figure_data(dash_app, ids.GLOBAL_GRAPH)))
+    wait(
+        dash_app,
+        lambda: any(t.get("name") == "selected" and t["n"] > 0 for t in figure_data(dash_app, ids.GLOBAL_GRAPH)),
+    )
     dash_app.find_element(f"#{ids.CLEAR_SELECTION}").click()
     wait(dash_app, lambda: dash_app.find_element(f"#{ids.SELECTION_BADGE}").text == "no selection")
     assert dash_app.get_logs() == []
@@ -92,19 +108,34 @@ def test_box_selection_drives_samples_global_and_table(dash_app):
 def test_box_over_an_axis_in_global_geometry_drives_the_other_views(dash_app):
     wait(dash_app, lambda: settled(dash_app))
     plot = dash_app.find_element(f"#{ids.GLOBAL_GRAPH} .nsewdrag")
-    dash_app.driver.execute_script("window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 200, behavior: 'instant'});", plot)
-    axes = dash_app.driver.execute_script(f"return document.querySelector('#{ids.GLOBAL_GRAPH} .js-plotly-plot').layout.xaxis.ticktext.length;")
+    dash_app.driver.execute_script(
+        "window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 200, behavior: 'instant'});",
+        plot,
+    )
+    axes = dash_app.driver.execute_script(
+        f"return document.querySelector('#{ids.GLOBAL_GRAPH} .js-plotly-plot').layout.xaxis.ticktext.length;"
+    )
     w, h = plot.size["width"], plot.size["height"]
     margin_axis = int(w * ((axes - 0.5) / axes - 0.5))  # from the plot's centre to the last (margin) axis
-    drag = ActionChains(dash_app.driver).move_to_element(plot).move_by_offset(margin_axis - 12, -int(h * 0.45)).click_and_hold()
+    drag = (
+        ActionChains(dash_app.driver)
+        .move_to_element(plot)
+        .move_by_offset(margin_axis - 12, -int(h * 0.45))
+        .click_and_hold()
+    )
     for _ in range(6):
         drag = drag.move_by_offset(4, int(h * 0.1))
     drag.release().perform()
     wait(dash_app, lambda: "selected (global)" in dash_app.find_element(f"#{ids.SELECTION_BADGE}").text)
     wait(dash_app, lambda: "selected" in dash_app.find_element(f"#{ids.SAMPLES_COUNT}").text)
     wait(dash_app, lambda: any(t.get("name") == "difference" for t in figure_data(dash_app, ids.EVAL_TABLE)))
-    wait(dash_app, lambda: any(t.get("name") == "selected" and t["n"] > 0 for t in figure_data(dash_app, ids.GLOBAL_GRAPH)))
-    boxes = dash_app.driver.execute_script(f"return document.querySelector('#{ids.GLOBAL_GRAPH} .js-plotly-plot').layout.selections || [];")
+    wait(
+        dash_app,
+        lambda: any(t.get("name") == "selected" and t["n"] > 0 for t in figure_data(dash_app, ids.GLOBAL_GRAPH)),
+    )
+    boxes = dash_app.driver.execute_script(
+        f"return document.querySelector('#{ids.GLOBAL_GRAPH} .js-plotly-plot').layout.selections || [];"
+    )
     assert len(boxes) == 1, "the redrawn figure keeps the user's box"
     assert dash_app.get_logs() == []
 
@@ -115,14 +146,22 @@ def test_clicking_a_bar_compares_and_draws_trajectories(dash_app):
     assert len(bars) > 10
     ActionChains(dash_app.driver).move_to_element(bars[len(bars) // 2]).click().perform()
     wait(dash_app, lambda: "compared" in dash_app.find_element(f"#{ids.COMBO_TABLE}").text)
-    wait(dash_app, lambda: any("right → wrong" in a.get("text", "") for a in dash_app.driver.execute_script(
-        f"const el = document.querySelector('#{ids.LOCAL_GRAPH} .js-plotly-plot'); return el && el.layout ? el.layout.annotations || [] : [];")))
+    wait(
+        dash_app,
+        lambda: any(
+            "right → wrong" in a.get("text", "")
+            for a in dash_app.driver.execute_script(
+                f"const el = document.querySelector('#{ids.LOCAL_GRAPH} .js-plotly-plot'); "
+                "return el && el.layout ? el.layout.annotations || [] : [];"
+            )
+        ),
+    )
     lines = [t for t in figure_data(dash_app, ids.LOCAL_GRAPH) if t.get("mode") == "lines"]
     assert lines and any(t["n"] >= 3 for t in lines)
     assert dash_app.get_logs() == []
 
 
 def test_empty_store_shows_a_message(dash_duo, tmp_path):
-    dash_duo.start_server(create_app(tmp_path / "empty-store", cache_dir=tmp_path / "dc"))
+    dash_duo.start_server(create_app(tmp_path / "empty-store", cache_dir=tmp_path / "dc"), port=free_port())
     dash_duo.wait_for_contains_text(".store-message", "has no runs yet", timeout=20)
     assert dash_duo.get_logs() == []

@@ -15,6 +15,7 @@ from app.export import build_snapshot
 from app.main import create_app
 from app.reader import StoreReader
 from scripts.render_png import chrome_options
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.browser
 REF, CMP = "digits_cnn-dense", "digits_cnn-magnitude-global-oneshot-s80-ft1"
@@ -27,7 +28,10 @@ def offline_browser():
     options.set_capability("goog:loggingPrefs", {"browser": "SEVERE"})
     driver = webdriver.Chrome(options=options)
     driver.execute_cdp_cmd("Network.enable", {})
-    driver.execute_cdp_cmd("Network.emulateNetworkConditions", {"offline": True, "latency": 0, "downloadThroughput": 0, "uploadThroughput": 0})
+    driver.execute_cdp_cmd(
+        "Network.emulateNetworkConditions",
+        {"offline": True, "latency": 0, "downloadThroughput": 0, "uploadThroughput": 0},
+    )
     yield driver
     driver.quit()
 
@@ -36,9 +40,15 @@ def until(driver, condition, timeout: float = 30):
     return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda _: condition())
 
 
-SELECTED_LINES = "const x = document.getElementById('fig-global').data[2].x; return Array.from(x || []).filter(v => v === null || Number.isNaN(v)).length;"  # one gap ends each line
+SELECTED_LINES = (  # one gap ends each line
+    "const x = document.getElementById('fig-global').data[2].x; "
+    "return Array.from(x || []).filter(v => v === null || Number.isNaN(v)).length;"
+)
 LINE_IDS = "return JSON.parse(document.getElementById('snapshot-data').textContent).parallel.ids;"
-DRAWN = "return arguments[0].every(k => { const d = document.getElementById('fig-' + k); return d && d.data && d.data.length > 0 && d.querySelector('.main-svg'); });"
+DRAWN = (
+    "return arguments[0].every(k => { const d = document.getElementById('fig-' + k); "
+    "return d && d.data && d.data.length > 0 && d.querySelector('.main-svg'); });"
+)
 
 
 def test_snapshot_opens_offline_every_figure_draws_and_a_selection_links_them(browser_store, tmp_path, offline_browser):
@@ -52,9 +62,15 @@ def test_snapshot_opens_offline_every_figure_draws_and_a_selection_links_them(br
     assert all(u.startswith(("file:", "data:")) for u in fetched), fetched
     assert driver.find_elements("css selector", "#samples-grid img"), "the gallery shows the class in focus"
 
-    subplot = driver.execute_script("const t = document.getElementById('fig-trajectories').data.find(t => t.mode === 'markers'); return (t.xaxis || 'x') + (t.yaxis || 'y');")
+    subplot = driver.execute_script(
+        "const t = document.getElementById('fig-trajectories').data.find(t => t.mode === 'markers'); "
+        "return (t.xaxis || 'x') + (t.yaxis || 'y');"
+    )
     plot = driver.find_element("css selector", f'#fig-trajectories .nsewdrag[data-subplot="{subplot}"]')
-    driver.execute_script("window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 150, behavior: 'instant'});", plot)
+    driver.execute_script(
+        "window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 150, behavior: 'instant'});",
+        plot,
+    )
     w, h = plot.size["width"], plot.size["height"]
     drag = ActionChains(driver).move_to_element(plot).move_by_offset(-w // 2 + 2, -h // 2 + 2).click_and_hold()
     for _ in range(10):  # the whole "all samples" panel, in steps as a hand would drag
@@ -70,9 +86,13 @@ def test_snapshot_opens_offline_every_figure_draws_and_a_selection_links_them(br
         "const d = document.getElementById('fig-local'); const out = [];"
         "d.data.forEach(t => { const w = t.marker && t.marker.line && t.marker.line.width; const ids = t.customdata;"
         "  if (Array.isArray(w)) w.forEach((v, i) => { if (v > 0) out.push(i); }); });"
-        "return out.length;")
+        "return out.length;"
+    )
     assert outlined == len(chosen), "the local geometry outlines exactly the selected samples"
-    cards = {int(c.get_attribute("data-sample-id")) for c in driver.find_elements("css selector", "#samples-grid .sample-card")}
+    cards = {
+        int(c.get_attribute("data-sample-id"))
+        for c in driver.find_elements("css selector", "#samples-grid .sample-card")
+    }
     assert cards and cards <= chosen
     assert "selected" in driver.find_element("id", "samples-count").text
 
@@ -81,10 +101,20 @@ def test_snapshot_opens_offline_every_figure_draws_and_a_selection_links_them(br
     assert driver.execute_script(SELECTED_LINES) == 0
 
     plot = driver.find_element("css selector", "#fig-global .nsewdrag")  # a box over the last (margin) axis brushes it
-    driver.execute_script("window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 150, behavior: 'instant'});", plot)
-    axes = driver.execute_script("return JSON.parse(document.getElementById('snapshot-data').textContent).parallel.positions.length;")
+    driver.execute_script(
+        "window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 150, behavior: 'instant'});",
+        plot,
+    )
+    axes = driver.execute_script(
+        "return JSON.parse(document.getElementById('snapshot-data').textContent).parallel.positions.length;"
+    )
     w, h = plot.size["width"], plot.size["height"]
-    drag = ActionChains(driver).move_to_element(plot).move_by_offset(int(w * ((axes - 0.5) / axes - 0.5)) - 12, -h // 2 + 2).click_and_hold()
+    drag = (
+        ActionChains(driver)
+        .move_to_element(plot)
+        .move_by_offset(int(w * ((axes - 0.5) / axes - 0.5)) - 12, -h // 2 + 2)
+        .click_and_hold()
+    )
     for _ in range(6):  # top to bottom of the plot: past both ends of the axis
         drag = drag.move_by_offset(4, (h - 4) // 6)
     drag.release().perform()
@@ -99,7 +129,7 @@ def test_export_button_downloads_the_snapshot_in_the_background(dash_duo, browse
     app = create_app(browser_store, "tiny", cache_dir=tmp_path / "dc")
     spec = next(v for k, v in app.callback_map.items() if k.startswith(f"..{ids.EXPORT_DOWNLOAD}.data"))
     assert spec.get("background") and spec["background"].get("cancel"), "a background callback that can be cancelled"
-    dash_duo.start_server(app)
+    dash_duo.start_server(app, port=free_port())
     downloads = Path(dash_duo.download_path)
     dash_duo.driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     dash_duo.wait_for_element(f"#{ids.LOCAL_GRAPH} .js-plotly-plot", timeout=30)
@@ -107,7 +137,10 @@ def test_export_button_downloads_the_snapshot_in_the_background(dash_duo, browse
     WebDriverWait(dash_duo.driver, 90, 0.2).until(lambda _: [p for p in downloads.glob("*.html")])
     saved = next(downloads.glob("*.html"))
     assert saved.name == f"prunescope-tiny-{REF}.html"
-    until(dash_duo.driver, lambda: saved.stat().st_size > 1_000_000 and "</html>" in saved.read_text(encoding="utf-8")[-200:])
+    until(
+        dash_duo.driver,
+        lambda: saved.stat().st_size > 1_000_000 and "</html>" in saved.read_text(encoding="utf-8")[-200:],
+    )
     assert REF in saved.read_text(encoding="utf-8")
     dash_duo.wait_for_contains_text(f"#{ids.EXPORT_STATUS}", "MB", timeout=30)
     assert dash_duo.find_element(f"#{ids.EXPORT_CANCEL}").value_of_css_property("display") == "none"
@@ -128,7 +161,7 @@ def test_export_can_be_cancelled(dash_duo, browser_store, tmp_path, monkeypatch)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(export_view, "build_snapshot", gated)
-    dash_duo.start_server(create_app(browser_store, "tiny", cache_dir=tmp_path / "dc"))
+    dash_duo.start_server(create_app(browser_store, "tiny", cache_dir=tmp_path / "dc"), port=free_port())
     downloads = Path(dash_duo.download_path)
     dash_duo.driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     dash_duo.wait_for_element(f"#{ids.LOCAL_GRAPH} .js-plotly-plot", timeout=30)
@@ -139,7 +172,10 @@ def test_export_can_be_cancelled(dash_duo, browser_store, tmp_path, monkeypatch)
     bar = dash_duo.find_element(f"#{ids.EXPORT_PROGRESS}")
     assert bar.is_displayed() and bar.value_of_css_property("display") == "flex"
     cancel.click()
-    until(dash_duo.driver, lambda: not cancel.is_displayed() and dash_duo.find_element(f"#{ids.EXPORT_BUTTON}").is_enabled())
+    until(
+        dash_duo.driver,
+        lambda: not cancel.is_displayed() and dash_duo.find_element(f"#{ids.EXPORT_BUTTON}").is_enabled(),
+    )
     assert dash_duo.find_element(f"#{ids.EXPORT_STATUS}").text == "" and not list(downloads.glob("*.html"))
     gate.touch()
     dash_duo.find_element(f"#{ids.EXPORT_BUTTON}").click()  # after a cancel, the next export still works

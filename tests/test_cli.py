@@ -19,7 +19,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def assert_clean_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -31,7 +33,9 @@ def assert_clean_error(proc: subprocess.CompletedProcess, *fragments: str) -> No
 
 
 def test_bad_inputs_are_clear_errors(tmp_path):
-    missing = write_toml(tiny_config(dataset={"name": "mnist", "root": str(tmp_path / "no-mnist")}), tmp_path / "a.toml")
+    missing = write_toml(
+        tiny_config(dataset={"name": "mnist", "root": str(tmp_path / "no-mnist")}), tmp_path / "a.toml"
+    )
     assert_clean_error(cli("run", str(missing), "--store", str(tmp_path / "s")), "no-mnist", "does not exist")
     unknown = write_toml(tiny_config(models=[{"arch": "transformer9000"}]), tmp_path / "b.toml")
     assert_clean_error(cli("run", str(unknown), "--store", str(tmp_path / "s")), "unknown architecture", "digits_cnn")
@@ -57,13 +61,20 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tiny_run, tmp_path):
     config = write_toml(tiny_config(), tmp_path / "tiny.toml")
     store_dir = tmp_path / "store"
     units = store_dir / "tiny" / store.UNITS_DIR
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(config), "--store", str(store_dir)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "run", str(config), "--store", str(store_dir)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list(units.glob("model-*.json"))) < 3 and proc.poll() is None:
         time.sleep(0.005)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_at_kill = len(list(units.glob("model-*.json"))) + len(list((store_dir / "tiny" / store.SAMPLES_DIR).glob("*/*.parquet")))
+    done_at_kill = len(list(units.glob("model-*.json"))) + len(
+        list((store_dir / "tiny" / store.SAMPLES_DIR).glob("*/*.parquet"))
+    )
     assert 3 <= done_at_kill < 18, "the kill must land in the middle of the run"
     assert not (store_dir / "tiny" / store.MODELS).exists()
 

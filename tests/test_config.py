@@ -41,7 +41,10 @@ def test_grid_expansion():
         ({"name": "../escape"}, "run name"),
         ({"prune": [{"method": "mpt", "sparsity": 0.5, "finetune_epochs": 2}]}, "random initialisation"),
         ({"prune": [{"method": "mpt", "sparsity": 0.5, "init": "ones"}]}, "unknown mpt init"),
-        ({"models": [{"arch": "lenet5"}, {"arch": "lenet5", "id": "x", "parent": "y", "checkpoint": "a.pt"}]}, "parent 'y'"),
+        (
+            {"models": [{"arch": "lenet5"}, {"arch": "lenet5", "id": "x", "parent": "y", "checkpoint": "a.pt"}]},
+            "parent 'y'",
+        ),
         ({"models": [{"arch": "lenet5"}, {"arch": "lenet5", "id": "x", "parent": "lenet5"}]}, "no checkpoint"),
     ],
 )

@@ -53,10 +53,21 @@ def test_shape_dtype_and_batch_independence(name):
         np.testing.assert_array_equal(whole, halves)
         reordered = corrupt(images[::-1], name, 3, ids[::-1])[::-1]
         np.testing.assert_array_equal(whole, reordered)
-        assert not np.array_equal(corrupt(images, name, 3, ids, CorruptionOptions(seed=1)), whole) or name in DETERMINISTIC
+        assert (
+            not np.array_equal(corrupt(images, name, 3, ids, CorruptionOptions(seed=1)), whole) or name in DETERMINISTIC
+        )
 
 
-DETERMINISTIC = {"defocus_blur", "zoom_blur", "gaussian_blur", "brightness", "contrast", "pixelate", "jpeg_compression", "saturate"}
+DETERMINISTIC = {
+    "defocus_blur",
+    "zoom_blur",
+    "gaussian_blur",
+    "brightness",
+    "contrast",
+    "pixelate",
+    "jpeg_compression",
+    "saturate",
+}
 # These use no randomness, so a different seed gives the same image.
 
 # Where the CIFAR-10-C constants themselves are not monotone in pixel change:
@@ -97,7 +108,9 @@ def test_same_images_in_another_process():
         "for n in CORRUPTION_NAMES: h.update(corrupt(x, n, 4, np.arange(12)).tobytes())\n"
         "print(h.hexdigest())\n"
     )
-    other = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+    other = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
     h = hashlib.sha256()
     for n in CORRUPTION_NAMES:
         h.update(corrupt(DIGITS[:12], n, 4, np.arange(12)).tobytes())
@@ -120,7 +133,13 @@ def test_frost_from_a_folder_of_photos(tmp_path):
     procedural = corrupt(PHOTOS, "frost", 5, ids)
     assert with_photo.shape == PHOTOS.shape and not np.array_equal(with_photo, procedural)
     with pytest.raises(PruneScopeError, match="no frost images"):
-        corrupt(PHOTOS, "frost", 5, ids, CorruptionOptions(frost_dir=str(tmp_path / "empty" if (tmp_path / "empty").mkdir() is None else "")))
+        corrupt(
+            PHOTOS,
+            "frost",
+            5,
+            ids,
+            CorruptionOptions(frost_dir=str(tmp_path / "empty" if (tmp_path / "empty").mkdir() is None else "")),
+        )
 
 
 def write_official(root: Path, test_images: np.ndarray, labels: np.ndarray, names: list[str]) -> None:
@@ -128,7 +147,9 @@ def write_official(root: Path, test_images: np.ndarray, labels: np.ndarray, name
     root.mkdir(parents=True, exist_ok=True)
     n = len(test_images)
     for name in names:
-        stack = np.concatenate([np.clip(test_images.astype(np.int16) + 10 * s, 0, 255).astype(np.uint8) for s in SEVERITIES])
+        stack = np.concatenate(
+            [np.clip(test_images.astype(np.int16) + 10 * s, 0, 255).astype(np.uint8) for s in SEVERITIES]
+        )
         np.save(root / f"{name}.npy", stack)
     np.save(root / "labels.npy", np.tile(labels, 5).astype(np.uint8))
     assert len(np.load(root / f"{names[0]}.npy")) == 5 * n
@@ -140,14 +161,22 @@ def test_official_files_are_read_instead_of_generated(tmp_path):
     make_cifar(tmp_path / "cifar")
     data = load_dataset("cifar10", tmp_path / "cifar")
     write_official(tmp_path / "c10c", data.test_images, data.test_labels, ["fog", "snow"])
-    np.testing.assert_array_equal(load_official(tmp_path / "c10c", "fog", 3, 4), np.clip(data.test_images.astype(np.int16) + 30, 0, 255))
-    cfg = parse_config(tiny_config(
-        dataset={"name": "cifar10", "root": str(tmp_path / "cifar")},
-        models=[{"arch": "lenet5"}], prune=[], train={"epochs": 1},
-        evaluation={"corruptions": ["fog"], "severities": [2], "corrupted_root": str(tmp_path / "c10c")},
-    ))
+    np.testing.assert_array_equal(
+        load_official(tmp_path / "c10c", "fog", 3, 4), np.clip(data.test_images.astype(np.int16) + 30, 0, 255)
+    )
+    cfg = parse_config(
+        tiny_config(
+            dataset={"name": "cifar10", "root": str(tmp_path / "cifar")},
+            models=[{"arch": "lenet5"}],
+            prune=[],
+            train={"epochs": 1},
+            evaluation={"corruptions": ["fog"], "severities": [2], "corrupted_root": str(tmp_path / "c10c")},
+        )
+    )
     ctx = RunContext(cfg, tmp_path / "run")
-    np.testing.assert_array_equal(evalset_images(ctx, "fog", 2), np.clip(data.test_images.astype(np.int16) + 20, 0, 255))
+    np.testing.assert_array_equal(
+        evalset_images(ctx, "fog", 2), np.clip(data.test_images.astype(np.int16) + 20, 0, 255)
+    )
     with pytest.raises(PruneScopeError, match="gaussian_noise.npy not found"):
         evalset_images(ctx, "gaussian_noise", 1)
     np.save(tmp_path / "c10c" / "labels.npy", np.zeros(20, np.uint8) + 3)
@@ -193,7 +222,9 @@ def test_table1_equals_numpy_by_hand(corrupted_run):
 
 
 def test_report_prints_table1(corrupted_run):
-    out = subprocess.run([sys.executable, "-m", "pipeline", "report", str(corrupted_run)], cwd=REPO, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "pipeline", "report", str(corrupted_run)], cwd=REPO, capture_output=True, text=True
+    )
     assert "Table 1" in out.stdout and "margin" in out.stdout and out.returncode == 0
 
 
@@ -209,7 +240,12 @@ def test_relative_margin_change_and_trimming():
 
 
 def test_preview_contact_sheet(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "pipeline", "corruptions", "--preview", str(tmp_path / "sheet.png"), "--sample", "5"], cwd=REPO, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "pipeline", "corruptions", "--preview", str(tmp_path / "sheet.png"), "--sample", "5"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     with Image.open(tmp_path / "sheet.png") as sheet:
         assert sheet.size[0] > 500 and sheet.size[1] > 19 * 90

@@ -118,7 +118,9 @@ def test_imagefolder_round_trip(tmp_path):
         for cls in ("cat", "dog"):
             (tmp_path / split / cls).mkdir(parents=True)
             for i in range(n):
-                Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(tmp_path / split / cls / f"{i}.png")
+                Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(
+                    tmp_path / split / cls / f"{i}.png"
+                )
     ds = load_dataset("imagefolder", tmp_path)
     assert ds.class_names == ("cat", "dog")
     assert ds.train_images.shape == (6, 12, 12, 3) and ds.test_labels.tolist() == [0, 0, 1, 1]

@@ -63,12 +63,15 @@ def test_single_model_snapshot_and_chosen_class(tiny_run):
     assert "trajectories" not in data["figures"] and data["focus"] == 3 and data["compared"] is False
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"reference": "nope"}, "has no model 'nope'"),
-    ({"compare": "../../etc"}, "has no model"),
-    ({"corruption": "fog", "severity": 3}, "has no evaluation on fog-3"),
-    ({"focus": 99}, "class 99 is not a class"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"reference": "nope"}, "has no model 'nope'"),
+        ({"compare": "../../etc"}, "has no model"),
+        ({"corruption": "fog", "severity": 3}, "has no evaluation on fog-3"),
+        ({"focus": 99}, "class 99 is not a class"),
+    ],
+)
 def test_snapshot_refuses_what_the_run_does_not_have(tiny_run, kwargs, message):
     args = {"reference": REF, "compare": CMP, **kwargs}
     with pytest.raises(StoreError, match=message):
@@ -85,11 +88,30 @@ def test_default_focus_is_the_class_that_changed_most(tiny_run):
 
 def test_command_line_writes_the_file_and_explains_errors(tiny_run, tmp_path):
     out = tmp_path / "snap.html"
-    cmd = [sys.executable, "-m", "app.export", "--store", str(tiny_run.parent), "--run", "tiny", "--reference", REF, "--compare", CMP, "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "app.export",
+        "--store",
+        str(tiny_run.parent),
+        "--run",
+        "tiny",
+        "--reference",
+        REF,
+        "--compare",
+        CMP,
+        "--out",
+        str(out),
+    ]
     ok = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
     assert out.stat().st_size > 1_000_000 and "wrote" in ok.stdout
-    for bad, message in ((["--run", "nope"], "there is no run 'nope'"), (["--severity", "9", "--corruption", "fog"], "--severity 9 is not 1..5"),
-                         (["--store", str(tmp_path / "missing")], "there is no store folder"), (["--out", str(tmp_path / "no" / "x.html")], "does not exist"), (["--out", str(tmp_path)], "is a folder")):
+    for bad, message in (
+        (["--run", "nope"], "there is no run 'nope'"),
+        (["--severity", "9", "--corruption", "fog"], "--severity 9 is not 1..5"),
+        (["--store", str(tmp_path / "missing")], "there is no store folder"),
+        (["--out", str(tmp_path / "no" / "x.html")], "does not exist"),
+        (["--out", str(tmp_path)], "is a folder"),
+    ):
         res = subprocess.run(cmd + bad, cwd=REPO, capture_output=True, text=True, timeout=120)
         assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, res.stderr

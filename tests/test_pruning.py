@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch.nn.utils import prune as torch_prune
 
+from pipeline.config import FinetuneConfig
 from pipeline.datasets import load_dataset
 from pipeline.errors import PruneScopeError
 from pipeline.models import build_model
@@ -21,7 +22,6 @@ from pipeline.pruning import (
     select_layers,
 )
 from pipeline.training import Normalizer, finetune
-from pipeline.config import FinetuneConfig
 
 
 def small_model(seed: int = 0) -> torch.nn.Module:
@@ -38,7 +38,10 @@ def context(model, layers, seed: int = 0) -> PruneContext:
 
     def batches():
         for lo in range(0, 128, 64):
-            yield NORM(DIGITS.train_images[lo : lo + 64], torch.device("cpu")), torch.as_tensor(DIGITS.train_labels[lo : lo + 64])
+            yield (
+                NORM(DIGITS.train_images[lo : lo + 64], torch.device("cpu")),
+                torch.as_tensor(DIGITS.train_labels[lo : lo + 64]),
+            )
 
     params = [getattr(m, "weight_orig", m.weight) for _, m in layers]
     return PruneContext(torch.Generator().manual_seed(seed), model, params, batches)
@@ -92,8 +95,12 @@ def test_zeros_survive_finetuning_and_iterating(method):
     layers = select_layers(model, default_exclusions(model, cls))
     masks = cls(0.5, "global").compute_mask([m.weight for _, m in layers], context(model, layers))
     apply_masks(layers, masks)
-    finetune(model, DIGITS.train_images, DIGITS.train_labels, NORM, torch.device("cpu"), FinetuneConfig(lr=0.1), 1, 0, "ft")
-    second = cls(0.75, "global").compute_mask([m.weight for _, m in layers], context(model, layers), current_masks(layers))
+    finetune(
+        model, DIGITS.train_images, DIGITS.train_labels, NORM, torch.device("cpu"), FinetuneConfig(lr=0.1), 1, 0, "ft"
+    )
+    second = cls(0.75, "global").compute_mask(
+        [m.weight for _, m in layers], context(model, layers), current_masks(layers)
+    )
     assert all(bool((b[a == 0] == 0).all()) for a, b in zip(masks, second))  # iterating only adds zeros
     apply_masks(layers, second)
     make_permanent(model)

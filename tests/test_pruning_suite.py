@@ -24,7 +24,10 @@ def mpt_run(tmp_path_factory) -> Path:
         dataset={"name": "digits"},
         train={"epochs": 1},
         mpt={"epochs": 10},
-        prune=[{"method": "mpt", "sparsity": 0.5}, {"method": "mpt", "sparsity": 0.5, "scope": "layer", "last_layer_dense": True}],
+        prune=[
+            {"method": "mpt", "sparsity": 0.5},
+            {"method": "mpt", "sparsity": 0.5, "scope": "layer", "last_layer_dense": True},
+        ],
     )
     return build_run(parse_config(cfg), tmp_path_factory.mktemp("mpt")).run_dir
 
@@ -64,7 +67,13 @@ def test_model_pruned_elsewhere_and_user_import(tmp_path, user_nets):
     cfg = tiny_config(
         models=[
             {"id": "mlp", "import": "usernets:make", "checkpoint": str(tmp_path / "dense.pt")},
-            {"id": "mlp-ours", "import": "usernets:make", "checkpoint": str(tmp_path / "ours.pt"), "parent": "mlp", "method": "lab_prune"},
+            {
+                "id": "mlp-ours",
+                "import": "usernets:make",
+                "checkpoint": str(tmp_path / "ours.pt"),
+                "parent": "mlp",
+                "method": "lab_prune",
+            },
         ],
         prune=[],
     )
@@ -93,12 +102,16 @@ def test_analyze_api_for_notebook_models(tmp_path):
     pruned.load_state_dict(net.state_dict())
     with torch.no_grad():
         pruned[1].weight[:, ::2] = 0
-    run = pipeline.analyze({"net": net, "half": pruned}, store=tmp_path, run="nb", parent="net", test_limit=50, device="cpu")
+    run = pipeline.analyze(
+        {"net": net, "half": pruned}, store=tmp_path, run="nb", parent="net", test_limit=50, device="cpu"
+    )
     assert store.validate_run(run) == []
     models = pq.read_table(run / store.MODELS).to_pandas().set_index("model_id")
     assert set(models.index) == {"net-dense", "half"}
     assert models.loc["half", "sparsity"] == pytest.approx(512 / (1024 + 160))
-    again = pipeline.analyze({"net": net, "half": pruned}, store=tmp_path, run="nb", parent="net", test_limit=50, device="cpu")
+    again = pipeline.analyze(
+        {"net": net, "half": pruned}, store=tmp_path, run="nb", parent="net", test_limit=50, device="cpu"
+    )
     assert again == run  # same weights: the run is resumed, not refused
     with pytest.raises(PruneScopeError, match="not an nn.Module"):
         pipeline.analyze({"x": np.zeros(3)}, store=tmp_path, run="nb2")

@@ -43,7 +43,9 @@ def test_measured_sparsity_matches_saved_weights(tiny_run):
         zeros = sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
         assert row.sparsity == pytest.approx(zeros)
         assert abs(row.sparsity - row.target_sparsity) < 1e-4
-        assert row.params_nonzero == sum(int((v != 0).sum()) for k, v in state.items() if k.endswith(("weight", "bias")))
+        assert row.params_nonzero == sum(
+            int((v != 0).sum()) for k, v in state.items() if k.endswith(("weight", "bias"))
+        )
 
 
 def test_samples_round_trip(tiny_run):
@@ -53,7 +55,7 @@ def test_samples_round_trip(tiny_run):
     df = table.to_pandas()
     assert df["sample_id"].tolist() == list(range(120))
     assert len(df["angles"].iloc[0]) == 10
-    np.testing.assert_allclose([a[l] for a, l in zip(df["angles"], df["label"])], df["angle"], rtol=1e-6)
+    np.testing.assert_allclose([a[lab] for a, lab in zip(df["angles"], df["label"])], df["angle"], rtol=1e-6)
     assert ((df["margin"] > 0) == df["correct"]).all()
     evals = pq.read_table(tiny_run / store.EVALUATIONS).to_pandas().set_index("model_id")
     assert evals.loc["digits_cnn-dense", "accuracy"] == pytest.approx(df["correct"].mean())
@@ -70,7 +72,10 @@ def test_samples_round_trip(tiny_run):
     [
         (lambda r: (r / store.HEADS).unlink(), "heads.parquet is missing"),
         (lambda r: (r / store.MODELS).write_bytes(b"not parquet"), "models.parquet is not a readable Parquet"),
-        (lambda r: next((r / store.SAMPLES_DIR).glob("*/clean.parquet")).write_bytes(b"PAR1junk"), "not readable Parquet"),
+        (
+            lambda r: next((r / store.SAMPLES_DIR).glob("*/clean.parquet")).write_bytes(b"PAR1junk"),
+            "not readable Parquet",
+        ),
         (lambda r: shutil.rmtree(next((r / store.SAMPLES_DIR).iterdir())), "has no samples file"),
         (lambda r: next((r / store.CHECKPOINTS_DIR).iterdir()).unlink(), "checkpoint checkpoints/"),
         (lambda r: (r / store.RUN_JSON).write_text("{"), "not valid JSON"),

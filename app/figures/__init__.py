@@ -8,9 +8,17 @@ from typing import Any
 
 import numpy as np
 
-
 Figure = dict[str, Any]  # a plotly figure spec: {"data": [traces], "layout": {...}}
-TYPED = {"int8": "i1", "uint8": "u1", "int16": "i2", "uint16": "u2", "int32": "i4", "uint32": "u4", "float32": "f4", "float64": "f8"}
+TYPED = {
+    "int8": "i1",
+    "uint8": "u1",
+    "int16": "i2",
+    "uint16": "u2",
+    "int32": "i4",
+    "uint32": "u4",
+    "float32": "f4",
+    "float64": "f8",
+}
 
 
 def typed_array(values: np.ndarray) -> dict | np.ndarray:
@@ -19,7 +27,9 @@ def typed_array(values: np.ndarray) -> dict | np.ndarray:
     if values.dtype == np.bool_:
         values = values.astype(np.uint8)
     elif values.dtype == np.float64:
-        values = values.astype(np.float32)  # half the bytes; a figure is drawn to the pixel (or in WebGL's float32) anyway
+        values = values.astype(
+            np.float32
+        )  # half the bytes; a figure is drawn to the pixel (or in WebGL's float32) anyway
     elif values.dtype == np.int64 and (values.size == 0 or (values.min() >= -(2**31) and values.max() < 2**31)):
         values = values.astype(np.int32)  # plotly.js has no 64-bit integers
     short = TYPED.get(str(values.dtype))

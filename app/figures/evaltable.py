@@ -30,7 +30,11 @@ def short_labels(df: pd.DataFrame) -> pd.Series:
     method = df["method"].astype(str).map(lambda m: ABBREVIATIONS.get(m, m[:8]))
     iterative = df["schedule"].eq("iterative")
     ft = df["finetune_epochs"].fillna(0).astype(int)
-    return method + (" it" + df["steps"].fillna(0).astype(int).astype(str)).where(iterative, "") + (" ft" + ft.astype(str)).where(ft.gt(0), "")
+    return (
+        method
+        + (" it" + df["steps"].fillna(0).astype(int).astype(str)).where(iterative, "")
+        + (" ft" + ft.astype(str)).where(ft.gt(0), "")
+    )
 
 
 def table_frame(evals: pd.DataFrame, severity: int | str) -> pd.DataFrame:
@@ -42,7 +46,9 @@ def table_frame(evals: pd.DataFrame, severity: int | str) -> pd.DataFrame:
     corrupted = ev[ev["corruption"] != "clean"]
     if severity == "mean":
         keys = ["model_id", "corruption"]
-        agg = corrupted.groupby(keys, as_index=False, sort=False).agg({"accuracy": "mean", **{c: "first" for c in ev.columns if c not in keys + ["accuracy"]}})
+        agg = corrupted.groupby(keys, as_index=False, sort=False).agg(
+            {"accuracy": "mean", **{c: "first" for c in ev.columns if c not in keys + ["accuracy"]}}
+        )
         agg["severity"] = 0
         corrupted = agg
     else:
@@ -52,14 +58,18 @@ def table_frame(evals: pd.DataFrame, severity: int | str) -> pd.DataFrame:
     return out
 
 
-def layout_cells(frame: pd.DataFrame, columns: list[str], selected: str | None, compared: str | None) -> tuple[pd.DataFrame, int]:
+def layout_cells(
+    frame: pd.DataFrame, columns: list[str], selected: str | None, compared: str | None
+) -> tuple[pd.DataFrame, int]:
     """Every pruned model's bar: position, size and outline, vectorised; and the number of rows."""
     pruned = frame[frame["method"] != "dense"].copy()
     n_rows = max(pruned["row"].nunique(), 1)
     pruned["k"] = pruned["column"].map({c: k for k, c in enumerate(columns)})
     best = pruned.groupby(["column", "row"])["accuracy"].transform("max")
     pruned["best"] = best
-    cell_rank = pruned.drop_duplicates(["column", "row"]).assign(rank=lambda d: d.groupby("column")["best"].rank(method="first", ascending=False) - 1)
+    cell_rank = pruned.drop_duplicates(["column", "row"]).assign(
+        rank=lambda d: d.groupby("column")["best"].rank(method="first", ascending=False) - 1
+    )
     pruned = pruned.merge(cell_rank[["column", "row", "rank"]], on=["column", "row"])
     pruned = pruned.sort_values(["k", "rank", "sparsity", "model_id"], kind="stable", ignore_index=True)
     pruned["i"] = pruned.groupby(["column", "row"]).cumcount()
@@ -67,7 +77,9 @@ def layout_cells(frame: pd.DataFrame, columns: list[str], selected: str | None, 
     pruned["x"] = pruned["k"] + CELL_PAD + slot * (pruned["i"] + 0.5)
     pruned["width"] = slot * 0.85
     pruned["base"] = n_rows - 1 - pruned["rank"] + 0.06
-    pruned["outline"] = np.where(pruned["model_id"] == selected, 2.5, np.where(pruned["model_id"] == compared, 1.5, 0.0))
+    pruned["outline"] = np.where(
+        pruned["model_id"] == selected, 2.5, np.where(pruned["model_id"] == compared, 1.5, 0.0)
+    )
     return pruned, n_rows
 
 
@@ -93,55 +105,158 @@ def evaluation_table(
 ) -> Figure:
     """`frame` from `table_frame`; `subset` (model_id, column, accuracy) switches to subset mode."""
     if frame.empty or (frame["method"] != "dense").sum() == 0:
-        return figure({"data": [], "layout": {
-            "annotations": [{"text": "no evaluations of pruned models in this run", "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper"}],
-            "xaxis": {"visible": False}, "yaxis": {"visible": False}, "height": 200,
-        }})
+        return figure(
+            {
+                "data": [],
+                "layout": {
+                    "annotations": [
+                        {
+                            "text": "no evaluations of pruned models in this run",
+                            "showarrow": False,
+                            "x": 0.5,
+                            "y": 0.5,
+                            "xref": "paper",
+                            "yref": "paper",
+                        }
+                    ],
+                    "xaxis": {"visible": False},
+                    "yaxis": {"visible": False},
+                    "height": 200,
+                },
+            }
+        )
     columns = _columns(frame)
     cells, n_rows = layout_cells(frame, columns, selected, compared)
     acc = cells["accuracy"].to_numpy()
     shown = acc
-    hover = cells["model_id"] + "<br>" + cells["column"] + ": accuracy " + cells["accuracy"].map("{:.3f}".format) + "<br>sparsity " + cells["sparsity"].map("{:.2f}".format)
+    hover = (
+        cells["model_id"]
+        + "<br>"
+        + cells["column"]
+        + ": accuracy "
+        + cells["accuracy"].map("{:.3f}".format)
+        + "<br>sparsity "
+        + cells["sparsity"].map("{:.2f}".format)
+    )
     extra = []
     if subset is not None and not subset.empty:
         sub = cells[["model_id", "column"]].merge(subset, on=["model_id", "column"], how="left")["accuracy"].to_numpy()
         has = ~np.isnan(sub)
         shown = np.where(has, sub, acc)
         diff = np.where(has, sub - acc, 0.0)
-        hover = hover + pd.Series(np.where(has, [f"<br>selection ({subset_size}): {v:.3f} ({d:+.3f})" for v, d in zip(np.nan_to_num(sub), diff)], ""), index=cells.index)
+        hover = hover + pd.Series(
+            np.where(
+                has,
+                [f"<br>selection ({subset_size}): {v:.3f} ({d:+.3f})" for v, d in zip(np.nan_to_num(sub), diff)],
+                "",
+            ),
+            index=cells.index,
+        )
         d = cells[has]
-        extra.append({
-            "type": "bar", "x": d["x"].to_numpy(), "y": HEIGHT_FRACTION * np.abs(diff[has]), "base": (d["base"] + HEIGHT_FRACTION * np.minimum(acc[has], sub[has])).to_numpy(),
-            "width": d["width"].to_numpy(), "marker": {"color": np.where(diff[has] >= 0, GREEN, RED)}, "hoverinfo": "skip", "showlegend": False, "name": "difference",
-        })
-    traces = [{  # trace 0: the accuracy bars, the trace highlight patches address
-        "type": "bar", "x": cells["x"].to_numpy(), "y": HEIGHT_FRACTION * shown, "base": cells["base"].to_numpy(), "width": cells["width"].to_numpy(),
-        "customdata": np.column_stack([cells["model_id"], cells["corruption"], cells["severity"].astype(int)]),
-        "marker": {"color": cells["method"].map(method_color).to_numpy(), "line": {"width": cells["outline"].to_numpy(), "color": "black"}},
-        "hovertext": hover.to_numpy(), "hoverinfo": "text", "name": "accuracy", "showlegend": False,
-    }, *extra]
+        extra.append(
+            {
+                "type": "bar",
+                "x": d["x"].to_numpy(),
+                "y": HEIGHT_FRACTION * np.abs(diff[has]),
+                "base": (d["base"] + HEIGHT_FRACTION * np.minimum(acc[has], sub[has])).to_numpy(),
+                "width": d["width"].to_numpy(),
+                "marker": {"color": np.where(diff[has] >= 0, GREEN, RED)},
+                "hoverinfo": "skip",
+                "showlegend": False,
+                "name": "difference",
+            }
+        )
+    traces = [
+        {  # trace 0: the accuracy bars, the trace highlight patches address
+            "type": "bar",
+            "x": cells["x"].to_numpy(),
+            "y": HEIGHT_FRACTION * shown,
+            "base": cells["base"].to_numpy(),
+            "width": cells["width"].to_numpy(),
+            "customdata": np.column_stack([cells["model_id"], cells["corruption"], cells["severity"].astype(int)]),
+            "marker": {
+                "color": cells["method"].map(method_color).to_numpy(),
+                "line": {"width": cells["outline"].to_numpy(), "color": "black"},
+            },
+            "hovertext": hover.to_numpy(),
+            "hoverinfo": "text",
+            "name": "accuracy",
+            "showlegend": False,
+        },
+        *extra,
+    ]
     first = cells.drop_duplicates(["column", "row"])
-    traces.append({"type": "scatter", "x": (first["k"] + CELL_PAD).to_numpy(), "y": (first["base"] + 0.86).to_numpy(), "mode": "text", "text": short_labels(first).to_numpy(),
-                   "textposition": "middle right", "textfont": {"size": 8, "color": "#444"}, "hoverinfo": "skip", "showlegend": False})
+    traces.append(
+        {
+            "type": "scatter",
+            "x": (first["k"] + CELL_PAD).to_numpy(),
+            "y": (first["base"] + 0.86).to_numpy(),
+            "mode": "text",
+            "text": short_labels(first).to_numpy(),
+            "textposition": "middle right",
+            "textfont": {"size": 8, "color": "#444"},
+            "hoverinfo": "skip",
+            "showlegend": False,
+        }
+    )
     dense = frame[frame["method"] == "dense"][["arch", "column", "accuracy"]].rename(columns={"accuracy": "dense_acc"})
     lines = first.merge(dense, on=["arch", "column"])
     if not lines.empty:
         y = (lines["base"] + HEIGHT_FRACTION * lines["dense_acc"]).to_numpy()
         x0 = (lines["k"] + CELL_PAD).to_numpy()
-        traces.append({
-            "type": "scatter", "x": np.column_stack([x0, x0 + BAR_SPACE, np.full(len(x0), np.nan)]).ravel(), "y": np.column_stack([y, y, np.full(len(y), np.nan)]).ravel(),
-            "mode": "lines", "line": {"color": "#222", "dash": "dash", "width": 1}, "hoverinfo": "skip", "showlegend": False, "name": "dense",
-        })
-    traces += [{"type": "bar", "x": [None], "y": [None], "marker": {"color": method_color(m)}, "name": m, "showlegend": True} for m in sorted(set(cells["method"]))]
+        traces.append(
+            {
+                "type": "scatter",
+                "x": np.column_stack([x0, x0 + BAR_SPACE, np.full(len(x0), np.nan)]).ravel(),
+                "y": np.column_stack([y, y, np.full(len(y), np.nan)]).ravel(),
+                "mode": "lines",
+                "line": {"color": "#222", "dash": "dash", "width": 1},
+                "hoverinfo": "skip",
+                "showlegend": False,
+                "name": "dense",
+            }
+        )
+    traces += [
+        {"type": "bar", "x": [None], "y": [None], "marker": {"color": method_color(m)}, "name": m, "showlegend": True}
+        for m in sorted(set(cells["method"]))
+    ]
     shapes = [
-        {"type": "rect", "x0": k + 0.02, "x1": k + 0.98, "y0": -0.02, "y1": n_rows - 0.02, "line": {"color": "#e5e5e5", "width": 1}, "fillcolor": "rgba(0,0,0,0)", "layer": "below"}
+        {
+            "type": "rect",
+            "x0": k + 0.02,
+            "x1": k + 0.98,
+            "y0": -0.02,
+            "y1": n_rows - 0.02,
+            "line": {"color": "#e5e5e5", "width": 1},
+            "fillcolor": "rgba(0,0,0,0)",
+            "layer": "below",
+        }
         for k in range(len(columns))
     ]
-    return figure({"data": traces, "layout": {
-        "font": FONT, "barmode": "overlay", "bargap": 0, "shapes": shapes, "clickmode": "event",
-        "margin": {"l": 10, "r": 10, "t": 70, "b": 10}, "height": max(260, 46 * n_rows + 110),
-        "xaxis": {"range": [0, len(columns)], "tickvals": [k + 0.5 for k in range(len(columns))], "ticktext": [c.replace("_", " ") for c in columns], "side": "top", "tickangle": -35, "showgrid": False, "zeroline": False, "fixedrange": True},
-        "yaxis": {"range": [-0.05, n_rows], "visible": False, "fixedrange": True},
-        "legend": {"orientation": "h", "y": -0.02, "yanchor": "top", "x": 0, "font": {"size": 10}},
-        "hoverlabel": {"font": {"size": 11}},
-    }})
+    return figure(
+        {
+            "data": traces,
+            "layout": {
+                "font": FONT,
+                "barmode": "overlay",
+                "bargap": 0,
+                "shapes": shapes,
+                "clickmode": "event",
+                "margin": {"l": 10, "r": 10, "t": 70, "b": 10},
+                "height": max(260, 46 * n_rows + 110),
+                "xaxis": {
+                    "range": [0, len(columns)],
+                    "tickvals": [k + 0.5 for k in range(len(columns))],
+                    "ticktext": [c.replace("_", " ") for c in columns],
+                    "side": "top",
+                    "tickangle": -35,
+                    "showgrid": False,
+                    "zeroline": False,
+                    "fixedrange": True,
+                },
+                "yaxis": {"range": [-0.05, n_rows], "visible": False, "fixedrange": True},
+                "legend": {"orientation": "h", "y": -0.02, "yanchor": "top", "x": 0, "font": {"size": 10}},
+                "hoverlabel": {"font": {"size": 11}},
+            },
+        }
+    )

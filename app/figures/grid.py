@@ -31,8 +31,14 @@ class Cell:
         return "yaxis" + self.yaxis[1:]
 
 
-def grid(rows: int, cols: int, row_heights: list[float] | None = None, col_widths: list[float] | None = None,
-         hspace: float = 0.02, vspace: float = 0.05) -> tuple[list[list[Cell]], dict]:
+def grid(
+    rows: int,
+    cols: int,
+    row_heights: list[float] | None = None,
+    col_widths: list[float] | None = None,
+    hspace: float = 0.02,
+    vspace: float = 0.05,
+) -> tuple[list[list[Cell]], dict]:
     """Cells[r][c] (row 0 on top) and the layout's axis entries for a rows × cols grid."""
     heights = row_heights or [1.0] * rows
     widths = col_widths or [1.0] * cols
@@ -57,8 +63,17 @@ def grid(rows: int, cols: int, row_heights: list[float] | None = None, col_width
 
 def title(cell: Cell, text: str, size: int = 11) -> dict:
     """A subplot title annotation centred above `cell`."""
-    return {"text": text, "x": sum(cell.x) / 2, "y": cell.y[1], "xref": "paper", "yref": "paper", "xanchor": "center",
-            "yanchor": "bottom", "showarrow": False, "font": {"size": size}}
+    return {
+        "text": text,
+        "x": sum(cell.x) / 2,
+        "y": cell.y[1],
+        "xref": "paper",
+        "yref": "paper",
+        "xanchor": "center",
+        "yanchor": "bottom",
+        "showarrow": False,
+        "font": {"size": size},
+    }
 
 
 def merge_axes(axes: dict, updates: dict) -> dict:

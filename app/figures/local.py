@@ -51,13 +51,33 @@ def classes_to_show(df: pd.DataFrame, focus: int, num_classes: int) -> list[int]
 
 
 def empty_figure(message: str, height: int = 260) -> Figure:
-    return figure({"data": [], "layout": {
-        "annotations": [{"text": message, "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper", "font": {"size": 14, "color": "#666"}}],
-        "height": height, "xaxis": {"visible": False}, "yaxis": {"visible": False}, "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
-    }})
+    return figure(
+        {
+            "data": [],
+            "layout": {
+                "annotations": [
+                    {
+                        "text": message,
+                        "showarrow": False,
+                        "x": 0.5,
+                        "y": 0.5,
+                        "xref": "paper",
+                        "yref": "paper",
+                        "font": {"size": 14, "color": "#666"},
+                    }
+                ],
+                "height": height,
+                "xaxis": {"visible": False},
+                "yaxis": {"visible": False},
+                "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
+            },
+        }
+    )
 
 
-def small_multiples(df: pd.DataFrame, class_names: list[str], classes: list[int], selected: set[int] | None = None, per_row: int = 5) -> Figure:
+def small_multiples(
+    df: pd.DataFrame, class_names: list[str], classes: list[int], selected: set[int] | None = None, per_row: int = 5
+) -> Figure:
     """`df`: one evaluation set's rows (sample_id, label, correct, angle, length, margin)."""
     classes = [c for c in classes if (df["label"] == c).any()]
     if not classes:
@@ -81,20 +101,77 @@ def small_multiples(df: pd.DataFrame, class_names: list[str], classes: list[int]
             sel = part["sample_id"].isin(selected).to_numpy() if selected else np.zeros(len(part), bool)
             if len(part):
                 in_legend.add(name)
-            traces.append({
-                "type": kind, "x": part["angle"].to_numpy(), "y": part["length"].to_numpy(), "mode": "markers",
-                "customdata": part["sample_id"].to_numpy(), "name": name, "legendgroup": name, "showlegend": name not in in_legend and len(part) > 0,
-                "marker": {"color": color, "size": 5, "opacity": 0.75, "line": {"width": np.where(sel, 1.5, 0.0), "color": "black"}},
-                "hovertemplate": "sample %{customdata}<br>angle %{x:.1f}°<br>length %{y:.2f}<extra>" + name + "</extra>", **main.anchors,
-            })
+            traces.append(
+                {
+                    "type": kind,
+                    "x": part["angle"].to_numpy(),
+                    "y": part["length"].to_numpy(),
+                    "mode": "markers",
+                    "customdata": part["sample_id"].to_numpy(),
+                    "name": name,
+                    "legendgroup": name,
+                    "showlegend": name not in in_legend and len(part) > 0,
+                    "marker": {
+                        "color": color,
+                        "size": 5,
+                        "opacity": 0.75,
+                        "line": {"width": np.where(sel, 1.5, 0.0), "color": "black"},
+                    },
+                    "hovertemplate": "sample %{customdata}<br>angle %{x:.1f}°<br>length %{y:.2f}<extra>"
+                    + name
+                    + "</extra>",
+                    **main.anchors,
+                }
+            )
             x, d = kde(part["angle"].to_numpy(), a_lo, a_hi)
-            traces.append({"type": "scatter", "x": x, "y": d, "mode": "lines", "line": {"color": color, "width": 1}, "fill": "tozeroy", "hoverinfo": "skip", "showlegend": False, **top.anchors})
+            traces.append(
+                {
+                    "type": "scatter",
+                    "x": x,
+                    "y": d,
+                    "mode": "lines",
+                    "line": {"color": color, "width": 1},
+                    "fill": "tozeroy",
+                    "hoverinfo": "skip",
+                    "showlegend": False,
+                    **top.anchors,
+                }
+            )
             y, d = kde(part["length"].to_numpy(), l_lo, l_hi)
-            traces.append({"type": "scatter", "x": d, "y": y, "mode": "lines", "line": {"color": color, "width": 1}, "fill": "tozerox", "hoverinfo": "skip", "showlegend": False, **side.anchors})
+            traces.append(
+                {
+                    "type": "scatter",
+                    "x": d,
+                    "y": y,
+                    "mode": "lines",
+                    "line": {"color": color, "width": 1},
+                    "fill": "tozerox",
+                    "hoverinfo": "skip",
+                    "showlegend": False,
+                    **side.anchors,
+                }
+            )
             x, d = kde(part["margin"].to_numpy())
-            traces.append({"type": "scatter", "x": x, "y": d, "mode": "lines", "line": {"color": color, "width": 1}, "hoverinfo": "skip", "showlegend": False, **corner.anchors})
-        updates[main.xkey] = {"range": a_range, "title": {"text": "angle (°)" if i // ncols == nrows - 1 else None, "font": {"size": 10}}}
-        updates[main.ykey] = {"range": l_range, "title": {"text": "length" if i % ncols == 0 else None, "font": {"size": 10}}}
+            traces.append(
+                {
+                    "type": "scatter",
+                    "x": x,
+                    "y": d,
+                    "mode": "lines",
+                    "line": {"color": color, "width": 1},
+                    "hoverinfo": "skip",
+                    "showlegend": False,
+                    **corner.anchors,
+                }
+            )
+        updates[main.xkey] = {
+            "range": a_range,
+            "title": {"text": "angle (°)" if i // ncols == nrows - 1 else None, "font": {"size": 10}},
+        }
+        updates[main.ykey] = {
+            "range": l_range,
+            "title": {"text": "length" if i % ncols == 0 else None, "font": {"size": 10}},
+        }
         updates[top.xkey] = {"range": a_range, **plain}
         updates[top.ykey] = plain
         updates[side.xkey] = plain
@@ -103,11 +180,26 @@ def small_multiples(df: pd.DataFrame, class_names: list[str], classes: list[int]
         updates[corner.ykey] = plain
         notes.append(cell_title(top, _title(df, c, class_names)))
         if total > len(g):
-            notes.append({"text": f"{len(g)} of {total} shown", "showarrow": False, "xref": f"{main.xaxis} domain", "yref": f"{main.yaxis} domain", "x": 1, "y": 1, "font": {"size": 9}})
+            notes.append(
+                {
+                    "text": f"{len(g)} of {total} shown",
+                    "showarrow": False,
+                    "xref": f"{main.xaxis} domain",
+                    "yref": f"{main.yaxis} domain",
+                    "x": 1,
+                    "y": 1,
+                    "font": {"size": 9},
+                }
+            )
     layout = {
-        **merge_axes(axes, updates), "annotations": notes, "font": FONT,
-        "height": 340 * nrows + 30, "margin": {"l": 40, "r": 10, "t": 30, "b": 70}, "dragmode": "select",
-        "legend": {"orientation": "h", "y": -0.06, "yanchor": "top", "x": 0}, "uirevision": "local",
+        **merge_axes(axes, updates),
+        "annotations": notes,
+        "font": FONT,
+        "height": 340 * nrows + 30,
+        "margin": {"l": 40, "r": 10, "t": 30, "b": 70},
+        "dragmode": "select",
+        "legend": {"orientation": "h", "y": -0.06, "yanchor": "top", "x": 0},
+        "uirevision": "local",
     }
     return figure({"data": traces, "layout": layout})
 
@@ -121,7 +213,9 @@ def trajectories(ref: pd.DataFrame, cmp: pd.DataFrame) -> pd.DataFrame:
     """Reference and compared rows of the same samples side by side, with category and deltas."""
     m = ref.merge(cmp, on=["sample_id", "label"], suffixes=("_ref", "_cmp"))
     rw, cw = m["correct_ref"], m["correct_cmp"]
-    m["category"] = np.select([~rw & ~cw, rw & ~cw, ~rw & cw], ["both_wrong", "right_wrong", "wrong_right"], "both_right")
+    m["category"] = np.select(
+        [~rw & ~cw, rw & ~cw, ~rw & cw], ["both_wrong", "right_wrong", "wrong_right"], "both_right"
+    )
     for k in ("angle", "length", "margin"):
         m[f"d_{k}"] = m[f"{k}_cmp"] - m[f"{k}_ref"]
     return m
@@ -130,7 +224,9 @@ def trajectories(ref: pd.DataFrame, cmp: pd.DataFrame) -> pd.DataFrame:
 def comparison(moves: pd.DataFrame, class_name: str, selected: set[int] | None = None) -> Figure:
     """Five panels (all, both wrong, right→wrong, wrong→right, both right) of one class."""
     if moves.empty:
-        return empty_figure("no samples of this class in both evaluation sets (or none within the metric-difference range)")
+        return empty_figure(
+            "no samples of this class in both evaluation sets (or none within the metric-difference range)"
+        )
     cells, axes = grid(1, len(CATEGORIES), hspace=0.015)
     line_colors = {k: c for k, _, c in CATEGORIES}
     kind = scatter_type(4 * min(len(moves), MAX_POINTS))  # every sample twice in "all" and twice in its category
@@ -144,26 +240,75 @@ def comparison(moves: pd.DataFrame, class_name: str, selected: set[int] | None =
         for cat, part in groups:
             xs = np.column_stack([part["angle_ref"], part["angle_cmp"], np.full(len(part), np.nan)]).ravel()
             ys = np.column_stack([part["length_ref"], part["length_cmp"], np.full(len(part), np.nan)]).ravel()
-            traces.append({"type": kind, "x": xs, "y": ys, "mode": "lines", "line": {"color": line_colors[cat], "width": 1},
-                           "opacity": 0.45, "hoverinfo": "skip", "showlegend": False, **cell.anchors})
+            traces.append(
+                {
+                    "type": kind,
+                    "x": xs,
+                    "y": ys,
+                    "mode": "lines",
+                    "line": {"color": line_colors[cat], "width": 1},
+                    "opacity": 0.45,
+                    "hoverinfo": "skip",
+                    "showlegend": False,
+                    **cell.anchors,
+                }
+            )
         sel = g["sample_id"].isin(selected).to_numpy() if selected else np.zeros(len(g), bool)
         for which, mcolor, name in (("ref", GREY, "reference"), ("cmp", YELLOW, "compared")):
-            traces.append({
-                "type": kind, "x": g[f"angle_{which}"].to_numpy(), "y": g[f"length_{which}"].to_numpy(), "mode": "markers",
-                "customdata": g["sample_id"].to_numpy(), "name": name, "legendgroup": name, "showlegend": i == 0,
-                "marker": {"color": mcolor, "size": 5, "line": {"width": np.where(sel, 1.5, 0.0), "color": "black"}},
-                "hovertemplate": "sample %{customdata}<br>angle %{x:.1f}°<br>length %{y:.2f}<extra>" + name + "</extra>", **cell.anchors,
-            })
+            traces.append(
+                {
+                    "type": kind,
+                    "x": g[f"angle_{which}"].to_numpy(),
+                    "y": g[f"length_{which}"].to_numpy(),
+                    "mode": "markers",
+                    "customdata": g["sample_id"].to_numpy(),
+                    "name": name,
+                    "legendgroup": name,
+                    "showlegend": i == 0,
+                    "marker": {
+                        "color": mcolor,
+                        "size": 5,
+                        "line": {"width": np.where(sel, 1.5, 0.0), "color": "black"},
+                    },
+                    "hovertemplate": "sample %{customdata}<br>angle %{x:.1f}°<br>length %{y:.2f}<extra>"
+                    + name
+                    + "</extra>",
+                    **cell.anchors,
+                }
+            )
         count = len(moves) if key == "all" else int((moves["category"] == key).sum())
         notes.append(cell_title(cell, f"{label} ({count})"))
         updates[cell.xkey] = {"title": {"text": "angle (°)", "font": {"size": 10}}}
-        updates[cell.ykey] = {"range": [y_lo * 0.95, y_hi * 1.03], "showticklabels": i == 0, "title": {"text": "length" if i == 0 else None, "font": {"size": 10}}}
+        updates[cell.ykey] = {
+            "range": [y_lo * 0.95, y_hi * 1.03],
+            "showticklabels": i == 0,
+            "title": {"text": "length" if i == 0 else None, "font": {"size": 10}},
+        }
         if total > len(g):
-            notes.append({"text": f"{len(g)} of {total} shown", "showarrow": False, "xref": f"{cell.xaxis} domain", "yref": f"{cell.yaxis} domain", "x": 1, "y": 1, "font": {"size": 9}})
+            notes.append(
+                {
+                    "text": f"{len(g)} of {total} shown",
+                    "showarrow": False,
+                    "xref": f"{cell.xaxis} domain",
+                    "yref": f"{cell.yaxis} domain",
+                    "x": 1,
+                    "y": 1,
+                    "font": {"size": 9},
+                }
+            )
     layout = {
-        **merge_axes(axes, updates), "annotations": notes, "font": FONT, "height": 360,
-        "margin": {"l": 50, "r": 10, "t": 50, "b": 40}, "dragmode": "select", "uirevision": "local-cmp",
-        "title": {"text": f"<b>{class_name}</b>: reference (grey) → compared (yellow)", "font": {"size": 13}, "x": 0.01},
+        **merge_axes(axes, updates),
+        "annotations": notes,
+        "font": FONT,
+        "height": 360,
+        "margin": {"l": 50, "r": 10, "t": 50, "b": 40},
+        "dragmode": "select",
+        "uirevision": "local-cmp",
+        "title": {
+            "text": f"<b>{class_name}</b>: reference (grey) → compared (yellow)",
+            "font": {"size": 13},
+            "x": 0.01,
+        },
         "legend": {"orientation": "h", "y": 1.17, "x": 0.45},
     }
     return figure({"data": traces, "layout": layout})

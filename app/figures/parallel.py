@@ -19,7 +19,9 @@ MAX_AXES = 20
 MAX_LINES = 3000
 
 
-def rank_axes(ref: pd.DataFrame, cmp: pd.DataFrame | None, focus: int, num_classes: int, k: int = MAX_AXES) -> list[int]:
+def rank_axes(
+    ref: pd.DataFrame, cmp: pd.DataFrame | None, focus: int, num_classes: int, k: int = MAX_AXES
+) -> list[int]:
     """The class in focus, then the classes most confused with it (smallest mean angle of its
     samples) and, with a comparison, those whose angles moved most; at most `k` in all."""
     if num_classes <= k:
@@ -29,7 +31,9 @@ def rank_axes(ref: pd.DataFrame, cmp: pd.DataFrame | None, focus: int, num_class
     picked = [focus] + list(confusion.index[: (k - 1) if cmp is None else (k - 1) // 2 + 1])
     if cmp is not None:
         h = cmp[cmp["label"] == focus]
-        moved = pd.Series({j: abs(h[f"a{j}"].mean() - g[f"a{j}"].mean()) for j in range(num_classes) if j not in picked}).sort_values(ascending=False)
+        moved = pd.Series(
+            {j: abs(h[f"a{j}"].mean() - g[f"a{j}"].mean()) for j in range(num_classes) if j not in picked}
+        ).sort_values(ascending=False)
         picked += list(moved.index[: k - len(picked)])
     return picked[:k]
 
@@ -54,7 +58,9 @@ def axis_ranges(df: pd.DataFrame, dims: list[tuple[str, str]]) -> list[tuple[flo
     return ranges
 
 
-def _polylines(g: pd.DataFrame, dims: list[tuple[str, str]], ranges: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+def _polylines(
+    g: pd.DataFrame, dims: list[tuple[str, str]], ranges: list[tuple[float, float]]
+) -> tuple[np.ndarray, np.ndarray]:
     """x and y of one polyline per row through the axes (x = axis index, y = position 0..1 on
     it), separated by NaN so that one SVG path draws them all."""
     k = len(dims)
@@ -65,7 +71,9 @@ def _polylines(g: pd.DataFrame, dims: list[tuple[str, str]], ranges: list[tuple[
     return x, y.ravel()
 
 
-def axis_positions(g: pd.DataFrame, dims: list[tuple[str, str]], ranges: list[tuple[float, float]], decimals: int = 4) -> list[list[float | None]]:
+def axis_positions(
+    g: pd.DataFrame, dims: list[tuple[str, str]], ranges: list[tuple[float, float]], decimals: int = 4
+) -> list[list[float | None]]:
     """Per axis, each row's position on it (0 bottom, 1 top), None where the value is missing
     (a zero feature vector has no angles): the snapshot's script brushes and redraws from these."""
     out = []
@@ -83,8 +91,13 @@ def axis_position(i: int, k: int) -> float:
 LINE_GROUPS = (("correct", GREY, 0.35), ("incorrect", RED, 0.6), ("selected", SELECTED, 0.9))
 
 
-def parallel_coordinates(df: pd.DataFrame, dims: list[tuple[str, str]], title: str, selected: set[int] | None = None,
-                         boxes: list[dict] | None = None) -> Figure:
+def parallel_coordinates(
+    df: pd.DataFrame,
+    dims: list[tuple[str, str]],
+    title: str,
+    selected: set[int] | None = None,
+    boxes: list[dict] | None = None,
+) -> Figure:
     """`df`: the class in focus (sample_id, correct, a*, length, margin) of one evaluation set.
 
     SVG lines, three traces (correct grey, incorrect red, `selected` sample ids blue, drawn in
@@ -101,22 +114,64 @@ def parallel_coordinates(df: pd.DataFrame, dims: list[tuple[str, str]], title: s
     traces = []
     for (name, color, opacity), rows in zip(LINE_GROUPS, (correct & ~chosen, ~correct & ~chosen, chosen)):
         x, y = _polylines(g[rows], dims, ranges)
-        traces.append({"type": "scatter", "x": x, "y": y, "mode": "lines", "name": name, "line": {"color": color, "width": 1},
-                       "opacity": opacity, "hoverinfo": "skip", "showlegend": False})
+        traces.append(
+            {
+                "type": "scatter",
+                "x": x,
+                "y": y,
+                "mode": "lines",
+                "name": name,
+                "line": {"color": color, "width": 1},
+                "opacity": opacity,
+                "hoverinfo": "skip",
+                "showlegend": False,
+            }
+        )
     k = len(dims)
     layout = {
-        "font": FONT, "height": 380, "margin": {"l": 20, "r": 20, "t": 80, "b": 20}, "dragmode": "select", "showlegend": False,
-        "title": {"text": title + (f" ({len(g)} of {len(df)} shown)" if len(g) < len(df) else f" ({len(df)} samples)"), "font": {"size": 13}, "x": 0.01, "y": 0.98},
-        "xaxis": {"range": [-0.5, k - 0.5], "tickvals": list(range(k)), "ticktext": [label for _, label in dims], "side": "top", "tickangle": -30,
-                  "tickfont": {"size": 10}, "showgrid": True, "gridcolor": "#555", "zeroline": False, "fixedrange": True},
+        "font": FONT,
+        "height": 380,
+        "margin": {"l": 20, "r": 20, "t": 80, "b": 20},
+        "dragmode": "select",
+        "showlegend": False,
+        "title": {
+            "text": title + (f" ({len(g)} of {len(df)} shown)" if len(g) < len(df) else f" ({len(df)} samples)"),
+            "font": {"size": 13},
+            "x": 0.01,
+            "y": 0.98,
+        },
+        "xaxis": {
+            "range": [-0.5, k - 0.5],
+            "tickvals": list(range(k)),
+            "ticktext": [label for _, label in dims],
+            "side": "top",
+            "tickangle": -30,
+            "tickfont": {"size": 10},
+            "showgrid": True,
+            "gridcolor": "#555",
+            "zeroline": False,
+            "fixedrange": True,
+        },
         "yaxis": {"range": [-0.03, 1.03], "visible": False, "fixedrange": True},
         "selections": boxes or [],
     }
     for i, (lo, hi) in enumerate(ranges):
         pad = 0.03 * (hi - lo)
-        layout[f"yaxis{i + 2}"] = {"overlaying": "y", "anchor": "free", "position": axis_position(i, k), "range": [lo - pad, hi + pad],
-                                   "tickmode": "auto", "nticks": 6, "tickfont": {"size": 8, "color": "#555"}, "showgrid": False, "zeroline": False, "fixedrange": True}
-        traces.append({"type": "scatter", "x": [], "y": [], "yaxis": f"y{i + 2}", "hoverinfo": "skip", "showlegend": False})
+        layout[f"yaxis{i + 2}"] = {
+            "overlaying": "y",
+            "anchor": "free",
+            "position": axis_position(i, k),
+            "range": [lo - pad, hi + pad],
+            "tickmode": "auto",
+            "nticks": 6,
+            "tickfont": {"size": 8, "color": "#555"},
+            "showgrid": False,
+            "zeroline": False,
+            "fixedrange": True,
+        }
+        traces.append(
+            {"type": "scatter", "x": [], "y": [], "yaxis": f"y{i + 2}", "hoverinfo": "skip", "showlegend": False}
+        )
     return figure({"data": traces, "layout": layout})
 
 
@@ -137,8 +192,21 @@ def density_strips(ref: pd.DataFrame, cmp: pd.DataFrame | None, dims: list[tuple
         hi = max(float(np.nanmax(f[col])) for f, _ in frames)
         for frame, color in frames:
             x, d = kde(frame[col].to_numpy(), lo, hi)
-            traces.append({"type": "scatter", "x": d, "y": x, "mode": "lines", "fill": "tozerox", "opacity": 0.55, "line": {"color": color, "width": 1.5},
-                           "hoverinfo": "skip", "showlegend": False, "xaxis": f"x{suffix}", "yaxis": f"y{suffix}"})
+            traces.append(
+                {
+                    "type": "scatter",
+                    "x": d,
+                    "y": x,
+                    "mode": "lines",
+                    "fill": "tozerox",
+                    "opacity": 0.55,
+                    "line": {"color": color, "width": 1.5},
+                    "hoverinfo": "skip",
+                    "showlegend": False,
+                    "xaxis": f"x{suffix}",
+                    "yaxis": f"y{suffix}",
+                }
+            )
     return figure({"data": traces, "layout": {**layout, "height": 90, "margin": {"l": 20, "r": 20, "t": 4, "b": 4}}})
 
 
@@ -154,7 +222,9 @@ def box_constraints(boxes: list[dict], ranges: list[tuple[float, float]]) -> dic
             continue
         for i, (lo, hi) in enumerate(ranges):
             if x0 <= i <= x1:  # a box past an end of the axis takes everything beyond it (no rounding loss at the ends)
-                constraints.setdefault(str(i), []).append([-np.inf if y0 <= 0 else lo + y0 * (hi - lo), np.inf if y1 >= 1 else lo + y1 * (hi - lo)])
+                constraints.setdefault(str(i), []).append(
+                    [-np.inf if y0 <= 0 else lo + y0 * (hi - lo), np.inf if y1 >= 1 else lo + y1 * (hi - lo)]
+                )
     return constraints
 
 

@@ -14,14 +14,51 @@ def margin_change(curves: list[tuple[str, np.ndarray]]) -> Figure:
     """Densities of (m_clean − m_corrupted) / m_clean, already trimmed 0.5 % each side."""
     curves = [(label, v) for label, v in curves if len(v) > 1]
     if not curves:
-        return empty_figure("no corrupted evaluations in this run: add [evaluation] corruptions to the config", height=300)
+        return empty_figure(
+            "no corrupted evaluations in this run: add [evaluation] corruptions to the config", height=300
+        )
     traces = []
     for (label, values), color in zip(curves, (GREY, YELLOW, "#1f77b4", "#ff7f0e")):
         x, d = kde(values, points=160)
-        traces.append({"type": "scatter", "x": x, "y": d, "mode": "lines", "fill": "tozeroy", "name": f"{label} (median {np.median(values):+.2f})", "line": {"color": color, "width": 2}, "opacity": 0.8})
-    return figure({"data": traces, "layout": {
-        "font": FONT, "height": 420, "margin": {"l": 50, "r": 10, "t": 40, "b": 40},
-        "title": {"text": "Relative margin change under corruption (right of 0: margins shrink)", "font": {"size": 13}, "x": 0.01},
-        "xaxis": {"title": {"text": "(m_clean − m_corrupted) / m_clean"}}, "yaxis": {"title": {"text": "density"}}, "legend": {"orientation": "h", "y": -0.25, "font": {"size": 10}},
-        "shapes": [{"type": "line", "x0": 0, "x1": 0, "xref": "x", "y0": 0, "y1": 1, "yref": "paper", "line": {"color": "#888", "dash": "dot", "width": 1}}],
-    }})
+        traces.append(
+            {
+                "type": "scatter",
+                "x": x,
+                "y": d,
+                "mode": "lines",
+                "fill": "tozeroy",
+                "name": f"{label} (median {np.median(values):+.2f})",
+                "line": {"color": color, "width": 2},
+                "opacity": 0.8,
+            }
+        )
+    return figure(
+        {
+            "data": traces,
+            "layout": {
+                "font": FONT,
+                "height": 420,
+                "margin": {"l": 50, "r": 10, "t": 40, "b": 40},
+                "title": {
+                    "text": "Relative margin change under corruption (right of 0: margins shrink)",
+                    "font": {"size": 13},
+                    "x": 0.01,
+                },
+                "xaxis": {"title": {"text": "(m_clean − m_corrupted) / m_clean"}},
+                "yaxis": {"title": {"text": "density"}},
+                "legend": {"orientation": "h", "y": -0.25, "font": {"size": 10}},
+                "shapes": [
+                    {
+                        "type": "line",
+                        "x0": 0,
+                        "x1": 0,
+                        "xref": "x",
+                        "y0": 0,
+                        "y1": 1,
+                        "yref": "paper",
+                        "line": {"color": "#888", "dash": "dot", "width": 1},
+                    }
+                ],
+            },
+        }
+    )

@@ -18,31 +18,92 @@ def variant_labels(models: pd.DataFrame) -> pd.Series:
     return label + ft.gt(0).map({True: ", ft ", False: ""}) + ft.astype(str).where(ft.gt(0), "")
 
 
-def accuracy_vs_sparsity(models: pd.DataFrame, accuracy: str = "clean_accuracy", title: str = "Clean accuracy vs sparsity", selected: str | None = None, legend_below: bool = False, height: int | None = None) -> Figure:
+def accuracy_vs_sparsity(
+    models: pd.DataFrame,
+    accuracy: str = "clean_accuracy",
+    title: str = "Clean accuracy vs sparsity",
+    selected: str | None = None,
+    legend_below: bool = False,
+    height: int | None = None,
+) -> Figure:
     """One line per (method, schedule, fine-tuning) over measured sparsity; the dense model as a
     dashed reference line. `models` needs model_id, method, schedule, steps, finetune_epochs,
     sparsity and the `accuracy` column; `selected` (a model id) is ringed."""
     traces, shapes, notes = [], [], []
     if models.empty:
-        notes.append({"text": "no models in this run", "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper"})
+        notes.append(
+            {"text": "no models in this run", "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper"}
+        )
     df = models.assign(variant=variant_labels(models))
     for variant, g in df[df["method"] != "dense"].groupby("variant", sort=True):
         g = g.sort_values("sparsity")
         ft = int(g["finetune_epochs"].iloc[0] or 0)
-        traces.append({
-            "type": "scatter", "x": g["sparsity"].to_numpy(), "y": g[accuracy].to_numpy(), "mode": "lines+markers", "name": variant,
-            "line": {"color": method_color(str(g["method"].iloc[0])), "dash": "solid" if ft else "dot"},
-            "customdata": g["model_id"].to_numpy(), "hovertemplate": "%{customdata}<br>sparsity %{x:.3f}<br>accuracy %{y:.3f}<extra></extra>",
-        })
+        traces.append(
+            {
+                "type": "scatter",
+                "x": g["sparsity"].to_numpy(),
+                "y": g[accuracy].to_numpy(),
+                "mode": "lines+markers",
+                "name": variant,
+                "line": {"color": method_color(str(g["method"].iloc[0])), "dash": "solid" if ft else "dot"},
+                "customdata": g["model_id"].to_numpy(),
+                "hovertemplate": "%{customdata}<br>sparsity %{x:.3f}<br>accuracy %{y:.3f}<extra></extra>",
+            }
+        )
     for _, row in df[df["method"] == "dense"].iterrows():
-        shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": row[accuracy], "y1": row[accuracy], "line": {"color": method_color("dense"), "dash": "dash", "width": 1}})
-        notes.append({"text": f"dense {row[accuracy]:.3f}", "showarrow": False, "xref": "paper", "x": 0, "xanchor": "left", "yref": "y", "y": row[accuracy], "yanchor": "top"})
+        shapes.append(
+            {
+                "type": "line",
+                "xref": "paper",
+                "x0": 0,
+                "x1": 1,
+                "yref": "y",
+                "y0": row[accuracy],
+                "y1": row[accuracy],
+                "line": {"color": method_color("dense"), "dash": "dash", "width": 1},
+            }
+        )
+        notes.append(
+            {
+                "text": f"dense {row[accuracy]:.3f}",
+                "showarrow": False,
+                "xref": "paper",
+                "x": 0,
+                "xanchor": "left",
+                "yref": "y",
+                "y": row[accuracy],
+                "yanchor": "top",
+            }
+        )
     if selected is not None and selected in set(df["model_id"]):
         row = df.set_index("model_id").loc[selected]
-        traces.append({"type": "scatter", "x": [row["sparsity"]], "y": [row[accuracy]], "mode": "markers", "name": "selected", "marker": {"size": 16, "color": "rgba(0,0,0,0)", "line": {"width": 2, "color": "black"}}, "hoverinfo": "skip"})
-    return figure({"data": traces, "layout": {
-        "title": {"text": title}, "font": FONT, **({"height": height} if height else {}), "margin": {"l": 50, "r": 10, "t": 40, "b": 40}, "shapes": shapes, "annotations": notes,
-        "xaxis": {"title": {"text": "sparsity (fraction of weights removed, measured)"}, "range": [-0.02, 1.0]},
-        "yaxis": {"title": {"text": "accuracy"}, "range": [0, 1.02]},
-        "legend": {"font": {"size": 9}, **({"orientation": "h", "y": -0.22, "yanchor": "top"} if legend_below else {})},
-    }})
+        traces.append(
+            {
+                "type": "scatter",
+                "x": [row["sparsity"]],
+                "y": [row[accuracy]],
+                "mode": "markers",
+                "name": "selected",
+                "marker": {"size": 16, "color": "rgba(0,0,0,0)", "line": {"width": 2, "color": "black"}},
+                "hoverinfo": "skip",
+            }
+        )
+    return figure(
+        {
+            "data": traces,
+            "layout": {
+                "title": {"text": title},
+                "font": FONT,
+                **({"height": height} if height else {}),
+                "margin": {"l": 50, "r": 10, "t": 40, "b": 40},
+                "shapes": shapes,
+                "annotations": notes,
+                "xaxis": {"title": {"text": "sparsity (fraction of weights removed, measured)"}, "range": [-0.02, 1.0]},
+                "yaxis": {"title": {"text": "accuracy"}, "range": [0, 1.02]},
+                "legend": {
+                    "font": {"size": 9},
+                    **({"orientation": "h", "y": -0.22, "yanchor": "top"} if legend_below else {}),
+                },
+            },
+        }
+    )

@@ -11,15 +11,27 @@ from app.reader import StoreError, StoreReader
 from app.state import Combo
 from app.views.common import card, labelled, message
 
-HELP = "The model × evaluation-set combinations you picked in the evaluation table, with their details; choose the reference and the one to compare with it."
+HELP = (
+    "The model × evaluation-set combinations you picked in the evaluation table, with their details; "
+    "choose the reference and the one to compare with it."
+)
 
 
 def layout(initial: Combo | None = None) -> html.Div:
     """With `initial`, the reference starts set, so the views draw in the page's first round."""
     keys = [initial.key] if initial else []
-    ref = labelled("reference", "The combination every view shows (grey)",
-                   dcc.Dropdown(id=ids.REFERENCE_DROPDOWN, clearable=False, options=_options(keys), value=initial.key if initial else None))
-    cmp = labelled("compared", "A second combination to compare with the reference (yellow); clear it for single-model views", dcc.Dropdown(id=ids.COMPARED_DROPDOWN, clearable=True, placeholder="none: single model"))
+    ref = labelled(
+        "reference",
+        "The combination every view shows (grey)",
+        dcc.Dropdown(
+            id=ids.REFERENCE_DROPDOWN, clearable=False, options=_options(keys), value=initial.key if initial else None
+        ),
+    )
+    cmp = labelled(
+        "compared",
+        "A second combination to compare with the reference (yellow); clear it for single-model views",
+        dcc.Dropdown(id=ids.COMPARED_DROPDOWN, clearable=True, placeholder="none: single model"),
+    )
     return card("Selected combinations", HELP, [ref, cmp, html.Div(id=ids.COMBO_TABLE, className="combo-table")])
 
 
@@ -53,11 +65,17 @@ def default_combo(reader: StoreReader, run: str) -> Combo | None:
 def register(app: dash.Dash, reader: StoreReader) -> None:
     @app.callback(
         Output(ids.COMBINATIONS, "data"),
-        Output(ids.REFERENCE_DROPDOWN, "options"), Output(ids.COMPARED_DROPDOWN, "options"),
-        Output(ids.REFERENCE_DROPDOWN, "value"), Output(ids.COMPARED_DROPDOWN, "value"),
+        Output(ids.REFERENCE_DROPDOWN, "options"),
+        Output(ids.COMPARED_DROPDOWN, "options"),
+        Output(ids.REFERENCE_DROPDOWN, "value"),
+        Output(ids.COMPARED_DROPDOWN, "value"),
         Output(ids.SELECTION, "data"),
-        Input(ids.RUN, "data"), Input(ids.EVAL_TABLE, "clickData"), Input(ids.ROBUST_SWEETSPOT, "clickData"),
-        State(ids.COMBINATIONS, "data"), State(ids.REFERENCE_DROPDOWN, "value"), State(ids.COMPARED_DROPDOWN, "value"),
+        Input(ids.RUN, "data"),
+        Input(ids.EVAL_TABLE, "clickData"),
+        Input(ids.ROBUST_SWEETSPOT, "clickData"),
+        State(ids.COMBINATIONS, "data"),
+        State(ids.REFERENCE_DROPDOWN, "value"),
+        State(ids.COMPARED_DROPDOWN, "value"),
         prevent_initial_call=True,  # the layout starts with the run's default combination
     )
     def combos(run, table_click, sweet_click, current, ref_key, cmp_key):
@@ -84,7 +102,10 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
 
     @app.callback(
         Output(ids.COMBO_TABLE, "children"),
-        Input(ids.COMBINATIONS, "data"), Input(ids.REFERENCE_DROPDOWN, "value"), Input(ids.COMPARED_DROPDOWN, "value"), Input(ids.RUN, "data"),
+        Input(ids.COMBINATIONS, "data"),
+        Input(ids.REFERENCE_DROPDOWN, "value"),
+        Input(ids.COMPARED_DROPDOWN, "value"),
+        Input(ids.RUN, "data"),
     )
     def details(combos, ref_key, cmp_key, run):
         if not run:
@@ -100,15 +121,37 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
             if combo is None or combo.model_id not in models.index:
                 continue
             m = models.loc[combo.model_id]
-            ev = evals[(evals["model_id"] == combo.model_id) & (evals["corruption"] == combo.corruption) & (evals["severity"] == combo.severity)]
+            ev = evals[
+                (evals["model_id"] == combo.model_id)
+                & (evals["corruption"] == combo.corruption)
+                & (evals["severity"] == combo.severity)
+            ]
             role = "reference" if key == ref_key else "compared" if key == cmp_key else ""
-            schedule = "" if pd.isna(m["scope"]) else f" · {m['scope']}, {m['schedule']}" + (f" ×{int(m['steps'])}" if m["schedule"] == "iterative" else "")
-            items.append(html.Li([
-                html.Div([html.Span(role, className=f"role role-{role}") if role else None, html.Span(combo.model_id, className="mono")]),
-                html.Div(
-                    f"{m['arch']} · {m['method']}{schedule} · sparsity {m['sparsity']:.2f} · fine-tune {int(m['finetune_epochs'])} ep"
-                    f" · init {m.get('init', '–')} · {combo.evalset}: accuracy {ev['accuracy'].iloc[0]:.3f}" if not ev.empty else "",
-                    className="combo-meta",
-                ),
-            ], className=f"combo-item {role}"))
+            schedule = (
+                ""
+                if pd.isna(m["scope"])
+                else f" · {m['scope']}, {m['schedule']}"
+                + (f" ×{int(m['steps'])}" if m["schedule"] == "iterative" else "")
+            )
+            items.append(
+                html.Li(
+                    [
+                        html.Div(
+                            [
+                                html.Span(role, className=f"role role-{role}") if role else None,
+                                html.Span(combo.model_id, className="mono"),
+                            ]
+                        ),
+                        html.Div(
+                            f"{m['arch']} · {m['method']}{schedule} · sparsity {m['sparsity']:.2f}"
+                            f" · fine-tune {int(m['finetune_epochs'])} ep"
+                            f" · init {m.get('init', '–')} · {combo.evalset}: accuracy {ev['accuracy'].iloc[0]:.3f}"
+                            if not ev.empty
+                            else "",
+                            className="combo-meta",
+                        ),
+                    ],
+                    className=f"combo-item {role}",
+                )
+            )
         return html.Ul(items, className="combo-list")

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from dash import dcc, html
 import dash_bootstrap_components as dbc
+from dash import dcc, html
 
 
 def card(title: str, help_text: str, body: list, controls: list | None = None, **kwargs) -> dbc.Card:
     """A view's card: title with a one-line explanation on hover, optional controls, body."""
     header = html.Div(
-        [html.Span(title, className="view-title", title=help_text), html.Span(" ⓘ", className="help", title=help_text), html.Div(controls or [], className="view-controls")],
+        [
+            html.Span(title, className="view-title", title=help_text),
+            html.Span(" ⓘ", className="help", title=help_text),
+            html.Div(controls or [], className="view-controls"),
+        ],
         className="view-header",
     )
     return dbc.Card([dbc.CardHeader(header), dbc.CardBody(body)], className="view-card", **kwargs)
@@ -17,7 +21,9 @@ def card(title: str, help_text: str, body: list, controls: list | None = None, *
 
 def labelled(label: str, help_text: str, component) -> html.Div:
     """A control with a label that explains it on hover."""
-    return html.Div([html.Label(label, title=help_text, className="control-label"), component], className="control", title=help_text)
+    return html.Div(
+        [html.Label(label, title=help_text, className="control-label"), component], className="control", title=help_text
+    )
 
 
 def message(text: str, fix: str | None = None) -> html.Div:

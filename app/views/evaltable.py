@@ -27,14 +27,26 @@ HELP = (
 
 def layout() -> html.Div:
     severity = labelled(
-        "severity", "Severity of the corrupted columns (1 mild … 5 strong), or their mean",
-        dcc.Dropdown(id=ids.EVAL_SEVERITY, options=[{"label": str(s), "value": s} for s in range(1, 6)] + [{"label": "mean", "value": "mean"}], value=3, clearable=False, style={"width": "90px"}),
+        "severity",
+        "Severity of the corrupted columns (1 mild … 5 strong), or their mean",
+        dcc.Dropdown(
+            id=ids.EVAL_SEVERITY,
+            options=[{"label": str(s), "value": s} for s in range(1, 6)] + [{"label": "mean", "value": "mean"}],
+            value=3,
+            clearable=False,
+            style={"width": "90px"},
+        ),
     )
-    return card("Evaluation table", HELP, [
-        html.Div(id=ids.EVAL_NOTE, className="note"),
-        dcc.Loading(graph(ids.EVAL_TABLE, 400, {"displayModeBar": False}), type="dot"),
-        dcc.Store(id=ids.EVAL_PREPARE),
-    ], [severity])
+    return card(
+        "Evaluation table",
+        HELP,
+        [
+            html.Div(id=ids.EVAL_NOTE, className="note"),
+            dcc.Loading(graph(ids.EVAL_TABLE, 400, {"displayModeBar": False}), type="dot"),
+            dcc.Store(id=ids.EVAL_PREPARE),
+        ],
+        [severity],
+    )
 
 
 def _table(reader: StoreReader, run: str, severity, selection, ref: Combo | None, cmp: Combo | None) -> dict:
@@ -46,16 +58,22 @@ def _table(reader: StoreReader, run: str, severity, selection, ref: Combo | None
         sub = reader.subset_accuracy(run, sorted(chosen))
         sub = sub.merge(reader.evaluations(run).drop(columns=["accuracy"]), on=["model_id", "corruption", "severity"])
         subset = table_frame(sub, severity)[["model_id", "column", "accuracy"]]
-    return evaluation_table(frame, ref.model_id if ref else None, cmp.model_id if cmp else None, subset, len(chosen) if chosen else None)
+    return evaluation_table(
+        frame, ref.model_id if ref else None, cmp.model_id if cmp else None, subset, len(chosen) if chosen else None
+    )
 
 
 def register(app: dash.Dash, reader: StoreReader) -> None:
     store_dir, cache_dir = reader.store_dir, reader.cache_dir
 
     @app.callback(
-        Output(ids.EVAL_TABLE, "figure"), Output(ids.EVAL_PREPARE, "data"),
-        Input(ids.RUN, "data"), Input(ids.EVAL_SEVERITY, "value"), Input(ids.SELECTION, "data"),
-        Input(ids.REFERENCE_DROPDOWN, "value"), Input(ids.COMPARED_DROPDOWN, "value"),
+        Output(ids.EVAL_TABLE, "figure"),
+        Output(ids.EVAL_PREPARE, "data"),
+        Input(ids.RUN, "data"),
+        Input(ids.EVAL_SEVERITY, "value"),
+        Input(ids.SELECTION, "data"),
+        Input(ids.REFERENCE_DROPDOWN, "value"),
+        Input(ids.COMPARED_DROPDOWN, "value"),
     )
     def draw(run, severity, selection, ref_key, cmp_key):
         if not run:
@@ -64,10 +82,16 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         try:
             if dash.ctx.triggered_id in (ids.REFERENCE_DROPDOWN, ids.COMPARED_DROPDOWN):
                 patch = Patch()  # only the highlight changed: send the outline widths, not the figure
-                patch["data"][0]["marker"]["line"]["width"] = outline_widths(table_frame(reader.evaluations(run), severity), ref.model_id if ref else None, cmp.model_id if cmp else None)
+                patch["data"][0]["marker"]["line"]["width"] = outline_widths(
+                    table_frame(reader.evaluations(run), severity),
+                    ref.model_id if ref else None,
+                    cmp.model_id if cmp else None,
+                )
                 return patch, dash.no_update
             if selected_ids(selection) and not reader.correctness_ready(run):
-                return _table(reader, run, severity, None, ref, cmp), run  # the background job draws it with the selection
+                return _table(
+                    reader, run, severity, None, ref, cmp
+                ), run  # the background job draws it with the selection
             return _table(reader, run, severity, selection, ref, cmp), dash.no_update
         except StoreError as exc:
             return empty_figure(f"{exc.problem} — {exc.fix}"), dash.no_update
@@ -75,12 +99,24 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
     @app.callback(
         Output(ids.EVAL_TABLE, "figure", allow_duplicate=True),
         Input(ids.EVAL_PREPARE, "data"),
-        State(ids.EVAL_SEVERITY, "value"), State(ids.SELECTION, "data"), State(ids.REFERENCE_DROPDOWN, "value"), State(ids.COMPARED_DROPDOWN, "value"),
-        background=True, prevent_initial_call=True,
-        running=[(Output(ids.EVAL_NOTE, "children"), "computing the selection's accuracy on every evaluation set (once per run)…", "")],
+        State(ids.EVAL_SEVERITY, "value"),
+        State(ids.SELECTION, "data"),
+        State(ids.REFERENCE_DROPDOWN, "value"),
+        State(ids.COMPARED_DROPDOWN, "value"),
+        background=True,
+        prevent_initial_call=True,
+        running=[
+            (
+                Output(ids.EVAL_NOTE, "children"),
+                "computing the selection's accuracy on every evaluation set (once per run)…",
+                "",
+            )
+        ],
     )
     def prepare(run, severity, selection, ref_key, cmp_key):
         try:  # its own process: its own reader and cache handle; the matrix lands in the shared cache
-            return _table(StoreReader(store_dir, cache_dir), run, severity, selection, Combo.parse(ref_key), Combo.parse(cmp_key))
+            return _table(
+                StoreReader(store_dir, cache_dir), run, severity, selection, Combo.parse(ref_key), Combo.parse(cmp_key)
+            )
         except StoreError:
             return dash.no_update

@@ -7,7 +7,15 @@ from dash import Input, Output, State, dcc, html
 
 from app import ids
 from app.figures.local import empty_figure
-from app.figures.parallel import axis_ranges, box_constraints, brushed, density_strips, dimensions, parallel_coordinates, rank_axes
+from app.figures.parallel import (
+    axis_ranges,
+    box_constraints,
+    brushed,
+    density_strips,
+    dimensions,
+    parallel_coordinates,
+    rank_axes,
+)
 from app.reader import StoreError, StoreReader
 from app.state import Combo, make_selection, selected_ids
 from app.views.common import card, graph
@@ -22,18 +30,26 @@ HELP = (
 
 
 def layout() -> html.Div:
-    return card("Global geometry", HELP, [
-        html.Div(id=ids.GLOBAL_NOTE, className="note"),
-        graph(ids.GLOBAL_DENSITY, 90, {"displayModeBar": False, "staticPlot": True}),
-        dcc.Loading(graph(ids.GLOBAL_GRAPH, 380, {"displayModeBar": False}), type="dot"),
-        dcc.Store(id=ids.GLOBAL_BOXES, data=[]),
-    ])
+    return card(
+        "Global geometry",
+        HELP,
+        [
+            html.Div(id=ids.GLOBAL_NOTE, className="note"),
+            graph(ids.GLOBAL_DENSITY, 90, {"displayModeBar": False, "staticPlot": True}),
+            dcc.Loading(graph(ids.GLOBAL_GRAPH, 380, {"displayModeBar": False}), type="dot"),
+            dcc.Store(id=ids.GLOBAL_BOXES, data=[]),
+        ],
+    )
 
 
 def _frames(reader: StoreReader, run: str, ref: Combo, cmp: Combo | None, focus: int):
     names = reader.meta(run)["class_names"]
     a = reader.samples(run, ref.model_id, ref.corruption, ref.severity, with_angles=True, labels=[focus])
-    b = reader.samples(run, cmp.model_id, cmp.corruption, cmp.severity, with_angles=True, labels=[focus]) if cmp else None
+    b = (
+        reader.samples(run, cmp.model_id, cmp.corruption, cmp.severity, with_angles=True, labels=[focus])
+        if cmp
+        else None
+    )
     dims = dimensions(rank_axes(a, b, focus, len(names)), names)
     return names, a, b, dims
 
@@ -47,9 +63,16 @@ def _boxes(relayout: object) -> list[dict] | None:
 
 def register(app: dash.Dash, reader: StoreReader) -> None:
     @app.callback(
-        Output(ids.GLOBAL_GRAPH, "figure"), Output(ids.GLOBAL_DENSITY, "figure"), Output(ids.GLOBAL_NOTE, "children"), Output(ids.GLOBAL_BOXES, "data"),
-        Input(ids.REFERENCE_DROPDOWN, "value"), Input(ids.COMPARED_DROPDOWN, "value"), Input(ids.CLASS_DROPDOWN, "value"), Input(ids.SELECTION, "data"),
-        State(ids.RUN, "data"), State(ids.GLOBAL_BOXES, "data"),
+        Output(ids.GLOBAL_GRAPH, "figure"),
+        Output(ids.GLOBAL_DENSITY, "figure"),
+        Output(ids.GLOBAL_NOTE, "children"),
+        Output(ids.GLOBAL_BOXES, "data"),
+        Input(ids.REFERENCE_DROPDOWN, "value"),
+        Input(ids.COMPARED_DROPDOWN, "value"),
+        Input(ids.CLASS_DROPDOWN, "value"),
+        Input(ids.SELECTION, "data"),
+        State(ids.RUN, "data"),
+        State(ids.GLOBAL_BOXES, "data"),
     )
     def draw(ref_key, cmp_key, focus, selection, run, boxes):
         ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)
@@ -61,14 +84,28 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
             return empty_figure(f"{exc.problem} — {exc.fix}"), empty_figure("", height=90), "", []
         title = f"{ref.model_id} · {ref.evalset}"
         if dash.ctx.triggered_id == ids.SELECTION and (selection or {}).get("source") == "global":
-            return parallel_coordinates(a, dims, title, selected_ids(selection), boxes), dash.no_update, dash.no_update, dash.no_update
-        note = f"class {names[int(focus)]}: {len(dims) - 2} of {len(names)} class axes (most confused{', most changed' if cmp else ''})" if len(dims) - 2 < len(names) else f"class {names[int(focus)]}"
+            return (
+                parallel_coordinates(a, dims, title, selected_ids(selection), boxes),
+                dash.no_update,
+                dash.no_update,
+                dash.no_update,
+            )
+        note = (
+            f"class {names[int(focus)]}: {len(dims) - 2} of {len(names)} class axes "
+            f"(most confused{', most changed' if cmp else ''})"
+            if len(dims) - 2 < len(names)
+            else f"class {names[int(focus)]}"
+        )
         return parallel_coordinates(a, dims, title, selected_ids(selection)), density_strips(a, b, dims), note, []
 
     @app.callback(
-        Output(ids.SELECTION, "data", allow_duplicate=True), Output(ids.GLOBAL_BOXES, "data", allow_duplicate=True),
+        Output(ids.SELECTION, "data", allow_duplicate=True),
+        Output(ids.GLOBAL_BOXES, "data", allow_duplicate=True),
         Input(ids.GLOBAL_GRAPH, "relayoutData"),
-        State(ids.REFERENCE_DROPDOWN, "value"), State(ids.COMPARED_DROPDOWN, "value"), State(ids.CLASS_DROPDOWN, "value"), State(ids.RUN, "data"),
+        State(ids.REFERENCE_DROPDOWN, "value"),
+        State(ids.COMPARED_DROPDOWN, "value"),
+        State(ids.CLASS_DROPDOWN, "value"),
+        State(ids.RUN, "data"),
         prevent_initial_call=True,
     )
     def brush(relayout, ref_key, cmp_key, focus, run):

@@ -27,17 +27,62 @@ def class_options(names: list[str]) -> list[dict]:
 
 def layout(class_names: list[str] | None = None) -> html.Div:
     controls = [
-        labelled("class", "The class in focus (comparison and global geometry show it)",
-                 dcc.Dropdown(id=ids.CLASS_DROPDOWN, clearable=False, style={"width": "140px"}, options=class_options(class_names or []), value=0 if class_names else None)),
-        labelled("metric difference", "Show only samples whose angle, length or margin moved by an amount in the chosen percentile range (comparison mode)",
-                 dcc.Dropdown(id=ids.LOCAL_DIFF_METRIC, options=["angle", "length", "margin"], value="margin", clearable=False, style={"width": "110px"})),
-        html.Div(dcc.RangeSlider(id=ids.LOCAL_DIFF_RANGE, min=0, max=100, step=5, value=[0, 100], marks={0: "0", 50: "50", 100: "100 %ile"}, tooltip={"placement": "bottom"}), style={"width": "220px"}, title="Percentile range of |Δ metric| between reference and compared"),
+        labelled(
+            "class",
+            "The class in focus (comparison and global geometry show it)",
+            dcc.Dropdown(
+                id=ids.CLASS_DROPDOWN,
+                clearable=False,
+                style={"width": "140px"},
+                options=class_options(class_names or []),
+                value=0 if class_names else None,
+            ),
+        ),
+        labelled(
+            "metric difference",
+            "Show only samples whose angle, length or margin moved by an amount "
+            "in the chosen percentile range (comparison mode)",
+            dcc.Dropdown(
+                id=ids.LOCAL_DIFF_METRIC,
+                options=["angle", "length", "margin"],
+                value="margin",
+                clearable=False,
+                style={"width": "110px"},
+            ),
+        ),
+        html.Div(
+            dcc.RangeSlider(
+                id=ids.LOCAL_DIFF_RANGE,
+                min=0,
+                max=100,
+                step=5,
+                value=[0, 100],
+                marks={0: "0", 50: "50", 100: "100 %ile"},
+                tooltip={"placement": "bottom"},
+            ),
+            style={"width": "220px"},
+            title="Percentile range of |Δ metric| between reference and compared",
+        ),
     ]
-    return card("Local geometry", HELP, [dcc.Loading(graph(ids.LOCAL_GRAPH, 710, {"displaylogo": False, "modeBarButtonsToRemove": ["toImage"]}), type="dot")], controls)
+    return card(
+        "Local geometry",
+        HELP,
+        [
+            dcc.Loading(
+                graph(ids.LOCAL_GRAPH, 710, {"displaylogo": False, "modeBarButtonsToRemove": ["toImage"]}), type="dot"
+            )
+        ],
+        controls,
+    )
 
 
 def register(app: dash.Dash, reader: StoreReader) -> None:
-    @app.callback(Output(ids.CLASS_DROPDOWN, "options"), Output(ids.CLASS_DROPDOWN, "value"), Input(ids.RUN, "data"), prevent_initial_call=True)
+    @app.callback(
+        Output(ids.CLASS_DROPDOWN, "options"),
+        Output(ids.CLASS_DROPDOWN, "value"),
+        Input(ids.RUN, "data"),
+        prevent_initial_call=True,
+    )
     def classes(run):
         if not run:
             return [], None
@@ -49,8 +94,12 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
 
     @app.callback(
         Output(ids.LOCAL_GRAPH, "figure"),
-        Input(ids.REFERENCE_DROPDOWN, "value"), Input(ids.COMPARED_DROPDOWN, "value"), Input(ids.CLASS_DROPDOWN, "value"),
-        Input(ids.SELECTION, "data"), Input(ids.LOCAL_DIFF_METRIC, "value"), Input(ids.LOCAL_DIFF_RANGE, "value"),
+        Input(ids.REFERENCE_DROPDOWN, "value"),
+        Input(ids.COMPARED_DROPDOWN, "value"),
+        Input(ids.CLASS_DROPDOWN, "value"),
+        Input(ids.SELECTION, "data"),
+        Input(ids.LOCAL_DIFF_METRIC, "value"),
+        Input(ids.LOCAL_DIFF_RANGE, "value"),
         State(ids.RUN, "data"),
     )
     def draw(ref_key, cmp_key, focus, selection, metric, pct, run):
@@ -80,7 +129,8 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
 
     @app.callback(
         Output(ids.SELECTION, "data", allow_duplicate=True),
-        Input(ids.LOCAL_GRAPH, "selectedData"), State(ids.LOCAL_GRAPH, "figure"),
+        Input(ids.LOCAL_GRAPH, "selectedData"),
+        State(ids.LOCAL_GRAPH, "figure"),
         prevent_initial_call=True,
     )
     def select(selected, figure):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dash
+import dash_bootstrap_components as dbc
 import numpy as np
 from dash import Input, Output, dash_table, html
-import dash_bootstrap_components as dbc
 
 from app import ids
 from app.figures.local import empty_figure
@@ -15,28 +15,58 @@ from app.reader import StoreError, StoreReader
 from app.state import Combo
 from app.views.common import card, graph
 
-HELP_MARGIN = "How much each sample's margin shrinks under every corruption and severity, relative to its clean margin (0.5 % trimmed each side): a curve further left means a more robust model."
-HELP_TABLE = "Table 1: Pearson correlation, per model, between a sample's robustness (share of its corrupted versions classified correctly) and its clean angle, length and margin."
-HELP_SWEET = "Clean accuracy against measured sparsity for every pruning variant: where does pruning stop being free? Click a point to compare that model."
+HELP_MARGIN = (
+    "How much each sample's margin shrinks under every corruption and severity, "
+    "relative to its clean margin (0.5 % trimmed each side): a curve further left means a more robust model."
+)
+HELP_TABLE = (
+    "Table 1: Pearson correlation, per model, between a sample's robustness "
+    "(share of its corrupted versions classified correctly) and its clean angle, length and margin."
+)
+HELP_SWEET = (
+    "Clean accuracy against measured sparsity for every pruning variant: "
+    "where does pruning stop being free? Click a point to compare that model."
+)
 
 
 def layout() -> html.Div:
     table = dash_table.DataTable(
-        id=ids.ROBUST_TABLE1, columns=[{"name": c, "id": c} for c in ("model", "angle", "length", "margin")], page_size=12, sort_action="native",
-        style_cell={"fontSize": 11, "padding": "2px 6px", "fontFamily": "inherit"}, style_header={"fontWeight": "bold"},
+        id=ids.ROBUST_TABLE1,
+        columns=[{"name": c, "id": c} for c in ("model", "angle", "length", "margin")],
+        page_size=12,
+        sort_action="native",
+        style_cell={"fontSize": 11, "padding": "2px 6px", "fontFamily": "inherit"},
+        style_header={"fontWeight": "bold"},
         style_data_conditional=[{"if": {"state": "selected"}, "backgroundColor": "#eef"}],
     )
-    return dbc.Row([
-        dbc.Col(card("Margin change under corruption", HELP_MARGIN, [graph(ids.ROBUST_MARGIN, 420, {"displayModeBar": False})]), lg=5),
-        dbc.Col(card("Accuracy vs sparsity", HELP_SWEET, [graph(ids.ROBUST_SWEETSPOT, 420, {"displayModeBar": False})]), lg=4),
-        dbc.Col(card("Robustness correlations (Table 1)", HELP_TABLE, [table]), lg=3),
-    ], className="g-2")
+    return dbc.Row(
+        [
+            dbc.Col(
+                card(
+                    "Margin change under corruption",
+                    HELP_MARGIN,
+                    [graph(ids.ROBUST_MARGIN, 420, {"displayModeBar": False})],
+                ),
+                lg=5,
+            ),
+            dbc.Col(
+                card("Accuracy vs sparsity", HELP_SWEET, [graph(ids.ROBUST_SWEETSPOT, 420, {"displayModeBar": False})]),
+                lg=4,
+            ),
+            dbc.Col(card("Robustness correlations (Table 1)", HELP_TABLE, [table]), lg=3),
+        ],
+        className="g-2",
+    )
 
 
 def register(app: dash.Dash, reader: StoreReader) -> None:
     @app.callback(
-        Output(ids.ROBUST_MARGIN, "figure"), Output(ids.ROBUST_SWEETSPOT, "figure"), Output(ids.ROBUST_TABLE1, "data"),
-        Input(ids.RUN, "data"), Input(ids.REFERENCE_DROPDOWN, "value"), Input(ids.COMPARED_DROPDOWN, "value"),
+        Output(ids.ROBUST_MARGIN, "figure"),
+        Output(ids.ROBUST_SWEETSPOT, "figure"),
+        Output(ids.ROBUST_TABLE1, "data"),
+        Input(ids.RUN, "data"),
+        Input(ids.REFERENCE_DROPDOWN, "value"),
+        Input(ids.COMPARED_DROPDOWN, "value"),
     )
     def draw(run, ref_key, cmp_key):
         if not run:
@@ -51,5 +81,24 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         except StoreError as exc:
             msg = empty_figure(f"{exc.problem} — {exc.fix}")
             return msg, msg, []
-        data = [{"model": r.model_id, **{k: (None if np.isnan(getattr(r, k)) else round(float(getattr(r, k)), 3)) for k in ("angle", "length", "margin")}} for r in t1.itertuples()]
-        return margin_change(curves), accuracy_vs_sparsity(models, selected=ref.model_id if ref else None, title="clean accuracy vs sparsity", legend_below=True, height=420), data
+        data = [
+            {
+                "model": r.model_id,
+                **{
+                    k: (None if np.isnan(getattr(r, k)) else round(float(getattr(r, k)), 3))
+                    for k in ("angle", "length", "margin")
+                },
+            }
+            for r in t1.itertuples()
+        ]
+        return (
+            margin_change(curves),
+            accuracy_vs_sparsity(
+                models,
+                selected=ref.model_id if ref else None,
+                title="clean accuracy vs sparsity",
+                legend_below=True,
+                height=420,
+            ),
+            data,
+        )
