@@ -24,7 +24,7 @@ import dash
 import dash_auth
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from pipeline.errors import PruneScopeError
+from pipeline.store import PruneScopeError
 
 AUTH_FILE_ENV = "PRUNESCOPE_AUTH_FILE"
 USERS_ENV = "PRUNESCOPE_USERS"

@@ -14,7 +14,7 @@ from pathlib import Path
 import dash
 import diskcache
 
-from pipeline.errors import PruneScopeError
+from pipeline.store import PruneScopeError
 
 REDIS_ENV = "REDIS_URL"
 RESULT_EXPIRY_S = 3600

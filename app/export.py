@@ -43,7 +43,7 @@ from app.figures.sweetspot import accuracy_vs_sparsity
 from app.reader import StoreError, StoreReader
 from app.state import Combo
 from pipeline import store
-from pipeline.errors import PruneScopeError
+from pipeline.store import PruneScopeError
 
 SNAPSHOT_DIR = Path(__file__).resolve().parent / "snapshot"
 IMAGE_BUDGET = 3_000_000  # bytes of embedded PNGs: the class in focus first, then the samples that moved most

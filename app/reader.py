@@ -24,9 +24,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from pipeline import store
-from pipeline.errors import PruneScopeError
-from pipeline.report import table1
-from pipeline.stats import relative_margin_change, trim
+from pipeline.store import PruneScopeError, relative_margin_change, run_table1, trim
 
 LOCAL_ENTRIES = 64  # in-process memo entries per reader (per gunicorn worker)
 SCALAR_COLUMNS = ["sample_id", "label", "pred", "correct", "confidence", "loss", "length", "margin", "angle"]
@@ -246,7 +244,9 @@ class StoreReader:
 
     def table1(self, run: str) -> pd.DataFrame:
         """Pearson correlation of per-sample robustness with the clean angle, length and margin, per model."""
-        return self._memo(run, "table1", (), lambda: table1(self.run_dir(run)).rename_axis("model_id").reset_index())
+        return self._memo(
+            run, "table1", (), lambda: run_table1(self.run_dir(run)).rename_axis("model_id").reset_index()
+        )
 
     def images(
         self, run: str, sample_ids: Sequence[int], corruption: str = store.CLEAN, severity: int = 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.store import EvalSet
+
 
 @dataclass(frozen=True)
 class Combo:
@@ -20,7 +22,7 @@ class Combo:
 
     @property
     def evalset(self) -> str:
-        return self.corruption if self.corruption == "clean" else f"{self.corruption} s{self.severity}"
+        return EvalSet(self.corruption, self.severity).label
 
     @classmethod
     def parse(cls, key: str | None) -> "Combo | None":

@@ -1,12 +1,5 @@
-"""User-facing errors: a message naming the problem and a hint naming the fix."""
+"""User-facing errors (defined with the store contract, which the app imports without the pipeline)."""
 
-from __future__ import annotations
+from pipeline.store.errors import PruneScopeError
 
-
-class PruneScopeError(Exception):
-    """An error the user can cause and fix; the CLI prints it without a traceback."""
-
-    def __init__(self, problem: str, fix: str | None = None) -> None:
-        self.problem = problem
-        self.fix = fix
-        super().__init__(problem if fix is None else f"{problem}\n  fix: {fix}")
+__all__ = ["PruneScopeError"]

@@ -5,28 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.dataset as pads
 
 from pipeline import store
-from pipeline.stats import pearson
-
-
-def table1(run_dir: Path) -> pd.DataFrame:
-    """Pearson correlation, per model, of per-sample robustness with clean angle, length and margin."""
-    models = store.read_table(run_dir / store.MODELS, columns=["model_id"]).column("model_id").to_pylist()
-    files = [
-        str(p) for p in (store.samples_path(run_dir, m, store.CLEAN, 0) for m in models) if p.is_file()
-    ]  # open only the clean files
-    if not files:
-        return pd.DataFrame(columns=["angle", "length", "margin"], dtype=float)
-    ds = pads.dataset(files, format="parquet", partitioning="hive", partition_base_dir=str(run_dir / store.SAMPLES_DIR))
-    df = ds.to_table(columns=["model_id", "angle", "length", "margin", "robustness"]).to_pandas()
-    rows = {}
-    for model_id, g in df.groupby("model_id", sort=True):
-        rows[model_id] = {
-            m: pearson(g["robustness"].to_numpy(), g[m].to_numpy()) for m in ("angle", "length", "margin")
-        }
-    return pd.DataFrame.from_dict(rows, orient="index", columns=["angle", "length", "margin"])
 
 
 def render_report(run_dir: Path) -> str:
@@ -47,6 +27,6 @@ def render_report(run_dir: Path) -> str:
         out += [
             "",
             "Table 1: Pearson correlation of per-sample robustness with clean geometry",
-            table1(run_dir).to_string(float_format=lambda v: f"{v:+.3f}"),
+            store.run_table1(run_dir).to_string(float_format=lambda v: f"{v:+.3f}"),
         ]
     return "\n".join(out)

@@ -333,17 +333,18 @@ def test_reader_errors_on_newer_schema_and_missing_evaluation(tiny_run, tmp_path
         reader.models("tiny")
 
 
-def test_app_never_imports_torch(tiny_run):
+def test_app_never_imports_torch_nor_pipeline_beyond_the_store(tiny_run):
     code = (
         "import sys; from app.main import create_app; "
-        f"create_app({str(tiny_run.parent)!r}, 'tiny', None); print('torch' in sys.modules)"
+        f"create_app({str(tiny_run.parent)!r}, 'tiny', None); print('torch' in sys.modules); "
+        "print(sorted(m for m in sys.modules if m.startswith('pipeline.') and not m.startswith('pipeline.store')))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.split() == ["False", "[]"]  # the contract package is the only pipeline code the app imports
 
 
 def test_margin_changes_read_one_model_and_match_a_direct_computation(browser_store):
-    from pipeline.stats import relative_margin_change, trim
+    from pipeline.store import relative_margin_change, trim
 
     reader = StoreReader(browser_store)
     model = "digits_cnn-magnitude-global-oneshot-s80-ft1"

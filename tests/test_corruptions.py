@@ -20,9 +20,9 @@ from pipeline.config import parse_config
 from pipeline.corruptions import CORRUPTION_NAMES, CORRUPTIONS, SEVERITIES, CorruptionOptions, corrupt, load_official
 from pipeline.datasets import load_dataset
 from pipeline.errors import PruneScopeError
-from pipeline.report import table1
 from pipeline.runner import RunContext, build_run, evalset_images
-from pipeline.stats import relative_margin_change, trim
+from pipeline.store import relative_margin_change, trim
+from pipeline.store import run_table1 as table1
 from tests.conftest import tiny_config
 
 REPO = Path(__file__).resolve().parents[1]

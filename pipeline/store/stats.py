@@ -1,12 +1,17 @@
 """Robustness statistics of shared/DESIGN.md §1, as pure numpy functions (no torch).
 
-Shared by the terminal report and the dashboard, which reads the store only.
+Shared by the terminal report and the dashboard, which reads the store only; part of the
+contract package so that both compute them the same way.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
+TABLE1_MEASURES = ("angle", "length", "margin")
 TRIM = 0.005  # drop the lowest and highest 0.5 % before plotting a density (Fig. 10)
 
 
@@ -40,3 +45,23 @@ def trim(values: np.ndarray, fraction: float = TRIM) -> np.ndarray:
         return v
     lo, hi = np.quantile(v, [fraction, 1.0 - fraction])
     return v[(v >= lo) & (v <= hi)]
+
+
+def table1(samples: pd.DataFrame) -> pd.DataFrame:
+    """Table 1: Pearson correlation, per model, of per-sample robustness with the clean angle,
+    length and margin. `samples`: the clean rows with model_id, robustness, angle, length, margin."""
+    rows = {
+        model_id: {m: pearson(g["robustness"].to_numpy(), g[m].to_numpy()) for m in TABLE1_MEASURES}
+        for model_id, g in samples.groupby("model_id", sort=True)
+    }
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(TABLE1_MEASURES)).astype(float)
+
+
+def run_table1(run_dir: Path) -> pd.DataFrame:
+    """Table 1 of a run folder, read from its models' clean samples."""
+    from pipeline.store.io import clean_samples, read_table
+    from pipeline.store.layout import MODELS
+
+    models = read_table(Path(run_dir) / MODELS, columns=["model_id"]).column("model_id").to_pylist()
+    samples = clean_samples(run_dir, models, ["robustness", *TABLE1_MEASURES]).to_pandas()
+    return table1(samples)

@@ -1,0 +1,120 @@
+"""The store contract (docs/store.md, shared/DESIGN.md §3) as a torch-free package.
+
+The meeting point of the pipeline (which writes runs) and the app (which reads them), and
+the only pipeline code the app imports; it imports neither torch nor dash. A store is a
+folder of runs; a run is a folder holding `run.json`, three tables, hive-partitioned
+per-sample and feature tables, the gallery images and the checkpoints.
+
+- `layout`: file and folder names, safe ids, `EvalSet`;
+- `schema`: every column, declared once;
+- `io`: atomic writes, reading run.json and tables;
+- `validate`: a run folder against the contract;
+- `stats`: the statistics the report and the app share (Table 1, margin changes);
+- `errors`: `PruneScopeError`, the one-line errors users see.
+
+`from pipeline import store` then `store.<name>` reaches the common names below.
+"""
+
+from pipeline.store.errors import PruneScopeError
+from pipeline.store.io import (
+    atomic_path,
+    clean_samples,
+    list_runs,
+    read_run_json,
+    read_table,
+    remove_run,
+    remove_stale_temporaries,
+    samples_dataset,
+    write_json,
+    write_table,
+)
+from pipeline.store.layout import (
+    CHECKPOINTS_DIR,
+    CLEAN,
+    CLEAN_SET,
+    CORRUPTED_DIR,
+    EVALUATIONS,
+    FEATURES_DIR,
+    HEADS,
+    IMAGES,
+    MODELS,
+    RUN_JSON,
+    SAFE_ID,
+    SAMPLES_DIR,
+    UNITS_DIR,
+    EvalSet,
+    check_id,
+    checkpoint_path,
+    corrupted_path,
+    evalset_name,
+    features_path,
+    partition_dir,
+    samples_path,
+)
+from pipeline.store.schema import (
+    EVALUATIONS_SCHEMA,
+    HEADS_SCHEMA,
+    IMAGES_SCHEMA,
+    MODELS_SCHEMA,
+    RUN_JSON_KEYS,
+    SCHEMA_VERSION,
+    TABLES,
+    Column,
+    TableSpec,
+    features_schema,
+    samples_schema,
+)
+from pipeline.store.stats import pearson, relative_margin_change, run_table1, table1, trim
+from pipeline.store.validate import validate_run
+
+__all__ = [
+    "CHECKPOINTS_DIR",
+    "CLEAN",
+    "CLEAN_SET",
+    "CORRUPTED_DIR",
+    "EVALUATIONS",
+    "EVALUATIONS_SCHEMA",
+    "FEATURES_DIR",
+    "HEADS",
+    "HEADS_SCHEMA",
+    "IMAGES",
+    "IMAGES_SCHEMA",
+    "MODELS",
+    "MODELS_SCHEMA",
+    "RUN_JSON",
+    "RUN_JSON_KEYS",
+    "SAFE_ID",
+    "SAMPLES_DIR",
+    "SCHEMA_VERSION",
+    "TABLES",
+    "UNITS_DIR",
+    "Column",
+    "EvalSet",
+    "PruneScopeError",
+    "TableSpec",
+    "atomic_path",
+    "check_id",
+    "checkpoint_path",
+    "clean_samples",
+    "corrupted_path",
+    "evalset_name",
+    "features_path",
+    "features_schema",
+    "list_runs",
+    "partition_dir",
+    "pearson",
+    "read_run_json",
+    "read_table",
+    "relative_margin_change",
+    "remove_run",
+    "remove_stale_temporaries",
+    "run_table1",
+    "samples_dataset",
+    "samples_path",
+    "samples_schema",
+    "table1",
+    "trim",
+    "validate_run",
+    "write_json",
+    "write_table",
+]

@@ -1,0 +1,200 @@
+"""Every column of the store contract, declared once: name, kind, required or optional with its
+default, the contract version that added it, and what it means.
+
+Writers build their Arrow schemas from these declarations, readers cast to them and fill
+optional columns, `validate` checks against them and docs/store.md documents them (a test
+holds the two together). A feature that needs a new column adds it here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+RUN_JSON_KEYS = (
+    "schema_version",
+    "dataset",
+    "num_classes",
+    "class_names",
+    "image_shape",
+    "created",
+    "config",
+    "prunable_layers",
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column. `size` names the run quantity that fixes a fixed-size list's length."""
+
+    name: str
+    kind: pa.DataType
+    doc: str
+    required: bool = True
+    default: Any = None
+    since: int = 1
+    size: str | None = None
+
+    def arrow_type(self, sizes: dict[str, int] | None = None) -> pa.DataType:
+        if self.size is None:
+            return self.kind
+        if not sizes or self.size not in sizes:
+            return pa.list_(self.kind)
+        return pa.list_(self.kind, sizes[self.size])
+
+    @property
+    def kind_name(self) -> str:
+        """The kind as docs/store.md writes it."""
+        return f"fixed_size_list<{self.kind}>[{self.size}]" if self.size else str(self.kind)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """The columns of one table of a run, and where its files are."""
+
+    name: str
+    path: str
+    columns: tuple[Column, ...]
+
+    def schema(self, **sizes: int) -> pa.Schema:
+        return pa.schema([(c.name, c.arrow_type(sizes)) for c in self.columns])
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+MODELS_TABLE = TableSpec(
+    "models",
+    "models.parquet",
+    (
+        Column("model_id", pa.string(), "unique id; letters, digits and `_ . + -`, at most 128"),
+        Column("arch", pa.string(), "architecture name (or the factory that built the model)"),
+        Column("method", pa.string(), "pruning method; `dense` for an unpruned model"),
+        Column("scope", pa.string(), "`global` or `layer`; null for dense models"),
+        Column("schedule", pa.string(), "`oneshot` or `iterative`; null for dense models"),
+        Column("steps", pa.int32(), "pruning steps of an iterative schedule", required=False, default=1),
+        Column("finetune_epochs", pa.int32(), "fine-tuning epochs after (each step of) pruning"),
+        Column("target_sparsity", pa.float64(), "the requested fraction removed"),
+        Column("sparsity", pa.float64(), "measured fraction of zero weights over the prunable layers"),
+        Column("params_total", pa.int64(), "number of parameters"),
+        Column("params_nonzero", pa.int64(), "number of non-zero parameters"),
+        Column("parent_id", pa.string(), "model_id of the dense model it was pruned from; null for dense"),
+        Column("clean_accuracy", pa.float64(), "accuracy on the clean test set"),
+        Column("seed", pa.int64(), "random seed of the run"),
+        Column("checkpoint", pa.string(), "path of the state_dict relative to the run folder, or null"),
+        Column(
+            "init",
+            pa.string(),
+            "where the weights came from: `trained`, `parent`, `random` (MPT) or `external`",
+            required=False,
+        ),
+        Column(
+            "channel_sparsity",
+            pa.float64(),
+            "fraction of channels removed (structured methods)",
+            required=False,
+        ),
+    ),
+)
+
+EVALUATIONS_TABLE = TableSpec(
+    "evaluations",
+    "evaluations.parquet",
+    (
+        Column("model_id", pa.string(), "a model of models.parquet"),
+        Column("corruption", pa.string(), "`clean` or a CIFAR-10-C corruption name"),
+        Column("severity", pa.int8(), "1-5 for a corruption, 0 for clean"),
+        Column("n", pa.int64(), "number of samples evaluated"),
+        Column("accuracy", pa.float64(), "fraction classified correctly"),
+        Column("mean_angle", pa.float64(), "mean angle to the true class direction (degrees)"),
+        Column("mean_length", pa.float64(), "mean feature length"),
+        Column("mean_margin", pa.float64(), "mean margin"),
+    ),
+)
+
+HEADS_TABLE = TableSpec(
+    "heads",
+    "heads.parquet",
+    (
+        Column("model_id", pa.string(), "a model of models.parquet"),
+        Column("class_index", pa.int32(), "class j, 0 to num_classes - 1 (one row per class and model)"),
+        Column("weight", pa.list_(pa.float32()), "W_j, the class direction (row j of the final linear layer)"),
+        Column("bias", pa.float32(), "b_j"),
+    ),
+)
+
+IMAGES_TABLE = TableSpec(
+    "images",
+    "images.parquet",
+    (
+        Column("sample_id", pa.int32(), "test sample id"),
+        Column("label", pa.int16(), "true class"),
+        Column("png", pa.binary(), "the clean test image as PNG bytes"),
+    ),
+)
+
+SAMPLES_TABLE = TableSpec(
+    "samples",
+    "samples/model_id=<id>/*.parquet",
+    (
+        Column("corruption", pa.string(), "`clean` or a corruption name"),
+        Column("severity", pa.int8(), "1-5 for a corruption, 0 for clean"),
+        Column("sample_id", pa.int32(), "test sample id, the same in every evaluation set"),
+        Column("label", pa.int16(), "true class"),
+        Column("pred", pa.int16(), "predicted class"),
+        Column("correct", pa.bool_(), "pred == label"),
+        Column("confidence", pa.float32(), "softmax probability of the prediction"),
+        Column("loss", pa.float32(), "cross-entropy loss"),
+        Column("length", pa.float32(), "feature length ‖X‖"),
+        Column("margin", pa.float32(), "margin to the decision boundary (negative when wrong)"),
+        Column("angle", pa.float32(), "angle to the true class direction (degrees)"),
+        Column("angles", pa.float32(), "angle to every class direction (degrees)", size="num_classes"),
+        Column(
+            "robustness",
+            pa.float32(),
+            "fraction of the corrupted versions classified correctly (clean rows; NaN elsewhere)",
+            required=False,
+            default=float("nan"),
+        ),
+        Column(
+            "zero_feature", pa.bool_(), "the feature vector is all zeros (angles NaN)", required=False, default=False
+        ),
+    ),
+)
+
+FEATURES_TABLE = TableSpec(
+    "features",
+    "features/model_id=<id>/*.parquet",
+    (
+        Column("sample_id", pa.int32(), "test sample id"),
+        Column("corruption", pa.string(), "`clean` or a corruption name"),
+        Column("severity", pa.int8(), "1-5 for a corruption, 0 for clean"),
+        Column("feature", pa.float32(), "X, the input of the final linear layer", size="feature_dim"),
+    ),
+)
+
+TABLES = {
+    t.name: t for t in (MODELS_TABLE, EVALUATIONS_TABLE, HEADS_TABLE, IMAGES_TABLE, SAMPLES_TABLE, FEATURES_TABLE)
+}
+
+MODELS_SCHEMA = MODELS_TABLE.schema()
+EVALUATIONS_SCHEMA = EVALUATIONS_TABLE.schema()
+HEADS_SCHEMA = HEADS_TABLE.schema()
+IMAGES_SCHEMA = IMAGES_TABLE.schema()
+
+
+def samples_schema(num_classes: int) -> pa.Schema:
+    """Columns of one per-sample file (model_id comes from the hive partition folder)."""
+    return SAMPLES_TABLE.schema(num_classes=num_classes)
+
+
+def features_schema(dim: int) -> pa.Schema:
+    return FEATURES_TABLE.schema(feature_dim=dim)
