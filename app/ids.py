@@ -49,3 +49,6 @@ SAMPLES_COUNT = "samples-count"
 ROBUST_MARGIN = "robust-margin"
 ROBUST_TABLE1 = "robust-table1"
 ROBUST_SWEETSPOT = "robust-sweetspot"
+
+# the run's problems (one panel above the views; empty when the run is valid)
+RUN_PROBLEMS = "run-problems"

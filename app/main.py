@@ -13,11 +13,11 @@ from app import background, guard, ids
 from app.auth import HashedBasicAuth
 from app.reader import StoreError, StoreReader
 from app.state import Combo, selected_ids
-from app.views import combinations, evaltable, export, global_, local, robustness, samples
-from app.views.common import message
+from app.views import combinations, evaltable, export, global_, local, problems, robustness, samples
+from app.views.common import callback_error, message
 
 REPO = Path(__file__).resolve().parents[1]
-VIEWS = (evaltable, combinations, local, global_, samples, robustness, export)
+VIEWS = (problems, evaltable, combinations, local, global_, samples, robustness, export)
 
 
 def create_app(
@@ -37,6 +37,7 @@ def create_app(
         title="PruneScope",
         assets_folder=str(REPO / "assets"),  # Bootstrap's CSS is served from assets/: no CDN, no internet
         background_callback_manager=background.manager(cache_dir),
+        on_error=callback_error,  # a failing callback shows its message in its view, never a 500
     )
     guard.install(app)
     if users:
@@ -109,6 +110,7 @@ def layout(
         ]
         return html.Div([header, dbc.Container(body, fluid=True), *stores, _hidden_controls()])
     body = [
+        problems.layout(),
         dbc.Row([dbc.Col(evaltable.layout(), lg=8), dbc.Col(combinations.layout(initial), lg=4)], className="g-2"),
         dbc.Row([dbc.Col(local.layout(class_names), lg=12)], className="g-2"),
         dbc.Row([dbc.Col(global_.layout(), lg=7), dbc.Col(samples.layout(), lg=5)], className="g-2"),

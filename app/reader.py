@@ -13,18 +13,21 @@ import hashlib
 import io
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import diskcache
 import numpy as np
 import pandas as pd
-import pyarrow.compute as pc
+import pyarrow as pa
 import pyarrow.dataset as pads
-import pyarrow.parquet as pq
 
 from pipeline import store
-from pipeline.store import PruneScopeError, relative_margin_change, run_table1, trim
+from pipeline.store import EvalSet, Problem, PruneScopeError, relative_margin_change, run_table1, trim
+from pipeline.store.io import SamplesIndex, conform, load, read_samples, run_meta
+from pipeline.store.schema import EVALUATIONS_TABLE, IMAGES_TABLE, MODELS_TABLE
+from pipeline.store.validate import check_run
 
 LOCAL_ENTRIES = 64  # in-process memo entries per reader (per gunicorn worker)
 SCALAR_COLUMNS = ["sample_id", "label", "pred", "correct", "confidence", "loss", "length", "margin", "angle"]
@@ -32,6 +35,21 @@ SCALAR_COLUMNS = ["sample_id", "label", "pred", "correct", "confidence", "loss",
 
 class StoreError(PruneScopeError):
     """A store or run the app cannot show; the page displays its message and fix."""
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """Any failure to read the store, as a StoreError naming the file and the fix (never a 500)."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except PruneScopeError as exc:
+        raise StoreError(exc.problem, exc.fix) from None
+    except (pa.ArrowException, OSError, KeyError, ValueError, IndexError) as exc:
+        raise StoreError(
+            f"the run could not be read: {exc}", "python -m pipeline validate RUN_DIR names the problem"
+        ) from None
 
 
 class StoreReader:
@@ -72,7 +90,7 @@ class StoreReader:
         hit = ev[(ev["model_id"] == model_id) & (ev["corruption"] == corruption) & (ev["severity"] == int(severity))]
         if hit.empty:
             raise StoreError(
-                f"model {model_id!r} has no evaluation on {store.evalset_name(corruption, int(severity))}",
+                f"model {model_id!r} has no evaluation on {EvalSet(corruption, severity).name}",
                 "finish the run with python -m pipeline run CONFIG (it resumes), or pick another evaluation set",
             )
         return corruption, int(severity)
@@ -118,28 +136,38 @@ class StoreReader:
     # ------------------------------------------------------------ tables
 
     def meta(self, run: str) -> dict[str, Any]:
-        try:
-            return store.read_run_json(self.run_dir(run))
-        except StoreError:
-            raise
-        except PruneScopeError as exc:
-            raise StoreError(exc.problem, exc.fix) from None
+        """run.json; num_classes and class_names are always there (problems() says what was missing)."""
+        with store_errors():
+            return run_meta(self.run_dir(run))[0]
 
-    def _table(self, run: str, name: str) -> pd.DataFrame:
+    def problems(self, run: str) -> list[Problem]:
+        """The run's problems (errors first) from a quick validation (no per-sample footers), memoised
+        per run version; `python -m pipeline validate` checks deeper."""
+        with store_errors():
+            return self._memo(run, "problems", (), lambda: check_run(self.run_dir(run), deep=False))
+
+    def _table(self, run: str, spec: store.TableSpec) -> pd.DataFrame:
         self.meta(run)
-        try:
-            return store.read_table(self.run_dir(run) / name).to_pandas()
-        except PruneScopeError as exc:
-            raise StoreError(exc.problem, exc.fix) from None
+        with store_errors():
+            return load(self.run_dir(run), spec).to_pandas()
 
     def models(self, run: str) -> pd.DataFrame:
-        return self._memo(run, "models", (), lambda: self._table(run, store.MODELS))
+        return self._memo(run, "models", (), lambda: self._table(run, MODELS_TABLE))
+
+    def index(self, run: str, model_id: str) -> SamplesIndex:
+        """Which files of the model's samples partition hold which evaluation sets (memoised per run version)."""
+
+        def build() -> SamplesIndex:
+            with store_errors():
+                return SamplesIndex(self.run_dir(run), model_id)
+
+        return self._memo(run, "index", (model_id,), build)
 
     def evaluations(self, run: str) -> pd.DataFrame:
         """Evaluations joined with each model's arch, method, variant columns and sparsity."""
 
         def load() -> pd.DataFrame:
-            ev = self._table(run, store.EVALUATIONS)
+            ev = self._table(run, EVALUATIONS_TABLE)
             cols = [
                 "model_id",
                 "arch",
@@ -172,13 +200,16 @@ class StoreReader:
         self.check_evalset(run, model_id, corruption, severity)
         key = (model_id, corruption, int(severity), with_angles, tuple(sorted(labels)) if labels is not None else None)
 
-        def load() -> pd.DataFrame:
-            path = store.samples_path(self.run_dir(run), model_id, corruption, int(severity))
-            ds = pads.dataset(path, format="parquet")
-            flt = pads.field("label").isin(list(labels)) if labels is not None else None
-            table = ds.to_table(
-                columns=SCALAR_COLUMNS + ["robustness"] + (["angles"] if with_angles else []), filter=flt
-            )
+        def read() -> pd.DataFrame:
+            columns = SCALAR_COLUMNS + ["robustness"] + (["angles"] if with_angles else [])
+            with store_errors():
+                table = read_samples(
+                    self.index(run, model_id),
+                    EvalSet(corruption, severity),
+                    columns,
+                    self.meta(run)["num_classes"],
+                    list(labels) if labels is not None else None,
+                )
             df = table.drop_columns(["angles"]).to_pandas() if with_angles else table.to_pandas()
             if with_angles:
                 angles = table.column("angles").combine_chunks()
@@ -187,25 +218,26 @@ class StoreReader:
                 df = pd.concat([df, pd.DataFrame(mat, columns=[f"a{j}" for j in range(c)])], axis=1)
             return df.sort_values("sample_id", ignore_index=True)
 
-        return self._memo(run, "samples", key, load)
+        return self._memo(run, "samples", key, read)
 
     def correctness(self, run: str) -> tuple[pd.DataFrame, np.ndarray]:
         """Every evaluation's per-sample correctness as a packed bit matrix, from one scan of
         the run, memoised, so any subset's accuracy is a column pick."""
 
-        def load() -> tuple[pd.DataFrame, np.ndarray]:
-            table = (
-                store.samples_dataset(self.run_dir(run))
-                .to_table(columns=["model_id", "corruption", "severity", "sample_id", "correct"])
-                .to_pandas()
-            )
+        def read() -> tuple[pd.DataFrame, np.ndarray]:
+            with store_errors():
+                table = (
+                    store.samples_dataset(self.run_dir(run), self.meta(run)["num_classes"])
+                    .to_table(columns=["model_id", "corruption", "severity", "sample_id", "correct"])
+                    .to_pandas()
+                )
             keys = table[["model_id", "corruption", "severity"]].drop_duplicates(ignore_index=True)
             row = table.merge(keys.reset_index(), on=["model_id", "corruption", "severity"])["index"].to_numpy()
             matrix = np.zeros((len(keys), int(table["sample_id"].max()) + 1 if len(table) else 0), dtype=bool)
             matrix[row, table["sample_id"].to_numpy()] = table["correct"].to_numpy()
             return keys, np.packbits(matrix, axis=1)
 
-        return self._memo(run, "correctness", (), load)
+        return self._memo(run, "correctness", (), read)
 
     def correctness_ready(self, run: str) -> bool:
         """Whether the run's correctness matrix is computed; without a shared diskcache a
@@ -225,28 +257,36 @@ class StoreReader:
         each side; reads two columns of this model's files only."""
         self.check_model(run, model_id)
 
-        def load() -> np.ndarray:
+        def read() -> np.ndarray:
             ev = self.evaluations(run)
             mine = ev[ev["model_id"] == model_id]
-            sets = [(c, int(s)) for c, s in zip(mine["corruption"], mine["severity"]) if c != store.CLEAN]
+            sets = [EvalSet(c, s) for c, s in zip(mine["corruption"], mine["severity"]) if c != store.CLEAN]
             if not sets or not (mine["corruption"] == store.CLEAN).any():
                 return np.empty(0)
-            paths = [store.samples_path(self.run_dir(run), model_id, c, s) for c, s in [(store.CLEAN, 0), *sets]]
-            with ThreadPoolExecutor(4) as pool:  # pyarrow reads without the GIL
-                tables = list(pool.map(lambda p: pq.read_table(p, columns=["sample_id", "margin"]), paths))
-            n = max(int(pc.max(t.column("sample_id")).as_py() or 0) for t in tables) + 1
+            index, num_classes = self.index(run, model_id), self.meta(run)["num_classes"]
+            with store_errors(), ThreadPoolExecutor(4) as pool:  # pyarrow reads without the GIL
+                tables = list(
+                    pool.map(
+                        lambda es: read_samples(index, es, ["sample_id", "margin"], num_classes),
+                        [store.CLEAN_SET, *sets],
+                    )
+                )
+            n = max((int(np.max(t.column("sample_id").to_numpy())) if t.num_rows else 0) for t in tables) + 1
             matrix = np.full((len(tables), n), np.nan, np.float32)
             for row, t in enumerate(tables):
                 matrix[row, t.column("sample_id").to_numpy()] = t.column("margin").to_numpy()
             return trim(relative_margin_change(matrix[0], matrix[1:]))
 
-        return self._memo(run, "margin_changes", (model_id,), load)
+        return self._memo(run, "margin_changes", (model_id,), read)
 
     def table1(self, run: str) -> pd.DataFrame:
         """Pearson correlation of per-sample robustness with the clean angle, length and margin, per model."""
-        return self._memo(
-            run, "table1", (), lambda: run_table1(self.run_dir(run)).rename_axis("model_id").reset_index()
-        )
+
+        def read() -> pd.DataFrame:
+            with store_errors():
+                return run_table1(self.run_dir(run)).rename_axis("model_id").reset_index()
+
+        return self._memo(run, "table1", (), read)
 
     def images(
         self, run: str, sample_ids: Sequence[int], corruption: str = store.CLEAN, severity: int = 0
@@ -262,16 +302,18 @@ class StoreReader:
             ev = self.evaluations(run)
             if not ((ev["corruption"] == corruption) & (ev["severity"] == int(severity))).any():
                 raise StoreError(
-                    f"run {run!r} has no evaluation set {store.evalset_name(corruption, int(severity))}",
+                    f"run {run!r} has no evaluation set {EvalSet(corruption, severity).name}",
                     "pick an evaluation set from the evaluation table",
                 )
-            cached = run_dir / store.CORRUPTED_DIR / f"{store.evalset_name(corruption, int(severity))}.npy"
+            cached = store.corrupted_path(run_dir, EvalSet(corruption, severity))
             if cached.is_file():
                 arr = np.load(cached, mmap_mode="r")
                 return {i: _png(np.asarray(arr[i])) for i in ids if 0 <= i < len(arr)}, True
-        t = pads.dataset(run_dir / store.IMAGES, format="parquet").to_table(
-            columns=["sample_id", "png"], filter=pads.field("sample_id").isin(ids)
-        )
+        with store_errors():
+            t = store.read_table(
+                run_dir / IMAGES_TABLE.path, columns=["sample_id", "png"], filter=pads.field("sample_id").isin(ids)
+            )
+            t = conform(t, IMAGES_TABLE, ["sample_id", "png"], where=IMAGES_TABLE.path)[0]
         return dict(zip(t.column("sample_id").to_pylist(), t.column("png").to_pylist())), False
 
 

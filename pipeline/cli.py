@@ -53,15 +53,21 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from pipeline.store import validate_run
+    from pipeline.store import check_run
 
-    problems = validate_run(Path(args.run_dir))
-    if problems:
-        print(f"{args.run_dir}: {len(problems)} problem(s)")
-        for p in problems:
-            print(f"  - {p}")
+    problems = check_run(Path(args.run_dir))
+    errors = [p for p in problems if p.error]
+    warnings = [p for p in problems if not p.error]
+    for title, found in (("error", errors), ("warning", warnings)):
+        if found:
+            print(f"{args.run_dir}: {len(found)} {title}(s)")
+            for p in found:
+                print(f"  - {p.problem}" + (f" (fix: {p.fix})" if p.fix and title == "error" else ""))
+    if errors:
         return 1
-    print(f"{args.run_dir}: valid (store contract v1)")
+    print(
+        f"{args.run_dir}: valid (store contract v1)" + (", read with the defaults and casts above" if warnings else "")
+    )
     return 0
 
 

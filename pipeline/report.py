@@ -7,21 +7,22 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import store
+from pipeline.store.schema import EVALUATIONS_TABLE, MODELS_TABLE
 
 
 def render_report(run_dir: Path) -> str:
     """Accuracy table (models × evaluation sets) and, with corrupted sets, Table 1."""
-    meta = store.read_run_json(run_dir)
-    models = store.read_table(run_dir / store.MODELS).to_pandas()
-    evals = store.read_table(run_dir / store.EVALUATIONS).to_pandas()
-    evals["set"] = [store.evalset_name(c, s) for c, s in zip(evals["corruption"], evals["severity"])]
-    acc = evals.pivot(index="model_id", columns="set", values="accuracy")
-    cols = ["clean"] + sorted(c for c in acc.columns if c != "clean")
+    meta, _ = store.run_meta(run_dir)
+    models = store.load(run_dir, MODELS_TABLE).to_pandas()
+    evals = store.load(run_dir, EVALUATIONS_TABLE).to_pandas()
+    evals["set"] = [store.EvalSet(c, s).name for c, s in zip(evals["corruption"], evals["severity"])]
+    acc = evals.pivot_table(index="model_id", columns="set", values="accuracy", aggfunc="mean")
+    cols = [store.CLEAN] * (store.CLEAN in acc.columns) + sorted(c for c in acc.columns if c != store.CLEAN)
     acc = acc[cols].reindex(models["model_id"])
     info = models.set_index("model_id")[["method", "sparsity"]]
-    out = [f"run {run_dir.name}: {meta['dataset']}, {meta['num_classes']} classes, {len(models)} models", ""]
+    out = [f"run {run_dir.name}: {meta.get('dataset', '?')}, {meta['num_classes']} classes, {len(models)} models", ""]
     if len(cols) > 6:
-        acc = pd.DataFrame({"clean": acc["clean"], "corrupted (mean)": acc[cols[1:]].mean(axis=1)})
+        acc = pd.DataFrame({"clean": acc.get(store.CLEAN), "corrupted (mean)": acc[cols[1:]].mean(axis=1)})
     out.append(info.join(acc).to_string(float_format=lambda v: f"{v:.3f}"))
     if len(cols) > 1:
         out += [

@@ -74,10 +74,9 @@ def test_samples_round_trip(tiny_run):
         (lambda r: (r / store.MODELS).write_bytes(b"not parquet"), "models.parquet is not a readable Parquet"),
         (
             lambda r: next((r / store.SAMPLES_DIR).glob("*/clean.parquet")).write_bytes(b"PAR1junk"),
-            "not readable Parquet",
+            "clean.parquet: is not a readable samples file",
         ),
-        (lambda r: shutil.rmtree(next((r / store.SAMPLES_DIR).iterdir())), "has no samples file"),
-        (lambda r: next((r / store.CHECKPOINTS_DIR).iterdir()).unlink(), "checkpoint checkpoints/"),
+        (lambda r: shutil.rmtree(next((r / store.SAMPLES_DIR).iterdir())), "are missing"),
         (lambda r: (r / store.RUN_JSON).write_text("{"), "not valid JSON"),
     ],
 )
@@ -86,6 +85,14 @@ def test_validate_finds_broken_runs(tiny_run, tmp_path, damage, expected):
     damage(run)
     problems = store.validate_run(run)
     assert any(expected in p for p in problems), problems
+
+
+def test_a_missing_checkpoint_is_a_warning(tiny_run, tmp_path):
+    run = copy_run(tiny_run, tmp_path)
+    next((run / store.CHECKPOINTS_DIR).iterdir()).unlink()
+    assert store.validate_run(run) == []
+    (warning,) = [p for p in store.check_run(run) if not p.error]
+    assert warning.where.startswith("checkpoints/") and "missing" in warning.what
 
 
 def test_newer_schema_and_non_runs(tiny_run, tmp_path):

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+import dash
 import dash_bootstrap_components as dbc
 from dash import dcc, html
+
+from app.figures.local import empty_figure
+from pipeline.store import PruneScopeError
+
+LOG = logging.getLogger("prunescope.app")
 
 
 def card(title: str, help_text: str, body: list, controls: list | None = None, **kwargs) -> dbc.Card:
@@ -36,3 +45,33 @@ def graph(graph_id: str, height: int, config: dict) -> dcc.Graph:
     plot whose axes plotly lays out and measures before the first callback replaces it."""
     blank = {"data": [], "layout": {"height": height, "xaxis": {"visible": False}, "yaxis": {"visible": False}}}
     return dcc.Graph(id=graph_id, figure=blank, config=config)
+
+
+def callback_error(exc: Exception) -> Any:
+    """The app's one answer to a callback that fails (dash's `on_error`): never a 500.
+
+    Each output of the failed callback shows the message where the view draws: a figure
+    becomes an empty plot with the message, children become the message; other properties
+    keep their value. A StoreError carries its own message and fix; anything else is logged
+    with its traceback and named in one line.
+    """
+    if isinstance(exc, PruneScopeError):
+        text, fix = exc.problem, exc.fix
+    else:
+        LOG.error("callback failed", exc_info=exc)
+        text, fix = f"this view could not be drawn: {type(exc).__name__}: {exc}", "python -m pipeline validate RUN_DIR"
+
+    def shown(spec: Any) -> Any:
+        prop = spec.get("property") if isinstance(spec, dict) else None
+        if prop == "figure":
+            return empty_figure(f"{text} — {fix}" if fix else text)
+        if prop == "children":
+            return message(text, fix)
+        return dash.no_update
+
+    outputs = dash.ctx.outputs_list
+    if isinstance(outputs, dict):
+        return shown(outputs)
+    if isinstance(outputs, list) and all(isinstance(o, dict) for o in outputs):
+        return [shown(o) for o in outputs]
+    return None  # pattern-matching outputs: dash keeps every value

@@ -15,15 +15,20 @@ per-sample and feature tables, the gallery images and the checkpoints.
 `from pipeline import store` then `store.<name>` reaches the common names below.
 """
 
-from pipeline.store.errors import PruneScopeError
+from pipeline.store.errors import Problem, PruneScopeError
 from pipeline.store.io import (
+    SamplesIndex,
     atomic_path,
     clean_samples,
+    conform,
     list_runs,
+    load,
     read_run_json,
+    read_samples,
     read_table,
     remove_run,
     remove_stale_temporaries,
+    run_meta,
     samples_dataset,
     write_json,
     write_table,
@@ -57,6 +62,7 @@ from pipeline.store.schema import (
     IMAGES_SCHEMA,
     MODELS_SCHEMA,
     RUN_JSON_KEYS,
+    RUN_JSON_OPTIONAL,
     SCHEMA_VERSION,
     TABLES,
     Column,
@@ -65,7 +71,8 @@ from pipeline.store.schema import (
     samples_schema,
 )
 from pipeline.store.stats import pearson, relative_margin_change, run_table1, table1, trim
-from pipeline.store.validate import validate_run
+from pipeline.store.validate import check_run, validate_run
+from pipeline.store.write import write_run
 
 __all__ = [
     "CHECKPOINTS_DIR",
@@ -89,6 +96,14 @@ __all__ = [
     "TABLES",
     "UNITS_DIR",
     "Column",
+    "Problem",
+    "RUN_JSON_OPTIONAL",
+    "SamplesIndex",
+    "check_run",
+    "conform",
+    "load",
+    "read_samples",
+    "run_meta",
     "EvalSet",
     "PruneScopeError",
     "TableSpec",
@@ -116,5 +131,6 @@ __all__ = [
     "trim",
     "validate_run",
     "write_json",
+    "write_run",
     "write_table",
 ]

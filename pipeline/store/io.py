@@ -11,12 +11,18 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from pipeline.store.errors import PruneScopeError
-from pipeline.store.layout import CLEAN, RUN_JSON, SAFE_ID, SAMPLES_DIR, samples_path
-from pipeline.store.schema import SCHEMA_VERSION
+from pipeline.store.errors import Problem, PruneScopeError
+from pipeline.store.layout import CLEAN_SET, RUN_JSON, SAFE_ID, SAMPLES_DIR, EvalSet, partition_dir
+from pipeline.store.schema import SAMPLES_TABLE, SCHEMA_VERSION, TableSpec
+
+RESUME = "restore it, or resume the run with `python -m pipeline run CONFIG` (it redoes what is missing)"
+PARQUET = pads.ParquetFileFormat(
+    default_fragment_scan_options=pads.ParquetFragmentScanOptions(page_checksum_verification=True)
+)
 
 
 @contextmanager
@@ -34,9 +40,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 
 def write_table(table: pa.Table, path: Path) -> None:
-    """Write a Parquet file atomically."""
+    """Write a Parquet file atomically, with page checksums (a flipped byte is an error on read, not wrong data)."""
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
 
 
 def write_json(obj: Any, path: Path) -> None:
@@ -102,34 +108,237 @@ def list_runs(store: Path) -> list[str]:
     return sorted(p.name for p in store.iterdir() if p.is_dir() and (p / RUN_JSON).is_file() and SAFE_ID.match(p.name))
 
 
-def read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
-    """Read one Parquet file, turning a missing or corrupt file into a clear error."""
-    if not path.is_file():
-        raise PruneScopeError(f"{path} is missing", "finish the run with `python -m pipeline run CONFIG` (it resumes)")
-    try:
-        return pq.read_table(path, columns=columns)
-    except (pa.ArrowException, OSError) as exc:
-        raise PruneScopeError(
-            f"{path} is not a readable Parquet file: {exc}",
-            "delete it and resume the run with `python -m pipeline run CONFIG`",
-        ) from None
-
-
-def samples_dataset(run_dir: Path) -> pads.Dataset:
-    """The per-sample table of a run as one pyarrow dataset (model_id from the partition folders)."""
-    return pads.dataset(run_dir / SAMPLES_DIR, format="parquet", partitioning="hive")
-
-
 def remove_run(run_dir: Path) -> None:
     """Delete a run folder (used by `run --force`), refusing anything that is not a run."""
     read_run_json(run_dir)
     shutil.rmtree(run_dir)
 
 
-def clean_samples(run_dir: Path, model_ids: list[str], columns: list[str]) -> pa.Table:
-    """The clean rows of the given models (model_id added), opening only their clean files."""
-    files = [str(p) for p in (samples_path(run_dir, m, CLEAN, 0) for m in model_ids) if p.is_file()]
-    if not files:
+def run_meta(run_dir: Path) -> tuple[dict[str, Any], list[Problem]]:
+    """run.json read tolerantly: what the readers need (num_classes, class_names) is always
+    there, with the problems found. Raises only when the folder is not a readable run."""
+    meta = dict(read_run_json(run_dir))
+    problems: list[Problem] = []
+    fix = "write num_classes and one class name per class into run.json (docs/store.md)"
+    num_classes = meta.get("num_classes")
+    names = meta.get("class_names")
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        problems.append(Problem(RUN_JSON, "num_classes is not a positive integer", fix))
+        num_classes = len(names) if isinstance(names, list) and names else 0
+    if not isinstance(names, list):
+        problems.append(Problem(RUN_JSON, "class_names is missing; classes are shown by number", fix))
+        names = []
+    elif len(names) != num_classes:
+        problems.append(
+            Problem(
+                RUN_JSON, f"{len(names)} class names for {num_classes} classes; missing ones are shown by number", fix
+            )
+        )
+    meta["num_classes"] = num_classes
+    meta["class_names"] = [str(n) for n in names[:num_classes]] + [str(j) for j in range(len(names), num_classes)]
+    return meta, problems
+
+
+def read_table(path: Path, columns: list[str] | None = None, filter: pc.Expression | None = None) -> pa.Table:
+    """Read one Parquet file (page checksums verified), turning a missing or damaged file into a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise PruneScopeError(f"{path} is missing", RESUME)
+    try:
+        return pads.dataset(path, format=PARQUET).to_table(columns=columns, filter=filter)
+    except (pa.ArrowException, OSError) as exc:
+        raise PruneScopeError(f"{path} is not a readable Parquet file: {exc}", RESUME) from None
+
+
+def conform(
+    table: pa.Table,
+    spec: TableSpec,
+    columns: list[str] | None = None,
+    sizes: dict[str, int] | None = None,
+    where: str = "",
+) -> tuple[pa.Table, list[Problem]]:
+    """`table` as the contract declares it: the requested columns (default all), cast to their
+    kinds where that is safe, optional columns that are missing filled with their defaults.
+
+    Returns the table and the warnings (each cast or default); raises a Problem for a
+    required column that is missing or a value that does not cast.
+    """
+    where = where or spec.path
+    out, notes = {}, []
+    for name in columns or spec.names:
+        col = spec.column(name)
+        target = col.arrow_type(sizes)
+        if name not in table.column_names:
+            if col.required:
+                raise Problem(where, f"required column {name!r} is missing", f"add it ({col.kind_name}, docs/store.md)")
+            out[name] = (
+                pa.nulls(table.num_rows, target)
+                if col.default is None
+                else pa.repeat(col.default, table.num_rows).cast(target)
+            )
+            notes.append(
+                Problem(
+                    where,
+                    f"optional column {name!r} is missing; read as {'null' if col.default is None else col.default}",
+                    error=False,
+                )
+            )
+            continue
+        values = table.column(name)
+        if not values.type.equals(target):
+            try:
+                values = values.cast(target, safe=True)
+            except (pa.ArrowException, ValueError) as exc:
+                raise Problem(
+                    where,
+                    f"column {name!r} is {table.column(name).type} and does not cast to {target}: {exc}",
+                    f"write it as {col.kind_name} (docs/store.md)",
+                ) from None
+            if not (pa.types.is_large_string(table.column(name).type) and pa.types.is_string(target)):
+                notes.append(
+                    Problem(where, f"column {name!r} is {table.column(name).type}; read as {target}", error=False)
+                )
+        out[name] = values
+    return pa.table(out), notes
+
+
+def load(
+    run_dir: Path, spec: TableSpec, columns: list[str] | None = None, sizes: dict[str, int] | None = None
+) -> pa.Table:
+    """One of the run's single-file tables (models, evaluations, heads, images), conformed."""
+    table = read_table(Path(run_dir) / spec.path, columns=_present(Path(run_dir) / spec.path, columns))
+    return conform(table, spec, columns, sizes)[0]
+
+
+def _present(path: Path, columns: list[str] | None) -> list[str] | None:
+    """The requested columns that the file has (the others get their defaults)."""
+    if columns is None:
+        return None
+    try:
+        names = set(pq.read_schema(path).names)
+    except (pa.ArrowException, OSError):
+        return columns  # read_table reports the damage
+    return [c for c in columns if c in names]
+
+
+class SamplesIndex:
+    """Which files of a model's samples partition hold which evaluation sets.
+
+    Files may have any name and hold any number of sets; the sets of a file come from its
+    footer's statistics, or from its corruption and severity columns when those do not say.
+    A file that cannot be read is kept aside: asking for a set that only it could hold
+    raises its error, and the other sets read normally.
+    """
+
+    def __init__(self, run_dir: Path, model_id: str) -> None:
+        part = partition_dir(run_dir, SAMPLES_DIR, model_id)
+        self.where = f"{SAMPLES_DIR}/{part.name}"
+        if not part.is_dir():
+            raise Problem(
+                self.where + "/",
+                f"the samples of model {model_id!r} are missing",
+                RESUME,
+            )
+        self.files: dict[EvalSet, list[tuple[Path, bool]]] = {}
+        self.damaged: list[Problem] = []
+        for path in sorted(p for p in part.glob("*.parquet") if not p.name.startswith(".")):
+            try:
+                sets = _evalsets_of(path)
+            except (pa.ArrowException, OSError, KeyError, ValueError) as exc:
+                self.damaged.append(
+                    Problem(f"{self.where}/{path.name}", f"is not a readable samples file: {exc}", RESUME)
+                )
+                continue
+            for es in sets:
+                self.files.setdefault(es, []).append((path, len(sets) > 1))
+
+    def sets(self) -> list[EvalSet]:
+        return sorted(self.files)
+
+    def locate(self, evalset: EvalSet) -> list[tuple[Path, bool]]:
+        """The files holding `evalset`, and whether each holds other sets too."""
+        if evalset not in self.files:
+            if self.damaged:
+                raise self.damaged[0]
+            raise Problem(self.where + "/", f"holds no rows of {evalset.label}", RESUME)
+        return self.files[evalset]
+
+
+def _evalsets_of(path: Path) -> list[EvalSet]:
+    meta = pq.read_metadata(path)
+    names = meta.schema.to_arrow_schema().names
+    if "corruption" not in names or "severity" not in names:
+        raise KeyError("it has no corruption and severity columns")
+    ci, si = names.index("corruption"), names.index("severity")
+    found = set()
+    for g in range(meta.num_row_groups):
+        rg = meta.row_group(g)
+        if rg.num_rows == 0:
+            continue
+        cs, ss = rg.column(ci).statistics, rg.column(si).statistics
+        if cs is None or ss is None or not (cs.has_min_max and ss.has_min_max) or cs.min != cs.max or ss.min != ss.max:
+            keys = (
+                pads.dataset(path, format=PARQUET)
+                .to_table(columns=["corruption", "severity"])
+                .group_by(["corruption", "severity"])
+                .aggregate([])
+            )
+            return sorted(
+                {EvalSet(c, int(s)) for c, s in zip(*(keys.column(k).to_pylist() for k in keys.column_names))}
+            )
+        found.add(EvalSet(cs.min if isinstance(cs.min, str) else cs.min.decode(), int(ss.min)))
+    return sorted(found)
+
+
+def read_samples(
+    index: SamplesIndex,
+    evalset: EvalSet,
+    columns: list[str],
+    num_classes: int,
+    labels: list[int] | None = None,
+) -> pa.Table:
+    """The rows of one evaluation set of one model, conformed to the contract (the columns asked for)."""
+    parts = []
+    for path, mixed in index.locate(evalset):
+        flt = None
+        if mixed:
+            flt = (pc.field("corruption") == evalset.corruption) & (pc.field("severity") == evalset.severity)
+        if labels is not None:
+            label = pc.field("label").isin(list(labels))
+            flt = label if flt is None else flt & label
+        where = f"{index.where}/{path.name}"
+        try:
+            table = read_table(path, columns=_present(path, columns), filter=flt)
+        except PruneScopeError as exc:
+            raise Problem(where, f"is not readable: {exc.problem.split(': ', 1)[-1]}", RESUME) from None
+        parts.append(conform(table, SAMPLES_TABLE, columns, {"num_classes": num_classes}, where)[0])
+    return pa.concat_tables(parts)
+
+
+def samples_dataset(run_dir: Path, num_classes: int | None = None) -> pads.Dataset:
+    """The per-sample table of a run as one pyarrow dataset (model_id from the partition folders);
+    with `num_classes`, every file is read as the contract's kinds (casts, optional columns null)."""
+    schema = None
+    if num_classes is not None:
+        schema = SAMPLES_TABLE.schema(num_classes=num_classes).append(pa.field("model_id", pa.string()))
+    return pads.dataset(
+        Path(run_dir) / SAMPLES_DIR,
+        format=PARQUET,
+        partitioning=pads.partitioning(pa.schema([("model_id", pa.string())]), flavor="hive"),
+        schema=schema,
+        exclude_invalid_files=False,
+        ignore_prefixes=[".", "_"],
+    )
+
+
+def clean_samples(run_dir: Path, model_ids: list[str], columns: list[str], num_classes: int) -> pa.Table:
+    """The clean rows of the given models, with model_id; models without clean samples are left out."""
+    parts = []
+    for mid in model_ids:
+        index = SamplesIndex(run_dir, mid)
+        if CLEAN_SET in index.files:
+            t = read_samples(index, CLEAN_SET, columns, num_classes)
+            parts.append(t.add_column(0, "model_id", pa.array([mid] * t.num_rows, pa.string())))
+    if not parts:
         return pa.table({c: pa.array([], pa.float32()) for c in ["model_id", *columns]})
-    ds = pads.dataset(files, format="parquet", partitioning="hive", partition_base_dir=str(Path(run_dir) / SAMPLES_DIR))
-    return ds.to_table(columns=["model_id", *columns])
+    return pa.concat_tables(parts)

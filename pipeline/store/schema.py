@@ -15,16 +15,8 @@ import pyarrow as pa
 
 SCHEMA_VERSION = 1
 
-RUN_JSON_KEYS = (
-    "schema_version",
-    "dataset",
-    "num_classes",
-    "class_names",
-    "image_shape",
-    "created",
-    "config",
-    "prunable_layers",
-)
+RUN_JSON_KEYS = ("schema_version", "dataset", "num_classes", "class_names")  # required keys of run.json
+RUN_JSON_OPTIONAL = ("image_shape", "created", "config", "prunable_layers")  # written by the pipeline
 
 
 @dataclass(frozen=True)
@@ -59,6 +51,7 @@ class TableSpec:
     name: str
     path: str
     columns: tuple[Column, ...]
+    required: bool = True
 
     def schema(self, **sizes: int) -> pa.Schema:
         return pa.schema([(c.name, c.arrow_type(sizes)) for c in self.columns])
@@ -139,6 +132,7 @@ IMAGES_TABLE = TableSpec(
         Column("label", pa.int16(), "true class"),
         Column("png", pa.binary(), "the clean test image as PNG bytes"),
     ),
+    required=False,
 )
 
 SAMPLES_TABLE = TableSpec(
@@ -179,6 +173,7 @@ FEATURES_TABLE = TableSpec(
         Column("severity", pa.int8(), "1-5 for a corruption, 0 for clean"),
         Column("feature", pa.float32(), "X, the input of the final linear layer", size="feature_dim"),
     ),
+    required=False,
 )
 
 TABLES = {

@@ -59,9 +59,10 @@ def table1(samples: pd.DataFrame) -> pd.DataFrame:
 
 def run_table1(run_dir: Path) -> pd.DataFrame:
     """Table 1 of a run folder, read from its models' clean samples."""
-    from pipeline.store.io import clean_samples, read_table
-    from pipeline.store.layout import MODELS
+    from pipeline.store.io import clean_samples, load, run_meta
+    from pipeline.store.schema import MODELS_TABLE
 
-    models = read_table(Path(run_dir) / MODELS, columns=["model_id"]).column("model_id").to_pylist()
-    samples = clean_samples(run_dir, models, ["robustness", *TABLE1_MEASURES]).to_pandas()
+    meta, _ = run_meta(run_dir)
+    models = load(run_dir, MODELS_TABLE, ["model_id"]).column("model_id").to_pylist()
+    samples = clean_samples(run_dir, models, ["robustness", *TABLE1_MEASURES], meta["num_classes"]).to_pandas()
     return table1(samples)

@@ -1,4 +1,5 @@
-"""Checking a run folder against the contract."""
+"""Checking a run folder against the contract: errors (the run, or part of it, cannot be read)
+and warnings (read with a default or a cast)."""
 
 from __future__ import annotations
 
@@ -7,108 +8,180 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.store.errors import PruneScopeError
-from pipeline.store.io import read_run_json, read_table
-from pipeline.store.layout import EVALUATIONS, HEADS, IMAGES, MODELS, SAFE_ID, SAMPLES_DIR, samples_path
+from pipeline.store.errors import Problem, PruneScopeError
+from pipeline.store.io import RESUME, SamplesIndex, conform, read_table, run_meta
+from pipeline.store.layout import RUN_JSON, SAFE_ID, SAMPLES_DIR, EvalSet, partition_dir
 from pipeline.store.schema import (
-    EVALUATIONS_SCHEMA,
-    HEADS_SCHEMA,
-    IMAGES_SCHEMA,
-    MODELS_SCHEMA,
+    EVALUATIONS_TABLE,
+    HEADS_TABLE,
+    IMAGES_TABLE,
+    MODELS_TABLE,
     RUN_JSON_KEYS,
-    samples_schema,
+    RUN_JSON_OPTIONAL,
+    SAMPLES_TABLE,
+    TableSpec,
 )
 
-
-def _check_schema(table: pa.Table, expected: pa.Schema, name: str, problems: list[str]) -> None:
-    for field in expected:
-        if field.name not in table.schema.names:
-            problems.append(f"{name}: column {field.name!r} is missing")
-        elif not table.schema.field(field.name).type.equals(field.type):
-            problems.append(
-                f"{name}: column {field.name!r} is {table.schema.field(field.name).type}, expected {field.type}"
-            )
+FIX_TABLE = "write it as docs/store.md describes (python -m pipeline validate RUN checks it)"
 
 
-def validate_run(run_dir: Path) -> list[str]:
-    """Check a run folder against the contract; returns the problems found (empty when valid).
+def check_run(run_dir: Path, deep: bool = True) -> list[Problem]:
+    """Every problem of a run, errors first. Needs only the files of the contract.
 
-    Written for runs made by any tool: it needs only the files of the contract.
+    `deep=False` (the dashboard's panel, at page load) reads the footers of the per-sample
+    files no further than their Parquet magic bytes: a truncated file is found, a wrong
+    column in one is reported by the view that reads it.
     """
     run_dir = Path(run_dir)
     try:
-        meta = read_run_json(run_dir)
+        meta, problems = run_meta(run_dir)
     except PruneScopeError as exc:
-        return [str(exc.problem)]
-    problems = [f"run.json: key {k!r} is missing" for k in RUN_JSON_KEYS if k not in meta]
-    num_classes = meta.get("num_classes")
-    if not isinstance(num_classes, int) or num_classes < 1:
-        return problems + ["run.json: num_classes must be a positive integer"]
-    if len(meta.get("class_names", [])) != num_classes:
-        problems.append("run.json: class_names does not have num_classes entries")
-
-    tables: dict[str, pa.Table] = {}
-    for name, schema in (
-        (MODELS, MODELS_SCHEMA),
-        (EVALUATIONS, EVALUATIONS_SCHEMA),
-        (HEADS, HEADS_SCHEMA),
-        (IMAGES, IMAGES_SCHEMA),
-    ):
+        return [Problem.of(exc, RUN_JSON)]
+    problems += [Problem(RUN_JSON, f"key {k!r} is missing", FIX_TABLE) for k in RUN_JSON_KEYS if k not in meta]
+    problems += [
+        Problem(RUN_JSON, f"optional key {k!r} is missing", error=False) for k in RUN_JSON_OPTIONAL if k not in meta
+    ]
+    num_classes = meta["num_classes"]
+    tables = {}
+    for spec in (MODELS_TABLE, EVALUATIONS_TABLE, HEADS_TABLE, IMAGES_TABLE):
+        if not spec.required and not (run_dir / spec.path).exists():
+            problems.append(Problem(spec.path, "is missing: the gallery shows no images", error=False))
+            continue
         try:
-            tables[name] = read_table(run_dir / name)
+            tables[spec.name], notes = conform(read_table(run_dir / spec.path), spec)
+            problems += notes
         except PruneScopeError as exc:
-            problems.append(exc.problem)
-            continue
-        _check_schema(tables[name], schema, name, problems)
-    if MODELS not in tables or problems:
-        return problems
+            problems.append(Problem.of(exc, spec.path))
+    if "models" in tables:
+        problems += _check_models(run_dir, tables["models"], tables, num_classes, deep)
+    return _summarise(problems)
 
-    models = tables[MODELS].column("model_id").to_pylist()
-    if len(set(models)) != len(models):
-        problems.append("models.parquet: model_id is not unique")
-    for mid in models:
+
+def validate_run(run_dir: Path) -> list[str]:
+    """The errors of a run as lines (empty when the run is readable; warnings are left out)."""
+    return [str(p.problem) for p in check_run(run_dir) if p.error]
+
+
+def _check_models(
+    run_dir: Path, models: pa.Table, tables: dict[str, pa.Table], num_classes: int, deep: bool
+) -> list[Problem]:
+    problems: list[Problem] = []
+    where = MODELS_TABLE.path
+    ids = models.column("model_id").to_pylist()
+    if len(set(ids)) != len(ids):
+        problems.append(Problem(where, "model_id is not unique", "give every model its own id"))
+    for mid in ids:
         if not SAFE_ID.match(str(mid)):
-            problems.append(f"models.parquet: model_id {mid!r} is not a safe identifier")
-    known = set(models)
-    for parent in tables[MODELS].column("parent_id").to_pylist():
+            problems.append(
+                Problem(where, f"model_id {mid!r} is not a safe identifier", "use letters, digits, _ . + -")
+            )
+    known = {m for m in ids if isinstance(m, str) and SAFE_ID.match(m)}
+    for parent in models.column("parent_id").to_pylist():
         if parent is not None and parent not in known:
-            problems.append(f"models.parquet: parent_id {parent!r} is not a model of the run")
-    for ckpt in tables[MODELS].column("checkpoint").to_pylist():
+            problems.append(Problem(where, f"parent_id {parent!r} is not a model of the run", "use a model_id or null"))
+    for ckpt in models.column("checkpoint").to_pylist():
         if ckpt and not (run_dir / ckpt).is_file():
-            problems.append(f"checkpoint {ckpt} is missing")
-
-    evals = tables[EVALUATIONS]
-    for mid in set(evals.column("model_id").to_pylist()) - known:
-        problems.append(f"evaluations.parquet: model_id {mid!r} is not in models.parquet")
-    heads = tables[HEADS]
-    for mid in known:
-        rows = [i for i, m in enumerate(heads.column("model_id").to_pylist()) if m == mid]
-        if len(rows) != num_classes:
-            problems.append(f"heads.parquet: model {mid!r} has {len(rows)} class rows, expected {num_classes}")
-
-    samples_root = run_dir / SAMPLES_DIR
-    if not samples_root.is_dir():
-        return problems + ["samples/ is missing"]
-    expected = samples_schema(num_classes)
-    for part in sorted(samples_root.iterdir()):
-        if not part.is_dir() or not part.name.startswith("model_id="):
-            problems.append(f"samples/{part.name} is not a model_id=<id> partition")
-            continue
-        mid = part.name.split("=", 1)[1]
-        if mid not in known:
-            problems.append(f"samples/{part.name}: model {mid!r} is not in models.parquet")
-        for f in sorted(part.glob("*.parquet")):
-            try:
-                schema = pq.read_schema(f)
-            except (pa.ArrowException, OSError) as exc:
-                problems.append(f"samples/{part.name}/{f.name} is not readable Parquet: {exc}")
-                continue
-            _check_schema(schema.empty_table(), expected, f"samples/{part.name}/{f.name}", problems)
-    have_eval = {
-        (m, c, int(s))
-        for m, c, s in zip(*(evals.column(k).to_pylist() for k in ("model_id", "corruption", "severity")))
-    }
-    for m, c, s in sorted(have_eval):
-        if not samples_path(run_dir, m, c, s).is_file():
-            problems.append(f"evaluation ({m}, {c}, {s}) has no samples file")
+            problems.append(Problem(ckpt, "the checkpoint is missing (only re-evaluating needs it)", error=False))
+    evals = tables.get("evaluations")
+    wanted: dict[str, set[EvalSet]] = {m: set() for m in known}
+    if evals is not None:
+        for m, c, s in zip(*(evals.column(k).to_pylist() for k in ("model_id", "corruption", "severity"))):
+            if m not in known:
+                problems.append(Problem(EVALUATIONS_TABLE.path, f"model_id {m!r} is not in {where}", FIX_TABLE))
+            else:
+                wanted[m].add(EvalSet(c, s))
+    if "heads" in tables:
+        counts = pa.TableGroupBy(tables["heads"], "model_id").aggregate([([], "count_all")]).to_pydict()
+        rows = dict(zip(counts["model_id"], counts["count_all"]))
+        for mid in sorted(known):
+            if rows.get(mid, 0) != num_classes:
+                problems.append(
+                    Problem(
+                        HEADS_TABLE.path,
+                        f"model {mid!r} has {rows.get(mid, 0)} class rows, expected {num_classes}",
+                        FIX_TABLE,
+                    )
+                )
+    problems += _check_samples(run_dir, wanted, num_classes) if deep else _glance_at_samples(run_dir, wanted)
     return problems
+
+
+def _check_samples(run_dir: Path, wanted: dict[str, set[EvalSet]], num_classes: int) -> list[Problem]:
+    root = run_dir / SAMPLES_DIR
+    if not root.is_dir():
+        return [Problem(SAMPLES_DIR + "/", "the folder of per-sample tables is missing", FIX_TABLE)]
+    problems: list[Problem] = []
+    for part in sorted(root.iterdir()):
+        if part.name.startswith((".", "_")):
+            continue
+        if not part.is_dir() or not part.name.startswith("model_id="):
+            problems.append(Problem(f"{SAMPLES_DIR}/{part.name}", "is not a model_id=<id> partition", FIX_TABLE))
+        elif part.name.split("=", 1)[1] not in wanted:
+            problems.append(
+                Problem(f"{SAMPLES_DIR}/{part.name}", "is a model that models.parquet does not list", FIX_TABLE)
+            )
+    for mid in sorted(wanted):
+        try:
+            index = SamplesIndex(run_dir, mid)
+        except Problem as exc:
+            problems.append(exc)
+            continue
+        problems += index.damaged
+        files = {path for entries in index.files.values() for path, _ in entries}
+        for path in sorted(files):
+            problems += _check_schema(path, SAMPLES_TABLE, {"num_classes": num_classes}, f"{index.where}/{path.name}")
+        for es in sorted(wanted[mid] - set(index.files)):
+            if not index.damaged:
+                problems.append(
+                    Problem(
+                        index.where + "/",
+                        f"evaluation {es.label} is in evaluations.parquet but has no samples",
+                        FIX_TABLE,
+                    )
+                )
+    return problems
+
+
+def _glance_at_samples(run_dir: Path, wanted: dict[str, set[EvalSet]]) -> list[Problem]:
+    """Every model has a samples partition, and every file in it starts and ends as Parquet does."""
+    problems: list[Problem] = []
+    for mid in sorted(wanted):
+        part = partition_dir(run_dir, SAMPLES_DIR, mid)
+        if not part.is_dir():
+            problems.append(Problem(f"{SAMPLES_DIR}/{part.name}/", f"the samples of model {mid!r} are missing", RESUME))
+            continue
+        for path in sorted(p for p in part.glob("*.parquet") if not p.name.startswith(".")):
+            with open(path, "rb") as f:
+                head = f.read(4)
+                f.seek(max(0, path.stat().st_size - 4))
+                tail = f.read(4)
+            if head != b"PAR1" or tail != b"PAR1":
+                where = f"{SAMPLES_DIR}/{part.name}/{path.name}"
+                problems.append(Problem(where, "is not a readable samples file (truncated or not Parquet)", RESUME))
+    return problems
+
+
+def _check_schema(path: Path, spec: TableSpec, sizes: dict[str, int], where: str) -> list[Problem]:
+    """A file's columns against the contract, from its footer only."""
+    try:
+        empty = pq.read_schema(path).empty_table()
+        return conform(empty, spec, sizes=sizes, where=where)[1]
+    except Problem as exc:
+        return [exc]
+    except (pa.ArrowException, OSError) as exc:
+        return [Problem(where, f"is not readable Parquet: {exc}", FIX_TABLE)]
+
+
+def _summarise(problems: list[Problem]) -> list[Problem]:
+    """Errors first; a warning repeated over many files is reported once, with the count."""
+    errors = [p for p in problems if p.error]
+    seen: dict[str, list[Problem]] = {}
+    for p in problems:
+        if not p.error:
+            seen.setdefault(p.what, []).append(p)
+    warnings = []
+    for what, same in seen.items():
+        first = same[0]
+        where = first.where if len(same) == 1 else f"{first.where} and {len(same) - 1} more files"
+        warnings.append(Problem(where, what, first.fix, error=False))
+    return errors + warnings
