@@ -2,7 +2,7 @@
 
 # shared state (dcc.Store); the reference, compared and class in focus are their dropdowns' values
 RUN = "run-name"
-COMBINATIONS = "combinations"  # keys "model|corruption|severity" picked in the evaluation table
+COMBINATIONS = "combinations"  # keys "model|<evaluation set>" (Combo.key) picked in the evaluation table
 SELECTION = "selection"  # {"samples": [ids] | None, "source": view name}
 
 # header

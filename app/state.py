@@ -5,35 +5,40 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.store import EvalSet
+from pipeline.store import EvalSet, PruneScopeError
 
 
 @dataclass(frozen=True)
 class Combo:
-    """A model evaluated on one evaluation set; `key` is its form in dropdowns and stores."""
+    """A model evaluated on one evaluation set; `key` (`model|fog-3`) is its form in dropdowns and stores."""
 
     model_id: str
     corruption: str
     severity: int
 
     @property
+    def set(self) -> EvalSet:
+        return EvalSet(self.corruption, self.severity)
+
+    @property
     def key(self) -> str:
-        return f"{self.model_id}|{self.corruption}|{self.severity}"
+        return f"{self.model_id}|{self.set.name}"
 
     @property
     def evalset(self) -> str:
-        return EvalSet(self.corruption, self.severity).label
+        return self.set.label
 
     @classmethod
     def parse(cls, key: str | None) -> "Combo | None":
         """The combination of a key from the browser (None for None or a malformed key)."""
-        if not key or not isinstance(key, str) or key.count("|") != 2:
+        if not key or not isinstance(key, str) or key.count("|") != 1:
             return None
-        model_id, corruption, severity = key.split("|")
+        model_id, name = key.split("|")
         try:
-            return cls(model_id, corruption, int(severity))
-        except ValueError:
+            es = EvalSet.parse(name)
+        except PruneScopeError:
             return None
+        return cls(model_id, es.corruption, es.severity)
 
 
 def selected_ids(selection: dict[str, Any] | None) -> set[int] | None:

@@ -284,8 +284,10 @@ def test_kde_edge_cases():
 
 def test_state_helpers_and_typed_arrays():
     assert (
-        Combo.parse("m|fog|3") == Combo("m", "fog", 3) and Combo.parse("../x") is None and Combo.parse("a|b|c") is None
+        Combo.parse("m|fog-3") == Combo("m", "fog", 3) and Combo.parse("../x") is None and Combo.parse("a|b|c") is None
     )
+    assert Combo("m", "fog", 3).key == "m|fog-3" and Combo.parse("m|clean") == Combo("m", "clean", 0)
+    assert Combo.parse("m|fog-x") is None and Combo("m", "fog", 3).evalset == "fog s3"
     assert selected_ids(make_selection([3, 1, 3], "local")) == {1, 3} and selected_ids(None) is None
     encoded = {"dtype": "i8", "bdata": "AQAAAAAAAAACAAAAAAAAAAMAAAAAAAAA"}
     assert list(decode_array(encoded)) == [1, 2, 3]

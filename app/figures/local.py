@@ -9,7 +9,9 @@ right→wrong / wrong→right / both right.
 
 from __future__ import annotations
 
+import html
 import math
+import textwrap
 
 import numpy as np
 import pandas as pd
@@ -51,13 +53,15 @@ def classes_to_show(df: pd.DataFrame, focus: int, num_classes: int) -> list[int]
 
 
 def empty_figure(message: str, height: int = 260) -> Figure:
+    """A blank plot that says `message` (long messages, such as a store error and its fix, wrap)."""
+    lines = textwrap.wrap(html.escape(message), 110) or [""]
     return figure(
         {
             "data": [],
             "layout": {
                 "annotations": [
                     {
-                        "text": message,
+                        "text": "<br>".join(lines),
                         "showarrow": False,
                         "x": 0.5,
                         "y": 0.5,

@@ -246,7 +246,7 @@ class SamplesIndex:
                 sets = _evalsets_of(path)
             except (pa.ArrowException, OSError, KeyError, ValueError) as exc:
                 self.damaged.append(
-                    Problem(f"{self.where}/{path.name}", f"is not a readable samples file: {exc}", RESUME)
+                    Problem(f"{self.where}/{path.name}", f"is not a readable samples file ({_first(exc)})", RESUME)
                 )
                 continue
             for es in sets:
@@ -262,6 +262,11 @@ class SamplesIndex:
                 raise self.damaged[0]
             raise Problem(self.where + "/", f"holds no rows of {evalset.label}", RESUME)
         return self.files[evalset]
+
+
+def _first(exc: Exception) -> str:
+    """The first sentence of an error (Arrow's go on with advice that does not apply here)."""
+    return str(exc).split(". ")[0].rstrip(".")
 
 
 def _evalsets_of(path: Path) -> list[EvalSet]:
