@@ -159,7 +159,10 @@ class StoreReader:
 
         def build() -> SamplesIndex:
             with store_errors():
-                return SamplesIndex(self.run_dir(run), model_id)
+                ev = self.evaluations(run)
+                mine = ev[ev["model_id"] == model_id]
+                expected = {EvalSet(c, s) for c, s in zip(mine["corruption"], mine["severity"])}
+                return SamplesIndex(self.run_dir(run), model_id, expected)
 
         return self._memo(run, "index", (model_id,), build)
 

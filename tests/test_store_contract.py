@@ -133,6 +133,8 @@ def test_a_file_may_hold_any_sets_under_any_name(foreign_store, tmp_path):
     got = store.read_samples(index, store.EvalSet("fog", 2), ["sample_id", "angles"], len(CLASSES))
     assert got.num_rows == N and got.schema.field("angles").type == pa.list_(pa.float32(), 3)
     assert store.validate_run(run) == []
+    (part / "b.parquet").rename(part / "fog-1.parquet")  # a set's name promises that set only
+    assert any("is named after fog s1 but holds fog s1, fog s2" in p for p in store.validate_run(run))
 
 
 def test_casts_that_lose_information_are_errors():

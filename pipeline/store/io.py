@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from pipeline.store.errors import Problem, PruneScopeError
 from pipeline.store.layout import CLEAN_SET, RUN_JSON, SAFE_ID, SAMPLES_DIR, EvalSet, partition_dir
-from pipeline.store.schema import SAMPLES_TABLE, SCHEMA_VERSION, TableSpec
+from pipeline.store.schema import EVALUATIONS_TABLE, SAMPLES_TABLE, SCHEMA_VERSION, TableSpec
 
 RESUME = "restore it, or resume the run with `python -m pipeline run CONFIG` (it redoes what is missing)"
 PARQUET = pads.ParquetFileFormat(
@@ -226,37 +226,37 @@ class SamplesIndex:
 
     Files may have any name and hold any number of sets; the sets of a file come from its
     footer's statistics, or from its corruption and severity columns when those do not say.
-    A file that cannot be read is kept aside: asking for a set that only it could hold
-    raises its error, and the other sets read normally.
+    A file named after one of the `expected` sets (`clean.parquet`, `fog-3.parquet`) holds
+    that set only (docs/store.md), so its footer is not opened: a run of thousands of such
+    files indexes in a directory listing. A file that cannot be read is kept aside: asking
+    for a set that only it could hold raises its error, and the other sets read normally.
     """
 
-    def __init__(self, run_dir: Path, model_id: str) -> None:
+    def __init__(self, run_dir: Path, model_id: str, expected: set[EvalSet] | None = None) -> None:
         part = partition_dir(run_dir, SAMPLES_DIR, model_id)
         self.where = f"{SAMPLES_DIR}/{part.name}"
         if not part.is_dir():
-            raise Problem(
-                self.where + "/",
-                f"the samples of model {model_id!r} are missing",
-                RESUME,
-            )
-        self.files: dict[EvalSet, list[tuple[Path, bool]]] = {}
+            raise Problem(self.where + "/", f"the samples of model {model_id!r} are missing", RESUME)
+        by_name = {es.name: es for es in expected or ()}
+        self.files: dict[EvalSet, list[Path]] = {}
         self.damaged: list[Problem] = []
         for path in sorted(p for p in part.glob("*.parquet") if not p.name.startswith(".")):
+            if path.stem in by_name:
+                self.files.setdefault(by_name[path.stem], []).append(path)
+                continue
             try:
-                sets = _evalsets_of(path)
+                sets = evalsets_of(path)
             except (pa.ArrowException, OSError, KeyError, ValueError) as exc:
-                self.damaged.append(
-                    Problem(f"{self.where}/{path.name}", f"is not a readable samples file ({_first(exc)})", RESUME)
-                )
+                self.damaged.append(damaged(f"{self.where}/{path.name}", exc))
                 continue
             for es in sets:
-                self.files.setdefault(es, []).append((path, len(sets) > 1))
+                self.files.setdefault(es, []).append(path)
 
     def sets(self) -> list[EvalSet]:
         return sorted(self.files)
 
-    def locate(self, evalset: EvalSet) -> list[tuple[Path, bool]]:
-        """The files holding `evalset`, and whether each holds other sets too."""
+    def locate(self, evalset: EvalSet) -> list[Path]:
+        """The files holding rows of `evalset`."""
         if evalset not in self.files:
             if self.damaged:
                 raise self.damaged[0]
@@ -264,12 +264,17 @@ class SamplesIndex:
         return self.files[evalset]
 
 
+def damaged(where: str, exc: Exception) -> Problem:
+    return Problem(where, f"is not a readable samples file ({_first(exc)})", RESUME)
+
+
 def _first(exc: Exception) -> str:
     """The first sentence of an error (Arrow's go on with advice that does not apply here)."""
     return str(exc).split(". ")[0].rstrip(".")
 
 
-def _evalsets_of(path: Path) -> list[EvalSet]:
+def evalsets_of(path: Path) -> list[EvalSet]:
+    """The evaluation sets a samples file holds, from its footer (or its two key columns)."""
     meta = pq.read_metadata(path)
     names = meta.schema.to_arrow_schema().names
     if "corruption" not in names or "severity" not in names:
@@ -304,18 +309,16 @@ def read_samples(
 ) -> pa.Table:
     """The rows of one evaluation set of one model, conformed to the contract (the columns asked for)."""
     parts = []
-    for path, mixed in index.locate(evalset):
-        flt = None
-        if mixed:
-            flt = (pc.field("corruption") == evalset.corruption) & (pc.field("severity") == evalset.severity)
+    for path in index.locate(evalset):
+        flt = (pc.field("corruption") == evalset.corruption) & (pc.field("severity") == evalset.severity)
         if labels is not None:
-            label = pc.field("label").isin(list(labels))
-            flt = label if flt is None else flt & label
+            flt = flt & pc.field("label").isin(list(labels))
         where = f"{index.where}/{path.name}"
         try:
-            table = read_table(path, columns=_present(path, columns), filter=flt)
-        except PruneScopeError as exc:
-            raise Problem(where, f"is not readable: {exc.problem.split(': ', 1)[-1]}", RESUME) from None
+            ds = pads.dataset(path, format=PARQUET)
+            table = ds.to_table(columns=[c for c in columns if c in ds.schema.names], filter=flt)
+        except (pa.ArrowException, OSError) as exc:
+            raise damaged(where, exc) from None
         parts.append(conform(table, SAMPLES_TABLE, columns, {"num_classes": num_classes}, where)[0])
     return pa.concat_tables(parts)
 
@@ -336,11 +339,21 @@ def samples_dataset(run_dir: Path, num_classes: int | None = None) -> pads.Datas
     )
 
 
+def expected_sets(run_dir: Path) -> dict[str, set[EvalSet]]:
+    """Per model, the evaluation sets evaluations.parquet lists."""
+    table = load(run_dir, EVALUATIONS_TABLE, ["model_id", "corruption", "severity"])
+    out: dict[str, set[EvalSet]] = {}
+    for m, c, s in zip(*(table.column(k).to_pylist() for k in table.column_names)):
+        out.setdefault(m, set()).add(EvalSet(c, s))
+    return out
+
+
 def clean_samples(run_dir: Path, model_ids: list[str], columns: list[str], num_classes: int) -> pa.Table:
     """The clean rows of the given models, with model_id; models without clean samples are left out."""
+    expected = expected_sets(run_dir)
     parts = []
     for mid in model_ids:
-        index = SamplesIndex(run_dir, mid)
+        index = SamplesIndex(run_dir, mid, expected.get(mid))
         if CLEAN_SET in index.files:
             t = read_samples(index, CLEAN_SET, columns, num_classes)
             parts.append(t.add_column(0, "model_id", pa.array([mid] * t.num_rows, pa.string())))

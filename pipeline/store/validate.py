@@ -127,9 +127,22 @@ def _check_samples(run_dir: Path, wanted: dict[str, set[EvalSet]], num_classes: 
             problems.append(exc)
             continue
         problems += index.damaged
-        files = {path for entries in index.files.values() for path, _ in entries}
-        for path in sorted(files):
-            problems += _check_schema(path, SAMPLES_TABLE, {"num_classes": num_classes}, f"{index.where}/{path.name}")
+        held: dict[Path, set[EvalSet]] = {}
+        for es, paths in index.files.items():
+            for path in paths:
+                held.setdefault(path, set()).add(es)
+        named = {es.name: es for es in wanted[mid]}
+        for path, sets in sorted(held.items()):
+            where = f"{index.where}/{path.name}"
+            problems += _check_schema(path, SAMPLES_TABLE, {"num_classes": num_classes}, where)
+            if path.stem in named and sets != {named[path.stem]}:
+                problems.append(
+                    Problem(
+                        where,
+                        f"is named after {named[path.stem].label} but holds {', '.join(e.label for e in sorted(sets))}",
+                        "a file named <set>.parquet holds that set only: rename it (any other name may hold any sets)",
+                    )
+                )
         for es in sorted(wanted[mid] - set(index.files)):
             if not index.damaged:
                 problems.append(
