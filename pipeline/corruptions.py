@@ -5,6 +5,16 @@ uint8 (N, H, W, C) in and out, grayscale (C = 1) or RGB (C = 3), vectorised over
 The severity constants are those of the original `make_cifar_c.py` (not the ImageNet-C
 ones).
 
+Equal to the reference: on 32×32 RGB images every corruption that draws no random numbers
+(defocus_blur, zoom_blur, gaussian_blur, brightness, contrast, pixelate, jpeg_compression,
+saturate) gives the reference script's output bit for bit, and glass_blur does for the same
+pixel-move draws (`glass_blur_moves`), because the official CIFAR-10-C files were made with the
+script's quirks: it computes in float64 (zoom_blur in float32) and saves `np.uint8(x)`, which
+truncates; zoom_blur crops a whole number of pixels and trims the zoomed crop from the top-left;
+glass_blur's "swap" of two pixels is a tuple assignment on numpy views, which copies one pixel
+onto the other. tests/fixtures/cifar_c_reference.npz holds the reference's outputs
+(scripts/reference_corruptions.py made it).
+
 Determinism: every random draw comes from a generator seeded by (options.seed, corruption,
 severity, sample id), so a sample gets the same corrupted image in every run, on every
 worker, whatever batch it is in.
@@ -16,6 +26,8 @@ Images larger than 32 pixels scale them by min(H, W) / 32; smaller images (8×8 
 on. Constants that the original states relative to the image (zoom factors, pixelation
 factor, elastic_transform's fractions of the image size) stay relative, and intensity
 constants (noise, brightness, contrast, saturation, JPEG quality) do not depend on size.
+zoom_blur crops and zooms whole pixels at every size, as the reference does at 32×32, so on
+images under 10 pixels (8×8 digits) its severity 1 (zooms up to 1.05) leaves them unchanged.
 
 No ImageMagick: motion blur (and the snow streaks built on it) use their own line kernel,
 ImageMagick's one-sided Gaussian along the motion direction; frost blends a procedural ice
@@ -79,8 +91,9 @@ CORRUPTIONS: Registry[Corruption] = Registry("corruption")
 
 
 def register_corruption(name: str) -> Callable[[Callable[..., np.ndarray]], Corruption]:
-    """Register a float kernel `(x in [0,1] (N,H,W,C), severity, rngs, scale, options) -> x`
-    under `name`, wrapped into the uint8 batch interface with validation and seeding."""
+    """Register a kernel `(uint8 images (N,H,W,C), severity, rngs, scale, options) -> images` under
+    `name`, wrapped into the batch interface with validation and seeding. A kernel returns uint8,
+    or floats in units of the full scale (0 to 1) that are saved as the reference saves them."""
 
     def deco(kernel: Callable[..., np.ndarray]) -> Corruption:
         index = CORRUPTION_NAMES.index(name)
@@ -99,8 +112,8 @@ def register_corruption(name: str) -> Callable[[Callable[..., np.ndarray]], Corr
                 return images.copy()
             rngs = [np.random.default_rng([options.seed, index, severity, int(i)]) for i in ids]
             scale = max(1.0, min(images.shape[1:3]) / 32.0)
-            out = kernel(images.astype(np.float32) / 255.0, severity, rngs, scale, options)
-            return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+            out = kernel(images, severity, rngs, scale, options)
+            return out if out.dtype == np.uint8 else _save(out)
 
         corrupt.__name__ = name
         corrupt.__doc__ = kernel.__doc__
@@ -121,6 +134,21 @@ def corrupt(
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _unit(images: np.ndarray) -> np.ndarray:
+    """uint8 → float64 in [0, 1], as the reference reads an image (`np.array(x) / 255.`)."""
+    return images / 255.0
+
+
+def _unit32(images: np.ndarray) -> np.ndarray:
+    """uint8 → float32 in [0, 1], for the corruptions that draw random numbers (no output to equal)."""
+    return images.astype(np.float32) / np.float32(255)
+
+
+def _save(x: np.ndarray) -> np.ndarray:
+    """Floats in [0, 1] → uint8 as the reference saves them: clip, ×255, truncate (`np.uint8(x)`)."""
+    return (np.clip(x, 0, 1) * 255).astype(np.uint8)
 
 
 def _draw(rngs: list[np.random.Generator], fn: Callable[[np.random.Generator], np.ndarray]) -> np.ndarray:
@@ -166,23 +194,19 @@ def _sample(x: np.ndarray, yy: np.ndarray, xx: np.ndarray, mode: str) -> np.ndar
     return (top * (1 - fy) + bottom * fy).astype(np.float32)
 
 
-def _zoom_matrix(n: int, factor: float) -> np.ndarray:
-    """(n, n) linear-interpolation matrix of a zoom by `factor` about the centre of n pixels."""
-    centre = (n - 1) / 2.0
-    src = np.clip((np.arange(n) - centre) / factor + centre, 0, n - 1)
-    lo = np.floor(src).astype(np.int64)
-    hi = np.minimum(lo + 1, n - 1)
-    frac = src - lo
-    m = np.zeros((n, n), np.float32)
-    np.add.at(m, (np.arange(n), lo), 1 - frac)
-    np.add.at(m, (np.arange(n), hi), frac)
-    return m
-
-
 def _clipped_zoom(x: np.ndarray, factor: float) -> np.ndarray:
-    """Zoom into the centre of (N, H, W, C) by `factor` (bilinear, separable), same size out."""
-    rows, cols = _zoom_matrix(x.shape[1], factor), _zoom_matrix(x.shape[2], factor)
-    return np.einsum("ij,njkc,lk->nilc", rows, x, cols, optimize=True)
+    """The reference's zoom into the centre of (N, H, W, C) by `factor`, same size out: crop
+    ⌈H/factor⌉ whole pixels about the centre, zoom them bilinearly (scipy, corner-aligned), trim
+    the excess, the odd pixel from the top-left. All images go through one scipy call, stacked
+    along the channel axis (unzoomed, so the arithmetic of every pixel is the per-image one)."""
+    n, h, w, c = x.shape
+    ch, cw = int(np.ceil(h / factor)), int(np.ceil(w / factor))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    crop = x[:, top : top + ch, left : left + cw].transpose(1, 2, 0, 3).reshape(ch, cw, n * c)
+    zoomed = ndimage.zoom(crop, (factor, factor, 1), order=1)
+    trim_top, trim_left = (zoomed.shape[0] - h) // 2, (zoomed.shape[1] - w) // 2
+    out = zoomed[trim_top : trim_top + h, trim_left : trim_left + w]
+    return out.reshape(h, w, n, c).transpose(2, 0, 1, 3)
 
 
 def _motion(x: np.ndarray, radius: float, sigma: float, angles_deg: np.ndarray) -> np.ndarray:
@@ -237,22 +261,25 @@ def _plasma(rngs: list[np.random.Generator], size: int, decay: float) -> np.ndar
 
 
 @register_corruption("gaussian_noise")
-def _gaussian_noise(x, severity, rngs, scale, options):
+def _gaussian_noise(images, severity, rngs, scale, options):
     """Additive Gaussian noise, σ ∈ (0.04, 0.06, 0.08, 0.09, 0.10)."""
+    x = _unit32(images)
     c = (0.04, 0.06, 0.08, 0.09, 0.10)[severity - 1]
     return x + _draw(rngs, lambda r: r.normal(0.0, c, x.shape[1:]))
 
 
 @register_corruption("shot_noise")
-def _shot_noise(x, severity, rngs, scale, options):
+def _shot_noise(images, severity, rngs, scale, options):
     """Poisson (photon) noise with λ = x·c, c ∈ (500, 250, 100, 75, 50)."""
+    x = _unit32(images)
     c = (500, 250, 100, 75, 50)[severity - 1]
     return np.stack([r.poisson(xi * c) for r, xi in zip(rngs, x)]).astype(np.float32) / c
 
 
 @register_corruption("impulse_noise")
-def _impulse_noise(x, severity, rngs, scale, options):
+def _impulse_noise(images, severity, rngs, scale, options):
     """Salt-and-pepper noise on a fraction c ∈ (0.01, 0.02, 0.03, 0.05, 0.07) of the values."""
+    x = _unit32(images)
     c = (0.01, 0.02, 0.03, 0.05, 0.07)[severity - 1]
     u = _draw(rngs, lambda r: r.random((2, *x.shape[1:])))
     flipped, salt = u[:, 0] <= c, u[:, 1] <= 0.5
@@ -260,8 +287,9 @@ def _impulse_noise(x, severity, rngs, scale, options):
 
 
 @register_corruption("speckle_noise")
-def _speckle_noise(x, severity, rngs, scale, options):
+def _speckle_noise(images, severity, rngs, scale, options):
     """Multiplicative noise x + x·n, n ~ N(0, c), c ∈ (0.06, 0.1, 0.12, 0.16, 0.2)."""
+    x = _unit32(images)
     c = (0.06, 0.1, 0.12, 0.16, 0.2)[severity - 1]
     return x + x * _draw(rngs, lambda r: r.normal(0.0, c, x.shape[1:]))
 
@@ -269,78 +297,129 @@ def _speckle_noise(x, severity, rngs, scale, options):
 # ---------------------------------------------------------------- blur
 
 
+def _gaussian_taps(sigma: float) -> np.ndarray:
+    """OpenCV's 3-tap Gaussian for σ > 0 (float32), computed as OpenCV computes it."""
+    t = np.exp(4.0 * (-0.125 / (sigma * sigma)))
+    norm = 1.0 / (2.0 * t + 1.0)
+    return np.array([t * norm, norm, t * norm]).astype(np.float32)
+
+
+@lru_cache(maxsize=32)
 def _disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
-    """A disk of `radius` (aliased, normalised) smoothed by a 3×3 Gaussian of σ = alias_blur."""
-    half = max(2, int(np.ceil(radius)) + 1)
+    """The reference's defocus kernel: a normalised aliased disk of `radius` on a grid of ±8
+    pixels (±⌈radius⌉ beyond 8), in float32, smoothed by a separable 3-tap (5-tap beyond radius 8)
+    Gaussian of σ = alias_blur with reflect-101 edges; the all-zero border is cut off."""
+    half = max(8, int(np.ceil(radius)))
     r = np.arange(-half, half + 1)
     yy, xx = np.meshgrid(r, r, indexing="ij")
-    disk = ((xx**2 + yy**2) <= radius**2).astype(np.float64)
-    disk /= disk.sum()
-    g = np.exp(-(np.arange(-1, 2) ** 2) / (2 * alias_blur**2))
-    g /= g.sum()
-    smooth = ndimage.convolve1d(ndimage.convolve1d(disk, g, axis=0, mode="mirror"), g, axis=1, mode="mirror")
-    return smooth.astype(np.float32)
+    disk = ((xx**2 + yy**2) <= radius**2).astype(np.float32)
+    disk /= np.sum(disk)
+    if radius <= 8:
+        taps = _gaussian_taps(alias_blur)
+    else:
+        taps = np.exp(-(np.arange(-2, 3) ** 2) / (2.0 * alias_blur**2))
+        taps = (taps / taps.sum()).astype(np.float32)
+    smooth = ndimage.correlate1d(ndimage.correlate1d(disk, taps, axis=1, mode="mirror"), taps, axis=0, mode="mirror")
+    rows = np.flatnonzero(smooth.any(axis=1))
+    return smooth[rows[0] : rows[-1] + 1, rows[0] : rows[-1] + 1].astype(np.float64)
 
 
 @register_corruption("defocus_blur")
-def _defocus_blur(x, severity, rngs, scale, options):
-    """Convolution with an anti-aliased disk of radius (0.3, 0.4, 0.5, 1, 1.5) px."""
+def _defocus_blur(images, severity, rngs, scale, options):
+    """Correlation with an anti-aliased disk of radius (0.3, 0.4, 0.5, 1, 1.5) px, reflect-101 edges.
+    (The reference's cv2.filter2D takes its DFT route for the 17×17 kernel; direct correlation
+    agrees with it to 1e-15, and the kernel sums to a little over 1, so no level changes.)"""
     radius, alias = ((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1))[severity - 1]
     kernel = _disk_kernel(radius * scale, alias)
-    return ndimage.convolve(x, kernel[None, :, :, None], mode="mirror")
+    return ndimage.correlate(_unit(images), kernel[None, :, :, None], mode="mirror")
+
+
+_GLASS = ((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2))  # sigma, max move, iterations
+
+
+def glass_blur_moves(images: np.ndarray, severity: int, moves: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """glass_blur with given pixel moves: `moves` (N, iterations, positions, 2) holds the (dx, dy)
+    draw of every position in the reference's order (rows from the bottom, right to left within a
+    row, `delta` pixels of border left alone), each in [−delta, delta). uint8 in and out.
+
+    Blur, save as uint8 (truncating), then at each position in that order copy the pixel at
+    (h + dy, w + dx) onto (h, w): the reference's tuple "swap" on numpy views copies. A pixel read
+    after its own move carries its new value, so each copy follows the chain of moves made
+    before it. Blur again.
+    """
+    sigma, delta, _ = _GLASS[severity - 1]
+    sigma, delta = sigma * scale, max(1, int(round(delta * scale)))
+    n, h, w, c = images.shape
+    y = _save(_blur(_unit(images), sigma)).reshape(n, h * w, c)
+    hs, ws = np.arange(h - delta, delta, -1), np.arange(w - delta, delta, -1)
+    target = (hs[:, None] * w + ws[None, :]).ravel()
+    order = np.full(h * w, len(target))
+    order[target] = np.arange(len(target))
+    b = np.arange(n)[:, None]
+    for it in range(moves.shape[1]):
+        dx, dy = moves[:, it, :, 0].astype(np.int64), moves[:, it, :, 1].astype(np.int64)
+        source = target + dy * w + dx
+        reader, read = np.broadcast_to(target, source.shape).copy(), source.copy()
+        earlier = order[read] < order[reader]
+        while earlier.any():
+            reader = np.where(earlier, read, reader)
+            read = np.where(earlier, np.take_along_axis(source, np.minimum(order[read], len(target) - 1), 1), read)
+            earlier = order[read] < order[reader]
+        moved = y.copy()
+        moved[b, target] = y[b, read]
+        y = moved
+    return _save(_blur(_unit(y.reshape(n, h, w, c)), sigma))
 
 
 @register_corruption("glass_blur")
-def _glass_blur(x, severity, rngs, scale, options):
-    """Blur, shuffle each pixel with a random neighbour (sequential swaps), blur again."""
-    sigma, delta, iterations = ((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2))[severity - 1]
-    sigma, delta = sigma * scale, max(1, int(round(delta * scale)))
-    n, h, w, _ = x.shape
-    y = np.floor(_blur(x, sigma) * 255.0) / 255.0
-    positions = [(hh, ww) for hh in range(h - delta, delta, -1) for ww in range(w - delta, delta, -1)]
-    b = np.arange(n)
-    for _ in range(iterations):
-        shifts = _draw(rngs, lambda r: r.integers(-delta, delta, (len(positions), 2))).astype(np.int64)
-        for k, (hh, ww) in enumerate(positions):
-            h2, w2 = hh + shifts[:, k, 1], ww + shifts[:, k, 0]
-            a, other = y[b, hh, ww].copy(), y[b, h2, w2].copy()
-            y[b, hh, ww], y[b, h2, w2] = other, a
-    return _blur(y, sigma)
+def _glass_blur(images, severity, rngs, scale, options):
+    """Blur, move every pixel onto a random neighbour's place (up/left by at most `delta`), blur again."""
+    _, delta, iterations = _GLASS[severity - 1]
+    delta = max(1, int(round(delta * scale)))
+    h, w = images.shape[1:3]
+    positions = max(0, h - 2 * delta) * max(0, w - 2 * delta)
+    moves = np.stack([r.integers(-delta, delta, (iterations, positions, 2)) for r in rngs])
+    return glass_blur_moves(images, severity, moves, scale)
 
 
 @register_corruption("motion_blur")
-def _motion_blur(x, severity, rngs, scale, options):
+def _motion_blur(images, severity, rngs, scale, options):
     """Motion blur of radius (6, 6, 6, 8, 9) px, σ (1, 1.5, 2, 2, 2.5), angle uniform in ±45°."""
+    x = _unit32(images)
     radius, sigma = ((6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5))[severity - 1]
     angles = np.array([r.uniform(-45, 45) for r in rngs])
     return _motion(x, radius * scale, sigma * scale, angles)
 
 
 @register_corruption("zoom_blur")
-def _zoom_blur(x, severity, rngs, scale, options):
-    """Mean of the image and its centre zooms by 1.00, 1.01, ... up to 1.05 ... 1.25."""
+def _zoom_blur(images, severity, rngs, scale, options):
+    """Mean of the image and its centre zooms by 1.00, 1.01, ... up to 1.05 ... 1.25 (1.26 at
+    severity 5: the reference's `np.arange(1, 1.26, 0.01)` ends there), summed in float32 in
+    the reference's order."""
     top = (1.06, 1.11, 1.16, 1.21, 1.26)[severity - 1]
-    factors = np.arange(1.0, top, 0.01)
-    out = x.copy()
+    factors = np.arange(1, top, 0.01)
+    x = (images / 255.0).astype(np.float32)
+    out = np.zeros_like(x)
     for f in factors:
-        out += _clipped_zoom(x, float(f))
-    return out / (len(factors) + 1)
+        out += _clipped_zoom(x, f)
+    return (x + out) / (len(factors) + 1)
 
 
 @register_corruption("gaussian_blur")
-def _gaussian_blur(x, severity, rngs, scale, options):
+def _gaussian_blur(images, severity, rngs, scale, options):
     """Gaussian blur, σ ∈ (0.4, 0.6, 0.7, 0.8, 1) px."""
     sigma = (0.4, 0.6, 0.7, 0.8, 1.0)[severity - 1]
-    return _blur(x, sigma * scale)
+    return _blur(_unit(images), sigma * scale)
 
 
 # ---------------------------------------------------------------- weather
 
 
 @register_corruption("snow")
-def _snow(x, severity, rngs, scale, options):
+def _snow(images, severity, rngs, scale, options):
     """Falling snow: a thresholded, zoomed noise layer streaked by motion blur, added twice
     (once rotated by 180°) over a brightened, washed-out image."""
+    x = _unit32(images)
     loc, sd, zoom, threshold, radius, sigma, blend = (
         (0.1, 0.2, 1, 0.6, 8, 3, 0.95),
         (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
@@ -399,8 +478,9 @@ def _frost_photos(folder: str) -> tuple[np.ndarray, ...]:
 
 
 @register_corruption("frost")
-def _frost(x, severity, rngs, scale, options):
+def _frost(images, severity, rngs, scale, options):
     """Blend with a random crop of frost: c0·x + c1·frost, (c0, c1) from (1, 0.2) to (0.75, 0.45)."""
+    x = _unit32(images)
     c0, c1 = ((1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45))[severity - 1]
     n, h, w, ch = x.shape
     sources = (
@@ -422,8 +502,9 @@ def _frost(x, severity, rngs, scale, options):
 
 
 @register_corruption("fog")
-def _fog(x, severity, rngs, scale, options):
+def _fog(images, severity, rngs, scale, options):
     """Add a plasma-fractal fog layer of strength c0 and roughness decay c1, keeping the maximum."""
+    x = _unit32(images)
     c0, decay = ((0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75))[severity - 1]
     h, w = x.shape[1:3]
     size = 1 << int(np.ceil(np.log2(max(h, w, 32))))
@@ -432,13 +513,46 @@ def _fog(x, severity, rngs, scale, options):
     return (x + c0 * fog) * peak / (peak + c0)
 
 
+def _rgb_to_hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hue, saturation and value of float64 RGB (..., 3), with scikit-image's arithmetic (the
+    reference's `rgb2hsv`): a gray pixel has hue 0 and saturation 0; where two channels tie for
+    the maximum, blue's formula wins over green's and green's over red's."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    v = rgb.max(axis=-1)
+    delta = v - rgb.min(axis=-1)
+    gray = delta == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.where(gray, 0.0, delta / v)
+        hue = np.where(b == v, 4.0 + (r - g) / delta, np.where(g == v, 2.0 + (b - r) / delta, (g - b) / delta))
+    h = np.where(gray, 0.0, (hue / 6.0) % 1.0)
+    return h, s, v
+
+
+# For each sextant of the hue, which of (v, p, q, t) goes to red, green and blue.
+_HSV_SECTORS = np.array([[0, 3, 1], [2, 0, 1], [1, 0, 3], [1, 2, 0], [3, 1, 0], [0, 1, 2]])
+
+
+def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """float64 RGB (..., 3) from hue, saturation and value, with scikit-image's arithmetic."""
+    sextant = np.floor(h * 6)
+    f = h * 6 - sextant
+    candidates = np.stack([v, v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)], axis=-1)
+    return np.take_along_axis(candidates, _HSV_SECTORS[sextant.astype(np.uint8) % 6], axis=-1)
+
+
+def _rgb(images: np.ndarray) -> np.ndarray:
+    """float64 RGB in [0, 1]; a grayscale image as three equal channels."""
+    x = _unit(images)
+    return np.repeat(x, 3, axis=3) if x.shape[3] == 1 else x
+
+
 @register_corruption("brightness")
-def _brightness(x, severity, rngs, scale, options):
-    """Add c ∈ (0.05, 0.1, 0.15, 0.2, 0.3) to the HSV value, keeping hue and saturation."""
+def _brightness(images, severity, rngs, scale, options):
+    """Add c ∈ (0.05, 0.1, 0.15, 0.2, 0.3) to the HSV value (clipped to 1), keeping hue and saturation."""
     c = (0.05, 0.1, 0.15, 0.2, 0.3)[severity - 1]
-    v = x.max(axis=3, keepdims=True)
-    v_new = np.clip(v + c, 0, 1)
-    return np.where(v > 0, x * (v_new / np.maximum(v, 1e-12)), v_new)
+    h, s, v = _rgb_to_hsv(_rgb(images))
+    out = _hsv_to_rgb(h, s, np.clip(v + c, 0, 1))
+    return out if images.shape[3] == 3 else out[..., :1]
 
 
 def _liquid(rngs, shape, loc, sd, sigma):
@@ -447,9 +561,10 @@ def _liquid(rngs, shape, loc, sd, sigma):
 
 
 @register_corruption("spatter")
-def _spatter(x, severity, rngs, scale, options):
+def _spatter(images, severity, rngs, scale, options):
     """Water drops (severities 1–3: pale turquoise, shaded by the distance to the drop edges)
     or mud (4–5: brown blobs) splashed on the image."""
+    x = _unit32(images)
     loc, sd, sigma, threshold, intensity, mud = (
         (0.62, 0.1, 0.7, 0.7, 0.5, 0),
         (0.65, 0.1, 0.8, 0.7, 0.5, 0),
@@ -486,17 +601,19 @@ def _spatter(x, severity, rngs, scale, options):
 
 
 @register_corruption("contrast")
-def _contrast(x, severity, rngs, scale, options):
+def _contrast(images, severity, rngs, scale, options):
     """Scale each channel's deviation from its mean by c ∈ (0.75, 0.5, 0.4, 0.3, 0.15)."""
     c = (0.75, 0.5, 0.4, 0.3, 0.15)[severity - 1]
+    x = _unit(images)
     means = x.mean(axis=(1, 2), keepdims=True)
     return (x - means) * c + means
 
 
 @register_corruption("elastic_transform")
-def _elastic_transform(x, severity, rngs, scale, options):
+def _elastic_transform(images, severity, rngs, scale, options):
     """A random affine jitter of three control points, then a smooth random displacement
     field (amplitude α, smoothness σ), both sampled bilinearly with reflection."""
+    x = _unit32(images)
     frac = ((0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03))[severity - 1]
     n, h, w, _ = x.shape
     alpha, sigma, jitter = (f * min(h, w) for f in frac)  # fractions of the image size, as in the original
@@ -520,31 +637,30 @@ def _elastic_transform(x, severity, rngs, scale, options):
     return _sample(warped, ys[None] + dy, xs[None] + dx, "reflect")
 
 
-def _pil_each(x: np.ndarray, fn: Callable) -> np.ndarray:
+def _pil_each(images: np.ndarray, fn: Callable) -> np.ndarray:
+    """Apply a Pillow operation to every uint8 image of a batch."""
     from PIL import Image
 
-    u8 = np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
     out = []
-    for img in u8:
-        pil = Image.fromarray(img[..., 0] if img.shape[2] == 1 else img)
-        res = np.asarray(fn(pil), np.uint8)
+    for img in images:
+        res = np.asarray(fn(Image.fromarray(img[..., 0] if img.shape[2] == 1 else img)), np.uint8)
         out.append(res[..., None] if res.ndim == 2 else res)
-    return np.stack(out).astype(np.float32) / 255.0
+    return np.stack(out)
 
 
 @register_corruption("pixelate")
-def _pixelate(x, severity, rngs, scale, options):
+def _pixelate(images, severity, rngs, scale, options):
     """Box-downsample to a fraction c ∈ (0.95, 0.9, 0.85, 0.75, 0.65) of the size and back."""
     from PIL import Image
 
     c = (0.95, 0.9, 0.85, 0.75, 0.65)[severity - 1]
-    h, w = x.shape[1:3]
+    h, w = images.shape[1:3]
     small = (max(1, int(w * c)), max(1, int(h * c)))
-    return _pil_each(x, lambda im: im.resize(small, Image.BOX).resize((w, h), Image.BOX))
+    return _pil_each(images, lambda im: im.resize(small, Image.BOX).resize((w, h), Image.BOX))
 
 
 @register_corruption("jpeg_compression")
-def _jpeg_compression(x, severity, rngs, scale, options):
+def _jpeg_compression(images, severity, rngs, scale, options):
     """JPEG round trip at quality (80, 65, 58, 50, 40)."""
     from PIL import Image
 
@@ -557,24 +673,18 @@ def _jpeg_compression(x, severity, rngs, scale, options):
         with Image.open(buf) as out:
             return out.copy()
 
-    return _pil_each(x, roundtrip)
+    return _pil_each(images, roundtrip)
 
 
 @register_corruption("saturate")
-def _saturate(x, severity, rngs, scale, options):
+def _saturate(images, severity, rngs, scale, options):
     """HSV saturation S → clip(a·S + b), (a, b) from (0.3, 0) to (2.5, 0.2). A gray pixel has
-    no hue (taken as red, as in HSV conversion), so grayscale images change only through b."""
+    no hue (taken as red, as in HSV conversion), so grayscale images change only through b:
+    their output is the luma of the reddened RGB."""
     a, b = ((0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2))[severity - 1]
-    rgb = np.repeat(x, 3, axis=3) if x.shape[3] == 1 else x
-    v = rgb.max(axis=3, keepdims=True)
-    mn = rgb.min(axis=3, keepdims=True)
-    s = np.where(v > 0, (v - mn) / np.maximum(v, 1e-12), 0.0)
-    s_new = np.clip(s * a + b, 0, 1)
-    chroma = v - mn
-    red_hue = np.array([0.0, 1.0, 1.0], np.float32)  # the hue of a gray pixel: (V, V(1−S), V(1−S))
-    g = np.where(chroma > 0, (v - rgb) / np.maximum(chroma, 1e-12), red_hue)
-    out = v - s_new * v * g
-    return out if x.shape[3] == 3 else _gray(out)
+    h, s, v = _rgb_to_hsv(_rgb(images))
+    out = _hsv_to_rgb(h, np.clip(s * a + b, 0, 1), v)
+    return out if images.shape[3] == 3 else _gray(out)
 
 
 def load_official(root: Path, name: str, severity: int, n: int) -> np.ndarray:

@@ -13,11 +13,20 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from scipy import ndimage
 from sklearn.datasets import load_sample_images
 
 from pipeline import store
 from pipeline.config import parse_config
-from pipeline.corruptions import CORRUPTION_NAMES, CORRUPTIONS, SEVERITIES, CorruptionOptions, corrupt, load_official
+from pipeline.corruptions import (
+    CORRUPTION_NAMES,
+    CORRUPTIONS,
+    SEVERITIES,
+    CorruptionOptions,
+    corrupt,
+    glass_blur_moves,
+    load_official,
+)
 from pipeline.datasets import load_dataset
 from pipeline.errors import PruneScopeError
 from pipeline.runner import RunContext, build_run, evalset_images
@@ -70,11 +79,89 @@ DETERMINISTIC = {
 }
 # These use no randomness, so a different seed gives the same image.
 
-# Where the CIFAR-10-C constants themselves are not monotone in pixel change:
+# Where the CIFAR-10-C constants themselves are not monotone in pixel change, or do nothing on digits:
 # elastic_transform trades a large affine jitter at severity 1 for elastic deformation later;
 # saturate desaturates at severities 1-2 (x0.3, x0.1) and oversaturates at 3-5, and leaves a gray
-# pixel gray at 1-3 (there is no saturation to scale), so it is measured on RGB photographs.
-NOT_MONOTONE_ON_DIGITS = {"elastic_transform", "saturate"}
+# pixel gray at 1-3 (there is no saturation to scale), so it is measured on RGB photographs;
+# zoom_blur crops and zooms whole pixels as the reference does, so on 8×8 digits its severity 1
+# (zooms up to 1.05: 8 pixels stay 8) leaves the image as it is.
+NOT_MONOTONE_ON_DIGITS = {"elastic_transform", "saturate", "zoom_blur"}
+
+
+# The reference generator's outputs (make_cifar_c.py, which made the official CIFAR-10-C files) on six
+# real 32×32 photos, made by scripts/reference_corruptions.py in the reference's own environment.
+REFERENCE = np.load(REPO / "tests" / "fixtures" / "cifar_c_reference.npz")
+# Where equality with the reference does not apply: the reference draws from numpy's global random
+# state (and, for motion_blur and snow, through ImageMagick), so its output is one draw, not a value
+# PruneScope could reproduce from its per-sample streams.
+NOT_COMPARABLE = {
+    "gaussian_noise": "additive noise drawn by the reference's global np.random",
+    "shot_noise": "Poisson noise drawn by the reference's global np.random",
+    "impulse_noise": "salt-and-pepper positions drawn by skimage.util.random_noise",
+    "speckle_noise": "multiplicative noise drawn by the reference's global np.random",
+    "motion_blur": "random angle, and ImageMagick's MotionBlurImage (not available here)",
+    "snow": "random snow layer and angle, streaked by ImageMagick",
+    "frost": "random crop of frost photographs the reference does not ship",
+    "fog": "random plasma fractal",
+    "spatter": "random liquid layer",
+    "elastic_transform": "random affine jitter and displacement field",
+}
+
+
+def test_every_name_is_compared_with_the_reference_or_says_why_not():
+    compared = set(REFERENCE.files) & set(CORRUPTION_NAMES)
+    assert compared | set(NOT_COMPARABLE) == set(CORRUPTION_NAMES) and not compared & set(NOT_COMPARABLE)
+    assert compared == DETERMINISTIC | {"glass_blur"}
+
+
+@pytest.mark.parametrize("name", sorted(DETERMINISTIC))
+def test_equal_to_the_reference_generator(name):
+    images = REFERENCE["images"]
+    for severity in SEVERITIES:
+        ours = corrupt(images, name, severity, np.arange(len(images)))
+        np.testing.assert_array_equal(ours, REFERENCE[name][severity - 1], err_msg=f"{name} severity {severity}")
+
+
+def test_glass_blur_equals_the_reference_with_its_own_pixel_moves():
+    images = REFERENCE["images"]
+    for severity in SEVERITIES:
+        draws = REFERENCE[f"glass_blur_draws_s{severity}"]
+        moves = draws.reshape(len(images), 1 if severity <= 3 else 2, -1, 2)
+        ours = glass_blur_moves(images, severity, moves)
+        np.testing.assert_array_equal(ours, REFERENCE["glass_blur"][severity - 1], err_msg=f"severity {severity}")
+
+
+def literal_moves(image: np.ndarray, delta: int, moves: np.ndarray, swap: bool = False) -> np.ndarray:
+    """The reference's loop, position by position: `x[h, w], x[h', w'] = x[h', w'], x[h, w]` on numpy
+    views (which copies the pixel at (h', w') onto (h, w)), or with `swap` a real exchange."""
+    x = image.copy()
+    h, w = x.shape[:2]
+    for it_moves in moves:
+        positions = [(hh, ww) for hh in range(h - delta, delta, -1) for ww in range(w - delta, delta, -1)]
+        for (hh, ww), (dx, dy) in zip(positions, it_moves):
+            if swap:
+                x[hh, ww], x[hh + dy, ww + dx] = x[hh + dy, ww + dx].copy(), x[hh, ww].copy()
+            else:
+                x[hh, ww], x[hh + dy, ww + dx] = x[hh + dy, ww + dx], x[hh, ww]
+    return x
+
+
+def test_glass_blur_pixel_moves_copy_and_follow_earlier_moves():
+    """Moves of up to two pixels (64-pixel images, scale 2) include down/right ones, which read a
+    pixel that has already moved: the vectorised moves equal the literal loop; a real swap differs."""
+    images = np.stack([np.asarray(Image.fromarray(p).resize((64, 64), Image.BOX)) for p in PHOTOS[:3]])
+    moves = np.random.default_rng(5).integers(-2, 2, (3, 2, 60 * 60, 2))
+    sigma = 0.25 * 2  # severity 4 at scale 2
+
+    def blur_save(x: np.ndarray) -> np.ndarray:
+        out = ndimage.gaussian_filter(x / 255.0, sigma=(0, sigma, sigma, 0), mode="nearest", truncate=4.0)
+        return (np.clip(out, 0, 1) * 255).astype(np.uint8)
+
+    first = blur_save(images)
+    expected = blur_save(np.stack([literal_moves(b, 2, m) for b, m in zip(first, moves)]))
+    np.testing.assert_array_equal(glass_blur_moves(images, 4, moves, scale=2.0), expected)
+    swapped = blur_save(np.stack([literal_moves(b, 2, m, swap=True) for b, m in zip(first, moves)]))
+    assert not np.array_equal(swapped, expected)
 
 
 def mean_change(images: np.ndarray, name: str) -> list[float]:
