@@ -24,6 +24,7 @@ from pipeline.corruptions import (
     CORRUPTIONS,
     SEVERITIES,
     CorruptionOptions,
+    Draws,
     corrupt,
     glass_blur_moves,
     load_official,
@@ -163,6 +164,39 @@ def test_glass_blur_pixel_moves_copy_and_follow_earlier_moves():
     np.testing.assert_array_equal(glass_blur_moves(images, 4, moves, scale=2.0), expected)
     swapped = blur_save(np.stack([literal_moves(b, 2, m, swap=True) for b, m in zip(first, moves)]))
     assert not np.array_equal(swapped, expected)
+
+
+def test_pixelate_equals_pillow_image_by_image_at_any_size():
+    """The batched BOX resizes give what Pillow gives one image at a time (the reference's calls)."""
+    rng = np.random.default_rng(3)
+    for shape in [(5, 32, 32, 3), (4, 28, 28, 1), (4, 8, 8, 1), (3, 80, 64, 3), (3, 33, 47, 3)]:
+        images = rng.integers(0, 256, shape, dtype=np.uint8)
+        h, w = shape[1:3]
+        for severity, c in zip(SEVERITIES, (0.95, 0.9, 0.85, 0.75, 0.65)):
+            small = (max(1, int(w * c)), max(1, int(h * c)))
+            one_by_one = [
+                np.asarray(Image.fromarray(im.squeeze(2) if im.shape[2] == 1 else im).resize(small, Image.BOX))
+                for im in images
+            ]
+            expected = np.stack([np.asarray(Image.fromarray(s).resize((w, h), Image.BOX)) for s in one_by_one])
+            got = corrupt(images, "pixelate", severity, np.arange(len(images)))
+            np.testing.assert_array_equal(got, expected.reshape(shape), err_msg=f"{shape} severity {severity}")
+
+
+def test_random_draws_depend_on_the_sample_id_only():
+    """Draws for a sample are the same alone, in a run of consecutive ids, out of order or repeated,
+    and differ between samples, corruptions, severities and purposes."""
+    ids = np.array([7, 8, 9, 3, 8, 20])
+    together = Draws((0, 5, 2), ids).uniform(1, (4, 3))
+    alone = np.concatenate([Draws((0, 5, 2), [i]).uniform(1, (4, 3)) for i in ids])
+    np.testing.assert_array_equal(together, alone)
+    np.testing.assert_array_equal(together[1], together[4])
+    assert len({row.tobytes() for row in together}) == 5
+    for other in (Draws((0, 5, 3), ids).uniform(1, (4, 3)), Draws((0, 6, 2), ids).uniform(1, (4, 3))):
+        assert not np.isin(other, together).any()
+    assert not np.isin(Draws((0, 5, 2), ids).uniform(2, (4, 3)), together).any()
+    z = Draws((1, 0, 1), np.arange(400)).normal(0, (32, 32, 3), 0.0, 1.0)
+    assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01 and 4.32 < np.abs(z).max() < 4.33
 
 
 def mean_change(images: np.ndarray, name: str) -> list[float]:
