@@ -91,6 +91,9 @@ def main() -> None:
         ratio = f"{ours[name] / p:8.1f}x" if isinstance(p, float) else ""
         ps = f"{p:11.0f}" if isinstance(p, float) else f"  {p}"
         print(f"{name:18s} {ours[name]:11.0f} {ps} {ratio}")
+    ratios = [ours[n] / p for n, p in peer.items() if isinstance(p, float)]
+    if ratios:
+        print(f"\nmedian speed-up over the {len(ratios)} corruptions both run: {float(np.median(ratios)):.1f}x")
     print(f"\nall 19 x 5 on {args.n} images ({args.n * 95:,} images): {total:.1f} s")
 
 
