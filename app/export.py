@@ -16,6 +16,8 @@ import base64
 import datetime as dt
 import html
 import json
+import os
+import stat
 import sys
 from pathlib import Path
 from string import Template
@@ -207,6 +209,15 @@ def _table1_html(t1: pd.DataFrame, highlight: set[str]) -> str:
     )
 
 
+HTML_UNSAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def script_json(data: object) -> str:
+    """JSON to embed in a <script> block: `<`, `>` and `&` escaped as \\u003c etc., so no value (a class
+    named `<!--<script>` or `</script>`) can end the block or switch the HTML parser's script state."""
+    return json.dumps(data, separators=(",", ":"), allow_nan=False).translate(HTML_UNSAFE)
+
+
 def _render(
     run: str,
     meta: dict,
@@ -226,7 +237,7 @@ def _render(
         if corrupted
         else (" (clean versions: the corrupted set is not cached in this run)" if ref.corruption != store.CLEAN else "")
     )
-    payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    payload = script_json(data)
     return template.substitute(
         title=html.escape(f"PruneScope · {run} · {what}"),
         run=html.escape(run),
@@ -243,6 +254,32 @@ def _render(
         script=(SNAPSHOT_DIR / "snapshot.js").read_text(),
         table1=_table1_html(t1, {ref.model_id, cmp.model_id if cmp else ""}),
     )
+
+
+def check_replaceable(out: Path) -> None:
+    """Refuse an --out that exists and is not a regular file: a folder, a device, a link, a pipe."""
+    try:
+        mode = os.lstat(out).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if stat.S_ISDIR(mode):
+        raise PruneScopeError(f"--out {out} is a folder", "name the HTML file to write, e.g. --out comparison.html")
+    if not stat.S_ISREG(mode):
+        raise PruneScopeError(
+            f"--out {out} exists and is not a regular file (a link, device or pipe)", "remove it or pick another path"
+        )
+
+
+def write_file(out: Path, text: str) -> None:
+    """Write `text` to `out` through a private temporary file that mkstemp creates in the same folder
+    (O_EXCL, no link followed), then rename it onto `out`: a planted `out.tmp` link redirects nothing,
+    and a killed export leaves the old file whole."""
+    check_replaceable(out)
+    try:
+        with store.atomic_path(out) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise PruneScopeError(f"cannot write {out}: {exc.strerror}", "pick a folder you can write to") from None
 
 
 def snapshot_filename(run: str, reference: str, compare: str | None) -> str:
@@ -279,17 +316,18 @@ def main(argv: list[str] | None = None) -> int:
             raise PruneScopeError(f"--severity {args.severity} is not 1..5", "pass --severity 1..5 with --corruption")
         if not out.parent.is_dir():
             raise PruneScopeError(f"the folder of --out {out} does not exist", "create it or pick another path")
-        if out.is_dir():
-            raise PruneScopeError(f"--out {out} is a folder", "name the HTML file to write, e.g. --out comparison.html")
+        check_replaceable(out)
         text = build_snapshot(
             StoreReader(args.store), args.run, args.reference, args.compare, args.corruption, args.severity, args.focus
         )
     except PruneScopeError as exc:
         print(f"error: {exc.problem}\nfix: {exc.fix}", file=sys.stderr)
         return 2
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    try:
+        write_file(out, text)
+    except PruneScopeError as exc:
+        print(f"error: {exc.problem}\nfix: {exc.fix}", file=sys.stderr)
+        return 2
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return 0
 

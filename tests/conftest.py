@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
@@ -109,4 +111,19 @@ def browser_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build_run(
         parse_config(tiny_config(evaluation={"corruptions": ["gaussian_noise", "fog"], "severities": [3]})), store_dir
     )
+    return store_dir
+
+
+HOSTILE_NAMES = ["<!--<script>", "</script><script>document.title='pwned'</script>", "a&b>c"]
+
+
+@pytest.fixture(scope="session")
+def hostile_store(tiny_run, tmp_path_factory) -> Path:
+    """A copy of the tiny run whose first class names are HTML that would end or swallow a script block."""
+    store_dir = tmp_path_factory.mktemp("hostile")
+    shutil.copytree(tiny_run, store_dir / "tiny")
+    meta_path = store_dir / "tiny" / "run.json"
+    meta = json.loads(meta_path.read_text())
+    meta["class_names"][: len(HOSTILE_NAMES)] = HOSTILE_NAMES
+    meta_path.write_text(json.dumps(meta))
     return store_dir

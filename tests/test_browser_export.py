@@ -15,7 +15,7 @@ from app.export import build_snapshot
 from app.main import create_app
 from app.reader import StoreReader
 from scripts.render_png import chrome_options
-from tests.conftest import free_port
+from tests.conftest import HOSTILE_NAMES, free_port
 
 pytestmark = pytest.mark.browser
 REF, CMP = "digits_cnn-dense", "digits_cnn-magnitude-global-oneshot-s80-ft1"
@@ -182,3 +182,16 @@ def test_export_can_be_cancelled(dash_duo, browser_store, tmp_path, monkeypatch)
     dash_duo.wait_for_contains_text(f"#{ids.EXPORT_STATUS}", "MB", timeout=60)
     WebDriverWait(dash_duo.driver, 30, 0.2).until(lambda _: list(downloads.glob("*.html")))
     assert [p.name for p in downloads.glob("*.html*")] == [f"prunescope-tiny-{REF}.html"]
+
+
+def test_snapshot_with_html_class_names_still_draws(hostile_store, tmp_path, offline_browser):
+    driver = offline_browser
+    out = tmp_path / "hostile.html"
+    out.write_text(build_snapshot(StoreReader(hostile_store), "tiny", REF, CMP, focus=0), encoding="utf-8")
+    driver.get(out.as_uri())
+    drawn = [f for f in FIGURES if f != "margin"]  # the tiny run has no corrupted sets to draw a margin change of
+    until(driver, lambda: driver.execute_script(DRAWN, drawn))
+    names = driver.execute_script("return JSON.parse(document.getElementById('snapshot-data').textContent).classNames;")
+    assert names[: len(HOSTILE_NAMES)] == HOSTILE_NAMES
+    assert driver.title.startswith("PruneScope") and driver.find_elements("css selector", "#samples-grid img")
+    assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from app.export import build_snapshot, default_focus, snapshot_filename
+from app.export import build_snapshot, default_focus, script_json, snapshot_filename, write_file
 from app.figures.local import trajectories
 from app.reader import StoreError, StoreReader
+from pipeline.errors import PruneScopeError
+from tests.conftest import HOSTILE_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
 REF, CMP = "digits_cnn-dense", "digits_cnn-magnitude-global-oneshot-s80-ft1"
@@ -115,3 +119,59 @@ def test_command_line_writes_the_file_and_explains_errors(tiny_run, tmp_path):
     ):
         res = subprocess.run(cmd + bad, cwd=REPO, capture_output=True, text=True, timeout=120)
         assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
+def test_embedded_json_escapes_what_could_end_the_script_block(hostile_store):
+    text = build_snapshot(StoreReader(hostile_store), "tiny", REF, CMP, focus=0)
+    block = re.search(r'<script type="application/json" id="snapshot-data">(.*?)</script>', text, re.S).group(1)
+    assert not set("<>&") & set(block)
+    assert json.loads(block)["classNames"][:3] == HOSTILE_NAMES
+    assert script_json({"k": "<!--</script>&"}) == '{"k":"\\u003c!--\\u003c/script\\u003e\\u0026"}'
+
+
+def _export(tiny_run, out: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "app.export", "--store", str(tiny_run.parent), "--run", "tiny"]
+    cmd += ["--reference", REF, "--compare", CMP, "--out", str(out)]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_export_writes_through_a_private_temporary_file(tiny_run, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "snap.html"
+    (tmp_path / "snap.html.tmp").symlink_to(victim)  # a planted link where the old code wrote
+    out.write_text("old snapshot")
+    res = _export(tiny_run, out)
+    assert res.returncode == 0, res.stderr
+    assert victim.read_text() == "precious"
+    assert (tmp_path / "snap.html.tmp").is_symlink() and not out.is_symlink()
+    assert out.read_text().startswith("<!DOCTYPE html>")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snap.html", "snap.html.tmp", "victim.txt"]
+
+
+@pytest.mark.parametrize("kind", ["device", "link", "fifo"])
+def test_export_refuses_to_replace_what_is_not_a_regular_file(tiny_run, tmp_path, kind):
+    out = tmp_path / "snap.html"
+    if kind == "device":
+        try:
+            os.mknod(out, 0o600 | stat.S_IFCHR, os.makedev(1, 3))  # like /dev/null
+        except PermissionError:
+            pytest.skip("making a device node needs root")
+    elif kind == "link":
+        (tmp_path / "target.html").write_text("kept")
+        out.symlink_to(tmp_path / "target.html")
+    else:
+        os.mkfifo(out)
+    res = _export(tiny_run, out)
+    assert res.returncode == 2 and "is not a regular file" in res.stderr and "Traceback" not in res.stderr
+    if kind == "device":
+        assert out.is_char_device()
+    if kind == "link":
+        assert out.is_symlink() and (tmp_path / "target.html").read_text() == "kept"
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_write_file_reports_a_failed_write(tmp_path):
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(PruneScopeError, match="cannot write"):
+        write_file(tmp_path / "afile" / "x.html", "text")
