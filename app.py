@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         users = load_users()
-        check_bind([args.host], users, args.no_auth or no_auth_requested())
+        no_auth = args.no_auth or no_auth_requested()
+        check_bind([args.host], users, no_auth)
     except PruneScopeError as exc:
         print(f"error: {exc.problem}\nfix: {exc.fix}", file=sys.stderr)
         return 2
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             return build.returncode
     from app.main import create_app
 
-    dash_app = create_app(args.store, args.run, users=users)
+    dash_app = create_app(args.store, args.run, users=users, no_auth=no_auth)
     print(
         f"PruneScope on http://{args.host}:{args.port}/ "
         f"(store {args.store}{', basic auth for ' + str(len(users)) + ' users' if users else ''})",

@@ -3,7 +3,8 @@
     PRUNESCOPE_STORE=/data/store PRUNESCOPE_AUTH_FILE=users.txt gunicorn -w 4 -b 0.0.0.0:8050 'app:server'
 
 Binding beyond loopback without users configured refuses to start (PRUNESCOPE_NO_AUTH=1 for
-servers behind their own authenticating proxy).
+servers behind their own authenticating proxy). This is the early, friendly refusal; the app itself
+answers 403 to every request through such a listener however it was started (app/guard.py).
 """
 
 import os

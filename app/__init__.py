@@ -2,9 +2,10 @@
 
 `app:server` is the WSGI application for gunicorn, built on first access from the
 environment: `PRUNESCOPE_STORE` (default cache/store), `PRUNESCOPE_RUN`, `PRUNESCOPE_CACHE`
-(default cache/diskcache) and the auth settings of `app.auth` (`PRUNESCOPE_AUTH_FILE` or
-`PRUNESCOPE_USERS`). `app:celery_app` is the Celery application for
-`celery -A app:celery_app worker` when `REDIS_URL` is set.
+(default cache/diskcache), the auth settings of `app.auth` (`PRUNESCOPE_AUTH_FILE` or
+`PRUNESCOPE_USERS`, `PRUNESCOPE_NO_AUTH`) and `PRUNESCOPE_MAX_BODY_MB` (app.guard).
+`app:celery_app` is the Celery application for `celery -A app:celery_app worker` when
+`REDIS_URL` is set.
 """
 
 from functools import cache
@@ -17,7 +18,7 @@ def _dash_app() -> Any:
     import os
     from pathlib import Path
 
-    from app.auth import load_users
+    from app.auth import load_users, no_auth_requested
     from app.main import REPO, create_app
 
     repo = Path(REPO)
@@ -26,6 +27,7 @@ def _dash_app() -> Any:
         os.environ.get("PRUNESCOPE_RUN"),
         cache_dir=os.environ.get("PRUNESCOPE_CACHE", str(repo / "cache" / "diskcache")),
         users=load_users(),
+        no_auth=no_auth_requested(),
     )
 
 

@@ -10,7 +10,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, dcc, html
 
 from app import background, guard, ids
-from app.auth import HashedBasicAuth
+from app.auth import Backoff, HashedBasicAuth
 from app.reader import StoreError, StoreReader
 from app.state import Combo, selected_ids
 from app.views import combinations, evaltable, export, global_, local, problems, robustness, samples
@@ -25,9 +25,15 @@ def create_app(
     run: str | None = None,
     cache_dir: str | Path | None = None,
     users: Mapping[str, str] | None = None,
+    no_auth: bool = False,
+    max_body: int | None = None,
+    backoff: Backoff | None = None,
 ) -> dash.Dash:
     """The dashboard over `store_dir`, opening on `run` (default: the first run); with
-    `users` ({user: password hash}) every request needs HTTP basic auth."""
+    `users` ({user: password hash}) every request needs HTTP basic auth. Without users it serves
+    only requests that come through a loopback listener, unless `no_auth` (an authenticating proxy
+    in front). Request bodies over `max_body` bytes (default: app.guard's setting) are refused;
+    failed logins back off by `backoff` (default: app.auth.Backoff())."""
     cache_dir = Path(cache_dir) if cache_dir is not None else REPO / "cache" / "diskcache"
     reader = StoreReader(store_dir, cache_dir)
     runs = reader.runs()
@@ -39,9 +45,7 @@ def create_app(
         background_callback_manager=background.manager(cache_dir),
         on_error=callback_error,  # a failing callback shows its message in its view, never a 500
     )
-    guard.install(app)
-    if users:
-        HashedBasicAuth(app, users)
+    auth = HashedBasicAuth(app, users, backoff) if users else None
     initial, class_names = None, None
     if start is not None:
         try:
@@ -52,6 +56,7 @@ def create_app(
     for view in VIEWS:
         view.register(app, reader)
     register_shell(app)
+    guard.install(app, auth, no_auth=no_auth, max_body=max_body)
     return app
 
 

@@ -18,7 +18,7 @@ from werkzeug.security import generate_password_hash
 
 from app import background, ids
 from app.auth import check_bind, is_loopback, load_users, parse_users
-from app.guard import refusal
+from app.guard import refusal, specs
 from app.main import create_app
 from pipeline.errors import PruneScopeError
 from tests.conftest import free_port
@@ -225,13 +225,15 @@ def test_static_routes_do_not_leave_their_folders(guarded):
     assert b"root:" not in page.data and b"<title>PruneScope</title>" in page.data
 
 
-def test_guard_rules():
-    assert refusal(json.loads(callback_body("tiny", "digits_cnn-dense|clean|0"))) is None
-    assert "not a run name" in refusal(json.loads(callback_body("a b")))
-    assert refusal([]) == "not a Dash callback request"
+def test_guard_rules(tiny_run, tmp_path):
+    app = create_app(tiny_run.parent, "tiny", cache_dir=tmp_path / "dc")
+    callbacks, types = app.callback_map, specs(app)
+    assert refusal(json.loads(callback_body("tiny", "digits_cnn-dense|clean|0")), callbacks, types) is None
+    assert "must be a run name" in refusal(json.loads(callback_body("a b")), callbacks, types)
+    assert refusal([], callbacks, types) == "not a Dash callback request"
     body = json.loads(callback_body("tiny"))
     body["inputs"][2]["value"] = {"samples": [1, 2], "source": "../local"}
-    assert "path-like" in refusal(body)
+    assert "path-like" in refusal(body, callbacks, types)
 
 
 # ---------------------------------------------------------------- gunicorn
