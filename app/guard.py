@@ -91,6 +91,8 @@ def count(v: Any) -> bool:
 
 
 def nullable(spec: Spec) -> Spec:
+    """`spec`, or null."""
+
     def check(v: Any) -> bool:
         return v is None or spec(v)
 
@@ -99,6 +101,8 @@ def nullable(spec: Spec) -> Spec:
 
 
 def list_of(spec: Spec, limit: int) -> Spec:
+    """A list of at most `limit` values that each pass `spec`."""
+
     def check(v: Any) -> bool:
         return isinstance(v, list) and len(v) <= limit and all(spec(x) for x in v)
 
@@ -282,12 +286,28 @@ def _outputs_ok(key: str, outputs: Any) -> bool:
     return isinstance(outputs, list) and len(outputs) == len(key[2:-2].split("...")) and all(map(one, outputs))
 
 
+def _class_refusal(body: dict, class_count: Callable[[str], int | None]) -> str | None:
+    """A class index beyond the classes of the run the same request names."""
+    values = {(f["id"], f["property"]): f.get("value") for key in ("inputs", "state") for f in body.get(key, [])}
+    run, focus = values.get((ids.RUN, "data")), values.get((ids.CLASS_DROPDOWN, "value"))
+    if run is None or focus is None:
+        return None
+    n = class_count(run)
+    if n is not None and focus >= n:
+        return f"{ids.CLASS_DROPDOWN}.value must be a class of run {run!r} (0..{n - 1})"
+    return None
+
+
 def refusal(
-    body: Any, callbacks: Mapping[str, dict], types: Mapping[tuple[str, str], Spec], poll: bool = False
+    body: Any,
+    callbacks: Mapping[str, dict],
+    types: Mapping[tuple[str, str], Spec],
+    poll: bool = False,
+    class_count: Callable[[str], int | None] | None = None,
 ) -> str | None:
     """Why a callback request must be refused, or None when it may go on. A `poll` of a background job
     (the renderer sends its values as null; Dash answers from the job and runs nothing) has its values'
-    types unchecked."""
+    types unchecked; `class_count(run)` (None for a run it cannot read) bounds a class index."""
     if not isinstance(body, dict) or not isinstance(body.get("output"), str):
         return "not a Dash callback request"
     callback = callbacks.get(body["output"])
@@ -296,6 +316,10 @@ def refusal(
     checked = None if poll and callback.get("background") else types
     for key in ("inputs", "state"):
         why = _fields_refusal(key, callback[key], body.get(key, []), checked)
+        if why:
+            return why
+    if checked is not None and class_count is not None:
+        why = _class_refusal(body, class_count)
         if why:
             return why
     if not _outputs_ok(body["output"], body.get("outputs")):
@@ -313,9 +337,14 @@ def _text(status: int, text: str) -> flask.Response:
 
 
 def install(
-    app: dash.Dash, auth: HashedBasicAuth | None = None, no_auth: bool = False, max_body: int | None = None
+    app: dash.Dash,
+    auth: HashedBasicAuth | None = None,
+    no_auth: bool = False,
+    max_body: int | None = None,
+    class_count: Callable[[str], int | None] | None = None,
 ) -> None:
-    """Put the gate in front of every request of `app` (call it after the layout and callbacks exist)."""
+    """Put the gate in front of every request of `app` (call it after the layout and callbacks exist);
+    `class_count(run)` bounds the class index a request may name."""
     limit = max_body if max_body is not None else max_body_bytes()
     app.server.config["MAX_CONTENT_LENGTH"] = limit  # a body sent without Content-Length stops there too
     types = specs(app)
@@ -344,7 +373,7 @@ def install(
                 body = request.get_json(force=True)  # cached: Dash reads this same object
             except (BadRequest, RecursionError):
                 return _text(400, "refused: the body is not JSON")
-            why = refusal(body, app.callback_map, types, poll="cacheKey" in request.args)
+            why = refusal(body, app.callback_map, types, "cacheKey" in request.args, class_count)
             if why:
                 return _text(400, f"refused: {why}")
         return None

@@ -56,8 +56,16 @@ def create_app(
     for view in VIEWS:
         view.register(app, reader)
     register_shell(app)
-    guard.install(app, auth, no_auth=no_auth, max_body=max_body)
+    guard.install(app, auth, no_auth=no_auth, max_body=max_body, class_count=lambda r: _class_count(reader, r))
     return app
+
+
+def _class_count(reader: StoreReader, run: str) -> int | None:
+    """How many classes `run` has (None when it cannot be read: the views show the store's message)."""
+    try:
+        return len(reader.meta(run)["class_names"])
+    except (StoreError, KeyError, TypeError):
+        return None
 
 
 def layout(

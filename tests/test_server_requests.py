@@ -223,6 +223,16 @@ def test_mistyped_fields_answer_400(live, field, value):
     assert status == 400 and f"{field[0]}.{field[1]} must be".encode() in text, text[:300]
 
 
+def test_a_class_the_run_does_not_have_answers_400(live):
+    reading = [k for k, cb in live.callbacks.items() if any(d["id"] == ids.CLASS_DROPDOWN for d in cb["inputs"])]
+    assert len(reading) >= 3
+    compared = {**VALID, (ids.COMPARED_DROPDOWN, "value"): "digits_cnn-random-global-oneshot-s50-ft0|clean|0"}
+    for output in reading:
+        assert live.callback({**compared, (ids.CLASS_DROPDOWN, "value"): 9}, output=output)[0] == 200
+        status, _, text, _ = live.callback({**compared, (ids.CLASS_DROPDOWN, "value"): 10}, output=output)
+        assert status == 400 and b"must be a class of run 'tiny' (0..9)" in text, (output, text[:300])
+
+
 @pytest.mark.parametrize("value", ["abc", 9, "3", None])
 def test_mistyped_severity_answers_400(live, value):
     output = live.reading((ids.EVAL_SEVERITY, "value"))
