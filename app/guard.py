@@ -28,8 +28,7 @@ from werkzeug.exceptions import BadRequest
 from app import ids
 from app.auth import HOW_TO, HashedBasicAuth, served_locally
 from app.figures import decode_array
-from pipeline.errors import PruneScopeError
-from pipeline.store import SAFE_ID
+from pipeline.store import SAFE_ID, PruneScopeError
 
 MAX_BODY_ENV = "PRUNESCOPE_MAX_BODY_MB"
 DEFAULT_MAX_BODY_MB = 8.0  # the largest request the app sends is the local view's figure (a few MB for 10k samples)
