@@ -28,6 +28,7 @@ from werkzeug.exceptions import BadRequest
 from app import ids
 from app.auth import HOW_TO, HashedBasicAuth, served_locally
 from app.figures import decode_array
+from app.state import Combo
 from pipeline.store import SAFE_ID, PruneScopeError
 
 MAX_BODY_ENV = "PRUNESCOPE_MAX_BODY_MB"
@@ -68,11 +69,9 @@ def name(v: Any) -> bool:
 
 
 def combo_key(v: Any) -> bool:
-    """a combination key model|corruption|severity"""
-    if not isinstance(v, str):
-        return False
-    parts = v.split("|")
-    return len(parts) == 3 and name(parts[0]) and name(parts[1]) and _is_int_text(parts[2])
+    """a combination key model|evaluation set (`digits_cnn-dense|fog-3`)"""
+    combo = Combo.parse(v)
+    return combo is not None and name(combo.model_id) and name(combo.corruption) and combo.severity < 100
 
 
 def _is_int_text(s: str) -> bool:

@@ -176,8 +176,8 @@ def test_basic_auth_gates_pages_and_callbacks(guarded):
         ("tiny/../../x", None),
         ("tiny\x00", None),
         ("..", None),
-        ("tiny", "../../etc/passwd|clean|0"),
-        ("tiny", "digits_cnn-dense|/etc/passwd|0"),
+        ("tiny", "../../etc/passwd|clean"),
+        ("tiny", "digits_cnn-dense|/etc/passwd-0"),
         ("tiny", {"x": ["..\\windows"]}),
     ],
 )
@@ -228,7 +228,7 @@ def test_static_routes_do_not_leave_their_folders(guarded):
 def test_guard_rules(tiny_run, tmp_path):
     app = create_app(tiny_run.parent, "tiny", cache_dir=tmp_path / "dc")
     callbacks, types = app.callback_map, specs(app)
-    assert refusal(json.loads(callback_body("tiny", "digits_cnn-dense|clean|0")), callbacks, types) is None
+    assert refusal(json.loads(callback_body("tiny", "digits_cnn-dense|clean")), callbacks, types) is None
     assert "must be a run name" in refusal(json.loads(callback_body("a b")), callbacks, types)
     assert refusal([], callbacks, types) == "not a Dash callback request"
     body = json.loads(callback_body("tiny"))

@@ -130,7 +130,7 @@ def live(tiny_run, tmp_path) -> Iterator[Live]:
 VALID = {
     (ids.RUN, "data"): "tiny",
     (ids.SELECTION, "data"): {"samples": [1, 2, 3], "source": "local"},
-    (ids.REFERENCE_DROPDOWN, "value"): "digits_cnn-dense|clean|0",
+    (ids.REFERENCE_DROPDOWN, "value"): "digits_cnn-dense|clean",
     (ids.COMPARED_DROPDOWN, "value"): None,
     (ids.CLASS_DROPDOWN, "value"): 3,
     (ids.SAMPLES_SORT, "value"): "margin",
@@ -213,7 +213,7 @@ def test_valid_callback_is_answered(live):
         ((ids.SELECTION, "data"), {"samples": 5, "source": "local"}),
         ((ids.SAMPLES_SORT, "value"), "abc"),
         ((ids.REFERENCE_DROPDOWN, "value"), {"a": 1}),
-        ((ids.REFERENCE_DROPDOWN, "value"), "digits_cnn-dense|clean|x"),
+        ((ids.REFERENCE_DROPDOWN, "value"), "digits_cnn-dense|fog-x"),
         ((ids.RUN, "data"), 5),
         ((ids.RUN, "data"), ["tiny"]),
     ],
@@ -226,7 +226,7 @@ def test_mistyped_fields_answer_400(live, field, value):
 def test_a_class_the_run_does_not_have_answers_400(live):
     reading = [k for k, cb in live.callbacks.items() if any(d["id"] == ids.CLASS_DROPDOWN for d in cb["inputs"])]
     assert len(reading) >= 3
-    compared = {**VALID, (ids.COMPARED_DROPDOWN, "value"): "digits_cnn-random-global-oneshot-s50-ft0|clean|0"}
+    compared = {**VALID, (ids.COMPARED_DROPDOWN, "value"): "digits_cnn-random-global-oneshot-s50-ft0|clean"}
     for output in reading:
         assert live.callback({**compared, (ids.CLASS_DROPDOWN, "value"): 9}, output=output)[0] == 200
         status, _, text, _ = live.callback({**compared, (ids.CLASS_DROPDOWN, "value"): 10}, output=output)
