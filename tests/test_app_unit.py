@@ -27,13 +27,16 @@ from app.figures.parallel import (
     brushed,
     density_strips,
     dimensions,
+    line_frame,
     parallel_coordinates,
     rank_axes,
 )
 from app.figures.robustness import margin_change
 from app.figures.sweetspot import accuracy_vs_sparsity
 from app.reader import StoreError, StoreReader
+from app.snapshot import to_html
 from app.state import Combo, make_selection, selected_ids
+from app.views.combinations import combo_options
 from app.views.local import points_to_ids
 from pipeline import store
 
@@ -368,3 +371,45 @@ def test_images_refuse_an_evaluation_set_the_run_does_not_have(browser_store):
     for corruption, severity in (("../../etc/passwd", 3), ("fog", 5), ("snow", 3)):
         with pytest.raises(StoreError, match="has no evaluation set"):
             reader.images("tiny", [0], corruption, severity)
+
+
+def test_parallel_coordinates_draw_the_compared_lines_and_brush_either():
+    df = samples_frame(classes=3)
+    g = df[df["label"] == 0].reset_index(drop=True)
+    h = g.assign(margin=g["margin"] + 5.0)  # the compared model moved every margin up
+    dims = dimensions([0, 1, 2], ["a", "b", "c"])
+    fig = F(parallel_coordinates(g, dims, "t", compared=h))
+    ref, cmp, chosen = fig.data[:3]
+    assert (ref.name, cmp.name, chosen.name) == ("reference", "compared", "selected")
+    k = len(dims)
+    assert len(arr(ref.y)) == len(arr(cmp.y)) == (k + 1) * len(g) and len(arr(chosen.y)) == 0
+    assert ref.line.color != cmp.line.color
+    lines = line_frame(g, h)
+    ranges = axis_ranges(lines, dims)
+    top = box_constraints([{"x0": k - 1.2, "x1": k - 0.8, "y0": 0.95, "y1": 1.0}], ranges)
+    picked = brushed(lines, dims, top)  # only compared lines reach the top of the margin axis
+    assert picked and set(picked) <= set(g["sample_id"]) and len(picked) == len(set(picked))
+    assert set(picked) == set(h.loc[h["margin"] >= ranges[-1][0] + 0.95 * (ranges[-1][1] - ranges[-1][0]), "sample_id"])
+    strips = F(density_strips(g, h, dims))
+    assert "reference" in strips.layout.annotations[0].text and "compared" in strips.layout.annotations[0].text
+
+
+def test_combo_options_list_every_combination_next_to_the_anchor_and_search_them_all():
+    evals = evals_frame()
+    anchor = Combo("m-dense", "clean", 0)
+    listed = {o["value"] for o in combo_options(evals, anchor)}
+    assert listed == {f"{m}|clean|0" for m in evals["model_id"].unique()} | {"m-dense|fog|1", "m-dense|fog|3"}
+    found = combo_options(evals, anchor, "rand fog s3")
+    assert [o["value"] for o in found] == ["m-rand-50|fog|3"] and found[0]["label"] == "m-rand-50 · fog s3"
+    assert {o["value"] for o in combo_options(evals, anchor, "nothing-like-this", ("m-mag-90|fog|1",))} == {
+        "m-mag-90|fog|1"
+    }
+
+
+def test_to_html_renders_the_views_markup_escaped():
+    from dash import html
+
+    node = html.Div([html.Span("<b>", className="x"), None, 3, html.Img(src="a&b")], style={"fontSize": "3px"})
+    assert to_html(node) == '<div style="font-size:3px"><span class="x">&lt;b&gt;</span>3<img src="a&amp;b"></div>'
+    with pytest.raises(TypeError):
+        to_html(object())

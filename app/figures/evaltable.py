@@ -14,20 +14,18 @@ import numpy as np
 import pandas as pd
 
 from app.figures import Figure, figure
-from app.figures.style import FONT, GREEN, RED, method_color
+from app.figures.style import BLUE, FONT, RED
 from app.figures.sweetspot import variant_labels
+from pipeline.methods import facts
 
 CELL_PAD = 0.08
 BAR_SPACE = 0.84
 HEIGHT_FRACTION = 0.72
 
 
-ABBREVIATIONS = {"magnitude": "mag", "random": "rand", "channel": "chan"}
-
-
 def short_labels(df: pd.DataFrame) -> pd.Series:
     """Cells' compact labels: method, iterative steps, fine-tuning epochs (vectorised)."""
-    method = df["method"].astype(str).map(lambda m: ABBREVIATIONS.get(m, m[:8]))
+    method = df["method"].astype(str).map(lambda m: facts(m).short)
     iterative = df["schedule"].eq("iterative")
     ft = df["finetune_epochs"].fillna(0).astype(int)
     return (
@@ -160,7 +158,7 @@ def evaluation_table(
                 "y": HEIGHT_FRACTION * np.abs(diff[has]),
                 "base": (d["base"] + HEIGHT_FRACTION * np.minimum(acc[has], sub[has])).to_numpy(),
                 "width": d["width"].to_numpy(),
-                "marker": {"color": np.where(diff[has] >= 0, GREEN, RED)},
+                "marker": {"color": np.where(diff[has] >= 0, BLUE, RED)},
                 "hoverinfo": "skip",
                 "showlegend": False,
                 "name": "difference",
@@ -175,7 +173,7 @@ def evaluation_table(
             "width": cells["width"].to_numpy(),
             "customdata": np.column_stack([cells["model_id"], cells["corruption"], cells["severity"].astype(int)]),
             "marker": {
-                "color": cells["method"].map(method_color).to_numpy(),
+                "color": cells["method"].map(lambda m: facts(m).color).to_numpy(),
                 "line": {"width": cells["outline"].to_numpy(), "color": "black"},
             },
             "hovertext": hover.to_numpy(),
@@ -217,7 +215,14 @@ def evaluation_table(
             }
         )
     traces += [
-        {"type": "bar", "x": [None], "y": [None], "marker": {"color": method_color(m)}, "name": m, "showlegend": True}
+        {
+            "type": "bar",
+            "x": [None],
+            "y": [None],
+            "marker": {"color": facts(m).color},
+            "name": facts(m).label,
+            "showlegend": True,
+        }
         for m in sorted(set(cells["method"]))
     ]
     shapes = [

@@ -20,13 +20,13 @@ from app.figures import Figure, figure
 from app.figures.density import kde
 from app.figures.grid import grid, merge_axes
 from app.figures.grid import title as cell_title
-from app.figures.style import FONT, GREEN, GREY, PURPLE, RED, YELLOW
+from app.figures.style import BLUE, FONT, GREY, PURPLE, RED, YELLOW
 
 CATEGORIES = (
     ("all", "all samples", "#555555"),
     ("both_wrong", "both wrong", PURPLE),
     ("right_wrong", "right → wrong", RED),
-    ("wrong_right", "wrong → right", GREEN),
+    ("wrong_right", "wrong → right", BLUE),
     ("both_right", "both right", GREY),
 )
 MAX_POINTS = 4000

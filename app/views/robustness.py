@@ -8,10 +8,12 @@ import numpy as np
 from dash import Input, Output, dash_table, html
 
 from app import ids
+from app.figures import Figure
 from app.figures.local import empty_figure
 from app.figures.robustness import margin_change
 from app.figures.sweetspot import accuracy_vs_sparsity
 from app.reader import StoreError, StoreReader
+from app.snapshot import Context, Part, fig, section, to_html
 from app.state import Combo
 from app.views.common import card, graph
 
@@ -29,15 +31,24 @@ HELP_SWEET = (
 )
 
 
+METRICS = ("angle", "length", "margin")
+
+
 def layout() -> html.Div:
     table = dash_table.DataTable(
         id=ids.ROBUST_TABLE1,
-        columns=[{"name": c, "id": c} for c in ("model", "angle", "length", "margin")],
+        columns=[{"name": c, "id": c} for c in ("model", *METRICS)],
         page_size=12,
         sort_action="native",
+        style_table={"overflowX": "auto", "maxWidth": "100%"},
         style_cell={"fontSize": 11, "padding": "2px 6px", "fontFamily": "inherit"},
+        style_cell_conditional=[  # long model ids wrap inside their column; the full id is on hover
+            {"if": {"column_id": "model"}, "whiteSpace": "normal", "wordBreak": "break-all", "textAlign": "left"}
+        ],
         style_header={"fontWeight": "bold"},
         style_data_conditional=[{"if": {"state": "selected"}, "backgroundColor": "#eef"}],
+        tooltip_delay=300,
+        tooltip_duration=None,
     )
     return dbc.Row(
         [
@@ -59,46 +70,71 @@ def layout() -> html.Div:
     )
 
 
+def figures(reader: StoreReader, run: str, ref: Combo | None, cmp: Combo | None) -> tuple[Figure, Figure, list[dict]]:
+    """The margin change densities, accuracy vs sparsity and the rows of Table 1 (NaN as None)."""
+    curves = [(c.model_id, reader.margin_changes(run, c.model_id)) for c in dict.fromkeys(c for c in (ref, cmp) if c)]
+    if ref and cmp and ref.model_id == cmp.model_id:
+        curves = curves[:1]
+    sweet = accuracy_vs_sparsity(
+        reader.models(run),
+        selected=ref.model_id if ref else None,
+        title="clean accuracy vs sparsity",
+        legend_below=True,
+        height=420,
+    )
+    table = [
+        {
+            "model": r.model_id,
+            **{k: None if np.isnan(getattr(r, k)) else round(float(getattr(r, k)), 3) for k in METRICS},
+        }
+        for r in reader.table1(run).itertuples()
+    ]
+    return margin_change(curves), sweet, table
+
+
+def table1_html(table: list[dict], highlight: set[str]) -> html.Table:
+    """Table 1 as plain HTML (the snapshot's), the reference and compared rows highlighted."""
+    head = html.Thead(html.Tr([html.Th(c) for c in ("model", *METRICS)]))
+    body = html.Tbody(
+        [
+            html.Tr(
+                [html.Td(row["model"])] + [html.Td("" if row[k] is None else f"{row[k]:+.3f}") for k in METRICS],
+                className="hl" if row["model"] in highlight else None,
+            )
+            for row in table
+        ]
+    )
+    return html.Table([head, body], className="t1")
+
+
 def register(app: dash.Dash, reader: StoreReader) -> None:
     @app.callback(
         Output(ids.ROBUST_MARGIN, "figure"),
         Output(ids.ROBUST_SWEETSPOT, "figure"),
         Output(ids.ROBUST_TABLE1, "data"),
+        Output(ids.ROBUST_TABLE1, "tooltip_data"),
         Input(ids.RUN, "data"),
         Input(ids.REFERENCE_DROPDOWN, "value"),
         Input(ids.COMPARED_DROPDOWN, "value"),
     )
     def draw(run, ref_key, cmp_key):
         if not run:
-            return empty_figure("no run"), empty_figure("no run"), []
-        ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)
+            return empty_figure("no run"), empty_figure("no run"), [], []
         try:
-            curves = [(c.model_id, reader.margin_changes(run, c.model_id)) for c in (ref, cmp) if c is not None]
-            if ref and cmp and ref.model_id == cmp.model_id:
-                curves = curves[:1]
-            models = reader.models(run)
-            t1 = reader.table1(run)
+            margin, sweet, table = figures(reader, run, Combo.parse(ref_key), Combo.parse(cmp_key))
         except StoreError as exc:
             msg = empty_figure(f"{exc.problem} — {exc.fix}")
-            return msg, msg, []
-        data = [
-            {
-                "model": r.model_id,
-                **{
-                    k: (None if np.isnan(getattr(r, k)) else round(float(getattr(r, k)), 3))
-                    for k in ("angle", "length", "margin")
-                },
-            }
-            for r in t1.itertuples()
-        ]
-        return (
-            margin_change(curves),
-            accuracy_vs_sparsity(
-                models,
-                selected=ref.model_id if ref else None,
-                title="clean accuracy vs sparsity",
-                legend_below=True,
-                height=420,
-            ),
-            data,
-        )
+            return msg, msg, [], []
+        return margin, sweet, table, [{"model": row["model"]} for row in table]
+
+
+def snapshot(ctx: Context) -> Part:
+    """The margin change densities, accuracy vs sparsity and Table 1, as in the dashboard."""
+    margin, sweet, table = figures(ctx.reader, ctx.run, ctx.ref, ctx.cmp)
+    highlight = {c.model_id for c in (ctx.ref, ctx.cmp) if c}
+    body = (
+        section("Margin change under corruption", HELP_MARGIN, fig("margin"), "third")
+        + section("Accuracy vs sparsity", HELP_SWEET, fig("sweetspot"), "third")
+        + section("Robustness correlations (Table 1)", HELP_TABLE, to_html(table1_html(table, highlight)), "third")
+    )
+    return Part(body, {"margin": margin, "sweetspot": sweet})
