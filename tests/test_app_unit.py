@@ -19,7 +19,7 @@ from app import plotlyjs
 from app.figures import decode_array
 from app.figures.density import kde
 from app.figures.evaltable import evaluation_table, table_frame
-from app.figures.local import comparison, small_multiples, trajectories
+from app.figures.local import comparison, empty_figure, small_multiples, trajectories
 from app.figures.parallel import (
     axis_positions,
     axis_ranges,
@@ -413,3 +413,28 @@ def test_to_html_renders_the_views_markup_escaped():
     assert to_html(node) == '<div style="font-size:3px"><span class="x">&lt;b&gt;</span>3<img src="a&amp;b"></div>'
     with pytest.raises(TypeError):
         to_html(object())
+
+
+def test_an_empty_trajectory_panel_says_none_and_messages_wrap():
+    df = samples_frame()
+    same = df.assign(correct=True)
+    moves = trajectories(same, same)  # every sample right in both: four of the five panels are empty
+    fig = F(comparison(moves, "a"))
+    titles = [a.text for a in fig.layout.annotations if "(" in a.text]
+    nones = [a for a in fig.layout.annotations if a.text == "none"]
+    assert sum(t.endswith("(0)") for t in titles) == len(nones) == 3
+    assert all(fig.layout[f"xaxis{a.xref.split()[0][1:]}"].visible is False for a in nones)
+    long = "model 'x' has no evaluation on fog-3 — finish the run with python -m pipeline run CONFIG (it resumes)"
+    text = F(empty_figure(long)).layout.annotations[0].text
+    assert "<br>" in text and max(len(line) for line in text.split("<br>")) <= 60
+
+
+def test_evaluation_table_labels_sparsities_values_and_methods():
+    fig = F(evaluation_table(table_frame(evals_frame(), 3)))
+    bars = next(t for t in fig.data if t.name == "accuracy")
+    labels = next(t for t in fig.data if t.name == "sparsity labels")
+    assert sorted(labels.text) == sorted(["50", "90", "50"] * 2)  # under each bar of the columns clean and fog
+    assert np.allclose(arr(labels.x), arr(bars.x)) and all(str(v).isdigit() for v in bars.text)
+    rows = next(t for t in fig.data if t.name == "row labels")
+    assert {"magnitude", "random"} <= set(rows.text)  # two columns leave room for full names
+    assert {t.name for t in fig.data if t.showlegend} == {"magnitude", "random"}

@@ -214,5 +214,5 @@ def snapshot(ctx: Context) -> Part:
     body = section("Local geometry of the reference", HELP, fig("local"))
     if ctx.cmp is not None:
         figures["trajectories"] = compare(ctx.reader, ctx.run, ctx.ref, ctx.cmp, ctx.focus, None)
-        body += section("Trajectories: reference → compared", HELP, fig("trajectories"))
+        body += section("Trajectories: reference → compared", HELP, fig("trajectories"), ident="card-trajectories")
     return Part(body, figures, linked=tuple(figures))
