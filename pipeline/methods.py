@@ -5,9 +5,9 @@ facts: the pruning registry (`pipeline.pruning.register_pruner`) refuses a metho
 entry here, and every view colours and names methods through `facts`. A store written by
 other tools may name methods we do not know: they get their own name and a stable colour.
 
-The colours are the Okabe–Ito palette (Okabe & Ito 2008, "Color Universal Design"), chosen to
-stay apart for the common colour-vision deficiencies; tests/test_palette.py checks that with a
-simulator.
+The colours are the Okabe–Ito palette (Okabe & Ito 2008, "Color Universal Design") with a light
+grey for random and Paul Tol's wine for mpt (Okabe–Ito's grey and reddish purple merge for
+deuteranopes): tests/test_palette.py checks every pair with a colour-vision simulator.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ class MethodFacts:
 
 METHODS: dict[str, MethodFacts] = {
     "dense": MethodFacts("dense", "dense", "#000000"),
-    "random": MethodFacts("random", "rand", "#999999"),
+    "random": MethodFacts("random", "rand", "#BBBBBB"),
     "magnitude": MethodFacts("magnitude", "mag", "#0072B2"),
     "taylor": MethodFacts("taylor", "taylor", "#E69F00"),
-    "mpt": MethodFacts("mpt", "mpt", "#CC79A7"),
+    "mpt": MethodFacts("mpt", "mpt", "#882255"),
     "filter": MethodFacts("filter", "filter", "#009E73"),
     "channel": MethodFacts("channel", "chan", "#56B4E9"),
     "external": MethodFacts("external", "ext", "#D55E00"),

@@ -45,7 +45,7 @@ def pick_by_keyboard(duo, dropdown_id: str, search: str) -> None:
     active.send_keys(Keys.ENTER)  # open it, as a keyboard user would
     wait(duo, lambda: duo.driver.execute_script(OPTIONS))
     duo.driver.switch_to.active_element.send_keys(search)
-    wait(duo, lambda: len(duo.driver.execute_script(OPTIONS)) == 1)
+    wait(duo, lambda: len(duo.driver.execute_script(OPTIONS)) == 1)  # the one combination that matches
     duo.driver.switch_to.active_element.send_keys(Keys.ENTER)
 
 
@@ -86,7 +86,7 @@ def test_compared_dropdown_lists_combinations_before_any_click_and_a_keyboard_pi
     listed = duo.driver.execute_script(OPTIONS)
     assert len(listed) >= 9 and any("magnitude" in o and "clean" in o for o in listed), listed
     duo.driver.switch_to.active_element.send_keys(Keys.ESCAPE)
-    pick_by_keyboard(duo, ids.COMPARED_DROPDOWN, "s80-ft1 clean")
+    pick_by_keyboard(duo, ids.COMPARED_DROPDOWN, "magnitude-global-oneshot-s80-ft1 · clean")
     wait(duo, lambda: "compared" in duo.find_element(f"#{ids.COMBO_TABLE}").text)
     wait(
         duo,
@@ -100,7 +100,7 @@ def test_compared_dropdown_lists_combinations_before_any_click_and_a_keyboard_pi
 
 def test_a_comparison_focuses_the_class_with_most_flips_and_draws_compared_lines(duo, browser_store):
     wait(duo, lambda: settled(duo))
-    pick_by_keyboard(duo, ids.COMPARED_DROPDOWN, "s80-ft1 clean")
+    pick_by_keyboard(duo, ids.COMPARED_DROPDOWN, "magnitude-global-oneshot-s80-ft1 · clean")
     flips = flips_per_class(StoreReader(browser_store), "tiny", Combo.parse(REF), Combo.parse(CMP))
     most = int(flips.idxmax())
     assert flips.max() > 0
