@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from pipeline.errors import PruneScopeError
-from pipeline.methods import METHODS
+from pipeline.store.methods import METHODS
 from pipeline.models import prunable_layers
 from pipeline.registry import Registry
 
@@ -134,9 +134,11 @@ PRUNERS: Registry[type[PruningMethod]] = Registry("pruning method")
 
 def register_pruner(name: str):
     """Class decorator: register a PruningMethod subclass under `name`; its label and colour
-    are its entry in `pipeline.methods.METHODS` (torch-free, so the dashboard reads them too)."""
+    are its entry in `pipeline.store.methods.METHODS` (torch-free, so the dashboard reads them too)."""
     if name not in METHODS:
-        raise ValueError(f"pruning method {name!r} has no entry in pipeline.methods.METHODS (its label and colour)")
+        raise ValueError(
+            f"pruning method {name!r} has no entry in pipeline.store.methods.METHODS (its label and colour)"
+        )
 
     def deco(cls: type[PruningMethod]) -> type[PruningMethod]:
         cls.name = name

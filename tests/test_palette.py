@@ -12,7 +12,7 @@ import pytest
 
 from app.figures.local import CATEGORIES
 from app.figures.style import BLUE, GREY, RED, SELECTED, YELLOW
-from pipeline.methods import METHODS
+from pipeline.store.methods import METHODS
 
 DEFICIENCIES = ("Protanomaly", "Deuteranomaly", "Tritanomaly")
 APART = 12.0  # ΔE2000 between two roles a view must tell apart (about 2.3 is just noticeable)

@@ -10,7 +10,7 @@ from torch.nn.utils import prune as torch_prune
 from pipeline.config import FinetuneConfig
 from pipeline.datasets import load_dataset
 from pipeline.errors import PruneScopeError
-from pipeline.methods import METHODS, facts
+from pipeline.store.methods import METHODS, facts
 from pipeline.models import build_model
 from pipeline.pruning import (
     PRUNERS,
@@ -155,7 +155,7 @@ def test_registry_holds_the_six_methods():
 
 
 def test_a_method_without_facts_cannot_register():
-    with pytest.raises(ValueError, match="no entry in pipeline.methods.METHODS"):
+    with pytest.raises(ValueError, match="no entry in pipeline.store.methods.METHODS"):
         register_pruner("unlisted")
 
 

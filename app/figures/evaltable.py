@@ -16,7 +16,7 @@ import pandas as pd
 from app.figures import Figure, figure
 from app.figures.style import BLUE, FONT, RED
 from app.figures.sweetspot import variant_labels
-from pipeline.methods import facts
+from pipeline.store.methods import facts
 
 CELL_PAD = 0.08
 BAR_SPACE = 0.84

@@ -2,7 +2,7 @@
 yellow compared, purple both wrong) in hues that stay apart for the common colour-vision
 deficiencies (tests/test_palette.py simulates them): "red" is Okabe–Ito's vermillion, what the
 paper draws green (better, wrong → right) is Okabe–Ito's blue, purple is Paul Tol's wine. A pruning method's colour is
-its entry in `pipeline.methods`."""
+its entry in `pipeline.store.methods`."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import pandas as pd
 
 from app.figures import Figure, figure
 from app.figures.style import FONT
-from pipeline.methods import facts
+from pipeline.store.methods import facts
 
 
 def variant_labels(models: pd.DataFrame) -> pd.Series:

@@ -11,7 +11,7 @@ from app.reader import StoreError, StoreReader
 from app.snapshot import Context, Part, section, to_html
 from app.state import Combo
 from app.views.common import card, labelled, message
-from pipeline.methods import facts
+from pipeline.store.methods import facts
 
 HELP = (
     "Every model × evaluation-set combination of the run is in both dropdowns (type to search, e.g. "
