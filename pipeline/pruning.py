@@ -24,9 +24,9 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from pipeline.errors import PruneScopeError
-from pipeline.store.methods import METHODS
 from pipeline.models import prunable_layers
 from pipeline.registry import Registry
+from pipeline.store.methods import METHODS
 
 SCOPES = ("global", "layer")
 

@@ -10,7 +10,6 @@ from torch.nn.utils import prune as torch_prune
 from pipeline.config import FinetuneConfig
 from pipeline.datasets import load_dataset
 from pipeline.errors import PruneScopeError
-from pipeline.store.methods import METHODS, facts
 from pipeline.models import build_model
 from pipeline.pruning import (
     PRUNERS,
@@ -23,6 +22,7 @@ from pipeline.pruning import (
     register_pruner,
     select_layers,
 )
+from pipeline.store.methods import METHODS, facts
 from pipeline.training import Normalizer, finetune
 
 
