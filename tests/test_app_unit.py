@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 import pytest
 from plotly.io.json import to_json_plotly
 
-from app import plotlyjs
+from app import ids, plotlyjs
 from app.figures import decode_array
 from app.figures.density import kde
 from app.figures.evaltable import evaluation_table, table_frame
@@ -397,13 +397,15 @@ def test_parallel_coordinates_draw_the_compared_lines_and_brush_either():
 def test_combo_options_list_every_combination_next_to_the_anchor_and_search_them_all():
     evals = evals_frame()
     anchor = Combo("m-dense", "clean", 0)
+    key = lambda m, c="clean", s=0: Combo(m, c, s).key  # noqa: E731
     listed = {o["value"] for o in combo_options(evals, anchor)}
-    assert listed == {f"{m}|clean|0" for m in evals["model_id"].unique()} | {"m-dense|fog|1", "m-dense|fog|3"}
-    found = combo_options(evals, anchor, "rand fog s3")
-    assert [o["value"] for o in found] == ["m-rand-50|fog|3"] and found[0]["label"] == "m-rand-50 · fog s3"
-    assert {o["value"] for o in combo_options(evals, anchor, "nothing-like-this", ("m-mag-90|fog|1",))} == {
-        "m-mag-90|fog|1"
-    }
+    assert listed == {key(m) for m in evals["model_id"].unique()} | {key("m-dense", "fog", 1), key("m-dense", "fog", 3)}
+    found = combo_options(evals, anchor, "rand fog 3")
+    assert [o["value"] for o in found] == [key("m-rand-50", "fog", 3)] and found[0]["label"].startswith(
+        "m-rand-50 · fog"
+    )
+    kept = key("m-mag-90", "fog", 1)
+    assert {o["value"] for o in combo_options(evals, anchor, "nothing-like-this", (kept,))} == {kept}
 
 
 def test_to_html_renders_the_views_markup_escaped():
@@ -438,3 +440,12 @@ def test_evaluation_table_labels_sparsities_values_and_methods():
     rows = next(t for t in fig.data if t.name == "row labels")
     assert {"magnitude", "random"} <= set(rows.text)  # two columns leave room for full names
     assert {t.name for t in fig.data if t.showlegend} == {"magnitude", "random"}
+
+
+def test_the_guard_lets_search_text_through_but_not_as_a_name():
+    from app.guard import FIELDS
+
+    typed = "magnitude fog s3 · clean"
+    assert FIELDS[(ids.COMPARED_DROPDOWN, "search_value")](typed)  # typed text, only matched against the listing
+    assert not FIELDS[(ids.COMPARED_DROPDOWN, "value")](typed)
+    assert not FIELDS[(ids.REFERENCE_DROPDOWN, "search_value")]("x" * 201)

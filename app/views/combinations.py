@@ -75,12 +75,9 @@ def combo_options(
     combinations whose label holds every word of it; without, every model on the `anchor`'s
     evaluation set and the anchor's model on every set. The values in `keep` stay listed."""
     combos = evals[["model_id", "corruption", "severity"]].drop_duplicates()
-    label = (
-        combos["model_id"]
-        + " · "
-        + [Combo("", c, int(s)).evalset for c, s in zip(combos["corruption"], combos["severity"])]
-    )
-    key = combos["model_id"] + "|" + combos["corruption"] + "|" + combos["severity"].astype(int).astype(str)
+    listed = [Combo(str(m), str(c), int(v)) for m, c, v in combos.itertuples(index=False)]
+    key = pd.Series([c.key for c in listed], index=combos.index)
+    label = pd.Series([f"{c.model_id} · {c.evalset}" for c in listed], index=combos.index)
     if search and search.strip():
         text = label.str.lower()
         hit = pd.Series(True, index=combos.index)
