@@ -185,7 +185,7 @@ def evaluation_table(
             "hovertext": hover.to_numpy(),
             "hoverinfo": "text",
             "text": (shown * 100).round().astype(int).astype(str),
-            "textposition": "inside",
+            "textposition": "auto",  # inside the bar, above a bar too short to hold it
             "insidetextanchor": "end",
             "textangle": 0,
             "textfont": {"size": 8},
@@ -281,7 +281,7 @@ def evaluation_table(
                 "uniformtext": {"mode": "hide", "minsize": 7},  # accuracy values only on bars wide enough
                 "annotations": [
                     {
-                        "text": "bar: accuracy (%, written on the bar where it fits) · under it: sparsity (% removed)"
+                        "text": "bar: accuracy (%, written where it fits) · under it: sparsity (% removed)"
                         " · dashed: dense",
                         "showarrow": False,
                         "xref": "paper",

@@ -241,13 +241,13 @@ def density_strips(ref: pd.DataFrame, cmp: pd.DataFrame | None, dims: list[tuple
         "x": 0,
         "y": 1,
         "xanchor": "left",
-        "yanchor": "top",
+        "yanchor": "bottom",  # above the strips, in the top margin
         "font": {"size": 10, "color": "#444"},
     }
     return figure(
         {
             "data": traces,
-            "layout": {**layout, "annotations": [note], "height": 90, "margin": {"l": 20, "r": 20, "t": 14, "b": 4}},
+            "layout": {**layout, "annotations": [note], "height": 96, "margin": {"l": 20, "r": 20, "t": 18, "b": 4}},
         }
     )
 

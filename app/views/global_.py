@@ -44,7 +44,7 @@ def layout() -> html.Div:
         HELP,
         [
             html.Div(id=ids.GLOBAL_NOTE, className="note"),
-            graph(ids.GLOBAL_DENSITY, 90, {"displayModeBar": False, "staticPlot": True}),
+            graph(ids.GLOBAL_DENSITY, 96, {"displayModeBar": False, "staticPlot": True}),
             dcc.Loading(graph(ids.GLOBAL_GRAPH, 380, {"displayModeBar": False}), type="dot"),
             dcc.Store(id=ids.GLOBAL_BOXES, data=[]),
         ],
@@ -111,14 +111,14 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
     def draw(ref_key, cmp_key, focus, selection, run, boxes):
         ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)
         if not run or ref is None or focus is None:
-            return empty_figure("pick a reference combination"), empty_figure("", height=90), "", []
+            return empty_figure("pick a reference combination"), empty_figure("", height=96), "", []
         own = dash.ctx.triggered_id == ids.SELECTION and (selection or {}).get("source") == "global"
         try:
             lines, strips, note = figures(
                 reader, run, ref, cmp, int(focus), selected_ids(selection), boxes if own else None
             )
         except StoreError as exc:
-            return empty_figure(f"{exc.problem} — {exc.fix}"), empty_figure("", height=90), "", []
+            return empty_figure(f"{exc.problem} — {exc.fix}"), empty_figure("", height=96), "", []
         if own:  # the brush came from here: keep the user's boxes, the strips and the note
             return lines, dash.no_update, dash.no_update, dash.no_update
         return lines, strips, note, []
