@@ -7,6 +7,7 @@ code; never a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
@@ -27,13 +28,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     summary = build_run(load_config(args.config, args.corrupted_root), Path(args.store), force=args.force)
     print(summary.line())
+    for note in summary.warnings:
+        print(f"warning: {note}", file=sys.stderr)
     return 0
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
     from pipeline import store
+    from pipeline.checks import check_store_dir
 
-    runs = store.list_runs(Path(args.store))
+    runs = store.list_runs(check_store_dir(Path(args.store)))
     if not runs:
         print(f"no runs in {args.store} (build one with `python -m pipeline run configs/demo.toml`)")
         return 0
@@ -140,3 +144,27 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: what was finished is kept; run the same command again to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly, and keep Python's exit-time flush
+        # of stdout from raising again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except (OSError, RuntimeError) as exc:
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        if _disk_full(exc):
+            print(f"error: the disk is full (while writing{where or ' the run'})", file=sys.stderr)
+            print("  fix: free some space and run the same command again: finished parts are kept", file=sys.stderr)
+        elif isinstance(exc, OSError):
+            print(f"error: cannot access{where}: {exc.strerror or exc}", file=sys.stderr)
+            print("  fix: check the path and its permissions, then run the same command again", file=sys.stderr)
+        else:
+            raise
+        return 2
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether an error means the disk is full (torch's checkpoint writer says only "file write failed")."""
+    text = str(exc)
+    return getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or any(
+        s in text for s in ("No space left on device", "Disk quota exceeded", "file write failed")
+    )

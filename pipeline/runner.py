@@ -33,6 +33,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from pipeline import store
+from pipeline.checks import check_store_dir, model_warnings
 from pipeline.config import ModelConfig, PruneSpec, RunConfig
 from pipeline.corruptions import CorruptionOptions, check_official_labels, corrupt, load_official
 from pipeline.datasets import ImageDataset, load_dataset
@@ -48,10 +49,10 @@ from pipeline.pruning import (
     default_exclusions,
     group_alive,
     make_permanent,
+    measure,
     select_layers,
-    sparsity,
 )
-from pipeline.training import Normalizer, extract, finetune, resolve_device, train_dense
+from pipeline.training import Normalizer, extract, finetune, make_normalizer, resolve_device, train_dense
 
 FEATURE_ROWS_LIMIT = 200_000
 EVAL_META_KEY = "prunescope.evaluation"  # samples-file metadata: the evaluation unit's summary
@@ -67,20 +68,19 @@ class ModelPlan:
     parent_id: str | None = None
 
 
-def dense_id(base_id: str) -> str:
-    return f"{base_id}-dense"
-
-
 def plan_models(cfg: RunConfig) -> list[ModelPlan]:
     """Every model of the run, parents before children; models pruned elsewhere last."""
     plans = []
+    dense = {base.id: base.model_id for base in cfg.models if base.parent is None}
     for base in cfg.models:
         if base.parent is None:
-            plans.append(ModelPlan(dense_id(base.id), base))
+            plans.append(ModelPlan(base.model_id, base))
             plans += [
-                ModelPlan(store.check_id(spec.model_id(base.id)), base, spec, dense_id(base.id)) for spec in cfg.prune
+                ModelPlan(store.check_id(spec.model_id(base.id)), base, spec, base.model_id) for spec in cfg.prune
             ]
-    plans += [ModelPlan(base.id, base, None, dense_id(base.parent)) for base in cfg.models if base.parent is not None]
+    plans += [
+        ModelPlan(base.model_id, base, None, dense[base.parent]) for base in cfg.models if base.parent is not None
+    ]
     ids = [p.model_id for p in plans]
     if len(set(ids)) != len(ids):
         raise PruneScopeError("two [[prune]] entries describe the same model", "remove the repeated combination")
@@ -113,13 +113,14 @@ class RunContext:
 
     @cached_property
     def norm(self) -> Normalizer:
-        mean, std = self.data.channel_stats()
-        return Normalizer(tuple(mean), tuple(std))
+        return make_normalizer(self.data, self.cfg.dataset.normalization)
 
     def new_model(self, base: ModelConfig) -> tuple[nn.Module, str]:
         """A freshly initialised model for `base` and the name of its final nn.Linear."""
         h, w, c = self.data.image_shape
-        model = build_model(base.arch, base.import_spec, base.kwargs, c, (h, w), self.data.num_classes, base.factory)
+        model = build_model(
+            base.arch, base.import_spec, base.kwargs, c, (h, w), self.data.num_classes, base.factory, base.import_dir
+        )
         head_name, head = final_linear(model, self.norm(self.data.test_images[:2], torch.device("cpu")))
         if head.out_features != self.data.num_classes:
             raise PruneScopeError(
@@ -244,8 +245,9 @@ def run_model_unit(ctx: RunContext, plan: ModelPlan) -> dict[str, Any]:
             load_state(model, store.checkpoint_path(ctx.run_dir, plan.parent_id))
         extra = _prune(ctx, plan, model, head_name, seed)
     elif plan.base.checkpoint:
-        load_state(model, Path(plan.base.checkpoint))
-        extra = {"init": "external" if plan.base.parent else "trained"}
+        extra = {"init": "external" if plan.base.parent else "trained", **load_state(model, Path(plan.base.checkpoint))}
+        if plan.base.reported_accuracy is not None:
+            extra["reported_accuracy"] = plan.base.reported_accuracy
     else:
         train_dense(
             model, data.train_images, data.train_labels, ctx.norm, ctx.device, cfg.train, seed, f"train {plan.model_id}"
@@ -267,9 +269,10 @@ def run_model_unit(ctx: RunContext, plan: ModelPlan) -> dict[str, Any]:
         ),
         ctx.run_dir / store.UNITS_DIR / f"head-{plan.model_id}.parquet",
     )
-    params = list(model.parameters())
     spec = plan.spec
-    measured = sparsity(model)
+    parent = next(b for b in ctx.cfg.models if b.id == plan.base.parent) if plan.base.parent else None
+    counts = measure(model, ctx.new_model(parent)[0] if parent is not None else None)
+    measured = counts["sparsity"]
     record = {
         "model_id": plan.model_id,
         "arch": plan.base.arch or plan.base.import_spec or getattr(plan.base.factory, "__name__", "python"),
@@ -280,8 +283,8 @@ def run_model_unit(ctx: RunContext, plan: ModelPlan) -> dict[str, Any]:
         "finetune_epochs": 0 if spec is None else spec.finetune_epochs,
         "target_sparsity": measured if plan.base.parent else 0.0,
         "sparsity": measured,
-        "params_total": sum(p.numel() for p in params),
-        "params_nonzero": sum(int((p != 0).sum()) for p in params),
+        "params_total": counts["params_total"],
+        "params_nonzero": counts["params_nonzero"],
         "parent_id": plan.parent_id,
         "seed": seed,
         "checkpoint": str(ckpt.relative_to(ctx.run_dir)),
@@ -501,6 +504,7 @@ class RunSummary:
     units_reused: int
     seconds: float
     clean_accuracy: dict[str, float]
+    warnings: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         best = max(self.clean_accuracy.values()) if self.clean_accuracy else float("nan")
@@ -529,16 +533,19 @@ def _lock(run_dir: Path) -> Iterator[None]:
         handle.close()
 
 
-def _prepare_run_dir(cfg: RunConfig, run_dir: Path, force: bool) -> None:
+def _prepare_run_dir(cfg: RunConfig, run_dir: Path, force: bool, force_option: str) -> None:
     if run_dir.exists() and (run_dir / store.RUN_JSON).is_file():
-        meta = store.read_run_json(run_dir)
-        same = json.dumps(meta.get("config"), sort_keys=True, default=str) == cfg.fingerprint()
         if force:
             store.remove_run(run_dir)
-        elif not same:
+            return
+        try:
+            meta = store.read_run_json(run_dir)
+        except PruneScopeError as exc:
+            raise PruneScopeError(exc.problem, f"rebuild it with {force_option}, or give the config another `name`")
+        if json.dumps(meta.get("config"), sort_keys=True, default=str) != cfg.fingerprint():
             raise PruneScopeError(
                 f"run {run_dir} exists and was built from a different config",
-                "pass --force to rebuild it, or give the config another `name`",
+                f"pass {force_option} to rebuild it, or give the config another `name`",
             )
     elif run_dir.exists() and any(p.name != ".lock" for p in run_dir.iterdir()):
         raise PruneScopeError(
@@ -546,11 +553,14 @@ def _prepare_run_dir(cfg: RunConfig, run_dir: Path, force: bool) -> None:
         )
 
 
-def build_run(cfg: RunConfig, store_dir: Path, force: bool = False) -> RunSummary:
-    """Build (or resume) the run described by `cfg` in `store_dir/<name>`."""
+def build_run(cfg: RunConfig, store_dir: Path, force: bool = False, force_option: str = "--force") -> RunSummary:
+    """Build (or resume) the run described by `cfg` in `store_dir/<name>`.
+
+    `force` replaces an existing run; `force_option` is how the caller spells it in hints.
+    """
     start = time.perf_counter()
-    run_dir = Path(store_dir) / cfg.name
-    _prepare_run_dir(cfg, run_dir, force)
+    run_dir = check_store_dir(Path(store_dir)) / cfg.name
+    _prepare_run_dir(cfg, run_dir, force, force_option)
     with _lock(run_dir):
         return _build(cfg, run_dir, start)
 
@@ -562,6 +572,10 @@ def _build(cfg: RunConfig, run_dir: Path, start: float) -> RunSummary:
     evalsets = cfg.evaluation.evalsets()
     data = ctx.data
     if not (run_dir / store.RUN_JSON).is_file():
+        for base in cfg.models:  # a model that cannot be built or loaded fails before the run exists
+            model, _ = ctx.new_model(base)
+            if base.checkpoint:
+                load_state(model, Path(base.checkpoint))
         h, w, c = data.image_shape
         store.write_json(
             {
@@ -583,7 +597,7 @@ def _build(cfg: RunConfig, run_dir: Path, start: float) -> RunSummary:
 
     done = reused = 0
     units = [("model", p, None) for p in plans] + [("eval", p, es) for p in plans for es in evalsets]
-    bar = tqdm(units, desc=f"run {cfg.name}", unit="unit")
+    bar = tqdm(units, desc=f"run {cfg.name}", unit="unit", disable=None)
     stale_robustness: set[str] = set()
     for kind, plan, es in bar:
         finished = (
@@ -624,4 +638,10 @@ def _build(cfg: RunConfig, run_dir: Path, start: float) -> RunSummary:
         p.model_id: (_eval_record(run_dir, p.model_id, store.CLEAN, 0) or {}).get("accuracy", float("nan"))
         for p in plans
     }
-    return RunSummary(run_dir, len(plans), len(plans) * len(evalsets), done, reused, time.perf_counter() - start, accs)
+    records = [
+        {**(_read_record(run_dir, "model", p.model_id) or {}), "clean_accuracy": accs[p.model_id]} for p in plans
+    ]
+    notes = model_warnings(records, store.read_table(run_dir / store.EVALUATIONS).to_pylist(), data.test_labels)
+    return RunSummary(
+        run_dir, len(plans), len(plans) * len(evalsets), done, reused, time.perf_counter() - start, accs, notes
+    )

@@ -13,6 +13,21 @@ import pandas as pd
 
 TABLE1_MEASURES = ("angle", "length", "margin")
 TRIM = 0.005  # drop the lowest and highest 0.5 % before plotting a density (Fig. 10)
+# A model is at chance when its clean accuracy is at most the share of the most frequent
+# test class plus this margin: it predicts (nearly) one class, and its correlations in
+# Table 1 say nothing about its geometry.
+CHANCE_MARGIN = 0.02
+
+
+def chance_level(labels: np.ndarray) -> float:
+    """Accuracy of always predicting the most frequent class of `labels`."""
+    labels = np.asarray(labels)
+    return float(np.bincount(labels).max() / len(labels)) if len(labels) else float("nan")
+
+
+def at_chance(accuracy: float, labels: np.ndarray) -> bool:
+    """Whether a clean accuracy is no better than predicting the most frequent class (+ CHANCE_MARGIN)."""
+    return bool(np.isfinite(accuracy) and len(labels) and accuracy <= chance_level(labels) + CHANCE_MARGIN)
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -47,22 +62,34 @@ def trim(values: np.ndarray, fraction: float = TRIM) -> np.ndarray:
     return v[(v >= lo) & (v <= hi)]
 
 
-def table1(samples: pd.DataFrame) -> pd.DataFrame:
+def table1(samples: pd.DataFrame, accuracy: dict[str, float] | None = None) -> pd.DataFrame:
     """Table 1: Pearson correlation, per model, of per-sample robustness with the clean angle,
-    length and margin. `samples`: the clean rows with model_id, robustness, angle, length, margin."""
-    rows = {
-        model_id: {m: pearson(g["robustness"].to_numpy(), g[m].to_numpy()) for m in TABLE1_MEASURES}
-        for model_id, g in samples.groupby("model_id", sort=True)
-    }
-    return pd.DataFrame.from_dict(rows, orient="index", columns=list(TABLE1_MEASURES)).astype(float)
+    length and margin. `samples`: the clean rows with model_id, robustness, angle, length,
+    margin (and label). A model whose clean `accuracy` is at chance (`at_chance`) keeps its
+    row with NaN correlations and a `note` saying it is left out."""
+    rows = {}
+    for model_id, g in samples.groupby("model_id", sort=True):
+        acc = (accuracy or {}).get(model_id, float("nan"))
+        if "label" in g and at_chance(acc, g["label"].to_numpy()):
+            rows[model_id] = dict.fromkeys(TABLE1_MEASURES, float("nan")) | {
+                "note": f"at chance (accuracy {acc:.3f}): left out"
+            }
+        else:
+            rows[model_id] = {m: pearson(g["robustness"].to_numpy(), g[m].to_numpy()) for m in TABLE1_MEASURES} | {
+                "note": ""
+            }
+    return pd.DataFrame.from_dict(rows, orient="index", columns=[*TABLE1_MEASURES, "note"]).astype(
+        dict.fromkeys(TABLE1_MEASURES, float)
+    )
 
 
 def run_table1(run_dir: Path) -> pd.DataFrame:
-    """Table 1 of a run folder, read from its models' clean samples."""
+    """Table 1 of a run folder, read from its models' clean samples; models at chance left out with a note."""
     from pipeline.store.io import clean_samples, load, run_meta
     from pipeline.store.schema import MODELS_TABLE
 
     meta, _ = run_meta(run_dir)
-    models = load(run_dir, MODELS_TABLE, ["model_id"]).column("model_id").to_pylist()
-    samples = clean_samples(run_dir, models, ["robustness", *TABLE1_MEASURES], meta["num_classes"]).to_pandas()
-    return table1(samples)
+    models = load(run_dir, MODELS_TABLE, ["model_id", "clean_accuracy"]).to_pydict()
+    columns = ["label", "robustness", *TABLE1_MEASURES]
+    samples = clean_samples(run_dir, models["model_id"], columns, meta["num_classes"]).to_pandas()
+    return table1(samples, dict(zip(models["model_id"], models["clean_accuracy"])))

@@ -3,6 +3,7 @@ and warnings (read with a default or a cast)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pyarrow as pa
@@ -90,6 +91,18 @@ def _check_models(
                 problems.append(Problem(EVALUATIONS_TABLE.path, f"model_id {m!r} is not in {where}", FIX_TABLE))
             else:
                 wanted[m].add(EvalSet(c, s))
+        for m, c, s, n, length in zip(
+            *(evals.column(k).to_pylist() for k in ("model_id", "corruption", "severity", "n", "mean_length"))
+        ):
+            if n and (length is None or not math.isfinite(length)):
+                problems.append(
+                    Problem(
+                        EVALUATIONS_TABLE.path,
+                        f"model {m!r} on {EvalSet(c, s).label}: the features are NaN or infinite, so is its geometry",
+                        "check the model's weights and its input normalization",
+                        error=False,
+                    )
+                )
     if "heads" in tables:
         counts = pa.TableGroupBy(tables["heads"], "model_id").aggregate([([], "count_all")]).to_pydict()
         rows = dict(zip(counts["model_id"], counts["count_all"]))
