@@ -199,13 +199,13 @@ def _table1_html(t1: pd.DataFrame, highlight: set[str]) -> str:
             f"<td>{'' if np.isnan(getattr(r, k)) else f'{getattr(r, k):+.3f}'}</td>"
             for k in ("angle", "length", "margin")
         )
+        cells += f"<td>{html.escape(str(getattr(r, 'note', '') or ''))}</td>"
         rows.append(
             f'<tr class="{"hl" if r.model_id in highlight else ""}"><td>{html.escape(str(r.model_id))}</td>{cells}</tr>'
         )
     return (
-        '<table class="t1"><thead><tr><th>model</th><th>angle</th><th>length</th><th>margin</th></tr></thead><tbody>'
-        + "".join(rows)
-        + "</tbody></table>"
+        '<table class="t1"><thead><tr><th>model</th><th>angle</th><th>length</th><th>margin</th><th>note</th></tr>'
+        "</thead><tbody>" + "".join(rows) + "</tbody></table>"
     )
 
 

@@ -32,7 +32,7 @@ HELP_SWEET = (
 def layout() -> html.Div:
     table = dash_table.DataTable(
         id=ids.ROBUST_TABLE1,
-        columns=[{"name": c, "id": c} for c in ("model", "angle", "length", "margin")],
+        columns=[{"name": c, "id": c} for c in ("model", "angle", "length", "margin", "note")],
         page_size=12,
         sort_action="native",
         style_cell={"fontSize": 11, "padding": "2px 6px", "fontFamily": "inherit"},
@@ -88,6 +88,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
                     k: (None if np.isnan(getattr(r, k)) else round(float(getattr(r, k)), 3))
                     for k in ("angle", "length", "margin")
                 },
+                "note": getattr(r, "note", "") or "",
             }
             for r in t1.itertuples()
         ]
