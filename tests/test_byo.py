@@ -19,7 +19,7 @@ from torch.nn.utils import prune
 import pipeline
 from pipeline import store
 from pipeline.errors import PruneScopeError
-from pipeline.report import table1
+from pipeline.store import run_table1
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -162,7 +162,7 @@ def test_chance_nan_and_overclaimed_models_are_flagged(tmp_path):
     assert any("model broken" in n and "NaN" in n for n in notes), notes
     assert any("model claims" in n and "0.950 where it was trained" in n for n in notes), notes
     assert any("broken" in p and "NaN" in p for p in store.validate_run(run))
-    t1 = table1(run)
+    t1 = run_table1(run)
     assert t1.loc["collapsed", "note"].startswith("at chance") and t1.loc[["collapsed"], "angle"].isna().all()
     report = subprocess.run(
         [sys.executable, "-m", "pipeline", "report", str(run)], cwd=REPO, capture_output=True, text=True
