@@ -161,7 +161,7 @@ def test_chance_nan_and_overclaimed_models_are_flagged(tmp_path):
     assert any("model collapsed" in n and "at chance" in n and "Table 1 leaves it out" in n for n in notes), notes
     assert any("model broken" in n and "NaN" in n for n in notes), notes
     assert any("model claims" in n and "0.950 where it was trained" in n for n in notes), notes
-    assert any("broken" in p and "NaN" in p for p in store.validate_run(run))
+    assert any("broken" in p.problem and "NaN" in p.problem for p in store.check_run(run))
     t1 = run_table1(run)
     assert t1.loc["collapsed", "note"].startswith("at chance") and t1.loc[["collapsed"], "angle"].isna().all()
     report = subprocess.run(
