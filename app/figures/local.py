@@ -54,7 +54,7 @@ def classes_to_show(df: pd.DataFrame, focus: int, num_classes: int) -> list[int]
 
 def empty_figure(message: str, height: int = 260) -> Figure:
     """A blank plot that says `message` (long messages, such as a store error and its fix, wrap)."""
-    lines = textwrap.wrap(html.escape(message), 110) or [""]
+    lines = textwrap.wrap(html.escape(message, quote=False), 110) or [""]
     return figure(
         {
             "data": [],
