@@ -3,8 +3,11 @@
 One host: a diskcache folder that every gunicorn worker and background job shares
 (`PRUNESCOPE_CACHE`). Several hosts: Redis (`PRUNESCOPE_CACHE_URL`, else `REDIS_URL`), so
 the first look at a run (its correctness matrix, its per-sample tables) is paid once for all
-of them. `benchmarks/bench_shared_cache.py` measured Redis against files in a shared folder
-for values up to the size of a 100 M-row run's matrix; see the README for its numbers.
+of them. `benchmarks/bench_shared_cache.py` measured Redis against pickle files in a folder
+(README, "Two or more hosts"): local files read large values faster, but a folder shared by
+hosts is a network filesystem the store would have to make writable; reading a 100 M-row
+run's matrix from Redis costs a small part of computing it. An unreachable Redis is a cache
+miss (the view computes its data), never an error page.
 
 Values are pickled: Redis, like the diskcache folder, must be reachable only by the team
 server's own processes.
@@ -41,21 +44,28 @@ class RedisCache:
     def __init__(self, url: str) -> None:
         import redis
 
-        self.client = redis.Redis.from_url(url)
+        self.client = redis.Redis.from_url(url, socket_connect_timeout=2)
+        self.errors = (redis.ConnectionError, redis.TimeoutError)
 
     def get(self, key: str, default: Any = None) -> Any:
-        raw = self.client.get(PREFIX + key)
+        try:
+            raw = self.client.get(PREFIX + key)
+        except self.errors:
+            return default
         return default if raw is None else pickle.loads(raw)
 
     def set(self, key: str, value: Any, expire: float | None = None) -> bool:
-        return bool(
-            self.client.set(
-                PREFIX + key, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), ex=int(expire) if expire else None
-            )
-        )
+        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            return bool(self.client.set(PREFIX + key, data, ex=int(expire) if expire else None))
+        except self.errors:
+            return False
 
     def __contains__(self, key: str) -> bool:
-        return bool(self.client.exists(PREFIX + key))
+        try:
+            return bool(self.client.exists(PREFIX + key))
+        except self.errors:
+            return False
 
 
 def shared_cache(cache_dir: str | Path | None, env: Mapping[str, str] = os.environ) -> Cache | None:

@@ -14,9 +14,11 @@ from selenium import webdriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from app import background, ids
+from app.cache import RedisCache, shared_cache
 from app.reader import StoreReader
 from benchmarks.dash_client import call, callback_spec, end_id
 from scripts.render_png import chrome_options
+from tests.conftest import free_port
 from tests.services import celery_worker, gunicorn, redis_server, stop, team_env
 
 REF = "digits_cnn-dense"
@@ -45,6 +47,17 @@ def test_redis_server_fixture_is_real_and_throwaway(redis_url):
     client = redis.Redis.from_url(redis_url)
     client.set("k", b"v")
     assert client.get("k") == b"v" and client.config_get("save")["save"] == ""
+
+
+def test_the_shared_memo_round_trips_and_an_unreachable_redis_is_a_miss(redis_url):
+    import numpy as np
+
+    memo = shared_cache(None, {"PRUNESCOPE_CACHE_URL": redis_url})
+    assert isinstance(memo, RedisCache) and "k" not in memo
+    memo.set("k", {"matrix": np.arange(5)}, expire=60)
+    assert "k" in memo and memo.get("k")["matrix"].tolist() == [0, 1, 2, 3, 4]
+    down = RedisCache(f"redis://127.0.0.1:{free_port()}/0")
+    assert down.get("k", "miss") == "miss" and "k" not in down and down.set("k", 1) is False
 
 
 def test_a_job_without_a_live_worker_is_reported_not_awaited(redis_url, tmp_path):
