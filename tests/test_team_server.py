@@ -147,7 +147,7 @@ def test_jobs_run_on_celery_workers_and_a_killed_worker_gives_a_message(
         gate.touch()
         with celery_worker(env, tmp_path / "worker.log"):  # a new worker, the README's command
             button.click()
-            until(driver, lambda: "MB" in status.text)
+            until(driver, lambda: "MB" in status.text and list(downloads.glob("*.html")))  # Chromium renames it last
             saved = list(downloads.glob("*.html"))
             assert [p.name for p in saved] == [f"prunescope-tiny-{REF}.html"]
             until(driver, lambda: "</html>" in saved[0].read_text(encoding="utf-8")[-200:])
