@@ -125,6 +125,7 @@ def build_snapshot(
     )
     meta = reader.meta(run)
     names: list[str] = meta["class_names"]
+    margin_label = store.margin_label(meta)
     step(1, STEPS)
 
     a_all = reader.samples(run, ref.model_id, corruption, severity, with_angles=True)
@@ -141,18 +142,20 @@ def build_snapshot(
     figures["evaltable"] = evaluation_table(
         table_frame(evals, severity if severity else 3), ref.model_id, cmp.model_id if cmp else None
     )
-    figures["local"] = small_multiples(a_all, names, classes_to_show(a_all, focus, len(names)))
+    figures["local"] = small_multiples(
+        a_all, names, classes_to_show(a_all, focus, len(names)), margin_label=margin_label
+    )
     if cmp:
         figures["trajectories"] = comparison(moves[moves["label"] == focus], names[focus])
     a = a_all[a_all["label"] == focus].reset_index(drop=True)
     b = b_all[b_all["label"] == focus].reset_index(drop=True) if b_all is not None else None
     dims = dimensions(rank_axes(a, b, focus, len(names)), names)
-    figures["global"] = parallel_coordinates(a, dims, f"{ref.model_id} · {ref.evalset}")
+    figures["global"] = parallel_coordinates(a, dims, f"{ref.model_id} · {ref.evalset} · last axis: {margin_label}")
     figures["density"] = density_strips(a, b, dims)
     step(3, STEPS)
 
     curves = [(c.model_id, reader.margin_changes(run, c.model_id)) for c in dict.fromkeys(c for c in (ref, cmp) if c)]
-    figures["margin"] = margin_change(curves)
+    figures["margin"] = margin_change(curves, margin_label)
     figures["sweetspot"] = accuracy_vs_sparsity(
         reader.models(run), selected=ref.model_id, title="clean accuracy vs sparsity", legend_below=True, height=420
     )
@@ -192,7 +195,7 @@ def build_snapshot(
     return _render(run, meta, ref, cmp, names[focus], data, t1, corrupted, len(embedded), len(samples))
 
 
-def _table1_html(t1: pd.DataFrame, highlight: set[str]) -> str:
+def _table1_html(t1: pd.DataFrame, highlight: set[str], margin_label: str) -> str:
     rows = []
     for r in t1.itertuples():
         cells = "".join(
@@ -204,8 +207,8 @@ def _table1_html(t1: pd.DataFrame, highlight: set[str]) -> str:
             f'<tr class="{"hl" if r.model_id in highlight else ""}"><td>{html.escape(str(r.model_id))}</td>{cells}</tr>'
         )
     return (
-        '<table class="t1"><thead><tr><th>model</th><th>angle</th><th>length</th><th>margin</th><th>note</th></tr>'
-        "</thead><tbody>" + "".join(rows) + "</tbody></table>"
+        '<table class="t1"><thead><tr><th>model</th><th>angle</th><th>length</th>'
+        f"<th>{html.escape(margin_label)}</th><th>note</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
     )
 
 
@@ -252,7 +255,7 @@ def _render(
         plotlyjs=plotlyjs.source(),
         data=payload,
         script=(SNAPSHOT_DIR / "snapshot.js").read_text(),
-        table1=_table1_html(t1, {ref.model_id, cmp.model_id if cmp else ""}),
+        table1=_table1_html(t1, {ref.model_id, cmp.model_id if cmp else ""}, store.margin_label(meta)),
     )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.errors import PruneScopeError
-from pipeline.store import CLEAN, check_id
+from pipeline.store import CLEAN, MARGIN_DEFINITIONS, MARGIN_EQ5, check_id
 
 SCHEDULES = ("oneshot", "iterative")
 LR_SCHEDULES = ("cosine", "step", "exponential", "constant")
@@ -134,7 +134,8 @@ class EvalConfig:
     """Evaluation sets (clean plus corruption × severity) and how to evaluate them.
 
     `corrupted_root` names a folder of official CIFAR-10-C files to read instead of
-    generating; `frost_dir` a folder of frost photos for the frost corruption.
+    generating; `frost_dir` a folder of frost photos for the frost corruption. `margin`
+    is the definition the samples' margin column holds: "eq5" (the paper's) or "signed".
     """
 
     corruptions: tuple[str, ...] = ()
@@ -143,6 +144,7 @@ class EvalConfig:
     features: str = "auto"
     corrupted_root: str | None = None
     frost_dir: str | None = None
+    margin: str = MARGIN_EQ5
 
     def evalsets(self) -> list[tuple[str, int]]:
         """(corruption, severity) pairs, clean first."""
@@ -513,6 +515,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
             "features": str,
             "corrupted_root": str,
             "frost_dir": str,
+            "margin": str,
         },
     )
     _check_numbers(ev, "[evaluation]")
@@ -544,6 +547,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
         ev.get("batch_size", 512),
         _choice(ev.get("features", "auto"), FEATURE_MODES, "features mode"),
         **paths,
+        margin=_choice(ev.get("margin", MARGIN_EQ5), MARGIN_DEFINITIONS, "margin definition"),
     )
 
     device = _choice(top.get("device", "auto"), DEVICES, "device")

@@ -28,7 +28,8 @@ def render_report(run_dir: Path) -> str:
     if len(cols) > 1:
         out += [
             "",
-            "Table 1: Pearson correlation of per-sample robustness with clean geometry",
+            f"Table 1: Pearson correlation of per-sample robustness with clean geometry "
+            f"(margin: {store.margin_label(meta)})",
             store.run_table1(run_dir).to_string(float_format=lambda v: f"{v:+.3f}"),
         ]
     first = list(models["model_id"][:1])

@@ -366,7 +366,9 @@ def run_eval_unit(ctx: RunContext, plan: ModelPlan, corruption: str, severity: i
     images = evalset_images(ctx, corruption, severity)
     feats = extract(model, head, images, ctx.norm, ctx.device, ctx.cfg.evaluation.batch_size)
     bias = head.bias.detach() if head.bias is not None else None
-    m = sample_metrics(feats, head.weight.detach(), bias, torch.as_tensor(data.test_labels))
+    m = sample_metrics(
+        feats, head.weight.detach(), bias, torch.as_tensor(data.test_labels), margin=ctx.cfg.evaluation.margin
+    )
     n, c = m["angles"].shape
     sev = np.full(n, severity, np.int8)
     table = pa.table(
@@ -547,6 +549,12 @@ def _prepare_run_dir(cfg: RunConfig, run_dir: Path, force: bool, force_option: s
                 f"run {run_dir} exists and was built from a different config",
                 f"pass {force_option} to rebuild it, or give the config another `name`",
             )
+        elif store.margin_definition(meta) != cfg.evaluation.margin:  # runs from before eq. 5 was the default
+            raise PruneScopeError(
+                f"run {run_dir} holds the {store.margin_definition(meta)!r} margin, "
+                f"the config asks for {cfg.evaluation.margin!r}",
+                f'pass --force to rebuild it, or set [evaluation] margin = "{store.margin_definition(meta)}"',
+            )
     elif run_dir.exists() and any(p.name != ".lock" for p in run_dir.iterdir()):
         raise PruneScopeError(
             f"{run_dir} exists and is not a PruneScope run", "choose another run `name` or another --store"
@@ -589,6 +597,7 @@ def _build(cfg: RunConfig, run_dir: Path, start: float) -> RunSummary:
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "config": cfg.raw,
                 "prunable_layers": {},
+                "margin": cfg.evaluation.margin,
             },
             run_dir / store.RUN_JSON,
         )

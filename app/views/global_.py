@@ -19,6 +19,7 @@ from app.figures.parallel import (
 from app.reader import StoreError, StoreReader
 from app.state import Combo, make_selection, selected_ids
 from app.views.common import card, graph
+from pipeline import store
 
 HELP = (
     "Samples of the class in focus as lines through one axis per class (the angle to that class "
@@ -80,6 +81,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
             return empty_figure("pick a reference combination"), empty_figure("", height=90), "", []
         try:
             names, a, b, dims = _frames(reader, run, ref, cmp, int(focus))
+            margin_label = store.margin_label(reader.meta(run))
         except StoreError as exc:
             return empty_figure(f"{exc.problem} — {exc.fix}"), empty_figure("", height=90), "", []
         title = f"{ref.model_id} · {ref.evalset}"
@@ -95,7 +97,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
             f"(most confused{', most changed' if cmp else ''})"
             if len(dims) - 2 < len(names)
             else f"class {names[int(focus)]}"
-        )
+        ) + f" · last axis: {margin_label}"
         return parallel_coordinates(a, dims, title, selected_ids(selection)), density_strips(a, b, dims), note, []
 
     @app.callback(

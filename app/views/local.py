@@ -12,6 +12,7 @@ from app.figures.local import classes_to_show, comparison, empty_figure, small_m
 from app.reader import StoreError, StoreReader
 from app.state import Combo, make_selection, selected_ids
 from app.views.common import card, graph, labelled
+from pipeline import store
 
 HELP = (
     "Per class: angle between each sample's feature and the class direction (x; small is good) "
@@ -109,13 +110,14 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         if not run or ref is None:
             return empty_figure("pick a reference combination in the evaluation table")
         try:
-            names = reader.meta(run)["class_names"]
+            meta = reader.meta(run)
+            names = meta["class_names"]
             chosen = selected_ids(selection)
             focus = int(focus or 0)
             if cmp is None:
                 df = reader.samples(run, ref.model_id, ref.corruption, ref.severity)
                 shown = classes_to_show(df, focus, len(names))
-                return small_multiples(df, names, shown, chosen)
+                return small_multiples(df, names, shown, chosen, margin_label=store.margin_label(meta))
             a = reader.samples(run, ref.model_id, ref.corruption, ref.severity, labels=[focus])
             b = reader.samples(run, cmp.model_id, cmp.corruption, cmp.severity, labels=[focus])
             moves = trajectories(a, b)

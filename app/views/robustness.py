@@ -14,6 +14,7 @@ from app.figures.sweetspot import accuracy_vs_sparsity
 from app.reader import StoreError, StoreReader
 from app.state import Combo
 from app.views.common import card, graph
+from pipeline import store
 
 HELP_MARGIN = (
     "How much each sample's margin shrinks under every corruption and severity, "
@@ -29,10 +30,19 @@ HELP_SWEET = (
 )
 
 
+def table1_columns(margin_label: str) -> list[dict[str, str]]:
+    """Table 1's columns, the margin one named after the run's definition."""
+    return (
+        [{"name": c, "id": c} for c in ("model", "angle", "length")]
+        + [{"name": margin_label, "id": "margin"}]
+        + [{"name": "note", "id": "note"}]
+    )
+
+
 def layout() -> html.Div:
     table = dash_table.DataTable(
         id=ids.ROBUST_TABLE1,
-        columns=[{"name": c, "id": c} for c in ("model", "angle", "length", "margin", "note")],
+        columns=table1_columns("margin"),
         page_size=12,
         sort_action="native",
         style_cell={"fontSize": 11, "padding": "2px 6px", "fontFamily": "inherit"},
@@ -64,13 +74,14 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Output(ids.ROBUST_MARGIN, "figure"),
         Output(ids.ROBUST_SWEETSPOT, "figure"),
         Output(ids.ROBUST_TABLE1, "data"),
+        Output(ids.ROBUST_TABLE1, "columns"),
         Input(ids.RUN, "data"),
         Input(ids.REFERENCE_DROPDOWN, "value"),
         Input(ids.COMPARED_DROPDOWN, "value"),
     )
     def draw(run, ref_key, cmp_key):
         if not run:
-            return empty_figure("no run"), empty_figure("no run"), []
+            return empty_figure("no run"), empty_figure("no run"), [], dash.no_update
         ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)
         try:
             curves = [(c.model_id, reader.margin_changes(run, c.model_id)) for c in (ref, cmp) if c is not None]
@@ -78,9 +89,10 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
                 curves = curves[:1]
             models = reader.models(run)
             t1 = reader.table1(run)
+            margin_label = store.margin_label(reader.meta(run))
         except StoreError as exc:
             msg = empty_figure(f"{exc.problem} — {exc.fix}")
-            return msg, msg, []
+            return msg, msg, [], dash.no_update
         data = [
             {
                 "model": r.model_id,
@@ -93,7 +105,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
             for r in t1.itertuples()
         ]
         return (
-            margin_change(curves),
+            margin_change(curves, margin_label),
             accuracy_vs_sparsity(
                 models,
                 selected=ref.model_id if ref else None,
@@ -102,4 +114,5 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
                 height=420,
             ),
             data,
+            table1_columns(margin_label),
         )

@@ -16,11 +16,13 @@ from pipeline.store.schema import (
     EVALUATIONS_TABLE,
     HEADS_TABLE,
     IMAGES_TABLE,
+    MARGIN_DEFINITIONS,
     MODELS_TABLE,
     RUN_JSON_KEYS,
     RUN_JSON_OPTIONAL,
     SAMPLES_TABLE,
     TableSpec,
+    margin_definition,
 )
 
 FIX_TABLE = "write it as docs/store.md describes (python -m pipeline validate RUN checks it)"
@@ -42,6 +44,10 @@ def check_run(run_dir: Path, deep: bool = True) -> list[Problem]:
     problems += [
         Problem(RUN_JSON, f"optional key {k!r} is missing", error=False) for k in RUN_JSON_OPTIONAL if k not in meta
     ]
+    if margin_definition(meta) not in MARGIN_DEFINITIONS:
+        problems.append(
+            Problem(RUN_JSON, f"margin {meta['margin']!r} is not a margin definition", "use one of: eq5, signed")
+        )
     num_classes = meta["num_classes"]
     tables = {}
     for spec in (MODELS_TABLE, EVALUATIONS_TABLE, HEADS_TABLE, IMAGES_TABLE):
