@@ -13,11 +13,11 @@ from app import background, guard, ids
 from app.auth import Backoff, HashedBasicAuth
 from app.reader import StoreError, StoreReader
 from app.state import Combo, selected_ids
-from app.views import combinations, evaltable, export, global_, local, problems, robustness, samples
+from app.views import combinations, dimension, evaltable, export, global_, local, problems, robustness, samples
 from app.views.common import callback_error, message
 
 REPO = Path(__file__).resolve().parents[1]
-VIEWS = (problems, evaltable, combinations, local, global_, samples, robustness, export)
+VIEWS = (problems, evaltable, combinations, local, global_, samples, robustness, dimension, export)
 
 
 def create_app(
@@ -128,6 +128,7 @@ def layout(
         dbc.Row([dbc.Col(local.layout(class_names), lg=12)], className="g-2"),
         dbc.Row([dbc.Col(global_.layout(), lg=7), dbc.Col(samples.layout(), lg=5)], className="g-2"),
         robustness.layout(),
+        dbc.Row([dbc.Col(dimension.layout(), lg=12)], className="g-2 mt-1"),
     ]
     return html.Div([header, dbc.Container(body, fluid=True), *stores])
 

@@ -24,7 +24,15 @@ import pyarrow.dataset as pads
 
 from app.cache import shared_cache
 from pipeline import store
-from pipeline.store import EvalSet, Problem, PruneScopeError, relative_margin_change, run_table1, trim
+from pipeline.store import (
+    EvalSet,
+    Problem,
+    PruneScopeError,
+    relative_margin_change,
+    run_angle_summary,
+    run_table1,
+    trim,
+)
 from pipeline.store.io import SamplesIndex, conform, load, read_samples, run_meta
 from pipeline.store.schema import EVALUATIONS_TABLE, IMAGES_TABLE, MODELS_TABLE
 from pipeline.store.validate import check_run
@@ -290,6 +298,15 @@ class StoreReader:
                 return run_table1(self.run_dir(run)).rename_axis("model_id").reset_index()
 
         return self._memo(run, "table1", (), read)
+
+    def angle_summary(self, run: str) -> pd.DataFrame:
+        """Fig. 3's numbers per model: dimension, kind and mean ± std angles of the clean samples."""
+
+        def read() -> pd.DataFrame:
+            with store_errors():
+                return run_angle_summary(self.run_dir(run))
+
+        return self._memo(run, "angle_summary", (), read)
 
     def images(
         self, run: str, sample_ids: Sequence[int], corruption: str = store.CLEAN, severity: int = 0

@@ -252,7 +252,7 @@ def run_model_unit(ctx: RunContext, plan: ModelPlan) -> dict[str, Any]:
         train_dense(
             model, data.train_images, data.train_labels, ctx.norm, ctx.device, cfg.train, seed, f"train {plan.model_id}"
         )
-        extra = {"init": "trained"}
+        extra = {"init": "trained" if cfg.train.epochs > 0 else store.INIT_UNTRAINED}
     model.cpu()
     ckpt = store.checkpoint_path(ctx.run_dir, plan.model_id)
     _save_checkpoint(model, ckpt)

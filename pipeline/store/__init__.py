@@ -77,7 +77,18 @@ from pipeline.store.schema import (
     margin_label,
     samples_schema,
 )
-from pipeline.store.stats import pearson, relative_margin_change, run_table1, table1, trim
+from pipeline.store.stats import (
+    KINDS,
+    model_kinds,
+    pearson,
+    pooled,
+    random_angle_stats,
+    relative_margin_change,
+    run_angle_summary,
+    run_table1,
+    table1,
+    trim,
+)
 from pipeline.store.validate import check_run, validate_run
 from pipeline.store.write import write_run
 
@@ -94,6 +105,7 @@ __all__ = [
     "IMAGES",
     "IMAGES_SCHEMA",
     "INIT_UNTRAINED",
+    "KINDS",
     "MARGIN_DEFINITIONS",
     "MARGIN_EQ5",
     "MARGIN_LABELS",
@@ -131,12 +143,16 @@ __all__ = [
     "margin_definition",
     "margin_label",
     "partition_dir",
+    "model_kinds",
     "pearson",
+    "pooled",
+    "random_angle_stats",
     "read_run_json",
     "read_table",
     "relative_margin_change",
     "remove_run",
     "remove_stale_temporaries",
+    "run_angle_summary",
     "run_table1",
     "samples_dataset",
     "samples_path",
