@@ -1,4 +1,4 @@
-"""`python -m pipeline`: run, ls, validate, report.
+"""`python -m pipeline`: run, ls, validate, report, paper.
 
 Every user error ends in one message naming the problem and the fix, and a non-zero exit
 code; never a traceback.
@@ -82,6 +82,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_paper(args: argparse.Namespace) -> int:
+    from pipeline.paper import render_paper
+
+    run = Path(args.run)
+    print(render_paper(run if run.is_dir() else Path(args.store) / args.run))
+    return 0
+
+
 def cmd_corruptions(args: argparse.Namespace) -> int:
     from pipeline.corruptions import CORRUPTION_NAMES, CorruptionOptions
     from pipeline.datasets import load_dataset
@@ -124,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("report", help="accuracy per model and evaluation set, and robustness correlations")
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_report)
+    p = sub.add_parser("paper", help="the paper's quantitative claims, checked on a run: which reproduce")
+    p.add_argument("run", help="a run folder, or the name of a run in --store")
+    p.add_argument("--store", default=str(default_store()))
+    p.set_defaults(func=cmd_paper)
     p = sub.add_parser(
         "corruptions", help="list the corruptions, or draw a contact sheet of one image under all of them"
     )
