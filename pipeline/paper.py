@@ -297,11 +297,14 @@ def fig10_claims(
     return out
 
 
-def margin_changes(run_dir: Path, model_id: str, sets: list[tuple[str, int]]) -> dict[str, np.ndarray]:
+def margin_changes(
+    run_dir: Path, model_id: str, sets: list[tuple[str, int]], num_classes: int
+) -> dict[str, np.ndarray]:
     """Relative margin change of every sample per corruption (all its severities), untrimmed."""
+    index = store.SamplesIndex(run_dir, model_id)
 
     def margins(corruption: str, severity: int) -> pd.Series:
-        t = store.read_table(store.samples_path(run_dir, model_id, corruption, severity), ["sample_id", "margin"])
+        t = store.read_samples(index, store.EvalSet(corruption, severity), ["sample_id", "margin"], num_classes)
         return t.to_pandas().set_index("sample_id")["margin"]
 
     clean = margins(store.CLEAN, 0)
@@ -315,9 +318,9 @@ def margin_changes(run_dir: Path, model_id: str, sets: list[tuple[str, int]]) ->
 def check_claims(run_dir: Path) -> tuple[dict, list[Claim], list[str]]:
     """The run's metadata, every claim checked on it, and notes (models left out, margin definition)."""
     run_dir = Path(run_dir)
-    meta = store.read_run_json(run_dir)
-    models = store.read_table(run_dir / store.MODELS).to_pandas()
-    evals = store.read_table(run_dir / store.EVALUATIONS).to_pandas()
+    meta, _ = store.run_meta(run_dir)
+    models = store.load(run_dir, store.TABLES["models"]).to_pandas()
+    evals = store.load(run_dir, store.TABLES["evaluations"]).to_pandas()
     clean = evals[evals["corruption"] == store.CLEAN].set_index("model_id")
     n = clean["n"].reindex(models["model_id"]).fillna(0).to_numpy()
     chance = at_chance(models["clean_accuracy"], pd.Series(n, index=models.index), meta["num_classes"])
@@ -339,7 +342,8 @@ def check_claims(run_dir: Path) -> tuple[dict, list[Claim], list[str]]:
     if has_corrupted:
         for m in models.loc[models["method"].isin(["mpt", "dense"]), "model_id"]:
             mine = evals[(evals["model_id"] == m) & (evals["corruption"] != store.CLEAN)]
-            changes[m] = margin_changes(run_dir, m, list(zip(mine["corruption"], mine["severity"].astype(int))))
+            sets = list(zip(mine["corruption"], mine["severity"].astype(int)))
+            changes[m] = margin_changes(run_dir, m, sets, meta["num_classes"])
     claims += fig10_claims(changes, models, models.set_index("model_id")["clean_accuracy"].to_dict())
     return meta, claims, notes
 
