@@ -331,7 +331,7 @@ def check_claims(run_dir: Path) -> tuple[dict, list[Claim], list[str]]:
             f"{len(left_out)} model(s) at chance (clean accuracy within 3 standard errors of 1/{meta['num_classes']}) "
             f"left out of the Table 1 correlations: {', '.join(left_out)}"
         )
-    t1 = store.run_table1(run_dir)
+    t1 = store.run_table1(run_dir)[["angle", "length", "margin"]].dropna(how="all")
     t1 = t1[~t1.index.isin(left_out)] if len(t1) else t1
     has_corrupted = bool((evals["corruption"] != store.CLEAN).any())
     dense = models.loc[models["method"] == "dense", "model_id"].tolist()
