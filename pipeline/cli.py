@@ -23,10 +23,25 @@ def default_store() -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.config import load_config
+    import dataclasses
+
+    from pipeline.config import execution_config, load_config
     from pipeline.runner import build_run
 
-    summary = build_run(load_config(args.config, args.corrupted_root), Path(args.store), force=args.force)
+    cfg = load_config(args.config, args.corrupted_root)
+    given = {
+        k: getattr(args, k) for k in ("executor", "workers", "scheduler", "threads") if getattr(args, k) is not None
+    }
+    if given:  # the command line overrides the config's [execution] table
+        merged = {**dataclasses.asdict(cfg.execution), **given}
+        if "executor" not in given and ("workers" in given or "scheduler" in given):
+            merged["executor"] = "dask"
+        if "workers" in given:
+            merged["scheduler"] = None
+        if "scheduler" in given:
+            merged["workers"] = None
+        cfg = dataclasses.replace(cfg, execution=execution_config(**merged))
+    summary = build_run(cfg, Path(args.store), force=args.force)
     print(summary.line())
     for note in summary.warnings:
         print(f"warning: {note}", file=sys.stderr)
@@ -122,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         "--corrupted-root",
         help="folder of the official CIFAR-10-C files (<name>.npy, labels.npy) to read instead of generating",
     )
+    p.add_argument("--executor", choices=["serial", "dask"], help="how to run the units (default: serial)")
+    p.add_argument("--workers", type=int, help="start a local Dask cluster of N worker processes")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="use a running Dask cluster (tcp://HOST:8786)")
+    p.add_argument("--threads", type=int, help="torch CPU threads per unit (default: this machine's)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("ls", help="list the runs of a store")
     p.add_argument("--store", default=str(default_store()))

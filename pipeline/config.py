@@ -22,6 +22,7 @@ LR_SCHEDULES = ("cosine", "step", "exponential", "constant")
 AUGMENTS = ("none", "crop", "crop_flip")
 FEATURE_MODES = ("auto", "all", "clean", "none")
 DEVICES = ("auto", "cpu", "cuda")
+EXECUTORS = ("serial", "dask")
 
 
 NORMALIZATIONS = ("train", "none")
@@ -152,6 +153,43 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class ExecutionConfig:
+    """How a run is executed (not part of what it computes, so not of its fingerprint).
+
+    `workers` starts a local Dask cluster of that many worker processes; `scheduler` is the
+    address of an existing one; `threads` the torch CPU threads of every unit (default: this
+    process's), which CPU float results depend on: runs with equal `threads` are equal bit for bit.
+    """
+
+    executor: str = "serial"
+    workers: int | None = None
+    scheduler: str | None = None
+    threads: int | None = None
+
+
+def execution_config(
+    executor: str | None = None, workers: int | None = None, scheduler: str | None = None, threads: int | None = None
+) -> ExecutionConfig:
+    """Checked execution settings; `workers` or `scheduler` alone imply the dask executor."""
+    if executor is None:
+        executor = "dask" if workers is not None or scheduler is not None else "serial"
+    _choice(executor, EXECUTORS, "executor")
+    for key, value in (("workers", workers), ("threads", threads)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise PruneScopeError(f"[execution] {key} = {value!r} must be a positive integer", f"e.g. {key} = 2")
+    if executor == "serial" and (workers is not None or scheduler is not None):
+        raise PruneScopeError(
+            "workers and scheduler apply to the dask executor only", 'use executor = "dask" (--executor dask)'
+        )
+    if workers is not None and scheduler is not None:
+        raise PruneScopeError(
+            "give either workers (start a local Dask cluster) or scheduler (use a running one), not both",
+            "drop one of them",
+        )
+    return ExecutionConfig(executor, workers, scheduler, threads)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     name: str
     seed: int
@@ -165,10 +203,16 @@ class RunConfig:
     evaluation: EvalConfig
     raw: dict[str, Any]
     base_dir: Path
+    execution: ExecutionConfig = ExecutionConfig()
+
+    @property
+    def study(self) -> dict[str, Any]:
+        """The config as written without [execution]: what the run computes (stored in run.json)."""
+        return {k: v for k, v in self.raw.items() if k != "execution"}
 
     def fingerprint(self) -> str:
-        """Canonical JSON of the config as written: a run is resumed only with the same one."""
-        return json.dumps(self.raw, sort_keys=True, default=str)
+        """Canonical JSON of the study: a run is resumed only with the same one, by any executor."""
+        return json.dumps(self.study, sort_keys=True, default=str)
 
 
 def _take(table: dict[str, Any], section: str, allowed: dict[str, type | tuple[type, ...]]) -> dict[str, Any]:
@@ -289,6 +333,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
             "mpt": dict,
             "prune": list,
             "evaluation": dict,
+            "execution": dict,
         },
     )
     if "name" not in top:
@@ -551,6 +596,9 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
     )
 
     device = _choice(top.get("device", "auto"), DEVICES, "device")
+    ex = _take(
+        top.get("execution", {}), "[execution]", {"executor": str, "workers": int, "scheduler": str, "threads": int}
+    )
     return RunConfig(
         name,
         top.get("seed", 0),
@@ -564,4 +612,5 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
         evaluation,
         raw,
         base_dir,
+        execution_config(**ex),
     )

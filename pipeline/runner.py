@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Iterator
 
 import pyarrow as pa
+import torch
 from tqdm.auto import tqdm
 
 from pipeline import store
 from pipeline.checks import check_store_dir, model_warnings
 from pipeline.config import RunConfig
 from pipeline.errors import PruneScopeError
-from pipeline.executors import Executor, SerialExecutor
+from pipeline.executors import DaskExecutor, Executor, SerialExecutor
 from pipeline.models import load_state
 from pipeline.plan import ModelPlan, Unit, plan_run
 from pipeline.units import _eval_record, _read_record, context, execute, file_lock, finished
@@ -132,14 +133,17 @@ class _Bar:
         self.bar.update()
 
 
-def build_run(
-    cfg: RunConfig,
-    store_dir: Path,
-    force: bool = False,
-    executor: Executor | None = None,
-    force_option: str = "--force",
-) -> RunSummary:
-    """Build (or resume) the run described by `cfg` in `store_dir/<name>` with `executor` (serial by default).
+def make_executor(cfg: RunConfig) -> Executor:
+    """The executor that `cfg.execution` names."""
+    ex = cfg.execution
+    if ex.executor == "dask":
+        return DaskExecutor(ex.workers, ex.scheduler, cfg.device)
+    return SerialExecutor()
+
+
+def build_run(cfg: RunConfig, store_dir: Path, force: bool = False, force_option: str = "--force") -> RunSummary:
+    """Build (or resume) the run described by `cfg` in `store_dir/<name>` with the executor its
+    [execution] table names (serial by default).
 
     `force` replaces an existing run; `force_option` is how the caller spells it in hints.
     """
@@ -148,7 +152,7 @@ def build_run(
     run_dir = store_dir / cfg.name
     with run_lock(store_dir, cfg.name):
         _prepare_run_dir(cfg, run_dir, force, force_option)
-        return _build(cfg, run_dir, executor or SerialExecutor(), start)
+        return _build(cfg, run_dir, make_executor(cfg), start)
 
 
 def _build(cfg: RunConfig, run_dir: Path, executor: Executor, start: float) -> RunSummary:
@@ -161,7 +165,8 @@ def _build(cfg: RunConfig, run_dir: Path, executor: Executor, start: float) -> R
     reused = len(plan.units) - len(todo)
     bar = _Bar(cfg.name, len(todo), reused)
     try:
-        executor.run(todo, functools.partial(execute, cfg, run_dir), bar)
+        threads = cfg.execution.threads or torch.get_num_threads()
+        executor.run(todo, functools.partial(execute, cfg, run_dir, threads), bar)
     finally:
         bar.bar.close()
 
@@ -209,7 +214,7 @@ def _write_run_json(cfg: RunConfig, run_dir: Path) -> None:
             "num_test": len(data.test_labels),
             "normalization": {"mean": list(ctx.norm.mean), "std": list(ctx.norm.std)},
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "config": cfg.raw,
+            "config": cfg.study,
             "prunable_layers": {},
             "margin": cfg.evaluation.margin,
         },

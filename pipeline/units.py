@@ -533,12 +533,15 @@ RUNNERS: dict[str, Callable[[RunContext, Unit], Any]] = {
 }
 
 
-def execute(cfg: RunConfig, run_dir: Path, unit: Unit) -> None:
-    """Run one unit in this process (what every executor calls, wherever it runs the unit).
+def execute(cfg: RunConfig, run_dir: Path, threads: int, unit: Unit) -> None:
+    """Run one unit in this process with `threads` torch CPU threads (what every executor calls,
+    wherever it runs the unit; CPU float results depend on the thread count, so it is fixed per run).
 
     Any failure becomes a UnitFailed naming the unit and its model; an unexpected one also
     leaves its traceback in `_units/failed-<unit>.log`."""
+    before = torch.get_num_threads()
     try:
+        torch.set_num_threads(threads)
         RUNNERS[unit.kind](context(cfg, run_dir), unit)
     except PruneScopeError as exc:
         raise UnitFailed(f"{describe(unit)}: {exc.problem}", exc.fix) from None
@@ -550,3 +553,5 @@ def execute(cfg: RunConfig, run_dir: Path, unit: Unit) -> None:
             f"{describe(unit)} failed: {type(exc).__name__}: {exc}",
             f"the traceback is in {log}; fix the cause and run the same command again (finished units are kept)",
         ) from exc
+    finally:
+        torch.set_num_threads(before)

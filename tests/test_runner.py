@@ -88,11 +88,14 @@ class _Progress:
         self.done.append(unit.key)
 
 
+EXECUTOR_OPTIONS = {"dask": {"workers": 2}}  # a local cluster of 2 worker processes
+
+
 @pytest.mark.parametrize("name", EXECUTORS.names())
 def test_executor_contract(name, tmp_path):
     """Every unit runs once, after its dependencies; each is reported finished; a failing unit
     stops the run with its error and nothing that depends on it runs."""
-    executor = EXECUTORS.get(name)()
+    executor = EXECUTORS.get(name)(**EXECUTOR_OPTIONS.get(name, {}))
     log, progress = tmp_path / "order.txt", _Progress()
     units = _fake_units()
     executor.run(units, lambda u: _record_order(str(log), u), progress)
@@ -107,8 +110,10 @@ def test_executor_contract(name, tmp_path):
     assert "c" not in log.read_text().split()
 
 
-def test_second_force_run_during_a_build_is_refused(tiny_run, tmp_path):
-    """The lock lives outside the run folder and is taken before --force deletes anything."""
+@pytest.mark.parametrize("executor", [[], ["--workers", "2"]], ids=["serial", "dask"])
+def test_second_force_run_during_a_build_is_refused(executor, tmp_path):
+    """The lock lives outside the run folder and is taken before --force deletes anything;
+    a second client (any executor) on a run being built is refused."""
     store_dir = tmp_path / "store"
     config = write_toml(tiny_config(prune=[]), tmp_path / "tiny.toml")
     build_run(parse_config(tiny_config(prune=[])), store_dir)
@@ -116,7 +121,7 @@ def test_second_force_run_during_a_build_is_refused(tiny_run, tmp_path):
     assert store_dir / "tiny" not in lock_path(store_dir, "tiny").parents
     with run_lock(store_dir, "tiny"):  # another process building the run holds this lock
         proc = subprocess.run(
-            [sys.executable, "-m", "pipeline", "run", str(config), "--store", str(store_dir), "--force"],
+            [sys.executable, "-m", "pipeline", "run", str(config), "--store", str(store_dir), "--force", *executor],
             cwd=REPO,
             capture_output=True,
             text=True,
