@@ -29,7 +29,7 @@ from pipeline.errors import PruneScopeError
 from pipeline.executors import DaskExecutor, Executor, SerialExecutor
 from pipeline.models import load_state
 from pipeline.plan import ModelPlan, Unit, plan_run
-from pipeline.units import _eval_record, _read_record, context, execute, file_lock, finished
+from pipeline.units import context, eval_record, execute, file_lock, finished, read_record
 
 LOCKS_DIR = ".locks"  # in the store folder: one lock file per run name, never deleted
 
@@ -38,10 +38,10 @@ def assemble(run_dir: Path, plans: list[ModelPlan], evalsets: list[tuple[str, in
     """Write models, evaluations and heads tables from the unit records."""
     models, evals, heads = [], [], []
     for plan in plans:
-        rec = _read_record(run_dir, "model", plan.model_id)
+        rec = read_record(run_dir, "model", plan.model_id)
         assert rec is not None, plan.model_id
         for c, s in evalsets:
-            ev = _eval_record(run_dir, plan.model_id, c, s)
+            ev = eval_record(run_dir, plan.model_id, c, s)
             assert ev is not None, (plan.model_id, c, s)
             evals.append(ev)
             if c == store.CLEAN:
@@ -175,13 +175,13 @@ def _build(cfg: RunConfig, run_dir: Path, executor: Executor, start: float) -> R
     meta = store.read_run_json(run_dir)
     layers = {}
     for p in models:
-        rec = _read_record(run_dir, "model", p.model_id) or {}
+        rec = read_record(run_dir, "model", p.model_id) or {}
         layers.setdefault(p.base.id, rec.get("prunable_layers", []))
     if meta.get("prunable_layers") != layers:
         meta["prunable_layers"] = layers
         store.write_json(meta, run_dir / store.RUN_JSON)
     accs = {
-        p.model_id: (_eval_record(run_dir, p.model_id, store.CLEAN, 0) or {}).get("accuracy", float("nan"))
+        p.model_id: (eval_record(run_dir, p.model_id, store.CLEAN, 0) or {}).get("accuracy", float("nan"))
         for p in models
     }
     records = [

@@ -136,7 +136,7 @@ def _record_path(run_dir: Path, kind: str, key: str) -> Path:
     return run_dir / store.UNITS_DIR / f"{kind}-{key}.json"
 
 
-def _read_record(run_dir: Path, kind: str, key: str) -> dict[str, Any] | None:
+def read_record(run_dir: Path, kind: str, key: str) -> dict[str, Any] | None:
     path = _record_path(run_dir, kind, key)
     try:
         return json.loads(path.read_text())
@@ -440,7 +440,7 @@ def eval_output_path(run_dir: Path, model_id: str, corruption: str, severity: in
     return store.samples_path(run_dir, model_id, corruption, severity)
 
 
-def _eval_record(run_dir: Path, model_id: str, corruption: str, severity: int) -> dict[str, Any] | None:
+def eval_record(run_dir: Path, model_id: str, corruption: str, severity: int) -> dict[str, Any] | None:
     """The summary of a finished evaluation unit, from its samples file (None when not done)."""
     return _file_meta(eval_output_path(run_dir, model_id, corruption, severity), EVAL_META_KEY)
 
@@ -507,10 +507,10 @@ def finished(run_dir: Path, unit: Unit) -> bool:
         return (run_dir / store.IMAGES).is_file()
     assert unit.model_id is not None
     if unit.kind == MODEL:
-        return _read_record(run_dir, "model", unit.model_id) is not None
+        return read_record(run_dir, "model", unit.model_id) is not None
     if unit.kind == EVAL:
         assert unit.evalset is not None
-        return _eval_record(run_dir, unit.model_id, *unit.evalset) is not None
+        return eval_record(run_dir, unit.model_id, *unit.evalset) is not None
     return _file_meta(store.samples_path(run_dir, unit.model_id, store.CLEAN, 0), ROBUSTNESS_META_KEY) is not None
 
 
