@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from pipeline import store
 from pipeline.config import execution_config, load_config, parse_config
-from pipeline.executors import DaskExecutor, SerialExecutor
+from pipeline.executors import DaskExecutor, SerialExecutor, local_cluster_settings
 from pipeline.plan import Unit
 from pipeline.runner import build_run
 
@@ -85,14 +85,13 @@ def overhead(units: int, workers: int) -> tuple[float, float, float]:
     """Seconds for `units` no-op units (a chain of dependencies every 10th unit): serial; on a
     running local cluster of `workers` processes (scheduling and result traffic only); and the
     cluster's start."""
-    import dask
     from distributed import LocalCluster
 
     graph = [Unit(f"u{i}", deps=(f"u{i - 1}",) if i % 10 else ()) for i in range(units)]
     t = time.perf_counter()
     SerialExecutor().run(graph, _noop, _Count())
     serial = time.perf_counter() - t
-    dask.config.set({"distributed.worker.multiprocessing-method": "spawn"})
+    local_cluster_settings()
     t = time.perf_counter()
     with LocalCluster(n_workers=workers, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster:
         start = time.perf_counter() - t
@@ -105,7 +104,6 @@ def overhead(units: int, workers: int) -> tuple[float, float, float]:
 
 def worker_kill(workdir: Path, workers: int) -> tuple[float, float, bool]:
     """The tiny test config serial, then on a local cluster losing a worker mid-unit."""
-    import dask
     from distributed import Client, LocalCluster
 
     from tests.conftest import tiny_config
@@ -114,7 +112,7 @@ def worker_kill(workdir: Path, workers: int) -> tuple[float, float, bool]:
     t = time.perf_counter()
     build_run(cfg, workdir / "serial")
     serial = time.perf_counter() - t
-    dask.config.set({"distributed.worker.multiprocessing-method": "spawn"})
+    local_cluster_settings()
     with (
         LocalCluster(n_workers=workers, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster,
         Client(cluster, set_as_default=False) as client,

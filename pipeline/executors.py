@@ -52,6 +52,21 @@ class SerialExecutor(Executor):
             progress.finished(unit)
 
 
+def local_cluster_settings() -> None:
+    """Dask settings for a cluster started in this process: workers are spawned (never forked
+    after CUDA), and the nanny sets no thread limits (OMP_NUM_THREADS=1, ...) in its own process
+    environment, which for a LocalCluster is this one's: every later subprocess would inherit them
+    and compute with another thread count. Units set their torch threads themselves."""
+    import dask
+
+    dask.config.set(
+        {
+            "distributed.worker.multiprocessing-method": "spawn",
+            "distributed.nanny.pre-spawn-environ": {"MALLOC_TRIM_THRESHOLD_": 65536},
+        }
+    )
+
+
 def _after(work: Callable[[Unit], None], unit: Unit, *dependencies: None) -> None:
     """Run `unit` on a Dask worker; the dependencies' results (None) only order it after them."""
     work(unit)
@@ -75,10 +90,9 @@ class DaskExecutor(Executor):
         self.workers, self.scheduler, self.device = workers, scheduler, device
 
     def _cluster(self) -> Any:
-        import dask
         from distributed import LocalCluster
 
-        dask.config.set({"distributed.worker.multiprocessing-method": "spawn"})
+        local_cluster_settings()
         options = dict(
             threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR
         )

@@ -20,7 +20,7 @@ import pytest
 from pipeline import store
 from pipeline.config import execution_config, parse_config
 from pipeline.errors import PruneScopeError
-from pipeline.executors import DaskExecutor
+from pipeline.executors import DaskExecutor, local_cluster_settings
 from pipeline.plan import plan_run
 from pipeline.runner import build_run
 from pipeline.units import finished
@@ -32,10 +32,9 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def cluster():
     """Two spawned worker processes of one thread each, on loopback."""
-    import dask
     from distributed import Client, LocalCluster
 
-    dask.config.set({"distributed.worker.multiprocessing-method": "spawn"})
+    local_cluster_settings()
     with (
         LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
