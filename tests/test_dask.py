@@ -35,12 +35,14 @@ def cluster():
     from distributed import Client, LocalCluster
 
     local_cluster_settings()
+    before = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
     with (
         LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
         ) as cluster,
         Client(cluster, set_as_default=False) as client,
     ):
+        assert {k: os.environ.get(k) for k in before} == before, "the nanny set thread limits in this process"
         yield cluster, client
 
 
