@@ -185,7 +185,7 @@ def _build(cfg: RunConfig, run_dir: Path, executor: Executor, start: float) -> R
         for p in models
     }
     records = [
-        {**(_read_record(run_dir, "model", p.model_id) or {}), "clean_accuracy": accs[p.model_id]} for p in models
+        {**(read_record(run_dir, "model", p.model_id) or {}), "clean_accuracy": accs[p.model_id]} for p in models
     ]
     labels = context(cfg, run_dir).data.test_labels
     notes = model_warnings(records, store.read_table(run_dir / store.EVALUATIONS).to_pylist(), labels)
