@@ -5,7 +5,7 @@ dashboard:  ## set up, build the demo run if there is none, serve on http://127.
 	bash scripts/bootstrap.sh
 	.venv/bin/python app.py
 
-test:  ## set up (virtualenv, Chromium) and run the whole test suite: what CI runs
+test:  ## set up (virtualenv, Chromium, redis-server) and run the whole test suite: what CI runs
 	bash .ci/run
 
 demo:  ## (re)build only the demo run

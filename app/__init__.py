@@ -4,8 +4,8 @@
 environment: `PRUNESCOPE_STORE` (default cache/store), `PRUNESCOPE_RUN`, `PRUNESCOPE_CACHE`
 (default cache/diskcache), the auth settings of `app.auth` (`PRUNESCOPE_AUTH_FILE` or
 `PRUNESCOPE_USERS`, `PRUNESCOPE_NO_AUTH`) and `PRUNESCOPE_MAX_BODY_MB` (app.guard).
-`app:celery_app` is the Celery application for `celery -A app:celery_app worker` when
-`REDIS_URL` is set.
+`app:celery_app` is the Celery application for `python -m celery -A app:celery_app worker`
+when `REDIS_URL` is set.
 """
 
 from functools import cache

@@ -20,6 +20,7 @@ import os
 import secrets
 import socket
 import sys
+import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
@@ -142,6 +143,7 @@ class Backoff:
     ) -> None:
         self.free, self.first, self.cap, self.max_clients, self.clock = free, first, cap, max_clients, clock
         self._clients: OrderedDict[str, tuple[int, float]] = OrderedDict()  # client: (failures, next try at)
+        self._lock = threading.Lock()  # threaded workers share one
 
     def wait(self, client: str) -> float:
         """Seconds before `client` may try again (0: now)."""
@@ -149,15 +151,17 @@ class Backoff:
         return max(0.0, entry[1] - self.clock()) if entry else 0.0
 
     def failed(self, client: str) -> None:
-        failures = self._clients.pop(client, (0, 0.0))[0] + 1
-        extra = failures - self.free
-        delay = 0.0 if extra <= 0 else min(self.cap, self.first * 2 ** min(extra - 1, 30))
-        self._clients[client] = (failures, self.clock() + delay)
-        while len(self._clients) > self.max_clients:
-            self._clients.popitem(last=False)
+        with self._lock:
+            failures = self._clients.pop(client, (0, 0.0))[0] + 1
+            extra = failures - self.free
+            delay = 0.0 if extra <= 0 else min(self.cap, self.first * 2 ** min(extra - 1, 30))
+            self._clients[client] = (failures, self.clock() + delay)
+            while len(self._clients) > self.max_clients:
+                self._clients.popitem(last=False)
 
     def succeeded(self, client: str) -> None:
-        self._clients.pop(client, None)
+        with self._lock:
+            self._clients.pop(client, None)
 
 
 def _credentials(header: str | None) -> tuple[str, str] | None:

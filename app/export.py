@@ -79,7 +79,7 @@ def build_snapshot(
         focus = default_class(flips_per_class(reader, run, ref, cmp)) if cmp else 0
     if not 0 <= focus < len(names):
         raise StoreError(f"class {focus} is not a class of run {run!r}", f"pick one of 0..{len(names) - 1}")
-    ctx = Context(reader, run, names, ref, cmp, focus)
+    ctx = Context(reader, run, names, ref, cmp, focus, store.margin_label(meta))
     parts = [v for v in views() if hasattr(v, "snapshot")]
     sections, figures, linked, data = [], {}, {}, {}
     for done, view in enumerate(parts, 1):

@@ -32,7 +32,7 @@ from app.state import Combo
 from pipeline.store import SAFE_ID, PruneScopeError
 
 MAX_BODY_ENV = "PRUNESCOPE_MAX_BODY_MB"
-DEFAULT_MAX_BODY_MB = 8.0  # the largest request the app sends is the local view's figure (a few MB for 10k samples)
+DEFAULT_MAX_BODY_MB = 8.0  # the largest request the page sends: a local selection, with the local figure
 TRAVERSAL = ("../", "..\\", "\x00")
 MAX_CLASSES = 100_000  # a class index beyond any data set's class count
 MAX_ITEMS = 1_000_000  # sample ids in a selection

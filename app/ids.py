@@ -53,3 +53,6 @@ ROBUST_SWEETSPOT = "robust-sweetspot"
 
 # the run's problems (one panel above the views; empty when the run is valid)
 RUN_PROBLEMS = "run-problems"
+
+# curse of dimensionality (Fig. 3)
+DIM_GRAPH = "dim-graph"

@@ -13,7 +13,18 @@ from app import background, guard, ids
 from app.auth import Backoff, HashedBasicAuth
 from app.reader import StoreError, StoreReader
 from app.state import Combo, selected_ids
-from app.views import combinations, evaltable, export, global_, local, problems, robustness, samples, views
+from app.views import (
+    combinations,
+    dimension,
+    evaltable,
+    export,
+    global_,
+    local,
+    problems,
+    robustness,
+    samples,
+    views,
+)
 from app.views.common import callback_error, message
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,6 +147,7 @@ def layout(
         dbc.Row([dbc.Col(local.layout(class_names), lg=12)], className="g-2"),
         dbc.Row([dbc.Col(global_.layout(), lg=7), dbc.Col(samples.layout(), lg=5)], className="g-2"),
         robustness.layout(),
+        dbc.Row([dbc.Col(dimension.layout(), lg=12)], className="g-2 mt-1"),
     ]
     return html.Div([header, dbc.Container(body, fluid=True), *stores])
 

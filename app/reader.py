@@ -2,9 +2,9 @@
 
 Every run name and model id that comes from the browser is checked against the store's own
 listing before any file is touched. Reads go through pyarrow dataset filters, so a view
-loads only the partitions and columns it draws; results are memoised in diskcache (shared
-by gunicorn workers) and keyed on the run's modification time, so a rebuilt run is never
-served stale.
+loads only the partitions and columns it draws; results are memoised in the shared cache
+(app/cache.py: diskcache for the gunicorn workers of one host, Redis across hosts) and keyed
+on the run's modification time, so a rebuilt run is never served stale.
 """
 
 from __future__ import annotations
@@ -17,14 +17,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-import diskcache
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
 
+from app.cache import shared_cache
 from pipeline import store
-from pipeline.store import EvalSet, Problem, PruneScopeError, relative_margin_change, run_table1, trim
+from pipeline.store import (
+    EvalSet,
+    Problem,
+    PruneScopeError,
+    relative_margin_change,
+    run_angle_summary,
+    run_table1,
+    trim,
+)
 from pipeline.store.io import SamplesIndex, conform, load, read_samples, run_meta
 from pipeline.store.schema import EVALUATIONS_TABLE, IMAGES_TABLE, MODELS_TABLE
 from pipeline.store.validate import check_run
@@ -58,7 +66,7 @@ class StoreReader:
     def __init__(self, store_dir: str | Path, cache_dir: str | Path | None = None) -> None:
         self.store_dir = Path(store_dir)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self.cache = diskcache.Cache(str(cache_dir)) if cache_dir is not None else None
+        self.cache = shared_cache(cache_dir)  # diskcache on this host, or Redis shared by hosts
         self._local: OrderedDict[str, Any] = OrderedDict()
 
     # ------------------------------------------------------------ names
@@ -113,12 +121,12 @@ class StoreReader:
 
     def _memoised(self, run: str, name: str, args: Sequence[Any] = ()) -> bool:
         """Whether `name(args)` of this run version is ready without computing it
-        (in this process or the shared diskcache)."""
+        (in this process or the shared cache)."""
         key = self._memo_key(run, name, args)
         return key in self._local or (self.cache is not None and key in self.cache)
 
     def _memo(self, run: str, name: str, args: Sequence[Any], fn: Callable[[], Any]) -> Any:
-        """fn() memoised per run version: in this process first, then in diskcache (shared by workers)."""
+        """fn() memoised per run version: in this process first, then in the shared cache (workers, hosts)."""
         key = self._memo_key(run, name, args)
         if key in self._local:
             self._local.move_to_end(key)
@@ -243,7 +251,7 @@ class StoreReader:
         return self._memo(run, "correctness", (), read)
 
     def correctness_ready(self, run: str) -> bool:
-        """Whether the run's correctness matrix is computed; without a shared diskcache a
+        """Whether the run's correctness matrix is computed; without a shared cache a
         background process could not hand it over, so it counts as ready (computed inline)."""
         return self.cache is None or self._memoised(run, "correctness")
 
@@ -290,6 +298,15 @@ class StoreReader:
                 return run_table1(self.run_dir(run)).rename_axis("model_id").reset_index()
 
         return self._memo(run, "table1", (), read)
+
+    def angle_summary(self, run: str) -> pd.DataFrame:
+        """Fig. 3's numbers per model: dimension, kind and mean ± std angles of the clean samples."""
+
+        def read() -> pd.DataFrame:
+            with store_errors():
+                return run_angle_summary(self.run_dir(run))
+
+        return self._memo(run, "angle_summary", (), read)
 
     def images(
         self, run: str, sample_ids: Sequence[int], corruption: str = store.CLEAN, severity: int = 0

@@ -1,11 +1,15 @@
 """Post Dash callback requests the way the browser's renderer does, from the app's own
-`/_dash-dependencies`: used by the app benchmark (in process) and the load test (over HTTP)."""
+`/_dash-dependencies`: used by the app benchmark (in process), the load test and the shared
+cache's benchmark and test (over HTTP, background callbacks polled as the renderer polls them)."""
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Callable
+
+import requests
 
 Post = Callable[[str, bytes], int]  # (path, JSON body) -> HTTP status
 
@@ -57,3 +61,49 @@ class Driver:
             if status not in (200, 204):
                 raise RuntimeError(f"{key}: HTTP {status}")
         return total, longest
+
+
+def callback_spec(dependencies: list[dict], output: str, trigger: str) -> dict:
+    """The callback whose output key names `output` and that `trigger` (an "id.prop") feeds."""
+    return next(
+        d
+        for d in dependencies
+        if output in d["output"] and trigger in [f"{i['id']}.{i['property']}" for i in d["inputs"]]
+    )
+
+
+def end_id(index_html: str) -> str:
+    """The page load's signed token (the renderer echoes it so the server can check job handles)."""
+    config = re.search(r'<script id="_dash-config" type="application/json">(.*?)</script>', index_html, re.S)
+    return json.loads(config.group(1))["end_id"]
+
+
+def call(
+    session: requests.Session, url: str, spec: dict, values: dict, trigger: str, token: str, timeout: float = 600
+) -> dict:
+    """Post one callback as the renderer does, with `values` for its inputs and state; a background
+    callback is polled (its job handles echoed) until it answers. Returns the response's outputs
+    ({} for no update)."""
+    key = spec["output"]
+    payload = {
+        "output": key,
+        "outputs": parse_outputs(key) if key.startswith("..") else parse_outputs(key)[0],
+        "inputs": [{**i, "value": values.get((i["id"], i["property"]))} for i in spec["inputs"]],
+        "state": [{**s, "value": values.get((s["id"], s["property"]))} for s in spec.get("state", [])],
+        "changedPropIds": [trigger],
+    }
+    params = {"endId": token}
+    deadline = time.monotonic() + timeout
+    while True:
+        res = session.post(url + "/_dash-update-component", params=params, json=payload, timeout=timeout)
+        if res.status_code == 204:
+            return {}
+        res.raise_for_status()
+        data = res.json()
+        if "response" in data:
+            return data["response"]
+        if "cacheKey" in data:  # a background job started: poll it with its handles
+            params.update(cacheKey=data["cacheKey"], job=data["job"])
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{key}: no answer within {timeout} s")
+        time.sleep(0.2)

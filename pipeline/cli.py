@@ -1,4 +1,4 @@
-"""`python -m pipeline`: run, ls, validate, report.
+"""`python -m pipeline`: run, ls, validate, report, paper.
 
 Every user error ends in one message naming the problem and the fix, and a non-zero exit
 code; never a traceback.
@@ -7,6 +7,7 @@ code; never a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
@@ -22,18 +23,36 @@ def default_store() -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.config import load_config
+    import dataclasses
+
+    from pipeline.config import execution_config, load_config
     from pipeline.runner import build_run
 
-    summary = build_run(load_config(args.config, args.corrupted_root), Path(args.store), force=args.force)
+    cfg = load_config(args.config, args.corrupted_root)
+    given = {
+        k: getattr(args, k) for k in ("executor", "workers", "scheduler", "threads") if getattr(args, k) is not None
+    }
+    if given:  # the command line overrides the config's [execution] table
+        merged = {**dataclasses.asdict(cfg.execution), **given}
+        if "executor" not in given and ("workers" in given or "scheduler" in given):
+            merged["executor"] = "dask"
+        if "workers" in given:
+            merged["scheduler"] = None
+        if "scheduler" in given:
+            merged["workers"] = None
+        cfg = dataclasses.replace(cfg, execution=execution_config(**merged))
+    summary = build_run(cfg, Path(args.store), force=args.force)
     print(summary.line())
+    for note in summary.warnings:
+        print(f"warning: {note}", file=sys.stderr)
     return 0
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
     from pipeline import store
+    from pipeline.checks import check_store_dir
 
-    runs = store.list_runs(Path(args.store))
+    runs = store.list_runs(check_store_dir(Path(args.store)))
     if not runs:
         print(f"no runs in {args.store} (build one with `python -m pipeline run configs/demo.toml`)")
         return 0
@@ -78,6 +97,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_paper(args: argparse.Namespace) -> int:
+    from pipeline.paper import render_paper
+
+    run = Path(args.run)
+    print(render_paper(run if run.is_dir() else Path(args.store) / args.run))
+    return 0
+
+
 def cmd_corruptions(args: argparse.Namespace) -> int:
     from pipeline.corruptions import CORRUPTION_NAMES, CorruptionOptions
     from pipeline.datasets import load_dataset
@@ -110,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         "--corrupted-root",
         help="folder of the official CIFAR-10-C files (<name>.npy, labels.npy) to read instead of generating",
     )
+    p.add_argument("--executor", choices=["serial", "dask"], help="how to run the units (default: serial)")
+    p.add_argument("--workers", type=int, help="start a local Dask cluster of N worker processes")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="use a running Dask cluster (tcp://HOST:8786)")
+    p.add_argument("--threads", type=int, help="torch CPU threads per unit (default: this machine's)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("ls", help="list the runs of a store")
     p.add_argument("--store", default=str(default_store()))
@@ -120,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("report", help="accuracy per model and evaluation set, and robustness correlations")
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_report)
+    p = sub.add_parser("paper", help="the paper's quantitative claims, checked on a run: which reproduce")
+    p.add_argument("run", help="a run folder, or the name of a run in --store")
+    p.add_argument("--store", default=str(default_store()))
+    p.set_defaults(func=cmd_paper)
     p = sub.add_parser(
         "corruptions", help="list the corruptions, or draw a contact sheet of one image under all of them"
     )
@@ -140,3 +175,27 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: what was finished is kept; run the same command again to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly, and keep Python's exit-time flush
+        # of stdout from raising again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except (OSError, RuntimeError) as exc:
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        if _disk_full(exc):
+            print(f"error: the disk is full (while writing{where or ' the run'})", file=sys.stderr)
+            print("  fix: free some space and run the same command again: finished parts are kept", file=sys.stderr)
+        elif isinstance(exc, OSError):
+            print(f"error: cannot access{where}: {exc.strerror or exc}", file=sys.stderr)
+            print("  fix: check the path and its permissions, then run the same command again", file=sys.stderr)
+        else:
+            raise
+        return 2
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether an error means the disk is full (torch's checkpoint writer says only "file write failed")."""
+    text = str(exc)
+    return getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or any(
+        s in text for s in ("No space left on device", "Disk quota exceeded", "file write failed")
+    )

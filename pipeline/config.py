@@ -15,22 +15,34 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.errors import PruneScopeError
-from pipeline.store import CLEAN, check_id
+from pipeline.store import CLEAN, MARGIN_DEFINITIONS, MARGIN_EQ5, check_id
 
 SCHEDULES = ("oneshot", "iterative")
 LR_SCHEDULES = ("cosine", "step", "exponential", "constant")
 AUGMENTS = ("none", "crop", "crop_flip")
 FEATURE_MODES = ("auto", "all", "clean", "none")
 DEVICES = ("auto", "cpu", "cuda")
+EXECUTORS = ("serial", "dask")
+
+
+NORMALIZATIONS = ("train", "none")
 
 
 @dataclass(frozen=True)
 class DatasetConfig:
+    """The data set, and how images become model inputs.
+
+    `normalization`: "train" (per-channel mean and std of the training images, the
+    default), "none" (x/255 only), or explicit `{mean = [...], std = [...]}`, for a model
+    trained elsewhere with other statistics.
+    """
+
     name: str
     root: str | None = None
     train_limit: int | None = None
     test_limit: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    normalization: str | dict[str, tuple[float, ...]] = "train"
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,10 @@ class ModelConfig:
 
     With `parent` (the id of another entry) it is a model pruned elsewhere: it is evaluated
     and its sparsity measured, under the method name `method`, but not pruned again.
+    `model_id` is its id in the store: the `id` the user gave, kept as written, or
+    `<arch>-dense` for a dense entry without one (`<arch>` for one pruned elsewhere).
+    `import_dir` (the config's folder) is searched first for the module of `import`.
+    `reported_accuracy` is the clean accuracy the model reached where it was trained.
     """
 
     id: str
@@ -50,6 +66,13 @@ class ModelConfig:
     parent: str | None = None
     method: str = "external"
     factory: Callable[..., Any] | None = field(default=None, compare=False)
+    model_id: str = ""
+    import_dir: str | None = None
+    reported_accuracy: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.model_id:
+            object.__setattr__(self, "model_id", self.id)
 
 
 @dataclass(frozen=True)
@@ -112,7 +135,8 @@ class EvalConfig:
     """Evaluation sets (clean plus corruption × severity) and how to evaluate them.
 
     `corrupted_root` names a folder of official CIFAR-10-C files to read instead of
-    generating; `frost_dir` a folder of frost photos for the frost corruption.
+    generating; `frost_dir` a folder of frost photos for the frost corruption. `margin`
+    is the definition the samples' margin column holds: "eq5" (the paper's) or "signed".
     """
 
     corruptions: tuple[str, ...] = ()
@@ -121,10 +145,48 @@ class EvalConfig:
     features: str = "auto"
     corrupted_root: str | None = None
     frost_dir: str | None = None
+    margin: str = MARGIN_EQ5
 
     def evalsets(self) -> list[tuple[str, int]]:
         """(corruption, severity) pairs, clean first."""
         return [(CLEAN, 0)] + [(c, s) for c in self.corruptions for s in self.severities]
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    """How a run is executed (not part of what it computes, so not of its fingerprint).
+
+    `workers` starts a local Dask cluster of that many worker processes; `scheduler` is the
+    address of an existing one; `threads` the torch CPU threads of every unit (default: this
+    process's), which CPU float results depend on: runs with equal `threads` are equal bit for bit.
+    """
+
+    executor: str = "serial"
+    workers: int | None = None
+    scheduler: str | None = None
+    threads: int | None = None
+
+
+def execution_config(
+    executor: str | None = None, workers: int | None = None, scheduler: str | None = None, threads: int | None = None
+) -> ExecutionConfig:
+    """Checked execution settings; `workers` or `scheduler` alone imply the dask executor."""
+    if executor is None:
+        executor = "dask" if workers is not None or scheduler is not None else "serial"
+    _choice(executor, EXECUTORS, "executor")
+    for key, value in (("workers", workers), ("threads", threads)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise PruneScopeError(f"[execution] {key} = {value!r} must be a positive integer", f"e.g. {key} = 2")
+    if executor == "serial" and (workers is not None or scheduler is not None):
+        raise PruneScopeError(
+            "workers and scheduler apply to the dask executor only", 'use executor = "dask" (--executor dask)'
+        )
+    if workers is not None and scheduler is not None:
+        raise PruneScopeError(
+            "give either workers (start a local Dask cluster) or scheduler (use a running one), not both",
+            "drop one of them",
+        )
+    return ExecutionConfig(executor, workers, scheduler, threads)
 
 
 @dataclass(frozen=True)
@@ -141,10 +203,16 @@ class RunConfig:
     evaluation: EvalConfig
     raw: dict[str, Any]
     base_dir: Path
+    execution: ExecutionConfig = ExecutionConfig()
+
+    @property
+    def study(self) -> dict[str, Any]:
+        """The config as written without [execution]: what the run computes (stored in run.json)."""
+        return {k: v for k, v in self.raw.items() if k != "execution"}
 
     def fingerprint(self) -> str:
-        """Canonical JSON of the config as written: a run is resumed only with the same one."""
-        return json.dumps(self.raw, sort_keys=True, default=str)
+        """Canonical JSON of the study: a run is resumed only with the same one, by any executor."""
+        return json.dumps(self.study, sort_keys=True, default=str)
 
 
 def _take(table: dict[str, Any], section: str, allowed: dict[str, type | tuple[type, ...]]) -> dict[str, Any]:
@@ -153,13 +221,65 @@ def _take(table: dict[str, Any], section: str, allowed: dict[str, type | tuple[t
         raise PruneScopeError(f"unknown key(s) {unknown} in {section}", f"known keys: {', '.join(sorted(allowed))}")
     for key, value in table.items():
         types = allowed[key]
-        if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        if isinstance(value, bool) and not {bool, object} & set(types if isinstance(types, tuple) else (types,)):
             raise PruneScopeError(f"{section}.{key} = {value!r} has the wrong type", f"expected {types}")
         if not isinstance(value, types):
             raise PruneScopeError(
                 f"{section}.{key} = {value!r} has the wrong type", f"expected {getattr(types, '__name__', types)}"
             )
     return dict(table)
+
+
+def _require(ok: bool, where: str, value: Any, rule: str, example: str) -> None:
+    """Raise the error `<where> = <value> <rule>` with an example as the fix unless `ok`."""
+    if not ok:
+        raise PruneScopeError(f"{where} = {value!r} {rule}", example)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# Range rules of the numeric settings in [train], [finetune], [mpt] and [evaluation]: a value
+# outside them would train on nothing, diverge or crash later, so they are refused up front.
+NUMBER_RULES: dict[str, tuple[Callable[[Any], bool], str, str]] = {
+    "epochs": (lambda v: v >= 0, "must be 0 or more", "e.g. epochs = 10"),
+    "batch_size": (lambda v: v >= 1, "must be at least 1", "e.g. batch_size = 64"),
+    "lr": (lambda v: v > 0, "must be positive", "e.g. lr = 0.05"),
+    "momentum": (lambda v: 0 <= v < 1, "must be in [0, 1)", "e.g. momentum = 0.9"),
+    "weight_decay": (lambda v: v >= 0, "must be 0 or more", "e.g. weight_decay = 5e-4"),
+    "gamma": (lambda v: 0 < v <= 1, "must be in (0, 1]", "e.g. gamma = 0.9"),
+}
+
+
+def _check_numbers(table: dict[str, Any], section: str) -> None:
+    for key, value in table.items():
+        if key in NUMBER_RULES:
+            ok, rule, example = NUMBER_RULES[key]
+            _require(ok(value), f"{section}.{key}", value, rule, example)
+
+
+def _normalization(value: Any) -> str | dict[str, tuple[float, ...]]:
+    """`[dataset] normalization`: "train", "none" or {mean = [...], std = [...]} (one value per channel)."""
+    example = 'use "train", "none" or { mean = [0.5], std = [0.5] } (one number per image channel)'
+    if isinstance(value, str):
+        _choice(value, NORMALIZATIONS, "normalization")
+        return value
+    ok = isinstance(value, dict) and set(value) == {"mean", "std"}
+    _require(ok, "[dataset] normalization", value, "is not a normalization", example)
+    stats = {}
+    for key in ("mean", "std"):
+        v = value[key]
+        ok = isinstance(v, list) and bool(v) and all(_is_number(x) for x in v)
+        _require(ok, f"[dataset] normalization.{key}", v, "must be a list of numbers", example)
+        stats[key] = tuple(float(x) for x in v)
+    _require(len(stats["mean"]) == len(stats["std"]), "[dataset] normalization", value, "has unequal lengths", example)
+    _require(all(x > 0 for x in stats["std"]), "[dataset] normalization.std", value["std"], "must be positive", example)
+    return stats
 
 
 def _resolve(path: str, base_dir: Path) -> str:
@@ -195,8 +315,8 @@ def load_config(path: str | Path, corrupted_root: str | None = None) -> RunConfi
 def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
     """Validate a config given as a dict (the parsed TOML)."""
     from pipeline.corruptions import CORRUPTIONS
-    from pipeline.datasets import DATASETS
-    from pipeline.models import ARCHS
+    from pipeline.datasets import DATASETS, check_options
+    from pipeline.models import ARCHS, check_arch_kwargs
     from pipeline.pruning import PRUNERS, SCOPES
 
     top = _take(
@@ -213,6 +333,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
             "mpt": dict,
             "prune": list,
             "evaluation": dict,
+            "execution": dict,
         },
     )
     if "name" not in top:
@@ -222,13 +343,37 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
     ds = _take(
         top.get("dataset", {}),
         "[dataset]",
-        {"name": str, "root": str, "train_limit": int, "test_limit": int, "options": dict},
+        {
+            "name": str,
+            "root": str,
+            "train_limit": int,
+            "test_limit": int,
+            "options": dict,
+            "normalization": (str, dict),
+        },
     )
     if "name" not in ds:
         raise PruneScopeError("[dataset] has no `name`", f"use one of: {', '.join(DATASETS.names())}")
     _choice(ds["name"], DATASETS.names(), "dataset")
+    for key in ("train_limit", "test_limit"):
+        if key in ds:
+            _require(
+                ds[key] >= 1,
+                f"[dataset] {key}",
+                ds[key],
+                "must be at least 1",
+                f"keep the first N samples: {key} = 500",
+            )
+    check_options(ds["name"], ds.get("options", {}))
     root = _resolve(ds["root"], base_dir) if "root" in ds else None
-    dataset = DatasetConfig(ds["name"], root, ds.get("train_limit"), ds.get("test_limit"), ds.get("options", {}))
+    dataset = DatasetConfig(
+        ds["name"],
+        root,
+        ds.get("train_limit"),
+        ds.get("test_limit"),
+        ds.get("options", {}),
+        _normalization(ds.get("normalization", "train")),
+    )
 
     models = []
     if not top.get("models"):
@@ -239,15 +384,25 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
         m = _take(
             entry,
             f"[[models]] #{i + 1}",
-            {"id": str, "arch": str, "import": str, "kwargs": dict, "checkpoint": str, "parent": str, "method": str},
+            {
+                "id": str,
+                "arch": str,
+                "import": str,
+                "kwargs": dict,
+                "checkpoint": str,
+                "parent": str,
+                "method": str,
+                "reported_accuracy": (int, float),
+            },
         )
         if ("arch" in m) == ("import" in m):
             raise PruneScopeError(
                 f"[[models]] #{i + 1} needs exactly one of `arch` and `import`",
-                f"architectures: {', '.join(ARCHS.names())}",
+                f'architectures: {", ".join(ARCHS.names())}; or import = "mymodule:make_net" for your own',
             )
         if "arch" in m:
             _choice(m["arch"], ARCHS.names(), "architecture")
+            check_arch_kwargs(m["arch"], m.get("kwargs", {}))
         ckpt = _resolve(m["checkpoint"], base_dir) if "checkpoint" in m else None
         model_id = check_id(m.get("id", m.get("arch") or m["import"].rpartition(":")[2]), "model id")
         if "parent" in m and ckpt is None:
@@ -255,9 +410,24 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
                 f"[[models]] {model_id!r} has a parent but no checkpoint",
                 'a model pruned elsewhere needs checkpoint = "path/to/state_dict.pt"',
             )
+        if "reported_accuracy" in m:
+            acc = m["reported_accuracy"]
+            _require(0 <= acc <= 1, f"[[models]] {model_id!r} reported_accuracy", acc, "is not a fraction", "e.g. 0.93")
         method = check_id(m.get("method", "external"), "method name")
+        store_id = model_id if "id" in m or "parent" in m else check_id(f"{model_id}-dense", "model id")
         models.append(
-            ModelConfig(model_id, m.get("arch"), m.get("import"), m.get("kwargs", {}), ckpt, m.get("parent"), method)
+            ModelConfig(
+                model_id,
+                m.get("arch"),
+                m.get("import"),
+                m.get("kwargs", {}),
+                ckpt,
+                m.get("parent"),
+                method,
+                model_id=store_id,
+                import_dir=str(base_dir) if "import" in m else None,
+                reported_accuracy=float(m["reported_accuracy"]) if "reported_accuracy" in m else None,
+            )
         )
     ids = [m.id for m in models]
     if len(set(ids)) != len(ids):
@@ -282,6 +452,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
             "augment": str,
         },
     )
+    _check_numbers(tr, "[train]")
     train = TrainConfig(**tr)
     _choice(train.lr_schedule, LR_SCHEDULES, "lr_schedule")
     _choice(train.augment, AUGMENTS, "augment")
@@ -296,36 +467,48 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
             "batch_size": int,
         },
     )
+    _check_numbers(ft, "[finetune]")
     finetune = FinetuneConfig(**ft)
     mp = _take(
         top.get("mpt", {}),
         "[mpt]",
         {"epochs": int, "lr": (int, float), "momentum": (int, float), "weight_decay": (int, float), "batch_size": int},
     )
+    _check_numbers(mp, "[mpt]")
     mpt = MptConfig(**mp)
 
     specs: list[PruneSpec] = []
-    grid_keys = {
-        "method": (str, list),
-        "sparsity": (int, float, list),
-        "scope": (str, list),
-        "schedule": (str, list),
-        "steps": (int, list),
-        "finetune_epochs": (int, list),
-        "exclude": list,
-        "taylor_batches": (int, list),
-        "init": (str, list),
-        "last_layer_dense": (bool, list),
+    # Each grid key takes one value or a list of values of its type (bool is not a number here).
+    grid_values: dict[str, tuple[Callable[[Any], bool], str]] = {
+        "method": (lambda v: isinstance(v, str), 'a name, e.g. "magnitude"'),
+        "sparsity": (_is_number, "a number, e.g. 0.5"),
+        "scope": (lambda v: isinstance(v, str), 'a name, e.g. "global"'),
+        "schedule": (lambda v: isinstance(v, str), 'a name, e.g. "oneshot"'),
+        "steps": (_is_int, "a whole number, e.g. 3"),
+        "finetune_epochs": (_is_int, "a whole number, e.g. 2"),
+        "taylor_batches": (_is_int, "a whole number, e.g. 8"),
+        "init": (lambda v: isinstance(v, str), 'a name, e.g. "kaiming_normal"'),
+        "last_layer_dense": (lambda v: isinstance(v, bool), "true or false"),
     }
     for i, entry in enumerate(top.get("prune", [])):
-        p = _take(entry, f"[[prune]] #{i + 1}", grid_keys)
+        p = _take(entry, f"[[prune]] #{i + 1}", {**{k: object for k in grid_values}, "exclude": list})
         for key in ("method", "sparsity"):
             if key not in p:
                 raise PruneScopeError(
                     f"[[prune]] #{i + 1} has no `{key}`", 'e.g. method = ["random", "magnitude"], sparsity = [0.5, 0.9]'
                 )
         exclude = tuple(p.pop("exclude", ()))
+        for pattern in exclude:
+            ok = isinstance(pattern, str)
+            _require(
+                ok, f"[[prune]] #{i + 1} exclude", list(exclude), "must be layer name patterns", 'e.g. ["0", "fc*"]'
+            )
         axes = {k: v if isinstance(v, list) else [v] for k, v in p.items()}
+        for key, values in axes.items():
+            ok, example = grid_values[key]
+            _require(bool(values), f"[[prune]] #{i + 1} {key}", p[key], "is an empty list", f"give {example}")
+            for v in values:
+                _require(ok(v), f"[[prune]] #{i + 1} {key}", p[key], "has the wrong type", f"give {example} or a list")
         for combo in itertools.product(*axes.values()):
             spec = PruneSpec(**dict(zip(axes.keys(), combo)), exclude=exclude)
             _choice(spec.method, PRUNERS.names(), "pruning method")
@@ -377,20 +560,31 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
             "features": str,
             "corrupted_root": str,
             "frost_dir": str,
+            "margin": str,
         },
     )
+    _check_numbers(ev, "[evaluation]")
     corruptions = ev.get("corruptions", [])
     if corruptions == "all":
         corruptions = list(CORRUPTIONS.names())
     elif isinstance(corruptions, str):
         raise PruneScopeError(f"[evaluation] corruptions = {corruptions!r}", 'give a list of names, or "all"')
     for c in corruptions:
+        _require(isinstance(c, str), "[evaluation] corruptions", corruptions, "must be names", '"all" or ["fog"]')
         _choice(c, CORRUPTIONS.names(), "corruption")
     severities = tuple(ev.get("severities", [1, 2, 3, 4, 5]))
-    if any(not isinstance(s, int) or not 1 <= s <= 5 for s in severities):
+    if any(not _is_int(s) or not 1 <= s <= 5 for s in severities):
         raise PruneScopeError(
             f"[evaluation] severities {list(severities)} must be integers 1 to 5", "e.g. severities = [1, 3, 5]"
         )
+    for what, values in (("corruptions", corruptions), ("severities", severities)):
+        repeated = sorted({v for v in values if list(values).count(v) > 1}, key=str)
+        if repeated:
+            raise PruneScopeError(
+                f"[evaluation] {what} lists {', '.join(map(str, repeated))} more than once "
+                "(each evaluation set would be counted twice in robustness)",
+                f"list each of the {what} once",
+            )
     paths = {k: _resolve(ev[k], base_dir) for k in ("corrupted_root", "frost_dir") if k in ev}
     evaluation = EvalConfig(
         tuple(corruptions),
@@ -398,9 +592,13 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
         ev.get("batch_size", 512),
         _choice(ev.get("features", "auto"), FEATURE_MODES, "features mode"),
         **paths,
+        margin=_choice(ev.get("margin", MARGIN_EQ5), MARGIN_DEFINITIONS, "margin definition"),
     )
 
     device = _choice(top.get("device", "auto"), DEVICES, "device")
+    ex = _take(
+        top.get("execution", {}), "[execution]", {"executor": str, "workers": int, "scheduler": str, "threads": int}
+    )
     return RunConfig(
         name,
         top.get("seed", 0),
@@ -414,4 +612,5 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
         evaluation,
         raw,
         base_dir,
+        execution_config(**ex),
     )

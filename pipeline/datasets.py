@@ -9,6 +9,7 @@ and the expected layout.
 from __future__ import annotations
 
 import gzip
+import inspect
 import pickle
 import struct
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ def load_dataset(
 ) -> ImageDataset:
     """Load data set `name` from `root`, optionally keeping only the first samples of each split."""
     loader = DATASETS.get(name)
+    check_options(name, options)
     ds = loader(Path(root).expanduser() if root is not None else None, **options)
     _check_arrays(ds)
     if train_limit is not None or test_limit is not None:
@@ -77,6 +79,49 @@ def load_dataset(
             ds.class_names,
         )
     return ds
+
+
+MAX_IMAGE_SIZE = 1024  # pixels a side: larger images are resized down or refused
+
+# Every loader option: a test of its value, what the test requires, and an example. A
+# parametrized test holds every registered loader's options to having a rule here.
+OPTION_RULES: dict[str, tuple[Callable[[Any], bool], str, str]] = {
+    "test_fraction": (
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1,
+        "must be a fraction between 0 and 1",
+        "test_fraction = 0.3",
+    ),
+    "split_seed": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+        "must be a whole number >= 0",
+        "split_seed = 0",
+    ),
+    "image_size": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_IMAGE_SIZE,
+        f"must be a whole number of pixels from 1 to {MAX_IMAGE_SIZE}",
+        "image_size = 32",
+    ),
+}
+
+
+def loader_options(name: str) -> list[str]:
+    """The options (keyword arguments after `root`) the loader of data set `name` takes."""
+    return list(inspect.signature(DATASETS.get(name)).parameters)[1:]
+
+
+def check_options(name: str, options: dict[str, Any]) -> None:
+    """Validate `[dataset] options` before anything is read: known names, types and ranges."""
+    known = loader_options(name)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise PruneScopeError(
+            f"[dataset] options {unknown} are not options of data set {name!r}",
+            f"its options: {', '.join(known)}" if known else f"{name!r} takes no options: remove them",
+        )
+    for key, value in options.items():
+        ok, rule, example = OPTION_RULES[key]
+        if not ok(value):
+            raise PruneScopeError(f"[dataset] options.{key} = {value!r} {rule}", f"e.g. options = {{ {example} }}")
 
 
 def _check_arrays(ds: ImageDataset) -> None:
@@ -264,6 +309,11 @@ def _read_image_split(folder: Path, classes: list[str], image_size: int | None) 
                     if image_size is not None:
                         img = img.resize((image_size, image_size), Image.BILINEAR)
                     arr = np.asarray(img, dtype=np.uint8)
+            except Image.DecompressionBombError:
+                raise PruneScopeError(
+                    f"image {path} has more pixels than Pillow decodes safely (limit {Image.MAX_IMAGE_PIXELS:,})",
+                    "shrink the image (or remove it); image_size resizes only after decoding",
+                ) from None
             except (OSError, UnidentifiedImageError) as exc:
                 raise PruneScopeError(f"cannot read image {path}: {exc}", "remove or replace the file") from None
             images.append(arr if arr.ndim == 3 else arr[..., None])

@@ -2,8 +2,10 @@
 
 Given features X (N×m, the input of the final nn.Linear), its weight W (C×m) and bias b (C),
 and labels y (N), every sample gets its angle to every class direction, its feature length,
-its signed margin to the nearest decision boundary of its true class, the prediction, its
-confidence and its cross-entropy loss.
+its margin (paper eq. 5 by default: the distance to the nearest of its true class's
+hyperplanes, no bias, negated when the prediction is wrong; or the bias-aware signed
+distance to the true class's region), the prediction, its confidence and its
+cross-entropy loss.
 
 The work is one matrix product X·Wᵀ plus a few element-wise passes over it, in row chunks
 that stay in cache, on the device the features are on (so on a GPU it is nearly free). No
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from pipeline.store import MARGIN_DEFINITIONS, MARGIN_EQ5
 
 CHUNK_ROWS = 4096
 RAD_TO_DEG = 180.0 / math.pi
@@ -50,15 +54,21 @@ def sample_metrics(
     weight: torch.Tensor | np.ndarray,
     bias: torch.Tensor | np.ndarray | None,
     labels: torch.Tensor | np.ndarray,
+    margin: str = MARGIN_EQ5,
 ) -> dict[str, np.ndarray]:
     """Geometry and prediction metrics of each sample, as numpy arrays.
 
     Shapes: features (N, m), weight (C, m), bias (C,) or None, labels (N,) in 0..C-1.
-    Returns float32 `angles` (N, C) in degrees, float32 `angle`, `length`, `margin`,
-    `confidence`, `loss` (N,), int64 `pred` (N,), bool `correct` and `zero_feature` (N,).
-    A zero feature vector gives NaN angles (and `zero_feature`); a sample whose class has no
-    boundary left (C = 1, or every other row identical to its own) gets a NaN margin.
+    `margin` is "eq5" (paper eq. 5: min over j ≠ y of |(W_y − W_j)·X| / ‖W_y − W_j‖, times −1
+    when the prediction is wrong) or "signed" (min over j ≠ y of
+    ((W_y − W_j)·X + b_y − b_j) / ‖W_y − W_j‖). Returns float32 `angles` (N, C) in degrees,
+    float32 `angle`, `length`, `margin`, `confidence`, `loss` (N,), int64 `pred` (N,), bool
+    `correct` and `zero_feature` (N,). A zero feature vector gives NaN angles (and
+    `zero_feature`); a sample whose class has no boundary left (C = 1, or every other row
+    identical to its own) gets a NaN margin.
     """
+    if margin not in MARGIN_DEFINITIONS:
+        raise ValueError(f"unknown margin definition {margin!r}: use one of {', '.join(MARGIN_DEFINITIONS)}")
     x = torch.as_tensor(features).to(torch.float32)
     w = torch.as_tensor(weight).to(device=x.device, dtype=torch.float32)
     n, c = x.shape[0], w.shape[0]
@@ -80,7 +90,7 @@ def sample_metrics(
     }
     for lo in range(0, n, CHUNK_ROWS):
         hi = min(lo + CHUNK_ROWS, n)
-        _chunk(x[lo:hi], wt, b, y[lo:hi], head, {k: v[lo:hi] for k, v in out.items()})
+        _chunk(x[lo:hi], wt, b, y[lo:hi], head, margin == MARGIN_EQ5, {k: v[lo:hi] for k, v in out.items()})
     out = {k: v.cpu().numpy() for k, v in out.items()}
     out["correct"] = out["pred"] == y.cpu().numpy()
     out["zero_feature"] = out["length"] == 0
@@ -94,28 +104,38 @@ def _chunk(
     b: torch.Tensor,
     y: torch.Tensor,
     head: HeadGeometry,
+    eq5: bool,
     out: dict[str, torch.Tensor],
 ) -> None:
-    """Fill the rows of `out` for one chunk of samples."""
+    """Fill the rows of `out` for one chunk of samples (the eq. 5 margin when `eq5`, else the signed one)."""
     dots = x @ wt  # (n, C): W_j·X
     length = torch.linalg.vector_norm(x, dim=1, out=out["length"])
     angles = torch.mul(dots, (1.0 / length)[:, None], out=out["angles"])
     angles.mul_(head.inv_row_norm).clamp_(-1.0, 1.0).acos_().mul_(RAD_TO_DEG)
 
-    logits = dots.add_(b)
     col = y[:, None]
+    if eq5:  # |(W_y − W_j)·X| / ‖W_y − W_j‖ from the products before the bias enters
+        _boundary_min(dots.gather(1, col).sub(dots).abs_(), y, col, head, out["margin"])
+    logits = dots.add_(b)
     z_true = logits.gather(1, col)
-    # margin_j = (z_y − z_j) / ‖W_y − W_j‖, the minimum over the boundaries j of the true class
-    ratio = (z_true - logits).mul_(head.inv_dist[y])
-    ratio.scatter_(1, col, math.inf)
-    if head.tied is not None:
-        ratio.masked_fill_(head.tied[y], math.inf)
-    margin = torch.amin(ratio, 1, out=out["margin"])
-    margin.masked_fill_(torch.isinf(margin), math.nan)
+    if not eq5:  # ((W_y − W_j)·X + b_y − b_j) / ‖W_y − W_j‖
+        _boundary_min(z_true - logits, y, col, head, out["margin"])
     torch.gather(angles, 1, col, out=out["angle"][:, None])
 
     zmax, pred = logits.max(1)
     out["pred"].copy_(pred)
+    if eq5:  # negated when the prediction is wrong
+        out["margin"].copy_(torch.where(pred == y, out["margin"], out["margin"].neg()))
     sumexp = logits.sub_(zmax[:, None]).exp_().sum(1)
     torch.reciprocal(sumexp, out=out["confidence"])
     torch.sub(sumexp.log_(), z_true[:, 0] - zmax, out=out["loss"])
+
+
+def _boundary_min(gap: torch.Tensor, y: torch.Tensor, col: torch.Tensor, head: HeadGeometry, out: torch.Tensor) -> None:
+    """out = min over the boundaries j of the true class of gap_j / ‖W_y − W_j‖ (NaN when it has none)."""
+    ratio = gap.mul_(head.inv_dist[y])
+    ratio.scatter_(1, col, math.inf)
+    if head.tied is not None:
+        ratio.masked_fill_(head.tied[y], math.inf)
+    torch.amin(ratio, 1, out=out)
+    out.masked_fill_(torch.isinf(out), math.nan)

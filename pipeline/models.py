@@ -8,7 +8,10 @@ class directions (shared/DESIGN.md §1).
 from __future__ import annotations
 
 import importlib
-import zipfile
+import inspect
+import pickle
+import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -171,19 +174,42 @@ def resnet18_cifar(in_channels: int, image_size: tuple[int, int], num_classes: i
     return ResNet18Cifar(in_channels, num_classes)
 
 
-def import_factory(spec: str) -> Callable[..., nn.Module]:
-    """Resolve `"package.module:factory"` to a callable; errors name the part that failed."""
+def check_arch_kwargs(arch: str, kwargs: dict[str, Any]) -> None:
+    """Refuse `kwargs` a registered architecture does not take, before anything is built."""
+    params = list(inspect.signature(ARCHS.get(arch)).parameters.values())[3:]
+    try:
+        inspect.signature(ARCHS.get(arch)).bind(1, (8, 8), 10, **kwargs)
+    except TypeError:
+        names = ", ".join(p.name for p in params if p.kind is not p.VAR_KEYWORD)
+        raise PruneScopeError(
+            f"architecture {arch!r} does not take kwargs {sorted(kwargs)}",
+            f"its kwargs: {names}" if names else f"{arch!r} takes no kwargs: remove them (or use import = ...)",
+        ) from None
+
+
+def import_factory(spec: str, search_dir: str | None = None) -> Callable[..., nn.Module]:
+    """Resolve `"package.module:factory"` to a callable; errors name the part that failed.
+
+    `search_dir` (the config's folder) is searched first, as a `checkpoint` path is resolved there.
+    """
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise PruneScopeError(
             f"import {spec!r} is not of the form 'package.module:factory'",
             'write e.g. import = "mymodels.nets:make_net"',
         )
+    if search_dir is not None and str(search_dir) not in sys.path:
+        sys.path.insert(0, str(search_dir))
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise PruneScopeError(
-            f"cannot import module {module_name!r}: {exc}", "make it importable (PYTHONPATH or pip install -e)"
+            f"cannot import module {module_name!r}: {exc}",
+            "put it next to the config, or make it importable (PYTHONPATH or pip install -e)",
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - any error while running the user's module is theirs to fix
+        raise PruneScopeError(
+            f"importing module {module_name!r} failed: {type(exc).__name__}: {exc}", "fix the error in that module"
         ) from None
     factory = getattr(module, attr, None)
     if not callable(factory):
@@ -201,10 +227,25 @@ def build_model(
     image_size: tuple[int, int],
     num_classes: int,
     factory: Callable[..., nn.Module] | None = None,
+    import_dir: str | None = None,
 ) -> nn.Module:
-    """Build a registered architecture, or call a user factory (`import_spec` or a callable) with `kwargs`."""
+    """Build a registered architecture, or call a user factory (`import_spec` or a callable) with `kwargs`.
+
+    `import_dir` is searched first for the module of `import_spec`. An exception raised by a
+    user factory becomes a PruneScopeError naming it.
+    """
     if import_spec is not None or factory is not None:
-        model = (factory or import_factory(str(import_spec)))(**kwargs)
+        make = factory or import_factory(str(import_spec), import_dir)
+        try:
+            model = make(**kwargs)
+        except PruneScopeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the user's factory may fail in any way
+            name = import_spec or getattr(make, "__name__", "the model factory")
+            raise PruneScopeError(
+                f"{name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) raised {type(exc).__name__}: {exc}",
+                "fix the factory or its `kwargs`",
+            ) from None
         if not isinstance(model, nn.Module):
             raise PruneScopeError(
                 f"{import_spec or factory} returned {type(model).__name__}, not an nn.Module", "return the model object"
@@ -231,6 +272,13 @@ def final_linear(model: nn.Module, example: torch.Tensor) -> tuple[str, nn.Linea
     try:
         with torch.no_grad():
             output = model(example)
+    except Exception as exc:  # noqa: BLE001 - a model that cannot take the data set's images
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PruneScopeError(
+            f"the model fails on a batch of the data set's images (shape {tuple(example.shape)}): {first}",
+            "build it for these inputs (channels, image size, classes), or resize the images "
+            "([dataset] options = { image_size = N } for imagefolder)",
+        ) from None
     finally:
         for h in hooks:
             h.remove()
@@ -248,33 +296,89 @@ def final_linear(model: nn.Module, example: torch.Tensor) -> tuple[str, nn.Linea
     )
 
 
-def load_state(model: nn.Module, path: Path) -> None:
-    """Load a state_dict checkpoint (weights_only=True) into `model`, with clear errors."""
+STATE_KEYS = ("state_dict", "model_state_dict", "model")  # where training scripts nest the weights
+ACCURACY_KEYS = ("accuracy", "test_accuracy", "acc", "test_acc", "best_acc")  # metadata beside them
+
+
+def fold_pruning_masks(state: dict[str, Any]) -> dict[str, Any]:
+    """A state_dict of a model pruned with `torch.nn.utils.prune` and not `prune.remove`d
+    (`<name>_orig` and `<name>_mask` entries) as `prune.remove` would leave it: `<name>` =
+    orig × mask, so the masked weights are exact zeros."""
+    folded = dict(state)
+    for key in [k for k in state if k.endswith("_orig")]:
+        base = key[: -len("_orig")]
+        mask = state.get(f"{base}_mask")
+        if mask is None or base in state:
+            continue
+        folded[base] = state[key] * mask.to(state[key].dtype)
+        del folded[key], folded[f"{base}_mask"]
+    return folded
+
+
+def _reported_accuracy(meta: dict[str, Any]) -> float | None:
+    """The accuracy a checkpoint's metadata reports, as a fraction (percentages are divided by 100)."""
+    for key in ACCURACY_KEYS:
+        value = meta.get(key)
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 100:
+            return float(value) / 100 if value > 1 else float(value)
+    return None
+
+
+def load_state(model: nn.Module, path: Path) -> dict[str, Any]:
+    """Load a state_dict checkpoint (weights_only=True) into `model`, with clear errors.
+
+    Accepts a plain state_dict, one nested under `state_dict` / `model_state_dict` / `model`
+    beside metadata, and the state of a model pruned with `torch.nn.utils.prune` (masks
+    folded in). Returns what the checkpoint says about itself: `reported_accuracy` when its
+    metadata holds one.
+    """
     if not path.is_file():
         raise PruneScopeError(f"checkpoint {path} does not exist", "check the `checkpoint` path in the config")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only load failed" not in str(exc).lower():
+            raise PruneScopeError(
+                f"cannot read checkpoint {path}: it is not a PyTorch file ({str(exc).splitlines()[0]})",
+                "save the weights with torch.save(model.state_dict(), path)",
+            ) from None
         raise PruneScopeError(
-            f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}",
+            f"checkpoint {path} holds pickled Python objects (a whole model saved with torch.save(model), "
+            "or other code), which PruneScope does not load: unpickling can run any code",
+            "where you trust the file, save its weights instead: "
+            f"torch.save(torch.load('{path.name}', weights_only=False).state_dict(), 'state_dict.pt')",
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - a file torch cannot parse fails in many ways (KeyError on text)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PruneScopeError(
+            f"cannot read checkpoint {path}: {first}",
             "the file is truncated or not a PyTorch state_dict: "
             "save it again with torch.save(model.state_dict(), path)",
         ) from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
+    meta: dict[str, Any] = {}
+    if isinstance(state, dict):
+        nested = next((k for k in STATE_KEYS if isinstance(state.get(k), dict)), None)
+        if nested is not None:
+            meta, state = {k: v for k, v in state.items() if k != nested}, state[nested]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise PruneScopeError(
-            f"checkpoint {path} holds a {type(state).__name__}, not a state_dict",
+            f"checkpoint {path} holds a {type(state).__name__} that is not a state_dict of tensors",
             "save it with torch.save(model.state_dict(), path)",
         )
     try:
-        model.load_state_dict(state)
+        model.load_state_dict(fold_pruning_masks(state))
     except RuntimeError as exc:
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()][:4]
         raise PruneScopeError(
             f"checkpoint {path} does not fit the architecture: {' '.join(lines)}",
             "use the architecture (and data set: channels, classes) the checkpoint was trained with",
         ) from None
+    accuracy = _reported_accuracy(meta)
+    return {} if accuracy is None else {"reported_accuracy": accuracy}
 
 
 def prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:

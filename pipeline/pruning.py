@@ -17,7 +17,7 @@ from __future__ import annotations
 import fnmatch
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Iterable, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -284,6 +284,29 @@ def make_permanent(model: nn.Module) -> None:
 
 def sparsity(model: nn.Module) -> float:
     """Fraction of zero weights over all prunable layers of the model (measured, not requested)."""
+    return measure(model)["sparsity"]
+
+
+def measure(model: nn.Module, parent: nn.Module | None = None) -> dict[str, Any]:
+    """Sparsity and parameter counts of `model`, measured on its weights.
+
+    Sparsity is the fraction of prunable weights (Conv2d, Linear) that are zero. With a
+    `parent` that has more prunable weights (a structurally pruned model: channels physically
+    removed, a narrower net), the removed weights count as zeros: sparsity is
+    1 − nonzero(model) / prunable weights of the parent, and `params_total` is the parent's.
+    """
     weights = [m.weight.detach() for _, m in prunable_layers(model)]
     total = sum(w.numel() for w in weights)
-    return float(sum(int((w == 0).sum()) for w in weights) / total) if total else 0.0
+    nonzero = sum(int((w != 0).sum()) for w in weights)
+    params = list(model.parameters())
+    out = {
+        "sparsity": 1.0 - nonzero / total if total else 0.0,
+        "params_total": sum(p.numel() for p in params),
+        "params_nonzero": sum(int((p != 0).sum()) for p in params),
+    }
+    if parent is not None:
+        parent_total = sum(m.weight.numel() for _, m in prunable_layers(parent))
+        if parent_total > total:
+            out["sparsity"] = 1.0 - nonzero / parent_total
+            out["params_total"] = max(out["params_total"], sum(p.numel() for p in parent.parameters()))
+    return out

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import store
+from pipeline.checks import model_warnings
 from pipeline.store.schema import EVALUATIONS_TABLE, MODELS_TABLE
 
 
@@ -27,7 +28,13 @@ def render_report(run_dir: Path) -> str:
     if len(cols) > 1:
         out += [
             "",
-            "Table 1: Pearson correlation of per-sample robustness with clean geometry",
+            f"Table 1: Pearson correlation of per-sample robustness with clean geometry "
+            f"(margin: {store.margin_label(meta)})",
             store.run_table1(run_dir).to_string(float_format=lambda v: f"{v:+.3f}"),
         ]
+    first = list(models["model_id"][:1])
+    labels = store.clean_samples(run_dir, first, ["label"], meta["num_classes"]).column("label").to_numpy()
+    notes = model_warnings(models.to_dict("records"), evals.to_dict("records"), labels)
+    if notes:
+        out += ["", "Warnings:"] + [f"  - {n}" for n in notes]
     return "\n".join(out)

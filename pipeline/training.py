@@ -15,6 +15,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from pipeline.config import FinetuneConfig, TrainConfig
+from pipeline.datasets import ImageDataset
+from pipeline.errors import PruneScopeError
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,25 @@ class Normalizer:
         mean = torch.tensor(self.mean, device=device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=device).view(1, -1, 1, 1)
         return x.sub_(mean).div_(std)
+
+
+def make_normalizer(data: ImageDataset, normalization: str | dict[str, tuple[float, ...]]) -> Normalizer:
+    """The run's input normalisation: the training set's per-channel statistics ("train"),
+    none beyond x/255 ("none"), or the given mean and std (one per image channel)."""
+    channels = data.image_shape[2]
+    if normalization == "train":
+        mean, std = data.channel_stats()
+        return Normalizer(tuple(mean), tuple(std))
+    if normalization == "none":
+        return Normalizer((0.0,) * channels, (1.0,) * channels)
+    assert isinstance(normalization, dict)
+    if len(normalization["mean"]) != channels:
+        raise PruneScopeError(
+            f"[dataset] normalization has {len(normalization['mean'])} values per statistic "
+            f"but the {data.name} images have {channels} channel(s)",
+            "give one mean and one std per image channel",
+        )
+    return Normalizer(tuple(normalization["mean"]), tuple(normalization["std"]))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -92,7 +113,11 @@ def fit(
     for epoch in range(epochs):
         total, correct, loss_sum = 0, 0, 0.0
         bar = tqdm(
-            list(batches(len(y_all), batch_size, gen)), desc=f"{desc} {epoch + 1}/{epochs}", leave=False, unit="batch"
+            list(batches(len(y_all), batch_size, gen)),
+            desc=f"{desc} {epoch + 1}/{epochs}",
+            leave=False,
+            unit="batch",
+            disable=None,
         )
         for idx in bar:
             x = _augment(norm(x_all[idx], device), augment, gen)

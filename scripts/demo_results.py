@@ -1,4 +1,5 @@
-"""Accuracy vs sparsity of a run for the README: a PNG plot and a Markdown table.
+"""The README's demo numbers, from a run: accuracy vs sparsity (a PNG plot and a Markdown
+table) and the paper's claims checked on it (`python -m pipeline paper`) as a Markdown table.
 
 Usage: python scripts/demo_results.py cache/store/demo docs/demo_accuracy_vs_sparsity.png
 """
@@ -14,6 +15,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.figures.sweetspot import accuracy_vs_sparsity, variant_labels  # noqa: E402
+from pipeline.paper import check_claims  # noqa: E402
 from scripts.render_png import figure_png  # noqa: E402
 
 
@@ -33,12 +35,22 @@ def markdown_table(models: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def claims_table(run_dir: Path) -> str:
+    """The paper's claims on the run: source, claim, the paper's value, the run's, the verdict; then the notes."""
+    _, claims, notes = check_claims(run_dir)
+    lines = ["| | claim | paper | demo | reproduces |", "|---|---|---|---|---|"]
+    lines += [f"| {c.source} | {c.claim} | {c.paper} | {c.run} | **{c.verdict}** |" for c in claims]
+    return "\n".join(lines + [""] + [f"Note: {n}." for n in notes])
+
+
 def main() -> None:
     run_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
     models = pq.read_table(run_dir / "models.parquet").to_pandas()
     out.parent.mkdir(parents=True, exist_ok=True)
     figure_png(accuracy_vs_sparsity(models, title=f"{run_dir.name}: clean accuracy vs sparsity"), out)
     print(markdown_table(models))
+    print()
+    print(claims_table(run_dir))
 
 
 if __name__ == "__main__":

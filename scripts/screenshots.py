@@ -81,6 +81,7 @@ def main() -> None:
             (ids.ROBUST_MARGIN, "robustness_margin"),
             (ids.ROBUST_SWEETSPOT, "robustness_sweetspot"),
             (ids.ROBUST_TABLE1, "robustness_table1"),
+            (ids.DIM_GRAPH, "dimension"),
         ):
             shoot(driver, view, outdir / f"view_{name}.png")
         bars = driver.find_elements("css selector", f"#{ids.EVAL_TABLE} .trace.bars .point path")

@@ -18,6 +18,7 @@ from plotly.io.json import to_json_plotly
 from app import ids, plotlyjs
 from app.figures import decode_array
 from app.figures.density import kde
+from app.figures.dimension import angle_dimension
 from app.figures.evaltable import evaluation_table, table_frame
 from app.figures.local import comparison, empty_figure, small_multiples, trajectories
 from app.figures.parallel import (
@@ -256,7 +257,48 @@ def _every_builder() -> dict[str, dict]:
         "margin-empty": margin_change([]),
         "sweetspot": accuracy_vs_sparsity(models, selected="m-mag-50"),
         "sweetspot-empty": accuracy_vs_sparsity(models.iloc[0:0]),
+        "dimension": angle_dimension(angle_summary_frame()),
+        "dimension-empty": angle_dimension(angle_summary_frame().iloc[0:0]),
     }
+
+
+def angle_summary_frame() -> pd.DataFrame:
+    """Fig. 3's per-model numbers for an untrained, a dense and two pruned models (two widths)."""
+    return pd.DataFrame(
+        {
+            "model_id": ["u", "d", "p1", "p2"],
+            "method": ["dense", "dense", "magnitude", "random"],
+            "kind": ["untrained", "dense", "pruned", "pruned"],
+            "dim": [84, 128, 128, 128],
+            "sparsity": [0.0, 0.0, 0.5, 0.9],
+            "clean_accuracy": [0.1, 0.98, 0.97, 0.1],
+            "n": [100, 100, 100, 100],
+            "angle_mean": [89.0, 60.0, 62.0, 88.0],
+            "angle_std": [6.5, 10.0, 11.0, 5.0],
+            "other_mean": [90.0, 95.0, 95.0, 90.0],
+            "other_std": [6.0, 8.0, 8.0, 5.0],
+            "above_30": [1.0, 0.95, 0.94, 1.0],
+        }
+    )
+
+
+def test_angle_dimension_draws_random_vectors_and_each_kind():
+    from pipeline.store import random_angle_stats
+
+    fig = angle_dimension(angle_summary_frame())
+    band = next(t for t in fig["data"] if t.get("fill") == "toself")
+    x, y = arr(band["x"]), arr(band["y"])
+    _, std = random_angle_stats(x[: len(x) // 2].round().astype(int))
+    np.testing.assert_allclose(y[: len(x) // 2], 90 + std, rtol=1e-5)  # the band is mean ± std of random vectors
+    names = {t.get("name") for t in fig["data"]}
+    assert {"untrained: own class", "dense: other classes", "pruned: own class", "magnitude"} <= names
+    pruned = next(t for t in fig["data"] if t.get("name") == "pruned: own class")
+    m = 0.5 * (62.0 + 88.0)
+    assert arr(pruned["y"])[0] == pytest.approx(m, rel=1e-6)  # pooled over the two pruned models
+    assert arr(pruned["error_y"]["array"])[0] == pytest.approx(
+        np.sqrt(0.5 * (11.0**2 + 62.0**2 + 5.0**2 + 88.0**2) - m * m), rel=1e-5
+    )
+    assert "no clean evaluations" in F(angle_dimension(angle_summary_frame().iloc[0:0])).layout.annotations[0].text
 
 
 @pytest.mark.parametrize("name", list(_every_builder()))

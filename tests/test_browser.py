@@ -44,6 +44,7 @@ def views_drawn(duo) -> bool:
     glob = figure_data(duo, ids.GLOBAL_GRAPH)
     margin = figure_data(duo, ids.ROBUST_MARGIN)
     sweet = figure_data(duo, ids.ROBUST_SWEETSPOT)
+    dims = figure_data(duo, ids.DIM_GRAPH)
     images = duo.driver.find_elements("css selector", f"#{ids.SAMPLES_GRID} img")
     return (
         any(t.get("type") == "bar" and t["n"] > 10 for t in table)
@@ -51,6 +52,8 @@ def views_drawn(duo) -> bool:
         and any(t.get("mode") == "lines" and t["n"] > 0 for t in glob)
         and any(t.get("fill") == "tozeroy" for t in margin)
         and len(sweet) > 3
+        and any(t.get("fill") == "toself" for t in dims)  # Fig. 3's random-vector band
+        and sum(t.get("mode") == "markers" for t in dims) >= 4  # dense and pruned, own and other classes
         and len(images) > 0
     )
 

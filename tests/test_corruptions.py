@@ -31,9 +31,10 @@ from pipeline.corruptions import (
 )
 from pipeline.datasets import load_dataset
 from pipeline.errors import PruneScopeError
-from pipeline.runner import RunContext, build_run, evalset_images
+from pipeline.runner import build_run
 from pipeline.store import relative_margin_change, trim
 from pipeline.store import run_table1 as table1
+from pipeline.units import RunContext, evalset_images
 from tests.conftest import tiny_config
 
 REPO = Path(__file__).resolve().parents[1]

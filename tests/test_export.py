@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from app.export import build_snapshot, script_json, snapshot_filename, write_file
@@ -45,7 +46,16 @@ def test_snapshot_is_self_contained(snapshot):
 
 def test_snapshot_holds_every_figure_and_the_linking_data(snapshot, tiny_run):
     data = snapshot_data(snapshot)
-    assert set(data["figures"]) == {"evaltable", "local", "trajectories", "global", "density", "margin", "sweetspot"}
+    assert set(data["figures"]) == {
+        "evaltable",
+        "local",
+        "trajectories",
+        "global",
+        "density",
+        "margin",
+        "sweetspot",
+        "dimension",
+    }
     assert all(f'<div id="fig-{k}" class="fig"></div>' in snapshot for k in data["figures"])
     assert [t["name"] for t in data["figures"]["global"]["data"][:3]] == ["reference", "compared", "selected"]
     reader = StoreReader(tiny_run.parent)
@@ -188,3 +198,18 @@ def test_write_file_reports_a_failed_write(tmp_path):
     (tmp_path / "afile").write_text("")
     with pytest.raises(PruneScopeError, match="cannot write"):
         write_file(tmp_path / "afile" / "x.html", "text")
+
+
+def test_snapshot_names_the_runs_margin_definition(snapshot):
+    """Table 1, the parallel coordinates' title and the margin densities say which margin they show
+    (the tiny run has no corrupted sets, so no Fig. 10: its builder is checked on its own)."""
+    from app.figures.robustness import margin_change
+
+    data = snapshot_data(snapshot)
+    label = "margin (eq. 5)"
+    assert f"<th>{label}</th>" in snapshot
+    assert f"last axis: {label}" in data["figures"]["global"]["layout"]["title"]["text"]
+    fig10 = margin_change([("m", np.linspace(-1, 1, 50))], label)
+    assert label in fig10["layout"]["title"]["text"] and "signed margin" not in fig10["layout"]["title"]["text"]
+    titles = [v.get("title", {}).get("text") for k, v in data["figures"]["local"]["layout"].items() if "axis" in k]
+    assert label in titles

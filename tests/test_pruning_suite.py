@@ -80,7 +80,7 @@ def test_model_pruned_elsewhere_and_user_import(tmp_path, user_nets):
     run = build_run(parse_config(cfg), tmp_path / "store").run_dir
     assert store.validate_run(run) == []
     models = pq.read_table(run / store.MODELS).to_pandas().set_index("model_id")
-    assert models.loc["mlp-ours", "parent_id"] == "mlp-dense"
+    assert models.loc["mlp-ours", "parent_id"] == "mlp"  # user ids are kept as written
     assert models.loc["mlp-ours", "method"] == "lab_prune" and models.loc["mlp-ours", "init"] == "external"
     n_first, n_all = 64 * 32, 64 * 32 + 32 * 10
     assert models.loc["mlp-ours", "sparsity"] == pytest.approx((n_first // 2) / n_all, abs=2 / n_all)
@@ -107,7 +107,7 @@ def test_analyze_api_for_notebook_models(tmp_path):
     )
     assert store.validate_run(run) == []
     models = pq.read_table(run / store.MODELS).to_pandas().set_index("model_id")
-    assert set(models.index) == {"net-dense", "half"}
+    assert set(models.index) == {"net", "half"}
     assert models.loc["half", "sparsity"] == pytest.approx(512 / (1024 + 160))
     again = pipeline.analyze(
         {"net": net, "half": pruned}, store=tmp_path, run="nb", parent="net", test_limit=50, device="cpu"

@@ -15,6 +15,8 @@ import torch
 
 from pipeline import store
 from pipeline.errors import PruneScopeError
+from tests.conftest import tiny_config
+from tests.test_metrics import eq5_margin
 
 
 def copy_run(run: Path, tmp_path: Path) -> Path:
@@ -65,6 +67,60 @@ def test_samples_round_trip(tiny_run):
     assert len(images) == 120 and images["png"].iloc[0].startswith(b"\x89PNG")
     feats = pq.read_table(store.features_path(tiny_run, "digits_cnn-dense", "clean", 0))
     assert feats.num_rows == 120 and feats.schema.field("feature").type.list_size == 128
+
+
+def stored_geometry(run: Path, model_id: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """A model's clean samples, features, head weight and bias, as the store holds them."""
+    samples = pq.read_table(store.samples_path(run, model_id, store.CLEAN, 0)).to_pandas().set_index("sample_id")
+    feats = pq.read_table(store.features_path(run, model_id, store.CLEAN, 0)).to_pandas().set_index("sample_id")
+    x = np.stack(feats.loc[samples.index, "feature"].to_numpy())
+    head = pq.read_table(run / store.HEADS).to_pandas()
+    head = head[head["model_id"] == model_id].sort_values("class_index")
+    return samples, x, np.stack(head["weight"].to_numpy()), head["bias"].to_numpy()
+
+
+def test_stored_margin_is_eq5_recomputed_from_features_and_heads(tiny_run):
+    """The run records the definition, and every model's clean `margin` is paper eq. 5 of its stored
+    features and head, computed per sample and class, wrong predictions included."""
+    assert store.margin_definition(store.read_run_json(tiny_run)) == store.MARGIN_EQ5
+    models = pq.read_table(tiny_run / store.MODELS).column("model_id").to_pylist()
+    wrong = 0
+    for model_id in models:
+        samples, x, w, b = stored_geometry(tiny_run, model_id)
+        pred = np.argmax(x @ w.T + b, axis=1)
+        np.testing.assert_array_equal(pred, samples["pred"])
+        expected = [eq5_margin(xi, w, int(y), bool(c)) for xi, y, c in zip(x, samples["label"], samples["correct"])]
+        np.testing.assert_allclose(samples["margin"], expected, rtol=1e-4, atol=1e-5)
+        wrong += int((~samples["correct"]).sum())
+    assert wrong > 50  # the check covers wrong predictions, where eq. 5 and the signed margin part
+
+
+def test_signed_margin_option_is_recorded_and_kept(tmp_path):
+    from pipeline.config import parse_config
+    from pipeline.runner import build_run
+
+    cfg = tiny_config(prune=[], evaluation={"margin": "signed"})
+    run = build_run(parse_config(cfg), tmp_path).run_dir
+    assert store.read_run_json(run)["margin"] == store.MARGIN_SIGNED
+    samples, x, w, b = stored_geometry(run, "digits_cnn-dense")
+    z = x @ w.T + b
+    for i, y in enumerate(samples["label"]):
+        d = [(z[i, y] - z[i, j]) / np.linalg.norm(w[y] - w[j]) for j in range(len(w)) if j != y]
+        assert samples["margin"].iloc[i] == pytest.approx(min(d), rel=1e-4, abs=1e-5)
+    # a run from before the key existed, with the config that now means eq. 5: resuming must not mix them
+    meta = store.read_run_json(run)
+    del meta["margin"]
+    meta["config"] = tiny_config(prune=[])
+    store.write_json(meta, run / store.RUN_JSON)
+    with pytest.raises(PruneScopeError, match="holds the 'signed' margin"):
+        build_run(parse_config(tiny_config(prune=[])), tmp_path)
+
+
+def test_unknown_margin_definition_is_refused():
+    from pipeline.config import parse_config
+
+    with pytest.raises(PruneScopeError, match="unknown margin definition 'hinge'"):
+        parse_config(tiny_config(evaluation={"margin": "hinge"}))
 
 
 @pytest.mark.parametrize(
@@ -124,3 +180,9 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
 def test_ids_are_single_safe_path_components(bad):
     with pytest.raises(PruneScopeError):
         store.check_id(bad)
+
+
+def test_margin_label_follows_run_json():
+    assert store.margin_label({"margin": "eq5"}) == "margin (eq. 5)"
+    assert store.margin_label({"margin": "signed"}).startswith("signed margin")
+    assert store.margin_label({}).startswith("signed margin")  # runs from before the key held the signed margin

@@ -100,6 +100,17 @@ def test_a_run_written_from_the_docs_validates_with_warnings_only(foreign_store)
         assert expected in out.stdout
 
 
+def test_validate_exits_1_on_errors_and_names_each_fix(tiny_run, tmp_path):
+    run = tmp_path / "tiny"
+    shutil.copytree(tiny_run, run)
+    for damage in ("truncated samples file", "3 class names for 10 labels"):
+        DAMAGES[damage][0](run)
+    out = run_cli("-m", "pipeline", "validate", str(run))
+    assert out.returncode == 1 and "2 error(s)" in out.stdout, out.stdout
+    assert "clean.parquet: is not a readable samples file" in out.stdout and "3 class names" in out.stdout
+    assert out.stdout.count("(fix: ") == 2 and "Traceback" not in out.stderr
+
+
 def test_the_reader_reads_another_tools_run(foreign_store):
     reader = StoreReader(foreign_store)
     models = reader.models("toy").set_index("model_id")

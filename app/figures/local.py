@@ -54,7 +54,7 @@ def classes_to_show(df: pd.DataFrame, focus: int, num_classes: int) -> list[int]
 
 def empty_figure(message: str, height: int = 260) -> Figure:
     """A blank plot that says `message` (wrapped narrow enough for a small panel: a store error and its fix)."""
-    lines = textwrap.wrap(html.escape(message), 60) or [""]
+    lines = textwrap.wrap(html.escape(message, quote=False), 60) or [""]
     return figure(
         {
             "data": [],
@@ -80,9 +80,15 @@ def empty_figure(message: str, height: int = 260) -> Figure:
 
 
 def small_multiples(
-    df: pd.DataFrame, class_names: list[str], classes: list[int], selected: set[int] | None = None, per_row: int = 5
+    df: pd.DataFrame,
+    class_names: list[str],
+    classes: list[int],
+    selected: set[int] | None = None,
+    per_row: int = 5,
+    margin_label: str = "margin",
 ) -> Figure:
-    """`df`: one evaluation set's rows (sample_id, label, correct, angle, length, margin)."""
+    """`df`: one evaluation set's rows (sample_id, label, correct, angle, length, margin);
+    `margin_label` names the run's margin definition under each margin density."""
     classes = [c for c in classes if (df["label"] == c).any()]
     if not classes:
         return empty_figure("no samples of these classes in this evaluation set")
@@ -180,7 +186,11 @@ def small_multiples(
         updates[top.ykey] = plain
         updates[side.xkey] = plain
         updates[side.ykey] = {"range": l_range, **plain}
-        updates[corner.xkey] = {"showgrid": False, "tickfont": {"size": 8}}
+        updates[corner.xkey] = {
+            "showgrid": False,
+            "tickfont": {"size": 8},
+            "title": {"text": margin_label, "font": {"size": 8}, "standoff": 0},
+        }
         updates[corner.ykey] = plain
         notes.append(cell_title(top, _title(df, c, class_names)))
         if total > len(g):

@@ -10,8 +10,9 @@ from app.figures.local import empty_figure
 from app.figures.style import FONT, GREY, YELLOW
 
 
-def margin_change(curves: list[tuple[str, np.ndarray]]) -> Figure:
-    """Densities of (m_clean − m_corrupted) / m_clean, already trimmed 0.5 % each side."""
+def margin_change(curves: list[tuple[str, np.ndarray]], margin_label: str = "margin") -> Figure:
+    """Densities of (m_clean − m_corrupted) / m_clean, already trimmed 0.5 % each side; `margin_label`
+    names the run's margin definition."""
     curves = [(label, v) for label, v in curves if len(v) > 1]
     if not curves:
         return empty_figure(
@@ -40,7 +41,7 @@ def margin_change(curves: list[tuple[str, np.ndarray]]) -> Figure:
                 "height": 420,
                 "margin": {"l": 50, "r": 10, "t": 40, "b": 40},
                 "title": {
-                    "text": "Relative margin change under corruption (right of 0: margins shrink)",
+                    "text": f"Relative change of the {margin_label} under corruption (right of 0: it shrinks)",
                     "font": {"size": 13},
                     "x": 0.01,
                 },

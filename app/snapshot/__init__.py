@@ -31,6 +31,7 @@ class Context:
     ref: Combo
     cmp: Combo | None
     focus: int
+    margin_label: str = "margin"  # the run's margin definition (pipeline.store.margin_label)
 
 
 @dataclass

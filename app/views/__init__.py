@@ -10,6 +10,16 @@ from types import ModuleType
 def views() -> tuple[ModuleType, ...]:
     """Every view, in page order (the snapshot draws its parts in this order). Imported when
     asked for: the export view builds snapshots, which loop over the views."""
-    from app.views import combinations, evaltable, export, global_, local, problems, robustness, samples
+    from app.views import (
+        combinations,
+        dimension,
+        evaltable,
+        export,
+        global_,
+        local,
+        problems,
+        robustness,
+        samples,
+    )
 
-    return (problems, evaltable, combinations, local, global_, samples, robustness, export)
+    return (problems, evaltable, combinations, local, global_, samples, robustness, dimension, export)

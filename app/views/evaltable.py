@@ -12,6 +12,7 @@ import dash
 from dash import Input, Output, Patch, State, dcc, html
 
 from app import ids
+from app.background import job_error_message
 from app.figures.evaltable import evaluation_table, outline_widths, table_frame
 from app.figures.local import empty_figure
 from app.reader import StoreError, StoreReader
@@ -64,6 +65,12 @@ def _table(reader: StoreReader, run: str, severity, selection, ref: Combo | None
     )
 
 
+def _job_failed(exc: Exception) -> object:
+    """The note says why the selection's accuracy did not come (e.g. its Celery worker died)."""
+    dash.set_props(ids.EVAL_NOTE, {"children": job_error_message(exc)})
+    return dash.no_update
+
+
 def register(app: dash.Dash, reader: StoreReader) -> None:
     store_dir, cache_dir = reader.store_dir, reader.cache_dir
 
@@ -113,6 +120,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
                 "",
             )
         ],
+        on_error=_job_failed,
     )
     def prepare(run, severity, selection, ref_key, cmp_key):
         try:  # its own process: its own reader and cache handle; the matrix lands in the shared cache

@@ -9,6 +9,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
 
 from app import ids
+from app.background import job_error_message
 from app.export import PERCENT, build_snapshot, snapshot_filename
 from app.reader import StoreError, StoreReader
 from app.state import Combo
@@ -61,6 +62,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         progress=[Output(ids.EXPORT_PROGRESS, "value")],
         cancel=[Input(ids.EXPORT_CANCEL, "n_clicks")],
         prevent_initial_call=True,
+        on_error=lambda exc: (dash.no_update, job_error_message(exc)),  # e.g. its Celery worker died
     )
     def export(set_progress, _, run, ref_key, cmp_key, focus):
         ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)

@@ -27,6 +27,7 @@ from app.reader import StoreError, StoreReader
 from app.snapshot import Context, Part, fig, section
 from app.state import Combo, make_selection, selected_ids
 from app.views.common import card, graph
+from pipeline import store
 
 HELP = (
     "Samples of the class in focus as lines through one axis per class (the angle to that class "
@@ -76,11 +77,23 @@ def _note(names: list[str], focus: int, dims: list, compared: bool) -> str:
 
 
 def figures(
-    reader: StoreReader, run: str, ref: Combo, cmp: Combo | None, focus: int, selection: set[int] | None, boxes=None
+    reader: StoreReader,
+    run: str,
+    ref: Combo,
+    cmp: Combo | None,
+    focus: int,
+    selection: set[int] | None,
+    boxes=None,
+    margin_label: str = "margin",
 ) -> tuple[Figure, Figure, str]:
-    """The parallel coordinates, their density strips and the note above them."""
+    """The parallel coordinates, their density strips and the note above them; the title names
+    the last axis after the run's margin definition (`margin_label`)."""
     names, a, b, dims = _frames(reader, run, ref, cmp, focus)
-    title = f"{ref.model_id} · {ref.evalset}" + (f" vs {cmp.model_id} · {cmp.evalset}" if cmp else "")
+    title = (
+        f"{ref.model_id} · {ref.evalset}"
+        + (f" vs {cmp.model_id} · {cmp.evalset}" if cmp else "")
+        + f" · last axis: {margin_label}"
+    )
     return (
         parallel_coordinates(a, dims, title, selection, boxes, compared=b),
         density_strips(a, b, dims),
@@ -114,8 +127,9 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
             return empty_figure("pick a reference combination"), empty_figure("", height=96), "", []
         own = dash.ctx.triggered_id == ids.SELECTION and (selection or {}).get("source") == "global"
         try:
+            margin_label = store.margin_label(reader.meta(run))
             lines, strips, note = figures(
-                reader, run, ref, cmp, int(focus), selected_ids(selection), boxes if own else None
+                reader, run, ref, cmp, int(focus), selected_ids(selection), boxes if own else None, margin_label
             )
         except StoreError as exc:
             return empty_figure(f"{exc.problem} — {exc.fix}"), empty_figure("", height=96), "", []
@@ -154,7 +168,9 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
 def snapshot(ctx: Context) -> Part:
     """The parallel coordinates of the class in focus, with every drawn line's position on each
     axis (0 bottom, 1 top) and its trace, for the linking script to brush and repaint."""
-    lines_fig, strips, note = figures(ctx.reader, ctx.run, ctx.ref, ctx.cmp, ctx.focus, None)
+    lines_fig, strips, note = figures(
+        ctx.reader, ctx.run, ctx.ref, ctx.cmp, ctx.focus, None, margin_label=ctx.margin_label
+    )
     _, a, b, dims = _frames(ctx.reader, ctx.run, ctx.ref, ctx.cmp, ctx.focus)
     lines = line_frame(a, b)
     shown = shown_lines(lines)

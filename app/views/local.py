@@ -14,6 +14,7 @@ from app.reader import StoreError, StoreReader
 from app.snapshot import Context, Part, fig, section
 from app.state import Combo, make_selection, selected_ids
 from app.views.common import card, graph, labelled
+from pipeline import store
 
 HELP = (
     "Per class: angle between each sample's feature and the class direction (x; small is good) "
@@ -46,10 +47,14 @@ def default_class(flips: pd.Series) -> int:
 
 
 def single(reader: StoreReader, run: str, ref: Combo, focus: int, chosen: set[int] | None) -> Figure:
-    """The reference's small multiples (the classes to show, the one in focus among them)."""
-    names = reader.meta(run)["class_names"]
+    """The reference's small multiples (the classes to show, the one in focus among them), each
+    margin density labelled with the run's margin definition."""
+    meta = reader.meta(run)
+    names = meta["class_names"]
     df = reader.samples(run, ref.model_id, ref.corruption, ref.severity)
-    return small_multiples(df, names, classes_to_show(df, focus, len(names)), chosen)
+    return small_multiples(
+        df, names, classes_to_show(df, focus, len(names)), chosen, margin_label=store.margin_label(meta)
+    )
 
 
 def compare(

@@ -16,6 +16,7 @@ from app.reader import StoreError, StoreReader
 from app.snapshot import Context, Part, fig, section, to_html
 from app.state import Combo
 from app.views.common import card, graph
+from pipeline import store
 
 HELP_MARGIN = (
     "How much each sample's margin shrinks under every corruption and severity, "
@@ -34,10 +35,19 @@ HELP_SWEET = (
 METRICS = ("angle", "length", "margin")
 
 
+def table1_columns(margin_label: str) -> list[dict[str, str]]:
+    """Table 1's columns, the margin one named after the run's definition."""
+    return (
+        [{"name": c, "id": c} for c in ("model", "angle", "length")]
+        + [{"name": margin_label, "id": "margin"}]
+        + [{"name": "note", "id": "note"}]
+    )
+
+
 def layout() -> html.Div:
     table = dash_table.DataTable(
         id=ids.ROBUST_TABLE1,
-        columns=[{"name": c, "id": c} for c in ("model", *METRICS)],
+        columns=table1_columns("margin"),
         page_size=12,
         sort_action="native",
         style_table={"overflowX": "auto", "maxWidth": "100%"},
@@ -70,8 +80,11 @@ def layout() -> html.Div:
     )
 
 
-def figures(reader: StoreReader, run: str, ref: Combo | None, cmp: Combo | None) -> tuple[Figure, Figure, list[dict]]:
-    """The margin change densities, accuracy vs sparsity and the rows of Table 1 (NaN as None)."""
+def figures(
+    reader: StoreReader, run: str, ref: Combo | None, cmp: Combo | None, margin_label: str = "margin"
+) -> tuple[Figure, Figure, list[dict]]:
+    """The margin change densities, accuracy vs sparsity and the rows of Table 1 (NaN as None);
+    `margin_label` names the run's margin definition."""
     curves = [(c.model_id, reader.margin_changes(run, c.model_id)) for c in dict.fromkeys(c for c in (ref, cmp) if c)]
     if ref and cmp and ref.model_id == cmp.model_id:
         curves = curves[:1]
@@ -86,19 +99,22 @@ def figures(reader: StoreReader, run: str, ref: Combo | None, cmp: Combo | None)
         {
             "model": r.model_id,
             **{k: None if np.isnan(getattr(r, k)) else round(float(getattr(r, k)), 3) for k in METRICS},
+            "note": getattr(r, "note", "") or "",
         }
         for r in reader.table1(run).itertuples()
     ]
-    return margin_change(curves), sweet, table
+    return margin_change(curves, margin_label), sweet, table
 
 
-def table1_html(table: list[dict], highlight: set[str]) -> html.Table:
+def table1_html(table: list[dict], highlight: set[str], margin_label: str = "margin") -> html.Table:
     """Table 1 as plain HTML (the snapshot's), the reference and compared rows highlighted."""
-    head = html.Thead(html.Tr([html.Th(c) for c in ("model", *METRICS)]))
+    head = html.Thead(html.Tr([html.Th(c["name"]) for c in table1_columns(margin_label)]))
     body = html.Tbody(
         [
             html.Tr(
-                [html.Td(row["model"])] + [html.Td("" if row[k] is None else f"{row[k]:+.3f}") for k in METRICS],
+                [html.Td(row["model"])]
+                + [html.Td("" if row[k] is None else f"{row[k]:+.3f}") for k in METRICS]
+                + [html.Td(row.get("note", ""))],
                 className="hl" if row["model"] in highlight else None,
             )
             for row in table
@@ -113,28 +129,35 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Output(ids.ROBUST_SWEETSPOT, "figure"),
         Output(ids.ROBUST_TABLE1, "data"),
         Output(ids.ROBUST_TABLE1, "tooltip_data"),
+        Output(ids.ROBUST_TABLE1, "columns"),
         Input(ids.RUN, "data"),
         Input(ids.REFERENCE_DROPDOWN, "value"),
         Input(ids.COMPARED_DROPDOWN, "value"),
     )
     def draw(run, ref_key, cmp_key):
         if not run:
-            return empty_figure("no run"), empty_figure("no run"), [], []
+            return empty_figure("no run"), empty_figure("no run"), [], [], dash.no_update
         try:
-            margin, sweet, table = figures(reader, run, Combo.parse(ref_key), Combo.parse(cmp_key))
+            margin_label = store.margin_label(reader.meta(run))
+            margin, sweet, table = figures(reader, run, Combo.parse(ref_key), Combo.parse(cmp_key), margin_label)
         except StoreError as exc:
             msg = empty_figure(f"{exc.problem} — {exc.fix}")
-            return msg, msg, [], []
-        return margin, sweet, table, [{"model": row["model"]} for row in table]
+            return msg, msg, [], [], dash.no_update
+        return margin, sweet, table, [{"model": row["model"]} for row in table], table1_columns(margin_label)
 
 
 def snapshot(ctx: Context) -> Part:
     """The margin change densities, accuracy vs sparsity and Table 1, as in the dashboard."""
-    margin, sweet, table = figures(ctx.reader, ctx.run, ctx.ref, ctx.cmp)
+    margin, sweet, table = figures(ctx.reader, ctx.run, ctx.ref, ctx.cmp, ctx.margin_label)
     highlight = {c.model_id for c in (ctx.ref, ctx.cmp) if c}
     body = (
         section("Margin change under corruption", HELP_MARGIN, fig("margin"), "third")
         + section("Accuracy vs sparsity", HELP_SWEET, fig("sweetspot"), "third")
-        + section("Robustness correlations (Table 1)", HELP_TABLE, to_html(table1_html(table, highlight)), "third")
+        + section(
+            "Robustness correlations (Table 1)",
+            HELP_TABLE,
+            to_html(table1_html(table, highlight, ctx.margin_label)),
+            "third",
+        )
     )
     return Part(body, {"margin": margin, "sweetspot": sweet})

@@ -109,8 +109,12 @@ def list_runs(store: Path) -> list[str]:
 
 
 def remove_run(run_dir: Path) -> None:
-    """Delete a run folder (used by `run --force`), refusing anything that is not a run."""
-    read_run_json(run_dir)
+    """Delete a run folder (used by `run --force`), refusing anything that is not a run.
+
+    A run whose run.json is damaged is still a run: rebuilding it is the fix.
+    """
+    if not (Path(run_dir) / RUN_JSON).is_file():
+        read_run_json(run_dir)
     shutil.rmtree(run_dir)
 
 

@@ -16,7 +16,28 @@ import pyarrow as pa
 SCHEMA_VERSION = 1
 
 RUN_JSON_KEYS = ("schema_version", "dataset", "num_classes", "class_names")  # required keys of run.json
-RUN_JSON_OPTIONAL = ("image_shape", "created", "config", "prunable_layers")  # written by the pipeline
+RUN_JSON_OPTIONAL = ("image_shape", "created", "config", "prunable_layers", "margin")  # written by the pipeline
+
+# run.json "margin": which definition the samples' `margin` column holds (shared/DESIGN.md §1).
+MARGIN_EQ5 = "eq5"  # paper eq. 5: min_j |(W_y − W_j)·X| / ‖W_y − W_j‖, no bias, negated when wrong
+MARGIN_SIGNED = "signed"  # min_j ((W_y − W_j)·X + b_y − b_j) / ‖W_y − W_j‖, the bias-aware signed distance
+MARGIN_DEFINITIONS = (MARGIN_EQ5, MARGIN_SIGNED)
+MARGIN_LABELS = {MARGIN_EQ5: "margin (eq. 5)", MARGIN_SIGNED: "signed margin (bias-aware)"}
+
+MARGIN_MISSING = MARGIN_SIGNED  # what a run without the key holds: runs written before it existed
+
+INIT_UNTRAINED = "untrained"  # models `init` of a dense model trained for 0 epochs ([train] epochs = 0)
+
+
+def margin_definition(meta: dict[str, Any]) -> str:
+    """The margin definition of a run: its run.json "margin", or the signed one for runs without the key."""
+    return meta.get("margin", MARGIN_MISSING)
+
+
+def margin_label(meta: dict[str, Any]) -> str:
+    """How views and tables name a run's margin, so a reader knows which definition they see."""
+    definition = margin_definition(meta)
+    return MARGIN_LABELS.get(definition, f"margin ({definition})")
 
 
 @dataclass(frozen=True)
@@ -86,7 +107,8 @@ MODELS_TABLE = TableSpec(
         Column(
             "init",
             pa.string(),
-            "where the weights came from: `trained`, `parent`, `random` (MPT) or `external`",
+            "where the weights came from: `trained`, `untrained` (`[train] epochs = 0`), `parent`, "
+            "`random` (MPT) or `external`",
             required=False,
         ),
         Column(
@@ -148,7 +170,11 @@ SAMPLES_TABLE = TableSpec(
         Column("confidence", pa.float32(), "softmax probability of the prediction"),
         Column("loss", pa.float32(), "cross-entropy loss"),
         Column("length", pa.float32(), "feature length ‖X‖"),
-        Column("margin", pa.float32(), "margin to the decision boundary (negative when wrong)"),
+        Column(
+            "margin",
+            pa.float32(),
+            "margin to the decision boundary (negative when wrong), by the definition in run.json `margin`",
+        ),
         Column("angle", pa.float32(), "angle to the true class direction (degrees)"),
         Column("angles", pa.float32(), "angle to every class direction (degrees)", size="num_classes"),
         Column(

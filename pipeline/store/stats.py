@@ -10,9 +10,27 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
+
+from pipeline.store.schema import INIT_UNTRAINED
 
 TABLE1_MEASURES = ("angle", "length", "margin")
 TRIM = 0.005  # drop the lowest and highest 0.5 % before plotting a density (Fig. 10)
+# A model is at chance when its clean accuracy is at most the share of the most frequent
+# test class plus this margin: it predicts (nearly) one class, and its correlations in
+# Table 1 say nothing about its geometry.
+CHANCE_MARGIN = 0.02
+
+
+def chance_level(labels: np.ndarray) -> float:
+    """Accuracy of always predicting the most frequent class of `labels`."""
+    labels = np.asarray(labels)
+    return float(np.bincount(labels).max() / len(labels)) if len(labels) else float("nan")
+
+
+def at_chance(accuracy: float, labels: np.ndarray) -> bool:
+    """Whether a clean accuracy is no better than predicting the most frequent class (+ CHANCE_MARGIN)."""
+    return bool(np.isfinite(accuracy) and len(labels) and accuracy <= chance_level(labels) + CHANCE_MARGIN)
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -47,22 +65,134 @@ def trim(values: np.ndarray, fraction: float = TRIM) -> np.ndarray:
     return v[(v >= lo) & (v <= hi)]
 
 
-def table1(samples: pd.DataFrame) -> pd.DataFrame:
+def table1(samples: pd.DataFrame, accuracy: dict[str, float] | None = None) -> pd.DataFrame:
     """Table 1: Pearson correlation, per model, of per-sample robustness with the clean angle,
-    length and margin. `samples`: the clean rows with model_id, robustness, angle, length, margin."""
-    rows = {
-        model_id: {m: pearson(g["robustness"].to_numpy(), g[m].to_numpy()) for m in TABLE1_MEASURES}
-        for model_id, g in samples.groupby("model_id", sort=True)
-    }
-    return pd.DataFrame.from_dict(rows, orient="index", columns=list(TABLE1_MEASURES)).astype(float)
+    length and margin. `samples`: the clean rows with model_id, robustness, angle, length,
+    margin (and label). A model whose clean `accuracy` is at chance (`at_chance`) keeps its
+    row with NaN correlations and a `note` saying it is left out."""
+    rows = {}
+    for model_id, g in samples.groupby("model_id", sort=True):
+        acc = (accuracy or {}).get(model_id, float("nan"))
+        if "label" in g and at_chance(acc, g["label"].to_numpy()):
+            rows[model_id] = dict.fromkeys(TABLE1_MEASURES, float("nan")) | {
+                "note": f"at chance (accuracy {acc:.3f}): left out"
+            }
+        else:
+            rows[model_id] = {m: pearson(g["robustness"].to_numpy(), g[m].to_numpy()) for m in TABLE1_MEASURES} | {
+                "note": ""
+            }
+    return pd.DataFrame.from_dict(rows, orient="index", columns=[*TABLE1_MEASURES, "note"]).astype(
+        dict.fromkeys(TABLE1_MEASURES, float)
+    )
 
 
 def run_table1(run_dir: Path) -> pd.DataFrame:
-    """Table 1 of a run folder, read from its models' clean samples."""
+    """Table 1 of a run folder, read from its models' clean samples; models at chance left out with a note."""
     from pipeline.store.io import clean_samples, load, run_meta
     from pipeline.store.schema import MODELS_TABLE
 
     meta, _ = run_meta(run_dir)
-    models = load(run_dir, MODELS_TABLE, ["model_id"]).column("model_id").to_pylist()
-    samples = clean_samples(run_dir, models, ["robustness", *TABLE1_MEASURES], meta["num_classes"]).to_pandas()
-    return table1(samples)
+    models = load(run_dir, MODELS_TABLE, ["model_id", "clean_accuracy"]).to_pydict()
+    columns = ["label", "robustness", *TABLE1_MEASURES]
+    samples = clean_samples(run_dir, models["model_id"], columns, meta["num_classes"]).to_pandas()
+    return table1(samples, dict(zip(models["model_id"], models["clean_accuracy"])))
+
+
+# Kinds of model in Fig. 3, from models.parquet: an untrained network, the trained dense one, and pruned ones.
+KINDS = ("untrained", "dense", "pruned")
+
+
+def model_kinds(method: pd.Series, init: pd.Series) -> pd.Series:
+    """The Fig. 3 kind of each model: "untrained" (`init` untrained: a dense model trained for
+    0 epochs), else "dense" for the unpruned, else "pruned"."""
+    kind = pd.Series(np.where(method.eq("dense"), "dense", "pruned"), index=method.index)
+    return kind.mask(init.eq(INIT_UNTRAINED), "untrained")
+
+
+def random_angle_stats(dims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation, in degrees, of the angle between two independent isotropic
+    random vectors of each dimension d (Fig. 3, top): its density is ∝ sin^(d−2) θ on [0°, 180°],
+    so the mean is 90° and the spread shrinks about as 57.3°/√d. Exact by quadrature (no sampling)."""
+    dims = np.asarray(dims, dtype=np.int64)
+    theta = np.linspace(0.0, np.pi, 200_001)[1:-1]
+    log_sin = np.log(np.sin(theta))
+    mean, std = np.full(dims.shape, 90.0), np.empty(dims.shape)
+    for i, d in enumerate(dims.ravel()):
+        if d < 2:  # two random signs: 0° or 180°
+            std.flat[i] = 90.0
+            continue
+        w = np.exp((d - 2) * (log_sin - log_sin.max()))
+        std.flat[i] = np.degrees(np.sqrt(np.sum(w * (theta - np.pi / 2) ** 2) / np.sum(w)))
+    return mean, std
+
+
+def pooled(n: pd.Series, mean: pd.Series, std: pd.Series) -> tuple[float, float]:
+    """Mean and (population) standard deviation of the union of groups given by their sizes, means and stds."""
+    n, mean, std = (np.asarray(v, np.float64) for v in (n, mean, std))
+    ok = (n > 0) & np.isfinite(mean) & np.isfinite(std)
+    if not ok.any():
+        return float("nan"), float("nan")
+    total = n[ok].sum()
+    m = float((n[ok] * mean[ok]).sum() / total)
+    second = float((n[ok] * (std[ok] ** 2 + mean[ok] ** 2)).sum() / total)
+    return m, float(np.sqrt(max(second - m * m, 0.0)))
+
+
+ANGLE_SUMMARY = (
+    "model_id",
+    "method",
+    "kind",
+    "dim",
+    "sparsity",
+    "clean_accuracy",
+    "n",
+    "angle_mean",
+    "angle_std",
+    "other_mean",
+    "other_std",
+    "above_30",
+)
+
+
+def run_angle_summary(run_dir: Path) -> pd.DataFrame:
+    """Fig. 3's numbers per model, from the clean samples: the width of the last feature layer
+    (`dim`, from heads.parquet), the mean and std angle of the samples to their own class
+    direction and to the other classes' directions, and the share of own-class angles above 30°.
+    Zero feature vectors (NaN angles) are left out; `n` counts the samples used."""
+    from pipeline.store.io import clean_samples, load, run_meta
+    from pipeline.store.schema import HEADS_TABLE, MODELS_TABLE
+
+    run_dir = Path(run_dir)
+    meta, _ = run_meta(run_dir)
+    models = load(run_dir, MODELS_TABLE).to_pandas()
+    heads = load(run_dir, HEADS_TABLE, ["model_id", "weight"])
+    dims = pd.Series(
+        pc.list_value_length(heads.column("weight")).to_numpy(zero_copy_only=False),
+        index=heads.column("model_id").to_pandas(),
+    )
+    samples = clean_samples(run_dir, models["model_id"].tolist(), ["label", "angle", "angles"], meta["num_classes"])
+    rows = []
+    for model_id in sorted(set(samples.column("model_id").to_pylist())):
+        t = samples.filter(pc.equal(samples.column("model_id"), model_id))
+        own = t.column("angle").to_numpy().astype(np.float64)
+        flat = pc.list_flatten(t.column("angles")).to_numpy().astype(np.float64)
+        mat = flat.reshape(len(own), -1)
+        other = np.where(np.arange(mat.shape[1])[None, :] == t.column("label").to_numpy()[:, None], np.nan, mat)
+        ok, other_ok = own[np.isfinite(own)], other[np.isfinite(other)]
+        rows.append(
+            {
+                "model_id": model_id,
+                "n": len(ok),
+                "angle_mean": ok.mean() if len(ok) else np.nan,
+                "angle_std": ok.std() if len(ok) else np.nan,
+                "other_mean": other_ok.mean() if len(other_ok) else np.nan,
+                "other_std": other_ok.std() if len(other_ok) else np.nan,
+                "above_30": (ok > 30).mean() if len(ok) else np.nan,
+            }
+        )
+    if not rows:
+        return pd.DataFrame(columns=list(ANGLE_SUMMARY))
+    df = pd.DataFrame(rows).merge(models, on="model_id", how="left")
+    df["kind"] = model_kinds(df["method"], df["init"])
+    df["dim"] = df["model_id"].map(dims.groupby(level=0).first()).fillna(0).astype(int)
+    return df[list(ANGLE_SUMMARY)]

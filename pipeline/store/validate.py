@@ -3,6 +3,7 @@ and warnings (read with a default or a cast)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,11 +16,13 @@ from pipeline.store.schema import (
     EVALUATIONS_TABLE,
     HEADS_TABLE,
     IMAGES_TABLE,
+    MARGIN_DEFINITIONS,
     MODELS_TABLE,
     RUN_JSON_KEYS,
     RUN_JSON_OPTIONAL,
     SAMPLES_TABLE,
     TableSpec,
+    margin_definition,
 )
 
 FIX_TABLE = "write it as docs/store.md describes (python -m pipeline validate RUN checks it)"
@@ -41,6 +44,10 @@ def check_run(run_dir: Path, deep: bool = True) -> list[Problem]:
     problems += [
         Problem(RUN_JSON, f"optional key {k!r} is missing", error=False) for k in RUN_JSON_OPTIONAL if k not in meta
     ]
+    if margin_definition(meta) not in MARGIN_DEFINITIONS:
+        problems.append(
+            Problem(RUN_JSON, f"margin {meta['margin']!r} is not a margin definition", "use one of: eq5, signed")
+        )
     num_classes = meta["num_classes"]
     tables = {}
     for spec in (MODELS_TABLE, EVALUATIONS_TABLE, HEADS_TABLE, IMAGES_TABLE):
@@ -90,6 +97,18 @@ def _check_models(
                 problems.append(Problem(EVALUATIONS_TABLE.path, f"model_id {m!r} is not in {where}", FIX_TABLE))
             else:
                 wanted[m].add(EvalSet(c, s))
+        for m, c, s, n, length in zip(
+            *(evals.column(k).to_pylist() for k in ("model_id", "corruption", "severity", "n", "mean_length"))
+        ):
+            if n and (length is None or not math.isfinite(length)):
+                problems.append(
+                    Problem(
+                        EVALUATIONS_TABLE.path,
+                        f"model {m!r} on {EvalSet(c, s).label}: the features are NaN or infinite, so is its geometry",
+                        "check the model's weights and its input normalization",
+                        error=False,
+                    )
+                )
     if "heads" in tables:
         counts = pa.TableGroupBy(tables["heads"], "model_id").aggregate([([], "count_all")]).to_pydict()
         rows = dict(zip(counts["model_id"], counts["count_all"]))

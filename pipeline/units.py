@@ -1,0 +1,557 @@
+"""The units of work of a run (pipeline/plan.py), and how to tell that one is finished.
+
+A unit writes its artefacts atomically and then its record: for a model, a JSON file in
+`_units/`; for an evaluation, the samples file itself, which carries the unit's summary in
+its Parquet metadata; for robustness, the published clean samples file. A unit with a record
+is finished. Every unit seeds itself from the run seed and its own key, so its result does
+not depend on the order or the process the units run in: any executor gives the same store.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import json
+import os
+import traceback
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import torch
+from torch import nn
+
+from pipeline import store
+from pipeline.config import ModelConfig, RunConfig
+from pipeline.corruptions import CorruptionOptions, check_official_labels, corrupt, load_official
+from pipeline.datasets import ImageDataset, load_dataset
+from pipeline.errors import PruneScopeError
+from pipeline.metrics import sample_metrics
+from pipeline.models import build_model, final_linear, load_state, prunable_layers
+from pipeline.mpt import train_mpt
+from pipeline.plan import EVAL, IMAGES, MODEL, ROBUSTNESS, ModelPlan, Unit, plan_models
+from pipeline.pruning import (
+    PRUNERS,
+    PruneContext,
+    apply_masks,
+    current_masks,
+    default_exclusions,
+    group_alive,
+    make_permanent,
+    measure,
+    select_layers,
+)
+from pipeline.training import Normalizer, extract, finetune, make_normalizer, resolve_device, train_dense
+
+FEATURE_ROWS_LIMIT = 200_000
+EVAL_META_KEY = "prunescope.evaluation"  # samples-file metadata: the evaluation unit's summary
+ROBUSTNESS_META_KEY = "prunescope.robustness"  # published clean file: the sets its robustness counts
+
+
+def unit_seed(seed: int, key: str) -> int:
+    """A seed for one unit that depends only on the run seed and the unit's key."""
+    return (seed * 1_000_003 + zlib.crc32(key.encode())) % (2**31 - 1)
+
+
+@dataclass
+class RunContext:
+    """Everything units share within one process: config, paths, data, device, the last model loaded.
+
+    The device is resolved on first use, inside the process that runs a unit, so a Dask client
+    never initialises CUDA (workers are spawned, never forked after CUDA).
+    """
+
+    cfg: RunConfig
+    run_dir: Path
+    _models: dict[tuple[str, int], tuple[nn.Module, str]] = field(default_factory=dict)
+
+    @cached_property
+    def device(self) -> torch.device:
+        device = resolve_device(self.cfg.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise PruneScopeError('device = "cuda" but no CUDA device is available', 'use device = "auto" or "cpu"')
+        return device
+
+    @cached_property
+    def data(self) -> ImageDataset:
+        d = self.cfg.dataset
+        return load_dataset(d.name, d.root, d.train_limit, d.test_limit, **d.options)
+
+    @cached_property
+    def num_models(self) -> int:
+        return len(plan_models(self.cfg))
+
+    @cached_property
+    def norm(self) -> Normalizer:
+        return make_normalizer(self.data, self.cfg.dataset.normalization)
+
+    def new_model(self, base: ModelConfig) -> tuple[nn.Module, str]:
+        """A freshly initialised model for `base` and the name of its final nn.Linear."""
+        h, w, c = self.data.image_shape
+        model = build_model(
+            base.arch, base.import_spec, base.kwargs, c, (h, w), self.data.num_classes, base.factory, base.import_dir
+        )
+        head_name, head = final_linear(model, self.norm(self.data.test_images[:2], torch.device("cpu")))
+        if head.out_features != self.data.num_classes:
+            raise PruneScopeError(
+                f"model {base.id!r} ends in nn.Linear({head.in_features}, {head.out_features}) "
+                f"but the data set has {self.data.num_classes} classes",
+                "build the model with one output per class",
+            )
+        return model, head_name
+
+    def load(self, plan: ModelPlan) -> tuple[nn.Module, str]:
+        """The saved model of `plan` and its head's name (the last one loaded stays cached, keyed
+        on the checkpoint's modification time, so a rebuilt model is never served stale)."""
+        ckpt = store.checkpoint_path(self.run_dir, plan.model_id)
+        key = (plan.model_id, ckpt.stat().st_mtime_ns)
+        if key not in self._models:
+            model, head_name = self.new_model(plan.base)
+            load_state(model, ckpt)
+            self._models.clear()
+            self._models[key] = (model.to(self.device).eval(), head_name)
+        return self._models[key]
+
+
+_CONTEXTS: dict[tuple[str, str], RunContext] = {}
+
+
+def context(cfg: RunConfig, run_dir: Path) -> RunContext:
+    """This process's context for the run (one kept: a worker serves one run at a time)."""
+    key = (str(Path(run_dir).resolve()), cfg.fingerprint())
+    if key not in _CONTEXTS:
+        _CONTEXTS.clear()
+        _CONTEXTS[key] = RunContext(cfg, Path(run_dir))
+    return _CONTEXTS[key]
+
+
+def _record_path(run_dir: Path, kind: str, key: str) -> Path:
+    return run_dir / store.UNITS_DIR / f"{kind}-{key}.json"
+
+
+def read_record(run_dir: Path, kind: str, key: str) -> dict[str, Any] | None:
+    path = _record_path(run_dir, kind, key)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError):
+        path.unlink(missing_ok=True)  # a damaged record only means: redo the unit
+        return None
+
+
+def _save_checkpoint(model: nn.Module, path: Path) -> None:
+    with store.atomic_path(path) as tmp:
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+
+
+def _train_batches(ctx: RunContext, count: int, seed: int):
+    """A callable yielding `count` shuffled, normalised training batches (for data-driven scores)."""
+    data = ctx.data
+
+    def gen():
+        order = torch.randperm(len(data.train_labels), generator=torch.Generator().manual_seed(seed))
+        size = ctx.cfg.finetune.batch_size
+        for i in range(min(count, max(1, len(order) // size))):
+            idx = order[i * size : (i + 1) * size]
+            yield (
+                ctx.norm(data.train_images[idx.numpy()], ctx.device),
+                torch.as_tensor(data.train_labels[idx.numpy()]).to(ctx.device),
+            )
+
+    return gen
+
+
+def _prune(ctx: RunContext, plan: ModelPlan, model: nn.Module, head_name: str, seed: int) -> dict[str, Any]:
+    """Prune `model` (the parent's weights loaded, or random for mpt) as `plan.spec` says."""
+    spec, data, cfg = plan.spec, ctx.data, ctx.cfg
+    assert spec is not None
+    method_cls = PRUNERS.get(spec.method)
+    exclude = list(spec.exclude) + default_exclusions(model, method_cls)
+    if method_cls.trains_from_scratch:
+        if spec.last_layer_dense:
+            exclude.append(head_name)
+        layers = select_layers(model, exclude)
+        head = dict(model.named_modules())[head_name] if spec.last_layer_dense else None
+        train_mpt(
+            model,
+            layers,
+            head,
+            spec.sparsity,
+            spec.scope,
+            spec.init,
+            data.train_images,
+            data.train_labels,
+            ctx.norm,
+            ctx.device,
+            cfg.mpt,
+            seed,
+            f"mpt {plan.model_id}",
+        )
+        return {"init": "random", "target_sparsity": spec.sparsity}
+    model.to(ctx.device)
+    layers = select_layers(model, exclude)
+    gen = torch.Generator().manual_seed(seed)
+    for step in range(1, spec.steps + 1):
+        amount = 1.0 - (1.0 - spec.sparsity) ** (step / spec.steps)
+        params = [getattr(m, "weight_orig", m.weight) for _, m in layers]
+        pctx = PruneContext(gen, model, params, _train_batches(ctx, spec.taylor_batches, seed + step))
+        masks = method_cls(amount, spec.scope).compute_mask([m.weight for _, m in layers], pctx, current_masks(layers))
+        apply_masks(layers, masks)
+        if spec.finetune_epochs:
+            finetune(
+                model,
+                data.train_images,
+                data.train_labels,
+                ctx.norm,
+                ctx.device,
+                cfg.finetune,
+                spec.finetune_epochs,
+                seed + step,
+                f"fine-tune {plan.model_id} step {step}/{spec.steps}",
+            )
+    extra: dict[str, Any] = {"init": "parent", "target_sparsity": spec.sparsity}
+    if method_cls.group_dim is not None:
+        alive = [group_alive(m.weight_mask, method_cls.group_dim) for _, m in layers]
+        extra["channel_sparsity"] = float(sum(int((a == 0).sum()) for a in alive) / sum(a.numel() for a in alive))
+    make_permanent(model)
+    return extra
+
+
+def run_model_unit(ctx: RunContext, plan: ModelPlan) -> dict[str, Any]:
+    """Train (or load) a dense model, or prune its parent; save checkpoint, head and record."""
+    cfg, seed = ctx.cfg, unit_seed(ctx.cfg.seed, plan.model_id)
+    torch.manual_seed(seed)
+    model, head_name = ctx.new_model(plan.base)
+    data = ctx.data
+    if plan.spec is not None:
+        if not PRUNERS.get(plan.spec.method).trains_from_scratch:
+            assert plan.parent_id is not None
+            load_state(model, store.checkpoint_path(ctx.run_dir, plan.parent_id))
+        extra = _prune(ctx, plan, model, head_name, seed)
+    elif plan.base.checkpoint:
+        extra = {"init": "external" if plan.base.parent else "trained", **load_state(model, Path(plan.base.checkpoint))}
+        if plan.base.reported_accuracy is not None:
+            extra["reported_accuracy"] = plan.base.reported_accuracy
+    else:
+        train_dense(
+            model, data.train_images, data.train_labels, ctx.norm, ctx.device, cfg.train, seed, f"train {plan.model_id}"
+        )
+        extra = {"init": "trained" if cfg.train.epochs > 0 else store.INIT_UNTRAINED}
+    model.cpu()
+    ckpt = store.checkpoint_path(ctx.run_dir, plan.model_id)
+    _save_checkpoint(model, ckpt)
+    head = dict(model.named_modules())[head_name]
+    w = head.weight.detach().float().numpy()
+    b = head.bias.detach().float().numpy() if head.bias is not None else np.zeros(len(w), np.float32)
+    store.write_table(
+        pa.table(
+            {
+                "class_index": pa.array(np.arange(len(w)), pa.int32()),
+                "weight": pa.array(list(w), pa.list_(pa.float32())),
+                "bias": pa.array(b, pa.float32()),
+            }
+        ),
+        ctx.run_dir / store.UNITS_DIR / f"head-{plan.model_id}.parquet",
+    )
+    spec = plan.spec
+    parent = next(b for b in ctx.cfg.models if b.id == plan.base.parent) if plan.base.parent else None
+    counts = measure(model, ctx.new_model(parent)[0] if parent is not None else None)
+    measured = counts["sparsity"]
+    record = {
+        "model_id": plan.model_id,
+        "arch": plan.base.arch or plan.base.import_spec or getattr(plan.base.factory, "__name__", "python"),
+        "method": spec.method if spec is not None else (plan.base.method if plan.base.parent else "dense"),
+        "scope": None if spec is None else spec.scope,
+        "schedule": None if spec is None else spec.schedule,
+        "steps": 0 if spec is None else spec.steps,
+        "finetune_epochs": 0 if spec is None else spec.finetune_epochs,
+        "target_sparsity": measured if plan.base.parent else 0.0,
+        "sparsity": measured,
+        "params_total": counts["params_total"],
+        "params_nonzero": counts["params_nonzero"],
+        "parent_id": plan.parent_id,
+        "seed": seed,
+        "checkpoint": str(ckpt.relative_to(ctx.run_dir)),
+        "prunable_layers": [n for n, _ in prunable_layers(model)],
+        **extra,
+    }
+    store.write_json(record, _record_path(ctx.run_dir, "model", plan.model_id))
+    return record
+
+
+GENERATE_CHUNK = 2048
+
+
+def evalset_images(ctx: RunContext, corruption: str, severity: int) -> np.ndarray:
+    """The test images of one evaluation set: clean; read from official CIFAR-10-C files; or
+    generated once and cached under `<run>/corrupted/` for every later model and run."""
+    data, ev = ctx.data, ctx.cfg.evaluation
+    if corruption == store.CLEAN:
+        return data.test_images
+    n = len(data.test_images)
+    if ev.corrupted_root:
+        check_official_labels(Path(ev.corrupted_root), data.test_labels)
+        images = load_official(Path(ev.corrupted_root), corruption, severity, n)
+        if images.shape[1:] != data.test_images.shape[1:]:
+            raise PruneScopeError(
+                f"official {corruption} images are {images.shape[1:]}, the test set {data.test_images.shape[1:]}",
+                "use CIFAR-10-C with the cifar10 data set",
+            )
+        return images
+    cache = ctx.run_dir / store.CORRUPTED_DIR / f"{store.evalset_name(corruption, severity)}.npy"
+    with file_lock(cache.parent / f".{cache.name}.lock"):  # a second process wanting the set waits, then reads it
+        cached = _load_cached(cache, data.test_images.shape)
+        if cached is not None:
+            return cached
+        options = CorruptionOptions(seed=ctx.cfg.seed, frost_dir=ev.frost_dir)
+        ids = np.arange(n)
+        images = (
+            np.concatenate(
+                [
+                    corrupt(
+                        data.test_images[lo : lo + GENERATE_CHUNK],
+                        corruption,
+                        severity,
+                        ids[lo : lo + GENERATE_CHUNK],
+                        options,
+                    )
+                    for lo in range(0, n, GENERATE_CHUNK)
+                ]
+            )
+            if n
+            else data.test_images.copy()
+        )
+        with store.atomic_path(cache) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, images)
+    return images
+
+
+def _load_cached(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A generated set from the cache, or None when it is missing or damaged (then it is regenerated)."""
+    try:
+        cached = np.load(path)
+    except (OSError, ValueError):
+        return None
+    return cached if cached.shape == shape and cached.dtype == np.uint8 else None
+
+
+@contextmanager
+def file_lock(path: Path, wait: bool = True) -> Iterator[bool]:
+    """An exclusive advisory lock on `path` (created if needed), released when the block ends or
+    the process dies. With `wait=False` it yields False at once when another process holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
+def features_enabled(cfg: RunConfig, num_models: int, num_test: int, corruption: str) -> bool:
+    """Whether to store features for this evaluation set (shared/DESIGN.md §3)."""
+    mode = cfg.evaluation.features
+    if mode == "none":
+        return False
+    if corruption == store.CLEAN or mode == "all":
+        return True
+    if mode == "clean":
+        return False
+    return num_models * len(cfg.evaluation.evalsets()) * num_test <= FEATURE_ROWS_LIMIT
+
+
+def run_eval_unit(ctx: RunContext, plan: ModelPlan, corruption: str, severity: int) -> dict[str, Any]:
+    """Evaluate one model on one evaluation set: per-sample metrics, features, summary record."""
+    model, head_name = ctx.load(plan)
+    head = dict(model.named_modules())[head_name]
+    data = ctx.data
+    images = evalset_images(ctx, corruption, severity)
+    feats = extract(model, head, images, ctx.norm, ctx.device, ctx.cfg.evaluation.batch_size)
+    bias = head.bias.detach() if head.bias is not None else None
+    m = sample_metrics(
+        feats, head.weight.detach(), bias, torch.as_tensor(data.test_labels), margin=ctx.cfg.evaluation.margin
+    )
+    n, c = m["angles"].shape
+    sev = np.full(n, severity, np.int8)
+    table = pa.table(
+        {
+            "corruption": pa.array([corruption] * n, pa.string()),
+            "severity": sev,
+            "sample_id": np.arange(n, dtype=np.int32),
+            "label": data.test_labels.astype(np.int16),
+            "pred": m["pred"].astype(np.int16),
+            "correct": m["correct"],
+            "confidence": m["confidence"],
+            "loss": m["loss"],
+            "length": m["length"],
+            "margin": m["margin"],
+            "angle": m["angle"],
+            "angles": pa.FixedSizeListArray.from_arrays(m["angles"].reshape(-1), c),
+            "robustness": np.full(n, np.nan, np.float32),
+            "zero_feature": m["zero_feature"],
+        },
+        schema=store.samples_schema(c),
+    )
+    if features_enabled(ctx.cfg, ctx.num_models, n, corruption):
+        f = feats.cpu().numpy().astype(np.float32)
+        store.write_table(
+            pa.table(
+                {
+                    "sample_id": np.arange(n, dtype=np.int32),
+                    "corruption": pa.array([corruption] * n, pa.string()),
+                    "severity": sev,
+                    "feature": pa.FixedSizeListArray.from_arrays(f.reshape(-1), f.shape[1]),
+                },
+                schema=store.features_schema(f.shape[1]),
+            ),
+            store.features_path(ctx.run_dir, plan.model_id, corruption, severity),
+        )
+    record = {
+        "model_id": plan.model_id,
+        "corruption": corruption,
+        "severity": severity,
+        "n": n,
+        "accuracy": float(m["correct"].mean()) if n else float("nan"),
+        "mean_angle": float(np.nanmean(m["angle"])) if n else float("nan"),
+        "mean_length": float(m["length"].mean()) if n else float("nan"),
+        "mean_margin": float(np.nanmean(m["margin"])) if n else float("nan"),
+    }
+    # The samples file is written last and carries the unit's summary: its existence marks the unit done.
+    table = table.replace_schema_metadata({EVAL_META_KEY: json.dumps(record)})
+    store.write_table(table, eval_output_path(ctx.run_dir, plan.model_id, corruption, severity))
+    return record
+
+
+def eval_output_path(run_dir: Path, model_id: str, corruption: str, severity: int) -> Path:
+    """Where an evaluation unit writes its samples: the contract's file, except for the clean
+    set, whose rows the robustness unit publishes with their robustness column filled in."""
+    if corruption == store.CLEAN:
+        return run_dir / store.UNITS_DIR / f"samples-{model_id}-{store.CLEAN}.parquet"
+    return store.samples_path(run_dir, model_id, corruption, severity)
+
+
+def eval_record(run_dir: Path, model_id: str, corruption: str, severity: int) -> dict[str, Any] | None:
+    """The summary of a finished evaluation unit, from its samples file (None when not done)."""
+    return _file_meta(eval_output_path(run_dir, model_id, corruption, severity), EVAL_META_KEY)
+
+
+def _file_meta(path: Path, key: str) -> dict[str, Any] | None:
+    """One JSON entry of a Parquet file's metadata (None when the file or the entry is missing)."""
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        return json.loads(meta[key.encode()])
+    except (FileNotFoundError, KeyError):
+        return None
+    except (OSError, pa.ArrowException, json.JSONDecodeError):
+        path.unlink(missing_ok=True)  # a damaged file only means: redo the unit
+        return None
+
+
+def run_robustness_unit(ctx: RunContext, plan: ModelPlan) -> None:
+    """Publish the clean samples file of a model with per-sample robustness filled in: the
+    fraction of the run's corrupted versions of each sample classified correctly (NaN without any)."""
+    run_dir, evalsets = ctx.run_dir, ctx.cfg.evaluation.evalsets()
+    corrupted = [(c, s) for c, s in evalsets if c != store.CLEAN]
+    clean = store.read_table(eval_output_path(run_dir, plan.model_id, store.CLEAN, 0))
+    if corrupted:
+        hits = np.zeros(clean.num_rows, np.float64)
+        for c, s in corrupted:
+            t = store.read_table(store.samples_path(run_dir, plan.model_id, c, s), columns=["sample_id", "correct"])
+            np.add.at(hits, t.column("sample_id").to_numpy(), t.column("correct").to_numpy(zero_copy_only=False))
+        robustness = pa.array((hits / len(corrupted)).astype(np.float32)).take(
+            pc.cast(clean.column("sample_id"), pa.int64())
+        )
+    else:
+        robustness = pa.array(np.full(clean.num_rows, np.nan, np.float32))
+    meta = {**clean.schema.metadata, ROBUSTNESS_META_KEY.encode(): json.dumps(corrupted).encode()}
+    idx = clean.schema.get_field_index("robustness")
+    published = clean.set_column(idx, "robustness", robustness).replace_schema_metadata(meta)
+    store.write_table(published, store.samples_path(run_dir, plan.model_id, store.CLEAN, 0))
+
+
+def run_images_unit(ctx: RunContext) -> None:
+    """The clean test images as PNG bytes, for the sample gallery."""
+    from PIL import Image
+
+    pngs, data = [], ctx.data
+    for img in data.test_images:
+        buf = io.BytesIO()
+        Image.fromarray(img[..., 0] if img.shape[2] == 1 else img).save(buf, format="PNG")
+        pngs.append(buf.getvalue())
+    store.write_table(
+        pa.table(
+            {
+                "sample_id": np.arange(len(pngs), dtype=np.int32),
+                "label": data.test_labels.astype(np.int16),
+                "png": pa.array(pngs, pa.binary()),
+            },
+            schema=store.IMAGES_SCHEMA,
+        ),
+        ctx.run_dir / store.IMAGES,
+    )
+
+
+def finished(run_dir: Path, unit: Unit) -> bool:
+    """Whether `unit` has its record (a damaged record counts as missing and is removed)."""
+    if unit.kind == IMAGES:
+        return (run_dir / store.IMAGES).is_file()
+    assert unit.model_id is not None
+    if unit.kind == MODEL:
+        return read_record(run_dir, "model", unit.model_id) is not None
+    if unit.kind == EVAL:
+        assert unit.evalset is not None
+        return eval_record(run_dir, unit.model_id, *unit.evalset) is not None
+    return _file_meta(store.samples_path(run_dir, unit.model_id, store.CLEAN, 0), ROBUSTNESS_META_KEY) is not None
+
+
+class UnitFailed(PruneScopeError):
+    """A unit raised: the message names the unit and its model; finished units are kept."""
+
+
+def describe(unit: Unit) -> str:
+    """`unit eval:m:fog-3 (model m, evaluation set fog-3)`: how errors and logs name a unit."""
+    parts = [f"model {unit.model_id}"] if unit.model_id else []
+    parts += [f"evaluation set {store.evalset_name(*unit.evalset)}"] if unit.evalset else []
+    return f"unit {unit.key}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+RUNNERS: dict[str, Callable[[RunContext, Unit], Any]] = {
+    IMAGES: lambda ctx, unit: run_images_unit(ctx),
+    MODEL: lambda ctx, unit: run_model_unit(ctx, unit.model),
+    EVAL: lambda ctx, unit: run_eval_unit(ctx, unit.model, *unit.evalset),
+    ROBUSTNESS: lambda ctx, unit: run_robustness_unit(ctx, unit.model),
+}
+
+
+def execute(cfg: RunConfig, run_dir: Path, threads: int, unit: Unit) -> None:
+    """Run one unit in this process with `threads` torch CPU threads (what every executor calls,
+    wherever it runs the unit; CPU float results depend on the thread count, so it is fixed per run).
+
+    Any failure becomes a UnitFailed naming the unit and its model; an unexpected one also
+    leaves its traceback in `_units/failed-<unit>.log`."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        RUNNERS[unit.kind](context(cfg, run_dir), unit)
+    except PruneScopeError as exc:
+        raise UnitFailed(f"{describe(unit)}: {exc.problem}", exc.fix) from None
+    except Exception as exc:
+        log = Path(run_dir) / store.UNITS_DIR / f"failed-{unit.key.replace(':', '-')}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(f"{describe(unit)} on {os.uname().nodename} pid {os.getpid()}\n{traceback.format_exc()}")
+        raise UnitFailed(
+            f"{describe(unit)} failed: {type(exc).__name__}: {exc}",
+            f"the traceback is in {log}; fix the cause and run the same command again (finished units are kept)",
+        ) from exc
+    finally:
+        torch.set_num_threads(before)
