@@ -53,9 +53,10 @@ def layout() -> html.Div:
         style_table={"overflowX": "auto", "maxWidth": "100%"},
         style_cell={"fontSize": 11, "padding": "2px 6px", "fontFamily": "inherit"},
         style_cell_conditional=[  # long model ids wrap inside their column; the full id is on hover
-            {"if": {"column_id": "model"}, "whiteSpace": "normal", "wordBreak": "break-all", "textAlign": "left"}
+            {"if": {"column_id": "model"}, "whiteSpace": "normal", "wordBreak": "break-all", "textAlign": "left"},
+            {"if": {"column_id": "note"}, "whiteSpace": "normal", "textAlign": "left"},  # a note wraps too
         ],
-        style_header={"fontWeight": "bold"},
+        style_header={"fontWeight": "bold", "whiteSpace": "normal", "height": "auto"},  # "margin (eq. 5)" wraps
         style_data_conditional=[{"if": {"state": "selected"}, "backgroundColor": "#eef"}],
         tooltip_delay=300,
         tooltip_duration=None,
