@@ -3,16 +3,16 @@
     python -m app.export --store DIR --run NAME --reference MODEL_ID --compare MODEL_ID \
         [--corruption NAME --severity S] [--class K] --out FILE.html
 
-The figures come from the same builders the live dashboard uses; plotly.js is inlined once,
-the images of the samples are embedded, and a small inlined script (app/snapshot/snapshot.js)
-links the figures: a box or lasso selection in a geometry plot, or a box over axes of the
-parallel coordinates, highlights the same samples everywhere and fills the gallery.
+Every view with a `snapshot` function draws its own part (app.snapshot.Part) with the code its
+callbacks use; this module loops over the views, inlines plotly.js once and the app's CSS, and
+writes the page. A small inlined script (app/snapshot/snapshot.js) links the parts: a box or
+lasso selection in a geometry plot, or a box over axes of the parallel coordinates, highlights
+the same samples everywhere and fills the gallery.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime as dt
 import html
 import json
@@ -24,33 +24,21 @@ from string import Template
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 from plotly.io.json import to_json_plotly
 
 from app import plotlyjs
 from app.figures import Figure, decode_array
-from app.figures.evaltable import evaluation_table, table_frame
-from app.figures.local import classes_to_show, comparison, small_multiples, trajectories
-from app.figures.parallel import (
-    axis_positions,
-    axis_ranges,
-    density_strips,
-    dimensions,
-    parallel_coordinates,
-    rank_axes,
-    shown_lines,
-)
-from app.figures.robustness import margin_change
-from app.figures.sweetspot import accuracy_vs_sparsity
 from app.reader import StoreError, StoreReader
+from app.snapshot import Context
 from app.state import Combo
+from app.views import views
+from app.views.local import default_class, flips_per_class
 from pipeline import store
 from pipeline.store import PruneScopeError
 
+REPO = Path(__file__).resolve().parents[1]
 SNAPSHOT_DIR = Path(__file__).resolve().parent / "snapshot"
-IMAGE_BUDGET = 3_000_000  # bytes of embedded PNGs: the class in focus first, then the samples that moved most
-MAX_IMAGES = 5000  # samples considered for embedding, before the byte budget
-STEPS = 6
+PERCENT = 100  # progress is reported as a percentage
 
 Progress = Callable[[int, int], None]
 
@@ -65,45 +53,6 @@ def _ids_of(fig: Figure) -> dict[int, list[int]]:
     return out
 
 
-def _plain(v: object) -> bool | int | float | None:
-    """A sample field as JSON: bools and ints as they are, floats rounded, NaN as null."""
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    v = float(v)
-    return None if np.isnan(v) else round(v, 3)
-
-
-def _png_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode()
-
-
-def default_focus(moves: pd.DataFrame) -> int:
-    """The class whose samples changed correctness most between reference and compared (with no
-    change, the lowest class)."""
-    if moves.empty:
-        return 0
-    flips = moves[moves["category"].isin(["right_wrong", "wrong_right"])].groupby("label").size()
-    return int(flips.idxmax()) if len(flips) else int(moves["label"].min())
-
-
-def _samples(a: pd.DataFrame, b: pd.DataFrame | None, focus: int) -> pd.DataFrame:
-    """One row per sample with reference (and compared) prediction and metrics, most moved first."""
-    cols = ["sample_id", "label", "pred", "correct", "angle", "length", "margin"]
-    df = (
-        a[cols].merge(b[cols[:1] + cols[2:]], on="sample_id", suffixes=("", "_cmp"))
-        if b is not None
-        else a[cols].copy()
-    )
-    moved = (df["margin_cmp"] - df["margin"]).abs() if b is not None else -df["margin"]
-    return (
-        df.assign(move=moved, _focus=df["label"] != focus)
-        .sort_values(["_focus", "move"], ascending=[True, False], kind="stable")
-        .drop(columns="_focus")
-    )
-
-
 def build_snapshot(
     reader: StoreReader,
     run: str,
@@ -114,7 +63,8 @@ def build_snapshot(
     focus: int | None = None,
     progress: Progress | None = None,
 ) -> str:
-    """The snapshot's HTML. Names are checked against the store before anything is read."""
+    """The snapshot's HTML. Names are checked against the store before anything is read; the
+    class in focus defaults to the one with the most flips (as in the dashboard)."""
     step = progress or (lambda done, total: None)
     severity = 0 if corruption == store.CLEAN else int(severity)
     ref = Combo(reader.check_model(run, reference), *reader.check_evalset(run, reference, corruption, severity))
@@ -125,91 +75,31 @@ def build_snapshot(
     )
     meta = reader.meta(run)
     names: list[str] = meta["class_names"]
-    margin_label = store.margin_label(meta)
-    step(1, STEPS)
-
-    a_all = reader.samples(run, ref.model_id, corruption, severity, with_angles=True)
-    b_all = reader.samples(run, cmp.model_id, corruption, severity, with_angles=True) if cmp else None
-    moves = trajectories(a_all, b_all) if b_all is not None else pd.DataFrame()
     if focus is None:
-        focus = default_focus(moves) if cmp else 0
+        focus = default_class(flips_per_class(reader, run, ref, cmp)) if cmp else 0
     if not 0 <= focus < len(names):
         raise StoreError(f"class {focus} is not a class of run {run!r}", f"pick one of 0..{len(names) - 1}")
-    step(2, STEPS)
-
-    figures: dict[str, Figure] = {}
-    evals = reader.evaluations(run)
-    figures["evaltable"] = evaluation_table(
-        table_frame(evals, severity if severity else 3), ref.model_id, cmp.model_id if cmp else None
-    )
-    figures["local"] = small_multiples(
-        a_all, names, classes_to_show(a_all, focus, len(names)), margin_label=margin_label
-    )
-    if cmp:
-        figures["trajectories"] = comparison(moves[moves["label"] == focus], names[focus])
-    a = a_all[a_all["label"] == focus].reset_index(drop=True)
-    b = b_all[b_all["label"] == focus].reset_index(drop=True) if b_all is not None else None
-    dims = dimensions(rank_axes(a, b, focus, len(names)), names)
-    figures["global"] = parallel_coordinates(a, dims, f"{ref.model_id} · {ref.evalset} · last axis: {margin_label}")
-    figures["density"] = density_strips(a, b, dims)
-    step(3, STEPS)
-
-    curves = [(c.model_id, reader.margin_changes(run, c.model_id)) for c in dict.fromkeys(c for c in (ref, cmp) if c)]
-    figures["margin"] = margin_change(curves, margin_label)
-    figures["sweetspot"] = accuracy_vs_sparsity(
-        reader.models(run), selected=ref.model_id, title="clean accuracy vs sparsity", legend_below=True, height=420
-    )
-    t1 = reader.table1(run)
-    step(4, STEPS)
-
-    samples = _samples(a_all, b_all, focus)
-    candidates = samples["sample_id"].head(MAX_IMAGES).tolist()
-    pngs, corrupted = reader.images(run, candidates, corruption, severity)
-    embedded: dict[int, str] = {}
-    budget = IMAGE_BUDGET
-    for sid in candidates:
-        png = pngs.get(int(sid))
-        if png is not None and len(png) <= budget:
-            budget -= len(png)
-            embedded[int(sid)] = _png_uri(png)
-    step(5, STEPS)
-
-    lines = shown_lines(a)
-    data = {
+    ctx = Context(reader, run, names, ref, cmp, focus, store.margin_label(meta))
+    parts = [v for v in views() if hasattr(v, "snapshot")]
+    sections, figures, linked, data = [], {}, {}, {}
+    for done, view in enumerate(parts, 1):
+        part = view.snapshot(ctx)
+        sections.append(part.html)
+        figures.update(part.figures)
+        linked.update({k: _ids_of(part.figures[k]) for k in part.linked})
+        if part.data:
+            data[view.__name__.rsplit(".", 1)[-1].rstrip("_")] = part.data
+        step(round(PERCENT * done / (len(parts) + 1)), PERCENT)
+    payload = {
         "figures": {k: json.loads(to_json_plotly(f)) for k, f in figures.items()},
-        "linked": {k: _ids_of(figures[k]) for k in ("local", "trajectories") if k in figures},
-        "parallel": {  # each shown line's position (0 bottom, 1 top) on every axis, to brush and repaint in the browser
-            "ids": lines["sample_id"].astype(int).tolist(),
-            "correct": lines["correct"].astype(int).tolist(),
-            "positions": axis_positions(lines, dims, axis_ranges(a, dims)),
-        },
-        "samples": [
-            {k: _plain(v) for k, v in row.items()} | {"img": embedded.get(int(row["sample_id"]))}
-            for row in samples.drop(columns="move").to_dict("records")
-        ],
+        "linked": linked,
+        "views": data,
         "classNames": names,
-        "focus": focus,
         "compared": cmp is not None,
     }
-    step(6, STEPS)
-    return _render(run, meta, ref, cmp, names[focus], data, t1, corrupted, len(embedded), len(samples))
-
-
-def _table1_html(t1: pd.DataFrame, highlight: set[str], margin_label: str) -> str:
-    rows = []
-    for r in t1.itertuples():
-        cells = "".join(
-            f"<td>{'' if np.isnan(getattr(r, k)) else f'{getattr(r, k):+.3f}'}</td>"
-            for k in ("angle", "length", "margin")
-        )
-        cells += f"<td>{html.escape(str(getattr(r, 'note', '') or ''))}</td>"
-        rows.append(
-            f'<tr class="{"hl" if r.model_id in highlight else ""}"><td>{html.escape(str(r.model_id))}</td>{cells}</tr>'
-        )
-    return (
-        '<table class="t1"><thead><tr><th>model</th><th>angle</th><th>length</th>'
-        f"<th>{html.escape(margin_label)}</th><th>note</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
-    )
+    text = _render(run, meta, ref, cmp, names[focus], payload, "".join(sections))
+    step(PERCENT, PERCENT)
+    return text
 
 
 HTML_UNSAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
@@ -221,25 +111,9 @@ def script_json(data: object) -> str:
     return json.dumps(data, separators=(",", ":"), allow_nan=False).translate(HTML_UNSAFE)
 
 
-def _render(
-    run: str,
-    meta: dict,
-    ref: Combo,
-    cmp: Combo | None,
-    focus_name: str,
-    data: dict,
-    t1: pd.DataFrame,
-    corrupted: bool,
-    n_images: int,
-    n_samples: int,
-) -> str:
+def _render(run: str, meta: dict, ref: Combo, cmp: Combo | None, focus_name: str, data: dict, sections: str) -> str:
     template = Template((SNAPSHOT_DIR / "template.html").read_text())
     what = f"{ref.model_id} vs {cmp.model_id}" if cmp else ref.model_id
-    image_note = f"{n_images} of {n_samples} sample images embedded" + (
-        f" ({ref.evalset} versions)"
-        if corrupted
-        else (" (clean versions: the corrupted set is not cached in this run)" if ref.corruption != store.CLEAN else "")
-    )
     payload = script_json(data)
     return template.substitute(
         title=html.escape(f"PruneScope · {run} · {what}"),
@@ -249,13 +123,12 @@ def _render(
         compared=html.escape(cmp.model_id) if cmp else "none",
         evalset=html.escape(ref.evalset),
         focus=html.escape(focus_name),
-        image_note=html.escape(image_note),
         created=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        css=(SNAPSHOT_DIR / "snapshot.css").read_text(),
+        css=(REPO / "assets" / "style.css").read_text() + (SNAPSHOT_DIR / "snapshot.css").read_text(),
+        sections=sections,
         plotlyjs=plotlyjs.source(),
         data=payload,
         script=(SNAPSHOT_DIR / "snapshot.js").read_text(),
-        table1=_table1_html(t1, {ref.model_id, cmp.model_id if cmp else ""}, store.margin_label(meta)),
     )
 
 

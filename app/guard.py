@@ -74,6 +74,11 @@ def combo_key(v: Any) -> bool:
     return combo is not None and name(combo.model_id) and name(combo.corruption) and combo.severity < 100
 
 
+def search_text(v: Any) -> bool:
+    """a short search text"""
+    return isinstance(v, str) and len(v) <= 200
+
+
 def _is_int_text(s: str) -> bool:
     return s.isascii() and s.isdigit() and len(s) <= 2
 
@@ -197,6 +202,8 @@ FIELDS: dict[tuple[str, str], Spec] = {
     (ids.RUN_DROPDOWN, "value"): nullable(name),
     (ids.REFERENCE_DROPDOWN, "value"): nullable(combo_key),
     (ids.COMPARED_DROPDOWN, "value"): nullable(combo_key),
+    (ids.REFERENCE_DROPDOWN, "search_value"): nullable(search_text),  # typed text, only matched against the listing
+    (ids.COMPARED_DROPDOWN, "search_value"): nullable(search_text),
     (ids.COMBINATIONS, "data"): nullable(list_of(combo_key, 1000)),
     (ids.SELECTION, "data"): nullable(selection),
     (ids.CLASS_DROPDOWN, "value"): nullable(class_index),

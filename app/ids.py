@@ -27,6 +27,7 @@ EVAL_PREPARE = "eval-prepare"  # run whose correctness matrix the table asked th
 COMBO_TABLE = "combo-table"
 REFERENCE_DROPDOWN = "reference-dropdown"
 COMPARED_DROPDOWN = "compared-dropdown"
+CLICK_TARGET = "click-target"  # what a click in the evaluation table sets: the reference or the compared combination
 
 # local geometry
 LOCAL_GRAPH = "local-graph"

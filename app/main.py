@@ -13,11 +13,21 @@ from app import background, guard, ids
 from app.auth import Backoff, HashedBasicAuth
 from app.reader import StoreError, StoreReader
 from app.state import Combo, selected_ids
-from app.views import combinations, dimension, evaltable, export, global_, local, problems, robustness, samples
+from app.views import (
+    combinations,
+    dimension,
+    evaltable,
+    export,
+    global_,
+    local,
+    problems,
+    robustness,
+    samples,
+    views,
+)
 from app.views.common import callback_error, message
 
 REPO = Path(__file__).resolve().parents[1]
-VIEWS = (problems, evaltable, combinations, local, global_, samples, robustness, dimension, export)
 
 
 def create_app(
@@ -46,14 +56,15 @@ def create_app(
         on_error=callback_error,  # a failing callback shows its message in its view, never a 500
     )
     auth = HashedBasicAuth(app, users, backoff) if users else None
-    initial, class_names = None, None
+    initial, class_names, options = None, None, None
     if start is not None:
         try:
             initial, class_names = combinations.default_combo(reader, start), reader.meta(start)["class_names"]
+            options = combinations.combo_options(reader.evaluations(start), initial)
         except StoreError:
             pass  # the views show the store's message
-    app.layout = layout(runs, start, str(store_dir), initial, class_names)
-    for view in VIEWS:
+    app.layout = layout(runs, start, str(store_dir), initial, class_names, options)
+    for view in views():
         view.register(app, reader)
     register_shell(app)
     guard.install(app, auth, no_auth=no_auth, max_body=max_body, class_count=lambda r: _class_count(reader, r))
@@ -69,9 +80,15 @@ def _class_count(reader: StoreReader, run: str) -> int | None:
 
 
 def layout(
-    runs: list[str], run: str | None, store_dir: str, initial: Combo | None = None, class_names: list[str] | None = None
+    runs: list[str],
+    run: str | None,
+    store_dir: str,
+    initial: Combo | None = None,
+    class_names: list[str] | None = None,
+    options: list[dict] | None = None,
 ) -> html.Div:
-    """The page; `initial` and `class_names` preset the controls so every view draws at once."""
+    """The page; `initial`, `class_names` and the combinations' `options` preset the controls
+    so every view draws at once."""
     header = dbc.Navbar(
         dbc.Container(
             [
@@ -124,7 +141,9 @@ def layout(
         return html.Div([header, dbc.Container(body, fluid=True), *stores, _hidden_controls()])
     body = [
         problems.layout(),
-        dbc.Row([dbc.Col(evaltable.layout(), lg=8), dbc.Col(combinations.layout(initial), lg=4)], className="g-2"),
+        dbc.Row(
+            [dbc.Col(evaltable.layout(), lg=8), dbc.Col(combinations.layout(initial, options), lg=4)], className="g-2"
+        ),
         dbc.Row([dbc.Col(local.layout(class_names), lg=12)], className="g-2"),
         dbc.Row([dbc.Col(global_.layout(), lg=7), dbc.Col(samples.layout(), lg=5)], className="g-2"),
         robustness.layout(),
@@ -135,7 +154,7 @@ def layout(
 
 def _hidden_controls() -> html.Div:
     """The views' components, hidden, so that every callback has its inputs on an empty store."""
-    return html.Div([v.layout() for v in VIEWS], style={"display": "none"})
+    return html.Div([v.layout() for v in views()], style={"display": "none"})
 
 
 def register_shell(app: dash.Dash) -> None:

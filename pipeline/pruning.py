@@ -26,6 +26,7 @@ from torch.nn.utils import prune as torch_prune
 from pipeline.errors import PruneScopeError
 from pipeline.models import prunable_layers
 from pipeline.registry import Registry
+from pipeline.store.methods import METHODS
 
 SCOPES = ("global", "layer")
 
@@ -132,7 +133,12 @@ PRUNERS: Registry[type[PruningMethod]] = Registry("pruning method")
 
 
 def register_pruner(name: str):
-    """Class decorator: register a PruningMethod subclass under `name`."""
+    """Class decorator: register a PruningMethod subclass under `name`; its label and colour
+    are its entry in `pipeline.store.methods.METHODS` (torch-free, so the dashboard reads them too)."""
+    if name not in METHODS:
+        raise ValueError(
+            f"pruning method {name!r} has no entry in pipeline.store.methods.METHODS (its label and colour)"
+        )
 
     def deco(cls: type[PruningMethod]) -> type[PruningMethod]:
         cls.name = name

@@ -1,8 +1,9 @@
 """Screenshots of every view at 1440×900 for the README: `python scripts/screenshots.py STORE RUN docs/`.
 
 Starts the dashboard on a free loopback port, drives headless Chromium through the main
-interactions (a compared model, a box selection) and saves one PNG per view; then exports a
-snapshot of the same comparison and shoots it from file:// with a selection linking its plots.
+interactions (a compared model, a box selection) and saves one PNG per view, and the top of
+the page in comparison mode at 1280×800, 1440×900 and 1920×1080; then exports a snapshot of
+the same comparison and shoots it from file:// with a selection linking its plots.
 """
 
 from __future__ import annotations
@@ -96,6 +97,12 @@ def main() -> None:
         shoot(driver, ids.LOCAL_GRAPH, outdir / "view_local_comparison.png")
         shoot(driver, ids.GLOBAL_GRAPH, outdir / "view_global_comparison.png")
         shoot(driver, ids.SAMPLES_GRID, outdir / "view_samples_comparison.png")
+        for width, height in ((1280, 800), (1440, 900), (1920, 1080)):
+            driver.set_window_size(width, height)
+            driver.execute_script("window.scrollTo({top: 0, behavior: 'instant'});")
+            settle(driver, 2)
+            driver.save_screenshot(str(outdir / f"comparison_{width}x{height}.png"))
+        driver.set_window_size(1440, 900)
         snapshot(driver, store, run, outdir / "snapshot_demo.png")
     finally:
         driver.quit()

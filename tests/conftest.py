@@ -127,3 +127,24 @@ def hostile_store(tiny_run, tmp_path_factory) -> Path:
     meta["class_names"][: len(HOSTILE_NAMES)] = HOSTILE_NAMES
     meta_path.write_text(json.dumps(meta))
     return store_dir
+
+
+@pytest.fixture(scope="session")
+def two_run_store(tmp_path_factory: pytest.TempPathFactory, browser_store: Path) -> Path:
+    """The browser store's "tiny" run and a small second run ("other") whose models have other ids."""
+    import shutil
+
+    from pipeline.config import parse_config
+    from pipeline.runner import build_run
+
+    store_dir = tmp_path_factory.mktemp("two-runs")
+    shutil.copytree(browser_store / "tiny", store_dir / "tiny")
+    cfg = tiny_config(
+        name="other",
+        dataset={"name": "digits", "train_limit": 200, "test_limit": 60},
+        models=[{"arch": "digits_cnn", "id": "other-net"}],
+        train={"epochs": 1, "batch_size": 64, "lr": 0.05},
+        prune=[{"method": "magnitude", "sparsity": 0.5}],
+    )
+    build_run(parse_config(cfg), store_dir)
+    return store_dir

@@ -15,12 +15,12 @@ import plotly.graph_objects as go
 import pytest
 from plotly.io.json import to_json_plotly
 
-from app import plotlyjs
+from app import ids, plotlyjs
 from app.figures import decode_array
 from app.figures.density import kde
 from app.figures.dimension import angle_dimension
 from app.figures.evaltable import evaluation_table, table_frame
-from app.figures.local import comparison, small_multiples, trajectories
+from app.figures.local import comparison, empty_figure, small_multiples, trajectories
 from app.figures.parallel import (
     axis_positions,
     axis_ranges,
@@ -28,13 +28,16 @@ from app.figures.parallel import (
     brushed,
     density_strips,
     dimensions,
+    line_frame,
     parallel_coordinates,
     rank_axes,
 )
 from app.figures.robustness import margin_change
 from app.figures.sweetspot import accuracy_vs_sparsity
 from app.reader import StoreError, StoreReader
+from app.snapshot import to_html
 from app.state import Combo, make_selection, selected_ids
+from app.views.combinations import combo_options
 from app.views.local import points_to_ids
 from pipeline import store
 
@@ -410,3 +413,81 @@ def test_images_refuse_an_evaluation_set_the_run_does_not_have(browser_store):
     for corruption, severity in (("../../etc/passwd", 3), ("fog", 5), ("snow", 3)):
         with pytest.raises(StoreError, match="has no evaluation set"):
             reader.images("tiny", [0], corruption, severity)
+
+
+def test_parallel_coordinates_draw_the_compared_lines_and_brush_either():
+    df = samples_frame(classes=3)
+    g = df[df["label"] == 0].reset_index(drop=True)
+    h = g.assign(margin=g["margin"] + 5.0)  # the compared model moved every margin up
+    dims = dimensions([0, 1, 2], ["a", "b", "c"])
+    fig = F(parallel_coordinates(g, dims, "t", compared=h))
+    ref, cmp, chosen = fig.data[:3]
+    assert (ref.name, cmp.name, chosen.name) == ("reference", "compared", "selected")
+    k = len(dims)
+    assert len(arr(ref.y)) == len(arr(cmp.y)) == (k + 1) * len(g) and len(arr(chosen.y)) == 0
+    assert ref.line.color != cmp.line.color
+    lines = line_frame(g, h)
+    ranges = axis_ranges(lines, dims)
+    top = box_constraints([{"x0": k - 1.2, "x1": k - 0.8, "y0": 0.95, "y1": 1.0}], ranges)
+    picked = brushed(lines, dims, top)  # only compared lines reach the top of the margin axis
+    assert picked and set(picked) <= set(g["sample_id"]) and len(picked) == len(set(picked))
+    assert set(picked) == set(h.loc[h["margin"] >= ranges[-1][0] + 0.95 * (ranges[-1][1] - ranges[-1][0]), "sample_id"])
+    strips = F(density_strips(g, h, dims))
+    assert "reference" in strips.layout.annotations[0].text and "compared" in strips.layout.annotations[0].text
+
+
+def test_combo_options_list_every_combination_next_to_the_anchor_and_search_them_all():
+    evals = evals_frame()
+    anchor = Combo("m-dense", "clean", 0)
+    key = lambda m, c="clean", s=0: Combo(m, c, s).key  # noqa: E731
+    listed = {o["value"] for o in combo_options(evals, anchor)}
+    assert listed == {key(m) for m in evals["model_id"].unique()} | {key("m-dense", "fog", 1), key("m-dense", "fog", 3)}
+    found = combo_options(evals, anchor, "rand fog 3")
+    assert [o["value"] for o in found] == [key("m-rand-50", "fog", 3)] and found[0]["label"].startswith(
+        "m-rand-50 · fog"
+    )
+    kept = key("m-mag-90", "fog", 1)
+    assert {o["value"] for o in combo_options(evals, anchor, "nothing-like-this", (kept,))} == {kept}
+
+
+def test_to_html_renders_the_views_markup_escaped():
+    from dash import html
+
+    node = html.Div([html.Span("<b>", className="x"), None, 3, html.Img(src="a&b")], style={"fontSize": "3px"})
+    assert to_html(node) == '<div style="font-size:3px"><span class="x">&lt;b&gt;</span>3<img src="a&amp;b"></div>'
+    with pytest.raises(TypeError):
+        to_html(object())
+
+
+def test_an_empty_trajectory_panel_says_none_and_messages_wrap():
+    df = samples_frame()
+    same = df.assign(correct=True)
+    moves = trajectories(same, same)  # every sample right in both: four of the five panels are empty
+    fig = F(comparison(moves, "a"))
+    titles = [a.text for a in fig.layout.annotations if "(" in a.text]
+    nones = [a for a in fig.layout.annotations if a.text == "none"]
+    assert sum(t.endswith("(0)") for t in titles) == len(nones) == 3
+    assert all(fig.layout[f"xaxis{a.xref.split()[0][1:]}"].visible is False for a in nones)
+    long = "model 'x' has no evaluation on fog-3 — finish the run with python -m pipeline run CONFIG (it resumes)"
+    text = F(empty_figure(long)).layout.annotations[0].text
+    assert "<br>" in text and max(len(line) for line in text.split("<br>")) <= 60
+
+
+def test_evaluation_table_labels_sparsities_values_and_methods():
+    fig = F(evaluation_table(table_frame(evals_frame(), 3)))
+    bars = next(t for t in fig.data if t.name == "accuracy")
+    labels = next(t for t in fig.data if t.name == "sparsity labels")
+    assert sorted(labels.text) == sorted(["50", "90", "50"] * 2)  # under each bar of the columns clean and fog
+    assert np.allclose(arr(labels.x), arr(bars.x)) and all(str(v).isdigit() for v in bars.text)
+    rows = next(t for t in fig.data if t.name == "row labels")
+    assert {"magnitude", "random"} <= set(rows.text)  # two columns leave room for full names
+    assert {t.name for t in fig.data if t.showlegend} == {"magnitude", "random"}
+
+
+def test_the_guard_lets_search_text_through_but_not_as_a_name():
+    from app.guard import FIELDS
+
+    typed = "magnitude fog s3 · clean"
+    assert FIELDS[(ids.COMPARED_DROPDOWN, "search_value")](typed)  # typed text, only matched against the listing
+    assert not FIELDS[(ids.COMPARED_DROPDOWN, "value")](typed)
+    assert not FIELDS[(ids.REFERENCE_DROPDOWN, "search_value")]("x" * 201)

@@ -44,7 +44,7 @@ SELECTED_LINES = (  # one gap ends each line
     "const x = document.getElementById('fig-global').data[2].x; "
     "return Array.from(x || []).filter(v => v === null || Number.isNaN(v)).length;"
 )
-LINE_IDS = "return JSON.parse(document.getElementById('snapshot-data').textContent).parallel.ids;"
+LINE_IDS = "return JSON.parse(document.getElementById('snapshot-data').textContent).views.global.ids;"
 DRAWN = (
     "return arguments[0].every(k => { const d = document.getElementById('fig-' + k); "
     "return d && d.data && d.data.length > 0 && d.querySelector('.main-svg'); });"
@@ -81,7 +81,7 @@ def test_snapshot_opens_offline_every_figure_draws_and_a_selection_links_them(br
     chosen = set(driver.execute_script("return window.prunescopeSnapshot.selected();"))
     assert chosen
     in_focus = set(driver.execute_script(LINE_IDS))
-    until(driver, lambda: driver.execute_script(SELECTED_LINES) == len(chosen & in_focus) > 0)
+    until(driver, lambda: driver.execute_script(SELECTED_LINES) == 2 * len(chosen & in_focus) > 0)  # ref and cmp
     outlined = driver.execute_script(
         "const d = document.getElementById('fig-local'); const out = [];"
         "d.data.forEach(t => { const w = t.marker && t.marker.line && t.marker.line.width; const ids = t.customdata;"
@@ -106,7 +106,7 @@ def test_snapshot_opens_offline_every_figure_draws_and_a_selection_links_them(br
         plot,
     )
     axes = driver.execute_script(
-        "return JSON.parse(document.getElementById('snapshot-data').textContent).parallel.positions.length;"
+        "return JSON.parse(document.getElementById('snapshot-data').textContent).views.global.positions.length;"
     )
     w, h = plot.size["width"], plot.size["height"]
     drag = (
@@ -121,7 +121,7 @@ def test_snapshot_opens_offline_every_figure_draws_and_a_selection_links_them(br
     until(driver, lambda: "(global geometry)" in driver.find_element("id", "selection-status").text)
     brushed = set(driver.execute_script("return window.prunescopeSnapshot.selected();"))
     assert brushed == in_focus, "a box over the whole margin axis brushes every line"
-    until(driver, lambda: driver.execute_script(SELECTED_LINES) == len(in_focus))
+    until(driver, lambda: driver.execute_script(SELECTED_LINES) == 2 * len(in_focus))
     assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
 
 

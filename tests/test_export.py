@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.export import build_snapshot, default_focus, script_json, snapshot_filename, write_file
+from app.export import build_snapshot, script_json, snapshot_filename, write_file
 from app.figures.local import trajectories
 from app.reader import StoreError, StoreReader
+from app.state import Combo
+from app.views.local import default_class, flips_per_class
 from pipeline.errors import PruneScopeError
 from tests.conftest import HOSTILE_NAMES
 
@@ -44,28 +46,45 @@ def test_snapshot_is_self_contained(snapshot):
 
 def test_snapshot_holds_every_figure_and_the_linking_data(snapshot, tiny_run):
     data = snapshot_data(snapshot)
-    assert set(data["figures"]) == {"evaltable", "local", "trajectories", "global", "density", "margin", "sweetspot"}
-    assert [t["name"] for t in data["figures"]["global"]["data"][:3]] == ["correct", "incorrect", "selected"]
-    focus = data["focus"]
-    samples = StoreReader(tiny_run.parent).samples("tiny", REF, "clean", 0)
+    assert set(data["figures"]) == {
+        "evaltable",
+        "local",
+        "trajectories",
+        "global",
+        "density",
+        "margin",
+        "sweetspot",
+        "dimension",
+    }
+    assert all(f'<div id="fig-{k}" class="fig"></div>' in snapshot for k in data["figures"])
+    assert [t["name"] for t in data["figures"]["global"]["data"][:3]] == ["reference", "compared", "selected"]
+    reader = StoreReader(tiny_run.parent)
+    focus = default_class(flips_per_class(reader, "tiny", Combo(REF, "clean", 0), Combo(CMP, "clean", 0)))
+    assert f"<dd>{reader.meta('tiny')['class_names'][focus]}</dd>" in snapshot
+    samples = reader.samples("tiny", REF, "clean", 0)
     in_focus = set(samples.loc[samples["label"] == focus, "sample_id"])
-    assert set(data["parallel"]["ids"]) == in_focus
-    positions = data["parallel"]["positions"]
+    lines = data["views"]["global"]
+    assert set(lines["ids"]) == in_focus and len(lines["ids"]) == 2 * len(in_focus)  # reference and compared lines
+    assert sorted(set(lines["group"])) == [0, 1]
+    positions = lines["positions"]
     assert len(positions) == len(data["figures"]["global"]["layout"]["xaxis"]["ticktext"])
-    assert all(len(p) == len(in_focus) and min(p) == 0 and max(p) == 1 for p in positions)
+    assert all(len(p) == 2 * len(in_focus) and min(p) == 0 and max(p) == 1 for p in positions)
     linked = {i for traces in data["linked"]["local"].values() for i in traces}
     assert linked == set(samples["sample_id"])  # every sample of the small multiples can be selected
     assert all(i in in_focus for traces in data["linked"]["trajectories"].values() for i in traces)
-    embedded = [s for s in data["samples"] if s["img"]]
-    assert len(embedded) == len(samples) and embedded[0]["img"].startswith("data:image/png;base64,")
-    assert {"pred_cmp", "margin_cmp", "correct_cmp"} <= set(data["samples"][0])
+    gallery = data["views"]["samples"]
+    assert {sid for sid, _ in gallery["order"]} == set(samples["sample_id"]) == {int(k) for k in gallery["cards"]}
+    card = gallery["cards"][str(gallery["order"][0][0])]
+    assert 'class="sample-card"' in card and "data:image/png;base64," in card and "cmp:" in card
     assert REF in snapshot and CMP in snapshot and "Table 1" in snapshot
 
 
 def test_single_model_snapshot_and_chosen_class(tiny_run):
     text = build_snapshot(StoreReader(tiny_run.parent), "tiny", REF, None, focus=3)
     data = snapshot_data(text)
-    assert "trajectories" not in data["figures"] and data["focus"] == 3 and data["compared"] is False
+    assert "trajectories" not in data["figures"] and data["views"]["samples"]["focus"] == 3
+    assert data["compared"] is False and "cmp:" not in next(iter(data["views"]["samples"]["cards"].values()))
+    assert [t["name"] for t in data["figures"]["global"]["data"][:3]] == ["correct", "incorrect", "selected"]
 
 
 @pytest.mark.parametrize(
@@ -83,11 +102,14 @@ def test_snapshot_refuses_what_the_run_does_not_have(tiny_run, kwargs, message):
         build_snapshot(StoreReader(tiny_run.parent), "tiny", **args)
 
 
-def test_default_focus_is_the_class_that_changed_most(tiny_run):
+def test_default_class_is_the_class_with_the_most_flips(tiny_run):
     reader = StoreReader(tiny_run.parent)
     moves = trajectories(reader.samples("tiny", REF, "clean", 0), reader.samples("tiny", CMP, "clean", 0))
-    flips = moves[moves["category"].isin(["right_wrong", "wrong_right"])].groupby("label").size()
-    assert default_focus(moves) == (int(flips.idxmax()) if len(flips) else int(moves["label"].min()))
+    flips = (moves["correct_ref"] != moves["correct_cmp"]).groupby(moves["label"]).sum()
+    counted = flips_per_class(reader, "tiny", Combo(REF, "clean", 0), Combo(CMP, "clean", 0))
+    assert counted.reindex(flips.index, fill_value=0).tolist() == flips.tolist()
+    assert flips.max() > 0 and flips[default_class(counted)] == flips.max()
+    assert default_class(counted.iloc[0:0]) == 0
     assert snapshot_filename("tiny", REF, CMP) == f"prunescope-tiny-{REF}-vs-{CMP}.html"
 
 

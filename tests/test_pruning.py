@@ -19,8 +19,10 @@ from pipeline.pruning import (
     default_exclusions,
     group_alive,
     make_permanent,
+    register_pruner,
     select_layers,
 )
+from pipeline.store.methods import METHODS, facts
 from pipeline.training import Normalizer, finetune
 
 
@@ -67,6 +69,7 @@ def removed_units(mask: torch.Tensor, group_dim: int | None) -> tuple[int, int]:
 @pytest.mark.parametrize("scope", ["global", "layer"])
 @pytest.mark.parametrize("amount", [0.1, 0.5, 0.93])
 def test_contract_sparsity_binary_deterministic(method, scope, amount):
+    assert facts(method) is METHODS[method]  # the label and colour the dashboard shows
     model, layers, masks = masks_for(method, scope, amount)
     group_dim = PRUNERS.get(method).group_dim
     for mask, (_, m) in zip(masks, layers):
@@ -149,6 +152,11 @@ def test_random_masks_differ_by_seed():
 
 def test_registry_holds_the_six_methods():
     assert PRUNERS.names() == ["channel", "filter", "magnitude", "mpt", "random", "taylor"]
+
+
+def test_a_method_without_facts_cannot_register():
+    with pytest.raises(ValueError, match="no entry in pipeline.store.methods.METHODS"):
+        register_pruner("unlisted")
 
 
 def test_structured_masks_remove_whole_channels():

@@ -17,10 +17,11 @@ import pandas as pd
 from app.figures import Figure, figure
 from app.figures.grid import grid, merge_axes, title
 from app.figures.local import empty_figure
-from app.figures.style import FONT, GREY, method_color
+from app.figures.style import FONT, GREY
 from pipeline.store import KINDS, pooled, random_angle_stats
+from pipeline.store.methods import facts
 
-KIND_COLORS = {"untrained": "#b0b0b0", "dense": method_color("dense"), "pruned": "#1f77b4"}
+KIND_COLORS = {"untrained": "#b0b0b0", "dense": facts("dense").color, "pruned": "#1f77b4"}
 BAND = "rgba(158,158,158,0.25)"
 
 
@@ -79,7 +80,7 @@ def angle_dimension(summary: pd.DataFrame, height: int = 420) -> Figure:
         for part, label in ((g[~untrained], method), (g[untrained], f"{method} (untrained)")):
             if part.empty:
                 continue
-            color = KIND_COLORS["untrained"] if label.endswith("(untrained)") else method_color(str(method))
+            color = KIND_COLORS["untrained"] if label.endswith("(untrained)") else facts(str(method)).color
             traces.append(
                 {
                     "type": "scatter",

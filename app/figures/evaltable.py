@@ -14,20 +14,24 @@ import numpy as np
 import pandas as pd
 
 from app.figures import Figure, figure
-from app.figures.style import FONT, GREEN, RED, method_color
+from app.figures.style import BLUE, FONT, RED
 from app.figures.sweetspot import variant_labels
+from pipeline.store.methods import facts
 
 CELL_PAD = 0.08
 BAR_SPACE = 0.84
-HEIGHT_FRACTION = 0.72
-
-
-ABBREVIATIONS = {"magnitude": "mag", "random": "rand", "channel": "chan"}
+# a row is one unit high: sparsity labels at the bottom, bars (their height the accuracy), the row's label on top
+SPARSITY_Y = 0.1
+BAR_BOTTOM = 0.2
+HEIGHT_FRACTION = 0.62
+LABEL_Y = 0.9
+ROW_PX = 62
+FULL_LABEL_CHARS = 1100  # full method names when a column is about this many characters (at 8 px) over the columns
 
 
 def short_labels(df: pd.DataFrame) -> pd.Series:
-    """Cells' compact labels: method, iterative steps, fine-tuning epochs (vectorised)."""
-    method = df["method"].astype(str).map(lambda m: ABBREVIATIONS.get(m, m[:8]))
+    """Cells' compact labels: method (its short label), iterative steps, fine-tuning epochs (vectorised)."""
+    method = df["method"].astype(str).map(lambda m: facts(m).short)
     iterative = df["schedule"].eq("iterative")
     ft = df["finetune_epochs"].fillna(0).astype(int)
     return (
@@ -76,7 +80,7 @@ def layout_cells(
     slot = BAR_SPACE / pruned.groupby(["column", "row"])["model_id"].transform("size")
     pruned["x"] = pruned["k"] + CELL_PAD + slot * (pruned["i"] + 0.5)
     pruned["width"] = slot * 0.85
-    pruned["base"] = n_rows - 1 - pruned["rank"] + 0.06
+    pruned["base"] = n_rows - 1 - pruned["rank"] + BAR_BOTTOM
     pruned["outline"] = np.where(
         pruned["model_id"] == selected, 2.5, np.where(pruned["model_id"] == compared, 1.5, 0.0)
     )
@@ -160,7 +164,7 @@ def evaluation_table(
                 "y": HEIGHT_FRACTION * np.abs(diff[has]),
                 "base": (d["base"] + HEIGHT_FRACTION * np.minimum(acc[has], sub[has])).to_numpy(),
                 "width": d["width"].to_numpy(),
-                "marker": {"color": np.where(diff[has] >= 0, GREEN, RED)},
+                "marker": {"color": np.where(diff[has] >= 0, BLUE, RED)},
                 "hoverinfo": "skip",
                 "showlegend": False,
                 "name": "difference",
@@ -175,27 +179,50 @@ def evaluation_table(
             "width": cells["width"].to_numpy(),
             "customdata": np.column_stack([cells["model_id"], cells["corruption"], cells["severity"].astype(int)]),
             "marker": {
-                "color": cells["method"].map(method_color).to_numpy(),
+                "color": cells["method"].map(lambda m: facts(m).color).to_numpy(),
                 "line": {"width": cells["outline"].to_numpy(), "color": "black"},
             },
             "hovertext": hover.to_numpy(),
             "hoverinfo": "text",
+            "text": (shown * 100).round().astype(int).astype(str),
+            "textposition": "auto",  # inside the bar, above a bar too short to hold it
+            "insidetextanchor": "end",
+            "textangle": 0,
+            "textfont": {"size": 8},
             "name": "accuracy",
             "showlegend": False,
         },
         *extra,
     ]
     first = cells.drop_duplicates(["column", "row"])
+    full = first["row"].str.split(" · ", n=1).str[-1]
+    roomy = full.str.len().max() * len(columns) <= FULL_LABEL_CHARS / 8
+    traces.append(
+        {
+            "type": "scatter",
+            "x": cells["x"].to_numpy(),
+            "y": (cells["base"] - BAR_BOTTOM + SPARSITY_Y).to_numpy(),
+            "mode": "text",
+            "text": (cells["sparsity"] * 100).round().astype(int).astype(str).to_numpy(),
+            "textposition": "middle center",
+            "textfont": {"size": 8, "color": "#555"},
+            "hoverinfo": "skip",
+            "showlegend": False,
+            "name": "sparsity labels",
+        }
+    )
     traces.append(
         {
             "type": "scatter",
             "x": (first["k"] + CELL_PAD).to_numpy(),
-            "y": (first["base"] + 0.86).to_numpy(),
+            "y": (first["base"] - BAR_BOTTOM + LABEL_Y).to_numpy(),
             "mode": "text",
-            "text": short_labels(first).to_numpy(),
+            "text": (full if roomy else short_labels(first)).to_numpy(),
+            "hovertext": first["row"].to_numpy(),
+            "hoverinfo": "text",
+            "name": "row labels",
             "textposition": "middle right",
-            "textfont": {"size": 8, "color": "#444"},
-            "hoverinfo": "skip",
+            "textfont": {"size": 9, "color": "#333"},
             "showlegend": False,
         }
     )
@@ -217,7 +244,14 @@ def evaluation_table(
             }
         )
     traces += [
-        {"type": "bar", "x": [None], "y": [None], "marker": {"color": method_color(m)}, "name": m, "showlegend": True}
+        {
+            "type": "bar",
+            "x": [None],
+            "y": [None],
+            "marker": {"color": facts(m).color},
+            "name": facts(m).label,
+            "showlegend": True,
+        }
         for m in sorted(set(cells["method"]))
     ]
     shapes = [
@@ -242,8 +276,24 @@ def evaluation_table(
                 "bargap": 0,
                 "shapes": shapes,
                 "clickmode": "event",
-                "margin": {"l": 10, "r": 10, "t": 70, "b": 10},
-                "height": max(260, 46 * n_rows + 110),
+                "margin": {"l": 10, "r": 10, "t": 70, "b": 48},
+                "height": max(260, ROW_PX * n_rows + 150),
+                "uniformtext": {"mode": "hide", "minsize": 7},  # accuracy values only on bars wide enough
+                "annotations": [
+                    {
+                        "text": "bar: accuracy (%, written where it fits) · under it: sparsity (% removed)"
+                        " · dashed: dense",
+                        "showarrow": False,
+                        "xref": "paper",
+                        "yref": "paper",
+                        "x": 0,
+                        "y": 0,
+                        "xanchor": "left",
+                        "yanchor": "top",
+                        "yshift": -26,
+                        "font": {"size": 10, "color": "#555"},
+                    }
+                ],
                 "xaxis": {
                     "range": [0, len(columns)],
                     "tickvals": [k + 0.5 for k in range(len(columns))],

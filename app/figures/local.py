@@ -20,13 +20,13 @@ from app.figures import Figure, figure
 from app.figures.density import kde
 from app.figures.grid import grid, merge_axes
 from app.figures.grid import title as cell_title
-from app.figures.style import FONT, GREEN, GREY, PURPLE, RED, YELLOW
+from app.figures.style import BLUE, FONT, GREY, PURPLE, RED, YELLOW
 
 CATEGORIES = (
     ("all", "all samples", "#555555"),
     ("both_wrong", "both wrong", PURPLE),
     ("right_wrong", "right → wrong", RED),
-    ("wrong_right", "wrong → right", GREEN),
+    ("wrong_right", "wrong → right", BLUE),
     ("both_right", "both right", GREY),
 )
 MAX_POINTS = 4000
@@ -53,8 +53,8 @@ def classes_to_show(df: pd.DataFrame, focus: int, num_classes: int) -> list[int]
 
 
 def empty_figure(message: str, height: int = 260) -> Figure:
-    """A blank plot that says `message` (long messages, such as a store error and its fix, wrap)."""
-    lines = textwrap.wrap(html.escape(message, quote=False), 110) or [""]
+    """A blank plot that says `message` (wrapped narrow enough for a small panel: a store error and its fix)."""
+    lines = textwrap.wrap(html.escape(message, quote=False), 60) or [""]
     return figure(
         {
             "data": [],
@@ -209,8 +209,8 @@ def small_multiples(
         **merge_axes(axes, updates),
         "annotations": notes,
         "font": FONT,
-        "height": 340 * nrows + 30,
-        "margin": {"l": 40, "r": 10, "t": 30, "b": 70},
+        "height": 340 * nrows + 48,
+        "margin": {"l": 40, "r": 10, "t": 48, "b": 70},  # the plot toolbar sits above the top row's titles
         "dragmode": "select",
         "legend": {"orientation": "h", "y": -0.06, "yanchor": "top", "x": 0},
         "uirevision": "local",
@@ -298,6 +298,20 @@ def comparison(moves: pd.DataFrame, class_name: str, selected: set[int] | None =
             "showticklabels": i == 0,
             "title": {"text": "length" if i == 0 else None, "font": {"size": 10}},
         }
+        if count == 0:  # an empty panel says so instead of drawing blank axes
+            updates[cell.xkey] = {"visible": False}
+            updates[cell.ykey] = {**updates[cell.ykey], "showgrid": False, "showticklabels": i == 0, "zeroline": False}
+            notes.append(
+                {
+                    "text": "none",
+                    "showarrow": False,
+                    "xref": f"{cell.xaxis} domain",
+                    "yref": f"{cell.yaxis} domain",
+                    "x": 0.5,
+                    "y": 0.5,
+                    "font": {"size": 13, "color": "#888"},
+                }
+            )
         if total > len(g):
             notes.append(
                 {

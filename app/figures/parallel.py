@@ -1,8 +1,9 @@
 """Global geometry (R2, R3): parallel coordinates of the samples of the class in focus.
 
 One axis per class (the angle to that class direction), then length and margin; correct
-samples grey, incorrect red. Above the axes, a density strip per axis compares reference
-(grey) and compared (yellow). With many classes, a ranked pre-selection picks the axes.
+samples grey, incorrect red; in comparison mode each sample is two lines, reference grey and
+compared yellow (the colours of the trajectories' ends). Above the axes, a density strip per
+axis compares reference and compared. With many classes, a ranked pre-selection picks the axes.
 """
 
 from __future__ import annotations
@@ -43,9 +44,21 @@ def dimensions(axes: list[int], class_names: list[str]) -> list[tuple[str, str]]
     return [(f"a{j}", f"∠ {class_names[j]}") for j in axes] + [("length", "length"), ("margin", "margin")]
 
 
-def shown_lines(df: pd.DataFrame) -> pd.DataFrame:
-    """The rows drawn as lines, in drawing order: all, or a fixed sample of MAX_LINES."""
-    return df if len(df) <= MAX_LINES else df.sample(MAX_LINES, random_state=0)
+def line_frame(ref: pd.DataFrame, cmp: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every line to draw, with its `group`: for one model 0 correct / 1 incorrect; with a
+    compared model, each sample twice, 0 its reference line and 1 its compared line."""
+    if cmp is None:
+        return ref.assign(group=np.where(ref["correct"].to_numpy(dtype=bool), 0, 1))
+    return pd.concat([ref.assign(group=0), cmp.assign(group=1)], ignore_index=True)
+
+
+def shown_lines(lines: pd.DataFrame) -> pd.DataFrame:
+    """The lines drawn, in drawing order: all, or those of a fixed sample of MAX_LINES samples."""
+    ids = lines["sample_id"].unique()
+    if len(ids) <= MAX_LINES:
+        return lines
+    keep = pd.Series(ids).sample(MAX_LINES, random_state=0)
+    return lines[lines["sample_id"].isin(keep)]
 
 
 def axis_ranges(df: pd.DataFrame, dims: list[tuple[str, str]]) -> list[tuple[float, float]]:
@@ -88,7 +101,9 @@ def axis_position(i: int, k: int) -> float:
     return (i + 0.5) / k
 
 
-LINE_GROUPS = (("correct", GREY, 0.35), ("incorrect", RED, 0.6), ("selected", SELECTED, 0.9))
+SINGLE_GROUPS = (("correct", GREY, 0.35), ("incorrect", RED, 0.6))
+COMPARED_GROUPS = (("reference", GREY, 0.35), ("compared", YELLOW, 0.45))
+SELECTED_GROUP = ("selected", SELECTED, 0.9)
 
 
 def parallel_coordinates(
@@ -97,22 +112,27 @@ def parallel_coordinates(
     title: str,
     selected: set[int] | None = None,
     boxes: list[dict] | None = None,
+    compared: pd.DataFrame | None = None,
 ) -> Figure:
-    """`df`: the class in focus (sample_id, correct, a*, length, margin) of one evaluation set.
+    """`df`: the class in focus (sample_id, correct, a*, length, margin) of one evaluation set;
+    `compared`: the same samples on the compared model.
 
-    SVG lines, three traces (correct grey, incorrect red, `selected` sample ids blue, drawn in
-    that order), one vertical axis per dimension with its own value ticks. A box selection
-    (dragmode "select") brushes the axes it covers; `boxes` are the brushes to keep drawn,
-    as plotly layout selections. Software WebGL (plotly's parcoords) costs about a second to
-    set up in a browser without a GPU; a few SVG paths draw at once."""
+    SVG lines, three traces drawn in this order: correct grey and incorrect red (with a
+    compared model: reference grey and compared yellow), then the `selected` sample ids blue;
+    one vertical axis per dimension with its own value ticks. A box selection (dragmode
+    "select") brushes the axes it covers; `boxes` are the brushes to keep drawn, as plotly
+    layout selections. Software WebGL (plotly's parcoords) costs about a second to set up in
+    a browser without a GPU; a few SVG paths draw at once."""
     if df.empty:
         return empty_figure("no samples of this class in this evaluation set", height=380)
-    g = shown_lines(df)
-    ranges = axis_ranges(df, dims)
+    lines = line_frame(df, compared)
+    g = shown_lines(lines)
+    ranges = axis_ranges(lines, dims)
     chosen = g["sample_id"].isin(selected).to_numpy() if selected else np.zeros(len(g), bool)
-    correct = g["correct"].to_numpy(dtype=bool)
+    group = g["group"].to_numpy()
     traces = []
-    for (name, color, opacity), rows in zip(LINE_GROUPS, (correct & ~chosen, ~correct & ~chosen, chosen)):
+    groups = (*(SINGLE_GROUPS if compared is None else COMPARED_GROUPS), SELECTED_GROUP)
+    for (name, color, opacity), rows in zip(groups, (~chosen & (group == 0), ~chosen & (group == 1), chosen)):
         x, y = _polylines(g[rows], dims, ranges)
         traces.append(
             {
@@ -135,7 +155,8 @@ def parallel_coordinates(
         "dragmode": "select",
         "showlegend": False,
         "title": {
-            "text": title + (f" ({len(g)} of {len(df)} shown)" if len(g) < len(df) else f" ({len(df)} samples)"),
+            "text": title
+            + (f" ({len(g)} of {len(lines)} lines shown)" if len(g) < len(lines) else f" ({len(df)} samples)"),
             "font": {"size": 13},
             "x": 0.01,
             "y": 0.98,
@@ -146,7 +167,7 @@ def parallel_coordinates(
             "ticktext": [label for _, label in dims],
             "side": "top",
             "tickangle": -30,
-            "tickfont": {"size": 10},
+            "tickfont": {"size": 11},
             "showgrid": True,
             "gridcolor": "#555",
             "zeroline": False,
@@ -163,8 +184,8 @@ def parallel_coordinates(
             "position": axis_position(i, k),
             "range": [lo - pad, hi + pad],
             "tickmode": "auto",
-            "nticks": 6,
-            "tickfont": {"size": 8, "color": "#555"},
+            "nticks": 5,
+            "tickfont": {"size": 10, "color": "#444"},
             "showgrid": False,
             "zeroline": False,
             "fixedrange": True,
@@ -179,7 +200,11 @@ def density_strips(ref: pd.DataFrame, cmp: pd.DataFrame | None, dims: list[tuple
     """One small density per axis, reference grey and compared yellow, each centred over its
     axis of the parallel coordinates (same width and margins)."""
     k = len(dims)
-    frames = [(f, color) for f, color in ((ref, GREY), (cmp, YELLOW)) if f is not None and not f.empty]
+    frames = [
+        (f, color, name)
+        for f, color, name in ((ref, GREY, "reference"), (cmp, YELLOW, "compared"))
+        if f is not None and not f.empty
+    ]
     traces, layout = [], {}
     for i, (col, _) in enumerate(dims):
         suffix = "" if i == 0 else str(i + 1)
@@ -188,9 +213,9 @@ def density_strips(ref: pd.DataFrame, cmp: pd.DataFrame | None, dims: list[tuple
         layout[f"yaxis{suffix}"] = {"anchor": f"x{suffix}", "visible": False}
         if not frames:
             continue
-        lo = min(float(np.nanmin(f[col])) for f, _ in frames)
-        hi = max(float(np.nanmax(f[col])) for f, _ in frames)
-        for frame, color in frames:
+        lo = min(float(np.nanmin(f[col])) for f, _, _ in frames)
+        hi = max(float(np.nanmax(f[col])) for f, _, _ in frames)
+        for frame, color, _ in frames:
             x, d = kde(frame[col].to_numpy(), lo, hi)
             traces.append(
                 {
@@ -207,7 +232,24 @@ def density_strips(ref: pd.DataFrame, cmp: pd.DataFrame | None, dims: list[tuple
                     "yaxis": f"y{suffix}",
                 }
             )
-    return figure({"data": traces, "layout": {**layout, "height": 90, "margin": {"l": 20, "r": 20, "t": 4, "b": 4}}})
+    key = " · ".join(f'<span style="color:{color}">■</span> {name}' for _, color, name in frames)
+    note = {
+        "text": f"density per axis: {key}" if frames else "",
+        "showarrow": False,
+        "xref": "paper",
+        "yref": "paper",
+        "x": 0,
+        "y": 1,
+        "xanchor": "left",
+        "yanchor": "bottom",  # above the strips, in the top margin
+        "font": {"size": 10, "color": "#444"},
+    }
+    return figure(
+        {
+            "data": traces,
+            "layout": {**layout, "annotations": [note], "height": 96, "margin": {"l": 20, "r": 20, "t": 18, "b": 4}},
+        }
+    )
 
 
 def box_constraints(boxes: list[dict], ranges: list[tuple[float, float]]) -> dict[str, list[list[float]]]:
@@ -229,7 +271,8 @@ def box_constraints(boxes: list[dict], ranges: list[tuple[float, float]]) -> dic
 
 
 def brushed(df: pd.DataFrame, dims: list[tuple[str, str]], constraints: dict[str, list]) -> list[int]:
-    """Sample ids inside every brushed range (a range may be one [lo, hi] or a list of them)."""
+    """Sample ids with a row inside every brushed range (a range may be one [lo, hi] or a list of
+    them); `df` may hold several rows (lines) per sample."""
     keep = np.ones(len(df), bool)
     for idx, ranges in constraints.items():
         i = int(idx)
@@ -238,4 +281,4 @@ def brushed(df: pd.DataFrame, dims: list[tuple[str, str]], constraints: dict[str
         spans = ranges if isinstance(ranges[0], (list, tuple)) else [ranges]
         col = df[dims[i][0]].to_numpy()
         keep &= np.any([(col >= lo) & (col <= hi) for lo, hi in spans], axis=0)
-    return df.loc[keep, "sample_id"].astype(int).tolist()
+    return sorted(set(df.loc[keep, "sample_id"].astype(int).tolist()))

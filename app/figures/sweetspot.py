@@ -5,12 +5,13 @@ from __future__ import annotations
 import pandas as pd
 
 from app.figures import Figure, figure
-from app.figures.style import FONT, method_color
+from app.figures.style import FONT
+from pipeline.store.methods import facts
 
 
 def variant_labels(models: pd.DataFrame) -> pd.Series:
     """Method plus what distinguishes its curves: schedule and fine-tuning (vectorised)."""
-    method = models["method"].astype(str)
+    method = models["method"].astype(str).map(lambda m: facts(m).label)
     iterative = models["schedule"].eq("iterative")
     steps = models["steps"].fillna(0).astype(int).astype(str)
     ft = models["finetune_epochs"].fillna(0).astype(int)
@@ -45,7 +46,7 @@ def accuracy_vs_sparsity(
                 "y": g[accuracy].to_numpy(),
                 "mode": "lines+markers",
                 "name": variant,
-                "line": {"color": method_color(str(g["method"].iloc[0])), "dash": "solid" if ft else "dot"},
+                "line": {"color": facts(str(g["method"].iloc[0])).color, "dash": "solid" if ft else "dot"},
                 "customdata": g["model_id"].to_numpy(),
                 "hovertemplate": "%{customdata}<br>sparsity %{x:.3f}<br>accuracy %{y:.3f}<extra></extra>",
             }
@@ -60,7 +61,7 @@ def accuracy_vs_sparsity(
                 "yref": "y",
                 "y0": row[accuracy],
                 "y1": row[accuracy],
-                "line": {"color": method_color("dense"), "dash": "dash", "width": 1},
+                "line": {"color": facts("dense").color, "dash": "dash", "width": 1},
             }
         )
         notes.append(

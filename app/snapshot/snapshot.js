@@ -1,11 +1,13 @@
-/* PruneScope snapshot: draw the embedded figures and link them without a server.
- * A box or lasso selection in a geometry plot, or a box over axes of the parallel coordinates,
- * becomes the selection: every other plot outlines (or colours) the same samples and the
- * gallery shows their images. */
+/* PruneScope snapshot: draw the views' embedded figures and link them without a server.
+ * Everything a view draws comes from Python (its figures, its sample cards); this script only
+ * keeps the selection: a box or lasso selection in a linked plot, or a box over axes of the
+ * parallel coordinates, becomes the selection, the linked plots outline the same samples, the
+ * parallel coordinates repaint their lines and the gallery shows the selection's cards. */
 (function () {
   "use strict";
   const S = JSON.parse(document.getElementById("snapshot-data").textContent);
-  const MAX_CARDS = 48;
+  const lines = S.views.global; // {ids, group, positions}: every drawn line of the parallel coordinates
+  const gallery = S.views.samples; // {order: [[id, label]], cards: {id: html}, max, focus, focusName}
   const config = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["toImage"] };
   const divs = {};
   let selection = null; // Set of sample ids, or null
@@ -17,71 +19,22 @@
     divs[key] = div;
     Plotly.newPlot(div, fig.data, fig.layout, key === "density" ? { staticPlot: true } : config);
   }
-  if (!S.figures.trajectories) document.getElementById("card-trajectories").style.display = "none";
-
-  function metrics(s, suffix) {
-    const f = (v, d) => (v === null || v === undefined ? "–" : v.toFixed(d));
-    const m = s["margin" + suffix];
-    return "∠" + f(s["angle" + suffix], 0) + "° ‖x‖" + f(s["length" + suffix], 1) + " m" + (m !== null && m >= 0 ? "+" : "") + f(m, 2);
-  }
-
-  function el(tag, cls, text) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
-
-  function card(s) {
-    const c = el("div", "sample-card");
-    c.dataset.sampleId = s.sample_id;
-    if (s.img) {
-      const img = el("img");
-      img.src = s.img;
-      img.title = "sample " + s.sample_id;
-      c.appendChild(img);
-    } else {
-      c.appendChild(el("div", "noimg", "image not embedded"));
-    }
-    const cap = el("div", "caption");
-    cap.appendChild(el("b", null, "#" + s.sample_id + " "));
-    cap.appendChild(el("span", null, "label " + S.classNames[s.label]));
-    c.appendChild(cap);
-    const preds = el("div", "preds");
-    preds.appendChild(el("span", s.correct ? "ok" : "bad", "ref: " + S.classNames[s.pred]));
-    if (S.compared) preds.appendChild(el("span", s.correct_cmp ? "ok" : "bad", " cmp: " + S.classNames[s.pred_cmp]));
-    c.appendChild(preds);
-    c.appendChild(el("div", "metrics", metrics(s, "")));
-    if (S.compared) c.appendChild(el("div", "metrics cmp", metrics(s, "_cmp")));
-    return c;
-  }
 
   function drawGallery() {
-    const rows = selection ? S.samples.filter((s) => selection.has(s.sample_id)) : S.samples.filter((s) => s.label === S.focus);
-    const grid = document.getElementById("samples-grid");
-    grid.replaceChildren(...rows.slice(0, MAX_CARDS).map(card));
-    const what = selection ? "selected" : "of class " + S.classNames[S.focus];
-    document.getElementById("samples-count").textContent = Math.min(rows.length, MAX_CARDS) + " of " + rows.length + " samples " + what + (S.compared ? ", most moved first" : "");
+    if (!gallery) return;
+    const rows = gallery.order.filter(([id, label]) => (selection ? selection.has(id) : label === gallery.focus));
+    // the cards are the dashboard's own markup, rendered and escaped by Python (app.snapshot.to_html)
+    document.getElementById("samples-grid").innerHTML = rows.slice(0, gallery.max).map(([id]) => gallery.cards[id]).join("");
+    const what = selection ? "selected" : "of class " + gallery.focusName;
+    document.getElementById("samples-count").textContent =
+      Math.min(rows.length, gallery.max) + " of " + rows.length + " samples " + what + (S.compared ? ", most moved first" : "");
   }
 
-  function highlight() {
-    for (const [key, traces] of Object.entries(S.linked)) {
-      if (key === source || !divs[key]) continue;
-      const idx = Object.keys(traces).map(Number);
-      const widths = idx.map((i) => traces[i].map((id) => (selection && selection.has(id) ? 1.5 : 0)));
-      if (idx.length) Plotly.restyle(divs[key], { "marker.line.width": widths }, idx);
-    }
-    if (divs.global && S.parallel.ids.length) paintLines();
-    const status = document.getElementById("selection-status");
-    status.textContent = selection ? selection.size + " samples selected (" + (source === "global" ? "global" : "local") + " geometry)" : "no selection";
-    drawGallery();
-  }
-
-  // The parallel coordinates' first three traces: correct (grey), incorrect (red), selected (blue) lines.
+  // The parallel coordinates' first three traces: the two line groups, then the selected lines.
   function polylines(rows) {
     const x = [], y = [];
     for (const i of rows) {
-      S.parallel.positions.forEach((axis, j) => { x.push(j); y.push(axis[i]); });
+      lines.positions.forEach((axis, j) => { x.push(j); y.push(axis[i]); });
       x.push(null); y.push(null);
     }
     return [x, y];
@@ -89,28 +42,40 @@
 
   function paintLines() {
     const groups = [[], [], []];
-    S.parallel.ids.forEach((id, i) => groups[selection && selection.has(id) ? 2 : S.parallel.correct[i] ? 0 : 1].push(i));
-    const lines = groups.map(polylines);
-    Plotly.restyle(divs.global, { x: lines.map((l) => l[0]), y: lines.map((l) => l[1]) }, [0, 1, 2]);
+    lines.ids.forEach((id, i) => groups[selection && selection.has(id) ? 2 : lines.group[i]].push(i));
+    const xy = groups.map(polylines);
+    Plotly.restyle(divs.global, { x: xy.map((l) => l[0]), y: xy.map((l) => l[1]) }, [0, 1, 2]);
   }
 
+  // A sample is brushed when one of its lines passes every box (as app.figures.parallel.brushed).
   function brushedLines(boxes) {
     const spans = {}; // axis index -> [[bottom, top], ...] in axis positions (0..1)
     for (const b of boxes) {
       const [x0, x1] = [b.x0, b.x1].sort((p, q) => p - q);
       const [y0, y1] = [b.y0, b.y1].sort((p, q) => p - q);
-      S.parallel.positions.forEach((_, j) => { if (x0 <= j && j <= x1) (spans[j] = spans[j] || []).push([y0, y1]); });
+      lines.positions.forEach((_, j) => { if (x0 <= j && j <= x1) (spans[j] = spans[j] || []).push([y0, y1]); });
     }
     const axes = Object.keys(spans).map(Number);
     if (!axes.length) return null;
     const inside = (p, [lo, hi]) => p !== null && p >= lo && p <= hi; // null: no value on this axis
-    return S.parallel.ids.filter((_, i) => axes.every((j) => spans[j].some((span) => inside(S.parallel.positions[j][i], span))));
+    const hit = lines.ids.filter((_, i) => axes.every((j) => spans[j].some((span) => inside(lines.positions[j][i], span))));
+    return Array.from(new Set(hit));
   }
 
   function select(ids, from) {
     selection = ids === null ? null : new Set(ids);
     source = from;
-    highlight();
+    for (const [key, traces] of Object.entries(S.linked)) {
+      if (key === source || !divs[key]) continue;
+      const idx = Object.keys(traces).map(Number);
+      const widths = idx.map((i) => traces[i].map((id) => (selection && selection.has(id) ? 1.5 : 0)));
+      if (idx.length) Plotly.restyle(divs[key], { "marker.line.width": widths }, idx);
+    }
+    if (divs.global && lines && lines.ids.length) paintLines();
+    document.getElementById("selection-status").textContent = selection
+      ? selection.size + " samples selected (" + (source === "global" ? "global" : "local") + " geometry)"
+      : "no selection";
+    drawGallery();
   }
 
   for (const key of Object.keys(S.linked)) {
@@ -129,7 +94,7 @@
     div.on("plotly_deselect", () => select(null, key));
   }
 
-  if (divs.global && S.parallel.ids.length) {
+  if (divs.global && lines && lines.ids.length) {
     divs.global.on("plotly_relayout", (ev) => {
       if (!ev || !Array.isArray(ev.selections)) return;
       const boxes = ev.selections.filter((b) => b.type === "rect");

@@ -8,35 +8,89 @@ from dash import Input, Output, State, dcc, html
 
 from app import ids
 from app.reader import StoreError, StoreReader
+from app.snapshot import Context, Part, section, to_html
 from app.state import Combo
 from app.views.common import card, labelled, message
+from pipeline.store.methods import facts
 
 HELP = (
-    "The model × evaluation-set combinations you picked in the evaluation table, with their details; "
-    "choose the reference and the one to compare with it."
+    "Every model × evaluation-set combination of the run is in both dropdowns (type to search, e.g. "
+    "'magnitude fog s3'): the reference every view shows and one to compare with it. A click on a bar "
+    "of the evaluation table (or a point of accuracy vs sparsity) sets the one chosen under 'a click "
+    "sets'. Below: the combinations picked so far, with their details."
 )
+HELP_SNAPSHOT = "The reference (grey) and compared (yellow) combinations of this snapshot, with their details"
+MAX_OPTIONS = 300  # options a dropdown lists at once; typing searches every combination
+CLICK_TARGETS = {"compared": "compared", "reference": "reference"}
 
 
-def layout(initial: Combo | None = None) -> html.Div:
-    """With `initial`, the reference starts set, so the views draw in the page's first round."""
-    keys = [initial.key] if initial else []
+def layout(initial: Combo | None = None, options: list[dict] | None = None) -> html.Div:
+    """With `initial`, the reference starts set, so the views draw in the page's first round;
+    `options` are the dropdowns' first options (every combination next to the reference)."""
     ref = labelled(
         "reference",
         "The combination every view shows (grey)",
         dcc.Dropdown(
-            id=ids.REFERENCE_DROPDOWN, clearable=False, options=_options(keys), value=initial.key if initial else None
+            id=ids.REFERENCE_DROPDOWN,
+            clearable=False,
+            options=options or [],
+            value=initial.key if initial else None,
+            optionHeight=40,
         ),
     )
     cmp = labelled(
         "compared",
         "A second combination to compare with the reference (yellow); clear it for single-model views",
-        dcc.Dropdown(id=ids.COMPARED_DROPDOWN, clearable=True, placeholder="none: single model"),
+        dcc.Dropdown(
+            id=ids.COMPARED_DROPDOWN,
+            clearable=True,
+            options=options or [],
+            placeholder="none: single model (pick or type to search)",
+            optionHeight=40,
+        ),
     )
-    return card("Selected combinations", HELP, [ref, cmp, html.Div(id=ids.COMBO_TABLE, className="combo-table")])
+    target = labelled(
+        "a click sets",
+        "What a click on a bar of the evaluation table (or a point of accuracy vs sparsity) sets",
+        dcc.RadioItems(
+            id=ids.CLICK_TARGET,
+            options=[{"label": f" {v}", "value": k} for k, v in CLICK_TARGETS.items()],
+            value="compared",
+            inline=True,
+            inputClassName="click-target-input",
+            labelClassName="click-target-label",
+        ),
+    )
+    return card(
+        "Selected combinations",
+        HELP,
+        [ref, cmp, target, html.Div(id=ids.COMBO_TABLE, className="combo-table")],
+    )
 
 
-def _options(keys: list[str]) -> list[dict[str, str]]:
-    return [{"label": f"{c.model_id} · {c.evalset}", "value": k} for k in keys if (c := Combo.parse(k))]
+def combo_options(
+    evals: pd.DataFrame, anchor: Combo | None, search: str | None = None, keep: tuple[str | None, ...] = ()
+) -> list[dict[str, str]]:
+    """Dropdown options among every (model, evaluation set) of the run: with a `search`, the
+    combinations whose label holds every word of it; without, every model on the `anchor`'s
+    evaluation set and the anchor's model on every set. The values in `keep` stay listed."""
+    combos = evals[["model_id", "corruption", "severity"]].drop_duplicates()
+    listed = [Combo(str(m), str(c), int(v)) for m, c, v in combos.itertuples(index=False)]
+    key = pd.Series([c.key for c in listed], index=combos.index)
+    label = pd.Series([f"{c.model_id} · {c.evalset}" for c in listed], index=combos.index)
+    if search and search.strip():
+        text = label.str.lower()
+        hit = pd.Series(True, index=combos.index)
+        for word in search.lower().split():
+            hit &= text.str.contains(word, regex=False)
+    elif anchor is not None:
+        same_set = (combos["corruption"] == anchor.corruption) & (combos["severity"] == anchor.severity)
+        hit = same_set | (combos["model_id"] == anchor.model_id)
+    else:
+        hit = combos["corruption"] == "clean"
+    keys = list(dict.fromkeys([*key[hit].head(MAX_OPTIONS), *(k for k in keep if k)]))
+    labels = dict(zip(key, label))
+    return [{"label": labels.get(k, k), "value": k} for k in keys if k in labels]
 
 
 def _clicked(reader: StoreReader, run: str, click: dict | None) -> Combo | None:
@@ -73,32 +127,43 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Input(ids.RUN, "data"),
         Input(ids.EVAL_TABLE, "clickData"),
         Input(ids.ROBUST_SWEETSPOT, "clickData"),
+        Input(ids.REFERENCE_DROPDOWN, "value"),
+        Input(ids.COMPARED_DROPDOWN, "value"),
+        Input(ids.REFERENCE_DROPDOWN, "search_value"),
+        Input(ids.COMPARED_DROPDOWN, "search_value"),
         State(ids.COMBINATIONS, "data"),
-        State(ids.REFERENCE_DROPDOWN, "value"),
-        State(ids.COMPARED_DROPDOWN, "value"),
+        State(ids.CLICK_TARGET, "value"),
         prevent_initial_call=True,  # the layout starts with the run's default combination
     )
-    def combos(run, table_click, sweet_click, current, ref_key, cmp_key):
-        """The one owner of the combinations: a new run resets them; a click in the evaluation
-        table (or the accuracy-vs-sparsity plot) adds one, as the reference when there is
-        none, else as the compared one. Options and values change together, so a dropdown
-        never holds a value it has no option for."""
+    def combos(run, table_click, sweet_click, ref_key, cmp_key, ref_search, cmp_search, current, target):
+        """The one owner of the combinations: a new run resets them (the previous run's choice
+        goes); a click in the evaluation table (or accuracy vs sparsity) sets the compared one,
+        or the reference with "a click sets: reference" (or when there is none). Options and
+        values change together, so a dropdown never holds a value it has no option for."""
         keep = dash.no_update
+        trigger = dash.ctx.triggered_id
+        new_ref, new_cmp, selection = keep, keep, keep
         try:
-            if dash.ctx.triggered_id in (None, ids.RUN):
+            if trigger in (None, ids.RUN):
                 combo = default_combo(reader, run) if run else None
-                keys = [combo.key] if combo else []
-                return keys, *(_options(keys),) * 2, (combo.key if combo else None), None, None
-            click = table_click if dash.ctx.triggered_id == ids.EVAL_TABLE else sweet_click
-            combo = _clicked(reader, run, click)
+                ref_key, cmp_key = (combo.key if combo else None), None
+                new_ref, new_cmp, selection, current = ref_key, None, None, []
+            elif trigger in (ids.EVAL_TABLE, ids.ROBUST_SWEETSPOT):
+                combo = _clicked(reader, run, table_click if trigger == ids.EVAL_TABLE else sweet_click)
+                if combo is None:
+                    return keep, keep, keep, keep, keep, keep
+                if target == "reference" or Combo.parse(ref_key) is None:
+                    ref_key = new_ref = combo.key
+                else:
+                    cmp_key = new_cmp = combo.key
+            evals = reader.evaluations(run) if run else pd.DataFrame(columns=["model_id", "corruption", "severity"])
         except StoreError:
             return keep, keep, keep, keep, keep, keep
-        if combo is None:
-            return keep, keep, keep, keep, keep, keep
-        keys = list(dict.fromkeys([*(current or []), combo.key]))[-12:]
-        if ref_key not in keys:
-            return keys, _options(keys), _options(keys), combo.key, keep, keep
-        return keys, _options(keys), _options(keys), keep, combo.key, keep
+        ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)
+        keys = list(dict.fromkeys([*(current or []), *(k.key for k in (ref, cmp) if k)]))[-12:]
+        ref_options = combo_options(evals, cmp or ref, ref_search, (ref_key,))
+        cmp_options = combo_options(evals, ref, cmp_search, (cmp_key,))
+        return keys, ref_options, cmp_options, new_ref, new_cmp, selection
 
     @app.callback(
         Output(ids.COMBO_TABLE, "children"),
@@ -111,47 +176,58 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         if not run:
             return message("no run to show")
         try:
-            models = reader.models(run).set_index("model_id")
-            evals = reader.evaluations(run)
+            return details_list(reader, run, combos or [], ref_key, cmp_key)
         except StoreError as exc:
             return message(exc.problem, exc.fix)
-        items = []
-        for key in combos or []:
-            combo = Combo.parse(key)
-            if combo is None or combo.model_id not in models.index:
-                continue
-            m = models.loc[combo.model_id]
-            ev = evals[
-                (evals["model_id"] == combo.model_id)
-                & (evals["corruption"] == combo.corruption)
-                & (evals["severity"] == combo.severity)
-            ]
-            role = "reference" if key == ref_key else "compared" if key == cmp_key else ""
-            schedule = (
-                ""
-                if pd.isna(m["scope"])
-                else f" · {m['scope']}, {m['schedule']}"
-                + (f" ×{int(m['steps'])}" if m["schedule"] == "iterative" else "")
+
+
+def details_list(reader: StoreReader, run: str, keys: list[str], ref_key: str | None, cmp_key: str | None) -> html.Ul:
+    """The picked combinations with their model's facts and accuracy, reference and compared marked."""
+    models = reader.models(run).set_index("model_id")
+    evals = reader.evaluations(run)
+    items = []
+    for key in keys:
+        combo = Combo.parse(key)
+        if combo is None or combo.model_id not in models.index:
+            continue
+        m = models.loc[combo.model_id]
+        ev = evals[
+            (evals["model_id"] == combo.model_id)
+            & (evals["corruption"] == combo.corruption)
+            & (evals["severity"] == combo.severity)
+        ]
+        role = "reference" if key == ref_key else "compared" if key == cmp_key else ""
+        schedule = (
+            ""
+            if pd.isna(m["scope"])
+            else f" · {m['scope']}, {m['schedule']}" + (f" ×{int(m['steps'])}" if m["schedule"] == "iterative" else "")
+        )
+        items.append(
+            html.Li(
+                [
+                    html.Div(
+                        [
+                            html.Span(role, className=f"role role-{role}") if role else None,
+                            html.Span(combo.model_id, className="mono"),
+                        ]
+                    ),
+                    html.Div(
+                        f"{m['arch']} · {facts(str(m['method'])).label}{schedule} · sparsity {m['sparsity']:.2f}"
+                        f" · fine-tune {int(m['finetune_epochs'])} ep"
+                        f" · init {m.get('init', '–')} · {combo.evalset}: accuracy {ev['accuracy'].iloc[0]:.3f}"
+                        if not ev.empty
+                        else "",
+                        className="combo-meta",
+                    ),
+                ],
+                className=f"combo-item {role}",
             )
-            items.append(
-                html.Li(
-                    [
-                        html.Div(
-                            [
-                                html.Span(role, className=f"role role-{role}") if role else None,
-                                html.Span(combo.model_id, className="mono"),
-                            ]
-                        ),
-                        html.Div(
-                            f"{m['arch']} · {m['method']}{schedule} · sparsity {m['sparsity']:.2f}"
-                            f" · fine-tune {int(m['finetune_epochs'])} ep"
-                            f" · init {m.get('init', '–')} · {combo.evalset}: accuracy {ev['accuracy'].iloc[0]:.3f}"
-                            if not ev.empty
-                            else "",
-                            className="combo-meta",
-                        ),
-                    ],
-                    className=f"combo-item {role}",
-                )
-            )
-        return html.Ul(items, className="combo-list")
+        )
+    return html.Ul(items, className="combo-list")
+
+
+def snapshot(ctx: Context) -> Part:
+    """The reference and compared combinations with their details, as the dashboard lists them."""
+    keys = [c.key for c in (ctx.ref, ctx.cmp) if c]
+    ul = details_list(ctx.reader, ctx.run, keys, ctx.ref.key, ctx.cmp.key if ctx.cmp else None)
+    return Part(section("Compared combinations", HELP_SNAPSHOT, to_html(ul)))

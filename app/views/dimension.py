@@ -10,6 +10,7 @@ from app import ids
 from app.figures.dimension import angle_dimension
 from app.figures.local import empty_figure
 from app.reader import StoreError, StoreReader
+from app.snapshot import Context, Part, fig, section
 from app.views.common import card, graph
 
 HELP = (
@@ -39,3 +40,14 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
             return angle_dimension(reader.angle_summary(run))
         except StoreError as exc:
             return empty_figure(f"{exc.problem} — {exc.fix}")
+
+
+def snapshot(ctx: Context) -> Part:
+    """Fig. 3 as in the dashboard."""
+    try:
+        figure = angle_dimension(ctx.reader.angle_summary(ctx.run))
+    except StoreError as exc:  # as the view: the card says what is missing, the rest of the snapshot stands
+        figure = empty_figure(f"{exc.problem} — {exc.fix}")
+    return Part(
+        section("Angles and the curse of dimensionality (Fig. 3)", HELP, fig("dimension")), {"dimension": figure}
+    )

@@ -16,6 +16,7 @@ from app.background import job_error_message
 from app.figures.evaltable import evaluation_table, outline_widths, table_frame
 from app.figures.local import empty_figure
 from app.reader import StoreError, StoreReader
+from app.snapshot import Context, Part, fig, section
 from app.state import Combo, selected_ids
 from app.views.common import card, graph, labelled
 
@@ -128,3 +129,9 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
             )
         except StoreError:
             return dash.no_update
+
+
+def snapshot(ctx: Context) -> Part:
+    """The table at the snapshot's severity (3 for a clean comparison), reference and compared outlined."""
+    figure = _table(ctx.reader, ctx.run, ctx.ref.severity or 3, None, ctx.ref, ctx.cmp)
+    return Part(section("Evaluation table", HELP, fig("evaltable")), {"evaltable": figure})

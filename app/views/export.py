@@ -10,7 +10,7 @@ from dash import Input, Output, State, dcc, html
 
 from app import ids
 from app.background import job_error_message
-from app.export import STEPS, build_snapshot, snapshot_filename
+from app.export import PERCENT, build_snapshot, snapshot_filename
 from app.reader import StoreError, StoreReader
 from app.state import Combo
 
@@ -27,7 +27,7 @@ def layout() -> html.Div:
         [
             dbc.Button("export snapshot", id=ids.EXPORT_BUTTON, size="sm", color="primary", outline=True, title=HELP),
             dbc.Progress(
-                id=ids.EXPORT_PROGRESS, value=0, max=STEPS, striped=True, animated=True, style={**HIDDEN, **BAR}
+                id=ids.EXPORT_PROGRESS, value=0, max=PERCENT, striped=True, animated=True, style={**HIDDEN, **BAR}
             ),
             dbc.Button("cancel", id=ids.EXPORT_CANCEL, size="sm", color="link", style=HIDDEN),
             html.Span(id=ids.EXPORT_STATUS, className="note"),

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import html as html_text
+
 import dash
+import pandas as pd
 from dash import Input, Output, State, dcc, html
 
 from app import ids
+from app.figures import Figure
 from app.figures.local import empty_figure
 from app.figures.parallel import (
+    axis_positions,
     axis_ranges,
     box_constraints,
     brushed,
     density_strips,
     dimensions,
+    line_frame,
     parallel_coordinates,
     rank_axes,
+    shown_lines,
 )
 from app.reader import StoreError, StoreReader
+from app.snapshot import Context, Part, fig, section
 from app.state import Combo, make_selection, selected_ids
 from app.views.common import card, graph
 from pipeline import store
@@ -24,9 +32,10 @@ from pipeline import store
 HELP = (
     "Samples of the class in focus as lines through one axis per class (the angle to that class "
     "direction: small means the sample looks like that class), then length and margin. Grey "
-    "correct, red wrong, blue selected. Drag a box over one or more axes to brush them (shift "
-    "adds a box; double-click clears); the strips on top compare the reference (grey) and "
-    "compared (yellow) distributions."
+    "correct, red wrong; with a compared combination, each sample's reference line grey and its "
+    "compared line yellow; blue selected. Drag a box over one or more axes to brush them (shift "
+    "adds a box; double-click clears): a sample is brushed when one of its lines passes every "
+    "box. The strips on top compare the reference (grey) and compared (yellow) distributions."
 )
 
 
@@ -36,14 +45,17 @@ def layout() -> html.Div:
         HELP,
         [
             html.Div(id=ids.GLOBAL_NOTE, className="note"),
-            graph(ids.GLOBAL_DENSITY, 90, {"displayModeBar": False, "staticPlot": True}),
+            graph(ids.GLOBAL_DENSITY, 96, {"displayModeBar": False, "staticPlot": True}),
             dcc.Loading(graph(ids.GLOBAL_GRAPH, 380, {"displayModeBar": False}), type="dot"),
             dcc.Store(id=ids.GLOBAL_BOXES, data=[]),
         ],
     )
 
 
-def _frames(reader: StoreReader, run: str, ref: Combo, cmp: Combo | None, focus: int):
+def _frames(
+    reader: StoreReader, run: str, ref: Combo, cmp: Combo | None, focus: int
+) -> tuple[list[str], pd.DataFrame, pd.DataFrame | None, list[tuple[str, str]]]:
+    """Class names, the class in focus on the reference (and compared) model, and the axes."""
     names = reader.meta(run)["class_names"]
     a = reader.samples(run, ref.model_id, ref.corruption, ref.severity, with_angles=True, labels=[focus])
     b = (
@@ -53,6 +65,40 @@ def _frames(reader: StoreReader, run: str, ref: Combo, cmp: Combo | None, focus:
     )
     dims = dimensions(rank_axes(a, b, focus, len(names)), names)
     return names, a, b, dims
+
+
+def _note(names: list[str], focus: int, dims: list, compared: bool) -> str:
+    if len(dims) - 2 < len(names):
+        return (
+            f"class {names[focus]}: {len(dims) - 2} of {len(names)} class axes "
+            f"(most confused{', most changed' if compared else ''})"
+        )
+    return f"class {names[focus]}"
+
+
+def figures(
+    reader: StoreReader,
+    run: str,
+    ref: Combo,
+    cmp: Combo | None,
+    focus: int,
+    selection: set[int] | None,
+    boxes=None,
+    margin_label: str = "margin",
+) -> tuple[Figure, Figure, str]:
+    """The parallel coordinates, their density strips and the note above them; the title names
+    the last axis after the run's margin definition (`margin_label`)."""
+    names, a, b, dims = _frames(reader, run, ref, cmp, focus)
+    title = (
+        f"{ref.model_id} · {ref.evalset}"
+        + (f" vs {cmp.model_id} · {cmp.evalset}" if cmp else "")
+        + f" · last axis: {margin_label}"
+    )
+    return (
+        parallel_coordinates(a, dims, title, selection, boxes, compared=b),
+        density_strips(a, b, dims),
+        _note(names, focus, dims, cmp is not None),
+    )
 
 
 def _boxes(relayout: object) -> list[dict] | None:
@@ -78,27 +124,18 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
     def draw(ref_key, cmp_key, focus, selection, run, boxes):
         ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)
         if not run or ref is None or focus is None:
-            return empty_figure("pick a reference combination"), empty_figure("", height=90), "", []
+            return empty_figure("pick a reference combination"), empty_figure("", height=96), "", []
+        own = dash.ctx.triggered_id == ids.SELECTION and (selection or {}).get("source") == "global"
         try:
-            names, a, b, dims = _frames(reader, run, ref, cmp, int(focus))
             margin_label = store.margin_label(reader.meta(run))
-        except StoreError as exc:
-            return empty_figure(f"{exc.problem} — {exc.fix}"), empty_figure("", height=90), "", []
-        title = f"{ref.model_id} · {ref.evalset}"
-        if dash.ctx.triggered_id == ids.SELECTION and (selection or {}).get("source") == "global":
-            return (
-                parallel_coordinates(a, dims, title, selected_ids(selection), boxes),
-                dash.no_update,
-                dash.no_update,
-                dash.no_update,
+            lines, strips, note = figures(
+                reader, run, ref, cmp, int(focus), selected_ids(selection), boxes if own else None, margin_label
             )
-        note = (
-            f"class {names[int(focus)]}: {len(dims) - 2} of {len(names)} class axes "
-            f"(most confused{', most changed' if cmp else ''})"
-            if len(dims) - 2 < len(names)
-            else f"class {names[int(focus)]}"
-        ) + f" · last axis: {margin_label}"
-        return parallel_coordinates(a, dims, title, selected_ids(selection)), density_strips(a, b, dims), note, []
+        except StoreError as exc:
+            return empty_figure(f"{exc.problem} — {exc.fix}"), empty_figure("", height=96), "", []
+        if own:  # the brush came from here: keep the user's boxes, the strips and the note
+            return lines, dash.no_update, dash.no_update, dash.no_update
+        return lines, strips, note, []
 
     @app.callback(
         Output(ids.SELECTION, "data", allow_duplicate=True),
@@ -118,10 +155,29 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         if not boxes:
             return None, []
         try:
-            _, a, _, dims = _frames(reader, run, ref, cmp, int(focus))
+            _, a, b, dims = _frames(reader, run, ref, cmp, int(focus))
         except StoreError:
             return dash.no_update, dash.no_update
-        constraints = box_constraints(boxes, axis_ranges(a, dims))
+        lines = line_frame(a, b)
+        constraints = box_constraints(boxes, axis_ranges(lines, dims))
         if not constraints:  # boxes between the axes brush nothing
             return dash.no_update, boxes
-        return make_selection(brushed(a, dims, constraints), "global"), boxes
+        return make_selection(brushed(lines, dims, constraints), "global"), boxes
+
+
+def snapshot(ctx: Context) -> Part:
+    """The parallel coordinates of the class in focus, with every drawn line's position on each
+    axis (0 bottom, 1 top) and its trace, for the linking script to brush and repaint."""
+    lines_fig, strips, note = figures(
+        ctx.reader, ctx.run, ctx.ref, ctx.cmp, ctx.focus, None, margin_label=ctx.margin_label
+    )
+    _, a, b, dims = _frames(ctx.reader, ctx.run, ctx.ref, ctx.cmp, ctx.focus)
+    lines = line_frame(a, b)
+    shown = shown_lines(lines)
+    data = {
+        "ids": shown["sample_id"].astype(int).tolist(),
+        "group": shown["group"].astype(int).tolist(),
+        "positions": axis_positions(shown, dims, axis_ranges(lines, dims)),
+    }
+    body = f'<div class="note">{html_text.escape(note)}</div>{fig("density")}{fig("global")}'
+    return Part(section("Global geometry", HELP, body, "left"), {"global": lines_fig, "density": strips}, data=data)

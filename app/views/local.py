@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dash
 import numpy as np
+import pandas as pd
 from dash import Input, Output, State, dcc, html
 
 from app import ids
-from app.figures import decode_array
+from app.figures import Figure, decode_array
 from app.figures.local import classes_to_show, comparison, empty_figure, small_multiples, trajectories
 from app.reader import StoreError, StoreReader
+from app.snapshot import Context, Part, fig, section
 from app.state import Combo, make_selection, selected_ids
 from app.views.common import card, graph, labelled
 from pipeline import store
@@ -22,8 +24,60 @@ HELP = (
 )
 
 
-def class_options(names: list[str]) -> list[dict]:
-    return [{"label": f"{i}: {n}", "value": i} for i, n in enumerate(names)]
+def class_options(names: list[str], flips: pd.Series | None = None) -> list[dict]:
+    """The class dropdown's options; with a comparison, each class's number of flips (samples
+    right → wrong or wrong → right) in its label."""
+    if flips is None:
+        return [{"label": f"{i}: {n}", "value": i} for i, n in enumerate(names)]
+    return [{"label": f"{i}: {n} ({int(flips.get(i, 0))} flips)", "value": i} for i, n in enumerate(names)]
+
+
+def flips_per_class(reader: StoreReader, run: str, ref: Combo, cmp: Combo) -> pd.Series:
+    """Per class, the samples whose correctness differs between reference and compared."""
+    moves = trajectories(
+        reader.samples(run, ref.model_id, ref.corruption, ref.severity),
+        reader.samples(run, cmp.model_id, cmp.corruption, cmp.severity),
+    )
+    return moves[moves["category"].isin(["right_wrong", "wrong_right"])].groupby("label").size()
+
+
+def default_class(flips: pd.Series) -> int:
+    """The class with the most flips (the lowest such class on a tie, class 0 without any)."""
+    return int(flips.idxmax()) if len(flips) and flips.max() > 0 else 0
+
+
+def single(reader: StoreReader, run: str, ref: Combo, focus: int, chosen: set[int] | None) -> Figure:
+    """The reference's small multiples (the classes to show, the one in focus among them), each
+    margin density labelled with the run's margin definition."""
+    meta = reader.meta(run)
+    names = meta["class_names"]
+    df = reader.samples(run, ref.model_id, ref.corruption, ref.severity)
+    return small_multiples(
+        df, names, classes_to_show(df, focus, len(names)), chosen, margin_label=store.margin_label(meta)
+    )
+
+
+def compare(
+    reader: StoreReader,
+    run: str,
+    ref: Combo,
+    cmp: Combo,
+    focus: int,
+    chosen: set[int] | None,
+    metric: str = "margin",
+    pct: list[float] | None = None,
+) -> Figure:
+    """The trajectories of the class in focus, only the samples whose |Δ metric| is within the
+    percentile range `pct`."""
+    names = reader.meta(run)["class_names"]
+    a = reader.samples(run, ref.model_id, ref.corruption, ref.severity, labels=[focus])
+    b = reader.samples(run, cmp.model_id, cmp.corruption, cmp.severity, labels=[focus])
+    moves = trajectories(a, b)
+    if len(moves) and pct and list(pct) != [0, 100]:
+        delta = moves[f"d_{metric}"].abs()
+        lo, hi = np.nanpercentile(delta, pct[0]), np.nanpercentile(delta, pct[1])
+        moves = moves[(delta >= lo) & (delta <= hi)]
+    return comparison(moves, names[focus], chosen)
 
 
 def layout(class_names: list[str] | None = None) -> html.Div:
@@ -51,18 +105,21 @@ def layout(class_names: list[str] | None = None) -> html.Div:
                 style={"width": "110px"},
             ),
         ),
-        html.Div(
-            dcc.RangeSlider(
-                id=ids.LOCAL_DIFF_RANGE,
-                min=0,
-                max=100,
-                step=5,
-                value=[0, 100],
-                marks={0: "0", 50: "50", 100: "100 %ile"},
-                tooltip={"placement": "bottom"},
+        labelled(
+            "percentiles",
+            "Percentile range of |Δ metric| between reference and compared",
+            html.Div(
+                dcc.RangeSlider(
+                    id=ids.LOCAL_DIFF_RANGE,
+                    min=0,
+                    max=100,
+                    step=5,
+                    value=[0, 100],
+                    marks={0: "0", 50: "50", 100: "100"},
+                    tooltip={"placement": "bottom"},
+                ),
+                className="percentile-slider",
             ),
-            style={"width": "220px"},
-            title="Percentile range of |Δ metric| between reference and compared",
         ),
     ]
     return card(
@@ -82,16 +139,25 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Output(ids.CLASS_DROPDOWN, "options"),
         Output(ids.CLASS_DROPDOWN, "value"),
         Input(ids.RUN, "data"),
+        Input(ids.REFERENCE_DROPDOWN, "value"),
+        Input(ids.COMPARED_DROPDOWN, "value"),
+        State(ids.CLASS_DROPDOWN, "value"),
         prevent_initial_call=True,
     )
-    def classes(run):
+    def classes(run, ref_key, cmp_key, focus):
+        """A new comparison focuses the class with the most flips; without one the class stays."""
         if not run:
             return [], None
+        ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)
         try:
             names = reader.meta(run)["class_names"]
+            if ref is None or cmp is None:
+                keep = focus if isinstance(focus, int) and 0 <= focus < len(names) else 0
+                return class_options(names), keep
+            flips = flips_per_class(reader, run, ref, cmp)
         except StoreError:
             return [], None
-        return class_options(names), 0
+        return class_options(names, flips), default_class(flips)
 
     @app.callback(
         Output(ids.LOCAL_GRAPH, "figure"),
@@ -110,22 +176,10 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         if not run or ref is None:
             return empty_figure("pick a reference combination in the evaluation table")
         try:
-            meta = reader.meta(run)
-            names = meta["class_names"]
-            chosen = selected_ids(selection)
-            focus = int(focus or 0)
+            chosen, focus = selected_ids(selection), int(focus or 0)
             if cmp is None:
-                df = reader.samples(run, ref.model_id, ref.corruption, ref.severity)
-                shown = classes_to_show(df, focus, len(names))
-                return small_multiples(df, names, shown, chosen, margin_label=store.margin_label(meta))
-            a = reader.samples(run, ref.model_id, ref.corruption, ref.severity, labels=[focus])
-            b = reader.samples(run, cmp.model_id, cmp.corruption, cmp.severity, labels=[focus])
-            moves = trajectories(a, b)
-            if len(moves) and pct and list(pct) != [0, 100]:
-                delta = moves[f"d_{metric}"].abs()
-                lo, hi = np.nanpercentile(delta, pct[0]), np.nanpercentile(delta, pct[1])
-                moves = moves[(delta >= lo) & (delta <= hi)]
-            return comparison(moves, names[focus], chosen)
+                return single(reader, run, ref, focus, chosen)
+            return compare(reader, run, ref, cmp, focus, chosen, metric, pct)
         except StoreError as exc:
             return empty_figure(f"{exc.problem} — {exc.fix}")
 
@@ -157,3 +211,13 @@ def points_to_ids(points: list[dict], figure: dict | None) -> list[int]:
         if custom is not None and index < len(custom):
             out.append(int(custom[index]))
     return out
+
+
+def snapshot(ctx: Context) -> Part:
+    """The reference's small multiples and, with a compared model, the trajectories of the class in focus."""
+    figures = {"local": single(ctx.reader, ctx.run, ctx.ref, ctx.focus, None)}
+    body = section("Local geometry of the reference", HELP, fig("local"))
+    if ctx.cmp is not None:
+        figures["trajectories"] = compare(ctx.reader, ctx.run, ctx.ref, ctx.cmp, ctx.focus, None)
+        body += section("Trajectories: reference → compared", HELP, fig("trajectories"), ident="card-trajectories")
+    return Part(body, figures, linked=tuple(figures))

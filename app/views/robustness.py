@@ -8,10 +8,12 @@ import numpy as np
 from dash import Input, Output, dash_table, html
 
 from app import ids
+from app.figures import Figure
 from app.figures.local import empty_figure
 from app.figures.robustness import margin_change
 from app.figures.sweetspot import accuracy_vs_sparsity
 from app.reader import StoreError, StoreReader
+from app.snapshot import Context, Part, fig, section, to_html
 from app.state import Combo
 from app.views.common import card, graph
 from pipeline import store
@@ -30,6 +32,9 @@ HELP_SWEET = (
 )
 
 
+METRICS = ("angle", "length", "margin")
+
+
 def table1_columns(margin_label: str) -> list[dict[str, str]]:
     """Table 1's columns, the margin one named after the run's definition."""
     return (
@@ -45,9 +50,16 @@ def layout() -> html.Div:
         columns=table1_columns("margin"),
         page_size=12,
         sort_action="native",
+        style_table={"overflowX": "auto", "maxWidth": "100%"},
         style_cell={"fontSize": 11, "padding": "2px 6px", "fontFamily": "inherit"},
-        style_header={"fontWeight": "bold"},
+        style_cell_conditional=[  # long model ids wrap inside their column; the full id is on hover
+            {"if": {"column_id": "model"}, "whiteSpace": "normal", "wordBreak": "break-all", "textAlign": "left"},
+            {"if": {"column_id": "note"}, "whiteSpace": "normal", "textAlign": "left"},  # a note wraps too
+        ],
+        style_header={"fontWeight": "bold", "whiteSpace": "normal", "height": "auto"},  # "margin (eq. 5)" wraps
         style_data_conditional=[{"if": {"state": "selected"}, "backgroundColor": "#eef"}],
+        tooltip_delay=300,
+        tooltip_duration=None,
     )
     return dbc.Row(
         [
@@ -69,11 +81,55 @@ def layout() -> html.Div:
     )
 
 
+def figures(
+    reader: StoreReader, run: str, ref: Combo | None, cmp: Combo | None, margin_label: str = "margin"
+) -> tuple[Figure, Figure, list[dict]]:
+    """The margin change densities, accuracy vs sparsity and the rows of Table 1 (NaN as None);
+    `margin_label` names the run's margin definition."""
+    curves = [(c.model_id, reader.margin_changes(run, c.model_id)) for c in dict.fromkeys(c for c in (ref, cmp) if c)]
+    if ref and cmp and ref.model_id == cmp.model_id:
+        curves = curves[:1]
+    sweet = accuracy_vs_sparsity(
+        reader.models(run),
+        selected=ref.model_id if ref else None,
+        title="clean accuracy vs sparsity",
+        legend_below=True,
+        height=420,
+    )
+    table = [
+        {
+            "model": r.model_id,
+            **{k: None if np.isnan(getattr(r, k)) else round(float(getattr(r, k)), 3) for k in METRICS},
+            "note": getattr(r, "note", "") or "",
+        }
+        for r in reader.table1(run).itertuples()
+    ]
+    return margin_change(curves, margin_label), sweet, table
+
+
+def table1_html(table: list[dict], highlight: set[str], margin_label: str = "margin") -> html.Table:
+    """Table 1 as plain HTML (the snapshot's), the reference and compared rows highlighted."""
+    head = html.Thead(html.Tr([html.Th(c["name"]) for c in table1_columns(margin_label)]))
+    body = html.Tbody(
+        [
+            html.Tr(
+                [html.Td(row["model"])]
+                + [html.Td("" if row[k] is None else f"{row[k]:+.3f}") for k in METRICS]
+                + [html.Td(row.get("note", ""))],
+                className="hl" if row["model"] in highlight else None,
+            )
+            for row in table
+        ]
+    )
+    return html.Table([head, body], className="t1")
+
+
 def register(app: dash.Dash, reader: StoreReader) -> None:
     @app.callback(
         Output(ids.ROBUST_MARGIN, "figure"),
         Output(ids.ROBUST_SWEETSPOT, "figure"),
         Output(ids.ROBUST_TABLE1, "data"),
+        Output(ids.ROBUST_TABLE1, "tooltip_data"),
         Output(ids.ROBUST_TABLE1, "columns"),
         Input(ids.RUN, "data"),
         Input(ids.REFERENCE_DROPDOWN, "value"),
@@ -81,38 +137,28 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
     )
     def draw(run, ref_key, cmp_key):
         if not run:
-            return empty_figure("no run"), empty_figure("no run"), [], dash.no_update
-        ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)
+            return empty_figure("no run"), empty_figure("no run"), [], [], dash.no_update
         try:
-            curves = [(c.model_id, reader.margin_changes(run, c.model_id)) for c in (ref, cmp) if c is not None]
-            if ref and cmp and ref.model_id == cmp.model_id:
-                curves = curves[:1]
-            models = reader.models(run)
-            t1 = reader.table1(run)
             margin_label = store.margin_label(reader.meta(run))
+            margin, sweet, table = figures(reader, run, Combo.parse(ref_key), Combo.parse(cmp_key), margin_label)
         except StoreError as exc:
             msg = empty_figure(f"{exc.problem} — {exc.fix}")
-            return msg, msg, [], dash.no_update
-        data = [
-            {
-                "model": r.model_id,
-                **{
-                    k: (None if np.isnan(getattr(r, k)) else round(float(getattr(r, k)), 3))
-                    for k in ("angle", "length", "margin")
-                },
-                "note": getattr(r, "note", "") or "",
-            }
-            for r in t1.itertuples()
-        ]
-        return (
-            margin_change(curves, margin_label),
-            accuracy_vs_sparsity(
-                models,
-                selected=ref.model_id if ref else None,
-                title="clean accuracy vs sparsity",
-                legend_below=True,
-                height=420,
-            ),
-            data,
-            table1_columns(margin_label),
+            return msg, msg, [], [], dash.no_update
+        return margin, sweet, table, [{"model": row["model"]} for row in table], table1_columns(margin_label)
+
+
+def snapshot(ctx: Context) -> Part:
+    """The margin change densities, accuracy vs sparsity and Table 1, as in the dashboard."""
+    margin, sweet, table = figures(ctx.reader, ctx.run, ctx.ref, ctx.cmp, ctx.margin_label)
+    highlight = {c.model_id for c in (ctx.ref, ctx.cmp) if c}
+    body = (
+        section("Margin change under corruption", HELP_MARGIN, fig("margin"), "third")
+        + section("Accuracy vs sparsity", HELP_SWEET, fig("sweetspot"), "third")
+        + section(
+            "Robustness correlations (Table 1)",
+            HELP_TABLE,
+            to_html(table1_html(table, highlight, ctx.margin_label)),
+            "third",
         )
+    )
+    return Part(body, {"margin": margin, "sweetspot": sweet})

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import base64
+import html as html_text
+import math
 
 import dash
+import pandas as pd
 from dash import Input, Output, State, dcc, html
 
 from app import ids
 from app.reader import StoreError, StoreReader
+from app.snapshot import Context, Part, section, to_html
 from app.state import Combo, selected_ids
 from app.views.common import card, labelled, message
 
@@ -16,7 +20,12 @@ HELP = (
     "The images of the selection (or, with none, of the class in focus) as the reference model saw them: "
     "label, predictions and metrics; sorted by how much they moved."
 )
-MAX_IMAGES = 48
+MAX_IMAGES = 48  # cards shown at once
+SNAPSHOT_IMAGES = (
+    3_000_000  # bytes of PNGs a snapshot embeds: the class in focus first, then the samples that moved most
+)
+SNAPSHOT_CANDIDATES = 5000  # samples a snapshot considers for an image, before the byte budget
+SORTS = {"margin": "|Δ margin|", "angle": "|Δ angle|", "length": "|Δ length|", "ref_margin": "margin (low first)"}
 
 
 def layout() -> html.Div:
@@ -25,12 +34,7 @@ def layout() -> html.Div:
         "Order of the images: by how far a metric moved between reference and compared, or by the reference margin",
         dcc.Dropdown(
             id=ids.SAMPLES_SORT,
-            options=[
-                {"label": "|Δ margin|", "value": "margin"},
-                {"label": "|Δ angle|", "value": "angle"},
-                {"label": "|Δ length|", "value": "length"},
-                {"label": "margin (low first)", "value": "ref_margin"},
-            ],
+            options=[{"label": v, "value": k} for k, v in SORTS.items()],
             value="margin",
             clearable=False,
             style={"width": "160px"},
@@ -47,9 +51,58 @@ def layout() -> html.Div:
     )
 
 
-def _metrics_line(row: tuple, suffix: str) -> str:
+def rows(reader: StoreReader, run: str, ref: Combo, cmp: Combo | None, sort: str) -> pd.DataFrame:
+    """One row per sample with the reference's (and the compared model's, suffix _cmp) prediction
+    and metrics, in the order of `sort` (with no compared model: reference margin, low first)."""
+    cols = ["sample_id", "label", "pred", "correct", "angle", "length", "margin"]
+    df = reader.samples(run, ref.model_id, ref.corruption, ref.severity)[cols]
+    if cmp is not None:
+        b = reader.samples(run, cmp.model_id, cmp.corruption, cmp.severity)
+        df = df.merge(b[cols[:1] + cols[2:]], on="sample_id", suffixes=("", "_cmp"))
+    if cmp is not None and sort in ("margin", "angle", "length"):
+        return (
+            df.assign(_key=-(df[f"{sort}_cmp"] - df[sort]).abs())
+            .sort_values("_key", kind="stable")
+            .drop(columns="_key")
+        )
+    return df.sort_values("margin", kind="stable")
+
+
+def _number(value: float, digits: int, sign: bool = False) -> str:
+    """A metric for a card; a missing one (a zero feature vector has no angle) as a dash."""
+    if value is None or math.isnan(value):
+        return "–"
+    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def _metrics(row: tuple, suffix: str) -> str:
     angle, length, margin = (getattr(row, f"{k}{suffix}") for k in ("angle", "length", "margin"))
-    return f"∠{angle:.0f}° ‖x‖{length:.1f} m{margin:+.2f}"
+    return f"∠{_number(angle, 0)}° ‖x‖{_number(length, 1)} m{_number(margin, 2, sign=True)}"
+
+
+def sample_card(row: tuple, names: list[str], compared: bool, png: bytes | None) -> html.Div:
+    """One sample: its image (or a placeholder), label, predictions (wrong ones marked) and metrics."""
+    sid = int(row.sample_id)
+    image = (
+        html.Img(
+            src="data:image/png;base64," + base64.b64encode(png).decode(), className="sample-img", title=f"sample {sid}"
+        )
+        if png is not None
+        else html.Div("image not embedded", className="sample-img noimg")
+    )
+    preds = [html.Span(f"ref: {names[int(row.pred)]}", className="ok" if row.correct else "bad")]
+    metrics = [html.Div(_metrics(row, ""), className="metrics")]
+    if compared:
+        preds.append(html.Span(f" cmp: {names[int(row.pred_cmp)]}", className="ok" if row.correct_cmp else "bad"))
+        metrics.append(html.Div(_metrics(row, "_cmp"), className="metrics cmp"))
+    caption = html.Div(f"#{sid} · label {names[int(row.label)]}", className="caption")
+    return html.Div([image, caption, html.Div(preds), *metrics], className="sample-card", **{"data-sample-id": sid})
+
+
+def _seen(ref: Combo, corrupted: bool) -> str:
+    if corrupted:
+        return f" ({ref.evalset} images)"
+    return " (clean images: the corrupted set is not cached in this run)" if ref.corruption != "clean" else ""
 
 
 def register(app: dash.Dash, reader: StoreReader) -> None:
@@ -70,53 +123,44 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         try:
             names = reader.meta(run)["class_names"]
             chosen = selected_ids(selection)
-            a = reader.samples(run, ref.model_id, ref.corruption, ref.severity)
-            a = a[a["sample_id"].isin(chosen)] if chosen else a[a["label"] == int(focus or 0)]
-            if cmp is not None:
-                b = reader.samples(run, cmp.model_id, cmp.corruption, cmp.severity)
-                df = a.merge(
-                    b[["sample_id", "pred", "correct", "angle", "length", "margin"]],
-                    on="sample_id",
-                    suffixes=("", "_cmp"),
-                )
-            else:
-                df = a.copy()
-            if cmp is not None and sort in ("margin", "angle", "length"):
-                df = df.assign(_key=-(df[f"{sort}_cmp"] - df[sort]).abs()).sort_values("_key", kind="stable")
-            else:
-                df = df.sort_values("margin", kind="stable")
-            total = len(df)
+            df = rows(reader, run, ref, cmp, sort)
+            df = df[df["sample_id"].isin(chosen)] if chosen else df[df["label"] == int(focus or 0)]
             shown = df.head(MAX_IMAGES)
             pngs, corrupted = reader.images(run, shown["sample_id"].tolist(), ref.corruption, ref.severity)
         except StoreError as exc:
             return message(exc.problem, exc.fix), ""
-        cards = []
-        for r in shown.itertuples(index=False):
-            sid = int(r.sample_id)
-            src = "data:image/png;base64," + base64.b64encode(pngs[sid]).decode() if sid in pngs else ""
-            body = [
-                html.Img(src=src, className="sample-img", title=f"sample {sid}"),
-                html.Div(f"#{sid} · label {names[int(r.label)]}", className="caption"),
-            ]
-            if cmp is None:
-                body.append(html.Div(f"ref: {names[int(r.pred)]}", className="ok" if r.correct else "bad"))
-            else:
-                body.append(
-                    html.Div(
-                        [
-                            html.Span(f"ref: {names[int(r.pred)]}", className="ok" if r.correct else "bad"),
-                            html.Span(f" cmp: {names[int(r.pred_cmp)]}", className="ok" if r.correct_cmp else "bad"),
-                        ]
-                    )
-                )
-            body.append(html.Div(_metrics_line(r, ""), className="metrics"))
-            if cmp is not None:
-                body.append(html.Div(_metrics_line(r, "_cmp"), className="metrics cmp"))
-            cards.append(html.Div(body, className="sample-card"))
+        cards = [sample_card(r, names, cmp is not None, pngs.get(int(r.sample_id))) for r in shown.itertuples()]
         what = "selected" if chosen else f"of class {names[int(focus or 0)]}"
-        seen = (
-            f" ({ref.evalset} images)"
-            if corrupted
-            else (" (clean images: the corrupted set is not cached in this run)" if ref.corruption != "clean" else "")
-        )
-        return cards, f"{min(total, MAX_IMAGES)} of {total} samples {what}{seen}"
+        return cards, f"{len(shown)} of {len(df)} samples {what}{_seen(ref, corrupted)}"
+
+
+def snapshot(ctx: Context) -> Part:
+    """Every sample's card, most moved first; images for the class in focus first, then the
+    samples that moved most, within a byte budget. The script shows the cards of the selection."""
+    df = rows(ctx.reader, ctx.run, ctx.ref, ctx.cmp, "margin")
+    first = pd.concat([df[df["label"] == ctx.focus], df[df["label"] != ctx.focus]])
+    candidates = first["sample_id"].head(SNAPSHOT_CANDIDATES).tolist()
+    pngs, corrupted = ctx.reader.images(ctx.run, candidates, ctx.ref.corruption, ctx.ref.severity)
+    budget, embedded = SNAPSHOT_IMAGES, {}
+    for sid in candidates:
+        png = pngs.get(int(sid))
+        if png is not None and len(png) <= budget:
+            budget -= len(png)
+            embedded[int(sid)] = png
+    cards = {
+        int(r.sample_id): to_html(sample_card(r, ctx.names, ctx.cmp is not None, embedded.get(int(r.sample_id))))
+        for r in df.itertuples()
+    }
+    note = f"{len(embedded)} of {len(df)} sample images embedded{_seen(ctx.ref, corrupted)}"
+    body = (
+        '<div id="samples-count" class="note"></div><div id="samples-grid" class="sample-grid"></div>'
+        f'<div class="note">{html_text.escape(note)}</div>'
+    )
+    data = {
+        "order": [[sid, int(label)] for sid, label in zip(df["sample_id"], df["label"])],
+        "cards": cards,
+        "max": MAX_IMAGES,
+        "focus": ctx.focus,
+        "focusName": ctx.names[ctx.focus],
+    }
+    return Part(section("Samples", HELP, body, "right"), data=data)

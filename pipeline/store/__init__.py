@@ -10,7 +10,9 @@ per-sample and feature tables, the gallery images and the checkpoints.
 - `io`: atomic writes, reading run.json and tables;
 - `validate`: a run folder against the contract;
 - `stats`: the statistics the report and the app share (Table 1, margin changes);
-- `errors`: `PruneScopeError`, the one-line errors users see.
+- `errors`: `PruneScopeError`, the one-line errors users see;
+- `methods`: each pruning method's label, short label and colour (the pipeline's registry
+  requires an entry; the dashboard names and colours methods with it).
 
 `from pipeline import store` then `store.<name>` reaches the common names below.
 """
