@@ -1,9 +1,9 @@
 """`python -m pipeline paper RUN`: the paper's quantitative claims (seeds/000, §5.3–7.3) against a run.
 
 For each claim: the paper's value, the run's, and whether it reproduces (yes, partly, no, or
-n/a when the run cannot measure it). Torch-free: it reads the store only. Models whose clean
-accuracy is within three standard errors of chance (1/C) are left out of the correlations,
-with a note: their robustness and geometry say nothing about what the network learned.
+n/a when the run cannot measure it). Torch-free: it reads the store only. Models at chance
+(`store.stats.at_chance`, the rule Table 1 uses) are left out of the correlations, with a note:
+their robustness and geometry say nothing about what the network learned.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import store
+from pipeline.store.stats import CHANCE_MARGIN
 
 # Table 1 of the paper: Pearson correlation of per-sample robustness with clean geometry.
 PAPER_TABLE1 = {
@@ -37,12 +38,6 @@ class Claim:
     paper: str
     run: str
     verdict: str  # yes | partly | no | n/a
-
-
-def at_chance(accuracy: pd.Series, n: pd.Series, num_classes: int) -> pd.Series:
-    """Whether each model's clean accuracy is within three standard errors of chance (1/C)."""
-    p = 1.0 / num_classes
-    return accuracy <= p + 3.0 * np.sqrt(p * (1 - p) / n.clip(lower=1))
 
 
 def _verdict(hits: int, total: int) -> str:
@@ -321,18 +316,15 @@ def check_claims(run_dir: Path) -> tuple[dict, list[Claim], list[str]]:
     meta, _ = store.run_meta(run_dir)
     models = store.load(run_dir, store.TABLES["models"]).to_pandas()
     evals = store.load(run_dir, store.TABLES["evaluations"]).to_pandas()
-    clean = evals[evals["corruption"] == store.CLEAN].set_index("model_id")
-    n = clean["n"].reindex(models["model_id"]).fillna(0).to_numpy()
-    chance = at_chance(models["clean_accuracy"], pd.Series(n, index=models.index), meta["num_classes"])
-    left_out = models.loc[chance, "model_id"].tolist()
+    table1 = store.run_table1(run_dir)
+    left_out = table1.index[table1["note"].str.startswith("at chance")].tolist()
     notes = [f"margin: {store.margin_label(meta)} (run.json `margin`)"]
     if left_out:
         notes.append(
-            f"{len(left_out)} model(s) at chance (clean accuracy within 3 standard errors of 1/{meta['num_classes']}) "
-            f"left out of the Table 1 correlations: {', '.join(left_out)}"
+            f"{len(left_out)} model(s) at chance (clean accuracy at most the most frequent class's share "
+            f"+ {CHANCE_MARGIN:.2f}) left out of the Table 1 correlations: {', '.join(left_out)}"
         )
-    t1 = store.run_table1(run_dir)[["angle", "length", "margin"]].dropna(how="all")
-    t1 = t1[~t1.index.isin(left_out)] if len(t1) else t1
+    t1 = table1.drop(index=left_out)[["angle", "length", "margin"]].dropna(how="all")
     has_corrupted = bool((evals["corruption"] != store.CLEAN).any())
     dense = models.loc[models["method"] == "dense", "model_id"].tolist()
     claims = table1_claims(t1 if has_corrupted else t1.iloc[0:0], dense)

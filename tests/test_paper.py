@@ -10,14 +10,10 @@ import numpy as np
 import pandas as pd
 
 from pipeline import store
-from pipeline.paper import at_chance, check_claims, fig7_claims, fig10_claims, table1_claims
+from pipeline.paper import check_claims, fig7_claims, fig10_claims, table1_claims
+from pipeline.store.stats import at_chance
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def test_at_chance_is_three_standard_errors_above_one_over_c():
-    acc = pd.Series([0.10, 0.13, 0.15, 0.9])
-    assert at_chance(acc, pd.Series([540] * 4), 10).tolist() == [True, True, False, False]
 
 
 def test_table1_verdicts_follow_signs_and_sizes():
@@ -72,7 +68,8 @@ def test_paper_on_a_run_with_corruptions(browser_store):
     meta, claims, notes = check_claims(run)
     t1 = store.run_table1(run)
     models = store.read_table(run / store.MODELS).to_pandas().set_index("model_id")
-    chance = [m for m in t1.index if models.loc[m, "clean_accuracy"] <= 0.1 + 3 * np.sqrt(0.09 / 120)]
+    labels = store.clean_samples(run, [t1.index[0]], ["label"], meta["num_classes"]).column("label").to_numpy()
+    chance = [m for m in t1.index if at_chance(models.loc[m, "clean_accuracy"], labels)]
     kept = t1.drop(index=chance)
     angle = next(c for c in claims if c.claim.startswith("angle–robustness"))
     assert f"{len(kept)} models above chance: median {kept['angle'].median():+.2f}" in angle.run
