@@ -28,7 +28,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.config import execution_config, load_config
     from pipeline.runner import build_run
 
-    cfg = load_config(args.config, args.corrupted_root)
+    cfg = load_config(args.config, args.corrupted_root, args.set)
     given = {
         k: getattr(args, k) for k in ("executor", "workers", "scheduler", "threads") if getattr(args, k) is not None
     }
@@ -136,6 +136,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--corrupted-root",
         help="folder of the official CIFAR-10-C files (<name>.npy, labels.npy) to read instead of generating",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value (dotted key, TOML value; repeatable): --set train.epochs=1 "
+        "--set prune.2.sparsity=[0.5] (a number picks a [[models]]/[[prune]] entry; else every entry)",
     )
     p.add_argument("--executor", choices=["serial", "dask"], help="how to run the units (default: serial)")
     p.add_argument("--workers", type=int, help="start a local Dask cluster of N worker processes")

@@ -7,12 +7,13 @@ is expanded, so one table can describe a whole sweep.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from pipeline.errors import PruneScopeError
 from pipeline.store import CLEAN, MARGIN_DEFINITIONS, MARGIN_EQ5, check_id
@@ -215,10 +216,21 @@ class RunConfig:
         return json.dumps(self.study, sort_keys=True, default=str)
 
 
+class UnknownKeyError(PruneScopeError):
+    """Keys a config table does not have (`keys`, in `section`): lets `--set` name its own key."""
+
+    def __init__(self, keys: list[str], section: str, known: list[str]) -> None:
+        self.keys, self.section, self.known = keys, section, known
+        super().__init__(f"unknown key(s) {keys} in {section}", f"known keys: {', '.join(known)}")
+
+    def __reduce__(self) -> tuple:
+        return type(self), (self.keys, self.section, self.known)
+
+
 def _take(table: dict[str, Any], section: str, allowed: dict[str, type | tuple[type, ...]]) -> dict[str, Any]:
     unknown = sorted(set(table) - set(allowed))
     if unknown:
-        raise PruneScopeError(f"unknown key(s) {unknown} in {section}", f"known keys: {', '.join(sorted(allowed))}")
+        raise UnknownKeyError(unknown, section, sorted(allowed))
     for key, value in table.items():
         types = allowed[key]
         if isinstance(value, bool) and not {bool, object} & set(types if isinstance(types, tuple) else (types,)):
@@ -294,8 +306,84 @@ def _choice(value: str, known: tuple[str, ...] | list[str], what: str) -> str:
     return value
 
 
-def load_config(path: str | Path, corrupted_root: str | None = None) -> RunConfig:
-    """Read and validate a TOML run configuration (`corrupted_root` overrides [evaluation])."""
+PATH_KEYS = ("root", "checkpoint", "corrupted_root", "frost_dir")
+
+
+def _override_value(text: str, where: str) -> Any:
+    """The value of `--set KEY=VALUE` as TOML reads it; a bare word (no quotes or brackets) is a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError as exc:
+        if text and not any(c in text for c in "[]{}\"'=") and text.strip() == text:
+            return text
+        raise PruneScopeError(
+            f"--set {where}: {text!r} is not a TOML value ({exc})",
+            'write it as in the config file: 3, 0.5, true, "text", [1, 2], { width = 0.5 }',
+        ) from None
+
+
+def _set_path(node: Any, parts: list[str], value: Any, where: str, done: str = "") -> None:
+    """Set `value` at the dotted path `parts` under `node`, creating missing tables.
+
+    In an array of tables (`[[models]]`, `[[prune]]`) a number picks one entry (1-based, as
+    error messages count them); any other key is set in every entry.
+    """
+    head, rest = parts[0], parts[1:]
+    here = f"{done}.{head}" if done else head
+    if isinstance(node, list):
+        if head.isdigit():
+            i = int(head)
+            if not 1 <= i <= len(node) or not isinstance(node[i - 1], dict):
+                raise PruneScopeError(
+                    f"--set {where}: [[{done}]] has no entry #{head}",
+                    f"entries are numbered 1 to {len(node)}" if node else f"the config has no [[{done}]] entries",
+                )
+            if not rest:
+                raise PruneScopeError(f"--set {where}: name a key of entry #{head}", f"e.g. --set {here}.KEY=VALUE")
+            _set_path(node[i - 1], rest, value, where, here)
+            return
+        if not node:
+            raise PruneScopeError(f"--set {where}: the config has no [[{done}]] entries", "add one to the config file")
+        for entry in node:
+            _set_path(entry, parts, value, where, done)
+        return
+    if not isinstance(node, dict):
+        raise PruneScopeError(f"--set {where}: {done} is a value, not a table", f"set {done} itself: --set {done}=...")
+    if not rest:
+        node[head] = value
+        return
+    if head not in node:
+        node[head] = {}
+    _set_path(node[head], rest, value, where, here)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """A copy of the parsed TOML with every `KEY=VALUE` of `--set` applied in order.
+
+    KEY is dotted (`train.epochs`, `dataset.train_limit`, `prune.2.sparsity`); VALUE is a TOML
+    value. Keys are checked by `parse_config` like the file's own, so an unknown one is refused.
+    A relative path (`root`, `checkpoint`, `corrupted_root`, `frost_dir`) given here is relative
+    to the working directory, as any command-line path, not to the config's folder.
+    """
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        parts = key.split(".")
+        if not sep or not key or not all(parts):
+            raise PruneScopeError(f"--set {item!r} is not KEY=VALUE", "e.g. --set train.epochs=1")
+        if parts[0].isdigit():
+            raise PruneScopeError(f"--set {key}: a key starts with a name", "e.g. --set prune.1.sparsity=[0.5]")
+        value = _override_value(text.strip(), key)
+        if parts[-1] in PATH_KEYS and isinstance(value, str):
+            value = str(Path(value).expanduser().resolve())
+        _set_path(out, parts, value, key)
+    return out
+
+
+def load_config(path: str | Path, corrupted_root: str | None = None, overrides: Sequence[str] = ()) -> RunConfig:
+    """Read and validate a TOML run configuration (`corrupted_root` overrides [evaluation];
+    `overrides` are `--set KEY=VALUE` items, see `apply_overrides`)."""
     path = Path(path)
     if not path.is_file():
         raise PruneScopeError(
@@ -307,9 +395,18 @@ def load_config(path: str | Path, corrupted_root: str | None = None) -> RunConfi
         raise PruneScopeError(
             f"{path} is not valid TOML: {exc}", "fix the syntax (see configs/demo.toml for an example)"
         ) from None
+    raw = apply_overrides(raw, overrides)
     if corrupted_root is not None:
         raw.setdefault("evaluation", {})["corrupted_root"] = str(Path(corrupted_root).expanduser().resolve())
-    return parse_config(raw, path.parent)
+    try:
+        return parse_config(raw, path.parent)
+    except UnknownKeyError as exc:
+        for item in overrides:
+            key = item.partition("=")[0].strip()
+            bad = [p for p in key.split(".") if p in exc.keys]
+            if bad:
+                raise PruneScopeError(f"--set {key}: {exc.section} has no key {bad[0]!r}", exc.fix) from None
+        raise
 
 
 def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:

@@ -63,31 +63,46 @@ def lenet5(in_channels: int, image_size: tuple[int, int], num_classes: int) -> n
     )
 
 
+def check_width(width: Any) -> float:
+    """`kwargs = { width = w }` of the CIFAR architectures: a positive factor on every layer's width."""
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 16:
+        raise PruneScopeError(
+            f"architecture kwarg width = {width!r} must be a number in (0, 16]",
+            "1 is the published network; e.g. kwargs = { width = 0.25 } for a quarter of its channels",
+        )
+    return float(width)
+
+
+def _scaled(channels: int, width: float) -> int:
+    return max(1, round(channels * width))
+
+
 @register_arch("alexnet_cifar")
-def alexnet_cifar(in_channels: int, image_size: tuple[int, int], num_classes: int) -> nn.Module:
-    """AlexNet adapted to small images (3×3 kernels, adaptive pooling to 2×2)."""
+def alexnet_cifar(in_channels: int, image_size: tuple[int, int], num_classes: int, width: float = 1.0) -> nn.Module:
+    """AlexNet adapted to small images (3×3 kernels, adaptive pooling to 2×2); `width` scales every layer."""
+    c1, c2, c3, c4, f1, f2 = (_scaled(c, check_width(width)) for c in (64, 192, 384, 256, 1024, 512))
     return nn.Sequential(
-        nn.Conv2d(in_channels, 64, 3, padding=1),
+        nn.Conv2d(in_channels, c1, 3, padding=1),
         nn.ReLU(inplace=True),
         nn.MaxPool2d(2, ceil_mode=True),
-        nn.Conv2d(64, 192, 3, padding=1),
+        nn.Conv2d(c1, c2, 3, padding=1),
         nn.ReLU(inplace=True),
         nn.MaxPool2d(2, ceil_mode=True),
-        nn.Conv2d(192, 384, 3, padding=1),
+        nn.Conv2d(c2, c3, 3, padding=1),
         nn.ReLU(inplace=True),
-        nn.Conv2d(384, 256, 3, padding=1),
+        nn.Conv2d(c3, c4, 3, padding=1),
         nn.ReLU(inplace=True),
-        nn.Conv2d(256, 256, 3, padding=1),
+        nn.Conv2d(c4, c4, 3, padding=1),
         nn.ReLU(inplace=True),
         nn.AdaptiveMaxPool2d(2),
         nn.Flatten(),
         nn.Dropout(0.5),
-        nn.Linear(256 * 4, 1024),
+        nn.Linear(c4 * 4, f1),
         nn.ReLU(inplace=True),
         nn.Dropout(0.5),
-        nn.Linear(1024, 512),
+        nn.Linear(f1, f2),
         nn.ReLU(inplace=True),
-        nn.Linear(512, num_classes),
+        nn.Linear(f2, num_classes),
     )
 
 
@@ -114,19 +129,21 @@ VGG16_CFG: tuple[int | str, ...] = (
 
 
 @register_arch("vgg16_cifar")
-def vgg16_cifar(in_channels: int, image_size: tuple[int, int], num_classes: int) -> nn.Module:
-    """VGG-16 with BatchNorm for 32×32 inputs; pooling steps are skipped once the map is 1×1."""
+def vgg16_cifar(in_channels: int, image_size: tuple[int, int], num_classes: int, width: float = 1.0) -> nn.Module:
+    """VGG-16 with BatchNorm for 32×32 inputs; pooling steps are skipped once the map is 1×1;
+    `width` scales every layer."""
     layers: list[nn.Module] = []
-    size, channels = min(image_size), in_channels
+    size, channels, width = min(image_size), in_channels, check_width(width)
     for v in VGG16_CFG:
         if v == "M":
             if size >= 2:
                 layers.append(nn.MaxPool2d(2))
                 size //= 2
         else:
-            layers += [nn.Conv2d(channels, int(v), 3, padding=1), nn.BatchNorm2d(int(v)), nn.ReLU(inplace=True)]
-            channels = int(v)
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, num_classes)]
+            out = _scaled(int(v), width)
+            layers += [nn.Conv2d(channels, out, 3, padding=1), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+            channels = out
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes)]
     return nn.Sequential(*layers)
 
 
@@ -152,26 +169,29 @@ class BasicBlock(nn.Module):
 class ResNet18Cifar(nn.Module):
     """ResNet-18 for CIFAR (3×3 stem, no max-pool), global average pooling, linear head."""
 
-    def __init__(self, in_channels: int, num_classes: int) -> None:
+    def __init__(self, in_channels: int, num_classes: int, width: float = 1.0) -> None:
         super().__init__()
+        stem = _scaled(64, width)
         self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True)
+            nn.Conv2d(in_channels, stem, 3, 1, 1, bias=False), nn.BatchNorm2d(stem), nn.ReLU(inplace=True)
         )
-        blocks, cin = [], 64
+        blocks, cin = [], stem
         for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            cout = _scaled(cout, width)
             blocks += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
             cin = cout
         self.layers = nn.Sequential(*blocks)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(512, num_classes)
+        self.fc = nn.Linear(cin, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(torch.flatten(self.pool(self.layers(self.stem(x))), 1))
 
 
 @register_arch("resnet18_cifar")
-def resnet18_cifar(in_channels: int, image_size: tuple[int, int], num_classes: int) -> nn.Module:
-    return ResNet18Cifar(in_channels, num_classes)
+def resnet18_cifar(in_channels: int, image_size: tuple[int, int], num_classes: int, width: float = 1.0) -> nn.Module:
+    """ResNet-18 for CIFAR; `width` scales every layer."""
+    return ResNet18Cifar(in_channels, num_classes, check_width(width))
 
 
 def check_arch_kwargs(arch: str, kwargs: dict[str, Any]) -> None:
@@ -185,6 +205,8 @@ def check_arch_kwargs(arch: str, kwargs: dict[str, Any]) -> None:
             f"architecture {arch!r} does not take kwargs {sorted(kwargs)}",
             f"its kwargs: {names}" if names else f"{arch!r} takes no kwargs: remove them (or use import = ...)",
         ) from None
+    if "width" in kwargs:
+        check_width(kwargs["width"])
 
 
 def import_factory(spec: str, search_dir: str | None = None) -> Callable[..., nn.Module]:

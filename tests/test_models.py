@@ -50,3 +50,23 @@ def test_checkpoint_errors(tmp_path):
         load_state(model, truncated)
     with pytest.raises(PruneScopeError, match="does not exist"):
         load_state(model, tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize("arch", ["alexnet_cifar", "vgg16_cifar", "resnet18_cifar"])
+def test_width_scales_the_cifar_archs(arch):
+    full = build_model(arch, None, {}, 3, (32, 32), 10)
+    same = build_model(arch, None, {"width": 1}, 3, (32, 32), 10)
+    assert {k: v.shape for k, v in full.state_dict().items()} == {k: v.shape for k, v in same.state_dict().items()}
+    small = build_model(arch, None, {"width": 0.125}, 3, (32, 32), 10)
+    n_full, n_small = (sum(p.numel() for p in m.parameters()) for m in (full, small))
+    assert n_small < n_full / 30
+    x = torch.randn(2, 3, 32, 32)
+    assert final_linear(small, x)[1].out_features == 10 and small.eval()(x).shape == (2, 10)
+
+
+@pytest.mark.parametrize("width", [0, -1, "wide", True, 17])
+def test_bad_width_is_refused_at_parse(width):
+    from pipeline.models import check_arch_kwargs
+
+    with pytest.raises(PruneScopeError, match="width = .* must be a number in"):
+        check_arch_kwargs("vgg16_cifar", {"width": width})
