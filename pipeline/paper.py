@@ -51,13 +51,16 @@ def _fmt(values: pd.Series) -> str:
     return f"median {v.median():+.2f} (range {v.min():+.2f} … {v.max():+.2f})" if len(v) else "none"
 
 
-def table1_claims(t1: pd.DataFrame, dense: list[str]) -> list[Claim]:
-    """Signs and sizes of Table 1 on the models above chance."""
+NO_CORRUPTIONS = "no corrupted evaluations (add [evaluation] corruptions): no robustness to correlate"
+ALL_AT_CHANCE = "every model is at chance: no geometry to correlate"
+
+
+def table1_claims(t1: pd.DataFrame, dense: list[str], why: str = NO_CORRUPTIONS) -> list[Claim]:
+    """Signs and sizes of Table 1 on the models above chance; `why` says what an empty `t1` means."""
     paper = {
         m: ", ".join(f"{v[m]:+.2f} ({arch})" for arch, v in PAPER_TABLE1.items()) for m in ("angle", "length", "margin")
     }
     if t1.empty:
-        why = "no corrupted evaluations (add [evaluation] corruptions): no robustness to correlate"
         return [
             Claim("Table 1", f"{m}–robustness correlation", paper[m], why, "n/a") for m in ("angle", "length", "margin")
         ]
@@ -327,7 +330,7 @@ def check_claims(run_dir: Path) -> tuple[dict, list[Claim], list[str]]:
     t1 = table1.drop(index=left_out)[["angle", "length", "margin"]].dropna(how="all")
     has_corrupted = bool((evals["corruption"] != store.CLEAN).any())
     dense = models.loc[models["method"] == "dense", "model_id"].tolist()
-    claims = table1_claims(t1 if has_corrupted else t1.iloc[0:0], dense)
+    claims = table1_claims(t1, dense, ALL_AT_CHANCE) if has_corrupted else table1_claims(t1.iloc[0:0], dense)
     claims += fig3_claims(store.run_angle_summary(run_dir))
     claims += fig7_claims(models, evals)
     changes = {}

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import store
-from pipeline.paper import check_claims, fig7_claims, fig10_claims, table1_claims
+from pipeline.paper import ALL_AT_CHANCE, check_claims, fig7_claims, fig10_claims, table1_claims
 from pipeline.store.stats import at_chance
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,6 +23,7 @@ def test_table1_verdicts_follow_signs_and_sizes():
     verdicts = [c.verdict for c in table1_claims(bad, ["d"])]
     assert verdicts[0] == "partly" and verdicts[3] == "no" and verdicts[-1] == "no"
     assert {c.verdict for c in table1_claims(good.iloc[0:0], ["d"])} == {"n/a"}
+    assert {c.run for c in table1_claims(good.iloc[0:0], ["d"], ALL_AT_CHANCE)} == {ALL_AT_CHANCE}
 
 
 def test_fig7_needs_every_sign_and_a_growing_shift():
