@@ -15,14 +15,18 @@ Python loop runs over samples or classes.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
 
 from pipeline.store import MARGIN_DEFINITIONS, MARGIN_EQ5
 
-CHUNK_ROWS = 4096
+CHUNK_ROWS = 4096  # rows of X per product: a few MiB, still in cache when their norms are taken
+CACHE_ELEMENTS = 1 << 17  # products per pass of the element-wise work: half a MiB, in L2
+EXP_FLOOR = -80.0
 RAD_TO_DEG = 180.0 / math.pi
 
 
@@ -81,61 +85,111 @@ def sample_metrics(
     if n and (int(y.min()) < 0 or int(y.max()) >= c):
         raise ValueError(f"labels must lie in 0..{c - 1}")
     head = head_geometry(w)
-    wt = w.T.contiguous()
     f32 = {"dtype": torch.float32, "device": x.device}
     out = {
         "angles": torch.empty((n, c), **f32),
         **{k: torch.empty(n, **f32) for k in ("angle", "length", "margin", "confidence", "loss")},
         "pred": torch.empty(n, dtype=torch.int64, device=x.device),
     }
-    for lo in range(0, n, CHUNK_ROWS):
-        hi = min(lo + CHUNK_ROWS, n)
-        _chunk(x[lo:hi], wt, b, y[lo:hi], head, margin == MARGIN_EQ5, {k: v[lo:hi] for k, v in out.items()})
+    blocks = [(lo, min(lo + CHUNK_ROWS, n)) for lo in range(0, n, CHUNK_ROWS)]
+    work = partial(_block, x, w, b, y, head, margin == MARGIN_EQ5, out)
+    workers = min(torch.get_num_threads(), len(blocks)) if x.device.type == "cpu" else 1
+    if workers > 1:  # one single-threaded stream of blocks per core: no thread barrier per operation
+        with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            list(pool.map(work, blocks))
+    else:
+        for block in blocks:
+            work(block)
+    _finish(out, y, margin == MARGIN_EQ5)
     out = {k: v.cpu().numpy() for k, v in out.items()}
     out["correct"] = out["pred"] == y.cpu().numpy()
     out["zero_feature"] = out["length"] == 0
     return out
 
 
+def _finish(out: dict[str, torch.Tensor], y: torch.Tensor, eq5: bool) -> None:
+    """The per-sample steps left by _chunk, once over all samples: no boundary gives a NaN margin, eq. 5
+    negates it for a wrong prediction, and confidence and loss come from Σ exp(z − max z) and z_y − max z."""
+    out["margin"].masked_fill_(torch.isinf(out["margin"]), math.nan)
+    if eq5:
+        out["margin"].copy_(torch.where(out["pred"] == y, out["margin"], out["margin"].neg()))
+    sumexp = out["confidence"]
+    out["loss"].neg_().add_(torch.log(sumexp))
+    sumexp.reciprocal_()
+
+
 @torch.no_grad()
-def _chunk(
+def _block(
     x: torch.Tensor,
-    wt: torch.Tensor,
+    w: torch.Tensor,
     b: torch.Tensor,
     y: torch.Tensor,
     head: HeadGeometry,
     eq5: bool,
     out: dict[str, torch.Tensor],
+    block: tuple[int, int],
 ) -> None:
-    """Fill the rows of `out` for one chunk of samples (the eq. 5 margin when `eq5`, else the signed one)."""
-    dots = x @ wt  # (n, C): W_j·X
-    length = torch.linalg.vector_norm(x, dim=1, out=out["length"])
-    angles = torch.mul(dots, (1.0 / length)[:, None], out=out["angles"])
-    angles.mul_(head.inv_row_norm).clamp_(-1.0, 1.0).acos_().mul_(RAD_TO_DEG)
+    """Every metric of the rows lo..hi: X is read once (its product, then its norms while still in cache)."""
+    lo, hi = block
+    torch.mm(x[lo:hi], w.T, out=out["angles"][lo:hi])  # W_j·X, turned into angles in place by _chunk
+    torch.linalg.vector_norm(x[lo:hi], dim=1, out=out["length"][lo:hi])
+    step = max(1, min(hi - lo, CACHE_ELEMENTS // max(w.shape[0], 1)))
+    scratch = (
+        torch.empty((step, w.shape[0]), dtype=x.dtype, device=x.device),
+        torch.empty((step, w.shape[0]), dtype=x.dtype, device=x.device),
+    )
+    for sub in range(lo, hi, step):
+        rows = slice(sub, min(sub + step, hi))
+        _chunk(b, y[rows], head, eq5, {k: v[rows] for k, v in out.items()}, scratch)
 
+
+def _chunk(
+    b: torch.Tensor,
+    y: torch.Tensor,
+    head: HeadGeometry,
+    eq5: bool,
+    out: dict[str, torch.Tensor],
+    scratch: tuple[torch.Tensor, torch.Tensor],
+) -> None:
+    """Turn the products W_j·X in `out["angles"]` into every metric of these rows, in place.
+
+    The rows are few enough to stay in cache across the passes (eq. 5 margin when `eq5`, else the signed one);
+    `scratch` holds two buffers of at least as many rows.
+    """
+    dots = out["angles"]
+    n = len(y)
+    gap, inv_dist = scratch[0][:n], scratch[1][:n]
     col = y[:, None]
+    d_true = dots.gather(1, col)
+    torch.index_select(head.inv_dist, 0, y, out=inv_dist)
     if eq5:  # |(W_y − W_j)·X| / ‖W_y − W_j‖ from the products before the bias enters
-        _boundary_min(dots.gather(1, col).sub(dots).abs_(), y, col, head, out["margin"])
-    logits = dots.add_(b)
-    z_true = logits.gather(1, col)
-    if not eq5:  # ((W_y − W_j)·X + b_y − b_j) / ‖W_y − W_j‖
-        _boundary_min(z_true - logits, y, col, head, out["margin"])
-    torch.gather(angles, 1, col, out=out["angle"][:, None])
+        torch.sub(d_true, dots, out=gap).abs_()
+    else:  # ((W_y − W_j)·X + b_y − b_j) / ‖W_y − W_j‖
+        torch.sub(d_true + b[col], dots, out=gap).sub_(b)
+    _boundary_min(gap, inv_dist, y, col, head, out["margin"])
 
+    logits = torch.add(dots, b, out=gap)
+    torch.gather(logits, 1, col, out=out["loss"][:, None])
     zmax, pred = logits.max(1)
     out["pred"].copy_(pred)
-    if eq5:  # negated when the prediction is wrong
-        out["margin"].copy_(torch.where(pred == y, out["margin"], out["margin"].neg()))
-    sumexp = logits.sub_(zmax[:, None]).exp_().sum(1)
-    torch.reciprocal(sumexp, out=out["confidence"])
-    torch.sub(sumexp.log_(), z_true[:, 0] - zmax, out=out["loss"])
+    out["loss"].sub_(zmax)  # z_y − max z: log p_y before the normaliser (finished in _finish)
+    # exp(z − max) below e^-80 adds nothing to a float32 sum that is at least 1; the clamp keeps exp off denormals
+    torch.sum(logits.sub_(zmax[:, None]).clamp_min_(EXP_FLOOR).exp_(), 1, out=out["confidence"])  # Σ exp(z − max)
+
+    angles = dots.mul_((1.0 / out["length"])[:, None]).mul_(head.inv_row_norm)
+    angles.clamp_(-1.0, 1.0).acos_().mul_(RAD_TO_DEG)
+    torch.gather(angles, 1, col, out=out["angle"][:, None])
 
 
-def _boundary_min(gap: torch.Tensor, y: torch.Tensor, col: torch.Tensor, head: HeadGeometry, out: torch.Tensor) -> None:
-    """out = min over the boundaries j of the true class of gap_j / ‖W_y − W_j‖ (NaN when it has none)."""
-    ratio = gap.mul_(head.inv_dist[y])
+def _boundary_min(
+    gap: torch.Tensor, inv_dist: torch.Tensor, y: torch.Tensor, col: torch.Tensor, head: HeadGeometry, out: torch.Tensor
+) -> None:
+    """out = min over the boundaries j of the true class of gap_j / ‖W_y − W_j‖ (inf when it has none).
+
+    `inv_dist` holds the rows 1/‖W_y − W_j‖ of each sample's class.
+    """
+    ratio = gap.mul_(inv_dist)
     ratio.scatter_(1, col, math.inf)
     if head.tied is not None:
         ratio.masked_fill_(head.tied[y], math.inf)
     torch.amin(ratio, 1, out=out)
-    out.masked_fill_(torch.isinf(out), math.nan)

@@ -189,6 +189,7 @@ def test_chunking_is_invisible(monkeypatch):
     y = rng.integers(0, 7, 103)
     whole = sample_metrics(x, w, None, y)
     monkeypatch.setattr(metrics, "CHUNK_ROWS", 10)
+    monkeypatch.setattr(metrics, "CACHE_ELEMENTS", 7 * 3)  # blocks of 10 rows, element-wise passes over 3
     chunked = sample_metrics(x, w, None, y)
     assert (~whole["correct"]).any()
     for k in whole:
