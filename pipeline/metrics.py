@@ -40,17 +40,26 @@ class HeadGeometry:
 
 
 def head_geometry(weight: torch.Tensor) -> HeadGeometry:
-    """Distances between class directions; identical rows (e.g. pruned-away rows) are no boundary."""
-    w = weight.detach().to(torch.float64)
+    """Distances between class directions; identical rows (e.g. pruned-away rows) are no boundary.
+
+    Computed in float64 with numpy: C×C is small, and torch would wake its thread team for every
+    one of these tiny operations (costly on a loaded machine)."""
+    w = weight.detach().cpu().numpy().astype(np.float64)
     gram = w @ w.T
-    sq = torch.diagonal(gram)
-    dist = (sq[:, None] + sq[None, :] - 2.0 * gram).clamp_min_(0.0).sqrt_()
-    _, group = torch.unique(w, dim=0, return_inverse=True)
+    sq = np.diagonal(gram)
+    dist = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * gram, 0.0))
+    _, group = np.unique(w, axis=0, return_inverse=True)
+    group = group.reshape(-1)
     skip = group[:, None] == group[None, :]
-    inv_dist = torch.where(skip, torch.zeros_like(dist), 1.0 / dist).to(weight.dtype)
-    eye = torch.eye(len(w), dtype=torch.bool, device=w.device)
-    tied = skip & ~eye
-    return HeadGeometry((1.0 / sq.sqrt()).to(weight.dtype), inv_dist, tied if bool(tied.any()) else None)
+    with np.errstate(divide="ignore"):
+        inv_dist = np.where(skip, 0.0, 1.0 / dist)
+        inv_row_norm = 1.0 / np.sqrt(sq)
+    tied = skip & ~np.eye(len(w), dtype=bool)
+
+    def tensor(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a).to(weight.device, weight.dtype if a.dtype != bool else torch.bool)
+
+    return HeadGeometry(tensor(inv_row_norm), tensor(inv_dist), tensor(tied) if tied.any() else None)
 
 
 def sample_metrics(
@@ -82,8 +91,10 @@ def sample_metrics(
         raise ValueError(f"features {tuple(x.shape)} and weight {tuple(w.shape)} do not match (N, m) and (C, m)")
     if y.shape != (n,) or b.shape != (c,):
         raise ValueError(f"labels {tuple(y.shape)} or bias {tuple(b.shape)} do not match N={n}, C={c}")
-    if n and (int(y.min()) < 0 or int(y.max()) >= c):
-        raise ValueError(f"labels must lie in 0..{c - 1}")
+    if n:
+        low, high = torch.aminmax(y)
+        if int(low) < 0 or int(high) >= c:
+            raise ValueError(f"labels must lie in 0..{c - 1}")
     head = head_geometry(w)
     f32 = {"dtype": torch.float32, "device": x.device}
     out = {
@@ -100,7 +111,6 @@ def sample_metrics(
     else:
         for block in blocks:
             work(block)
-    _finish(out, y, margin == MARGIN_EQ5)
     out = {k: v.cpu().numpy() for k, v in out.items()}
     out["correct"] = out["pred"] == y.cpu().numpy()
     out["zero_feature"] = out["length"] == 0
@@ -108,7 +118,7 @@ def sample_metrics(
 
 
 def _finish(out: dict[str, torch.Tensor], y: torch.Tensor, eq5: bool) -> None:
-    """The per-sample steps left by _chunk, once over all samples: no boundary gives a NaN margin, eq. 5
+    """The per-sample steps left by _chunk, once per block: no boundary gives a NaN margin, eq. 5
     negates it for a wrong prediction, and confidence and loss come from Σ exp(z − max z) and z_y − max z."""
     out["margin"].masked_fill_(torch.isinf(out["margin"]), math.nan)
     if eq5:
@@ -141,6 +151,7 @@ def _block(
     for sub in range(lo, hi, step):
         rows = slice(sub, min(sub + step, hi))
         _chunk(b, y[rows], head, eq5, {k: v[rows] for k, v in out.items()}, scratch)
+    _finish({k: v[lo:hi] for k, v in out.items()}, y[lo:hi], eq5)
 
 
 def _chunk(
