@@ -57,6 +57,7 @@ class ModelConfig:
     `<arch>-dense` for a dense entry without one (`<arch>` for one pruned elsewhere).
     `import_dir` (the config's folder) is searched first for the module of `import`.
     `reported_accuracy` is the clean accuracy the model reached where it was trained.
+    `seeds` (`seeds = [0, 1, 2]`): the dense model is trained once per seed (a population, for PIE).
     """
 
     id: str
@@ -70,6 +71,7 @@ class ModelConfig:
     model_id: str = ""
     import_dir: str | None = None
     reported_accuracy: float | None = None
+    seeds: tuple[int, ...] = (0,)
 
     def __post_init__(self) -> None:
         if not self.model_id:
@@ -121,14 +123,54 @@ class PruneSpec:
     taylor_batches: int = 8
     init: str = "kaiming_normal"
     last_layer_dense: bool = False
+    seeds: tuple[int, ...] = ()
+    clean_only: bool = False
 
     def model_id(self, parent: str) -> str:
-        """Readable, unique id: parent, method, scope, schedule, sparsity %, fine-tune epochs."""
+        """Readable, unique id: parent, method, scope, schedule, sparsity %, fine-tune epochs
+        (the id of the population: `replica_id` adds the seed)."""
         sched = self.schedule if self.schedule == "oneshot" else f"iter{self.steps}"
         extra = ""
         if self.method == "mpt":
             extra = ("-sc" if self.init == "signed_constant" else "") + ("-lld" if self.last_layer_dense else "")
-        return f"{parent}-{self.method}-{self.scope}-{sched}-s{self.sparsity * 100:g}-ft{self.finetune_epochs}{extra}"
+        scope = self.scope.replace(":", "-")
+        return f"{parent}-{self.method}-{scope}-{sched}-s{self.sparsity * 100:g}-ft{self.finetune_epochs}{extra}"
+
+
+LAYER_SCOPE = "layer:"  # scope `layer:<name>`: only that layer is pruned (per-layer sensitivity)
+
+
+def layer_of(scope: str | None) -> str | None:
+    """The layer a `layer:<name>` scope prunes alone (None for any other scope)."""
+    return scope[len(LAYER_SCOPE) :] if scope and scope.startswith(LAYER_SCOPE) else None
+
+
+def replica_id(population: str, seed: int) -> str:
+    """The id of a population's model of `seed`: seed 0 keeps the population's id (the model a
+    config without `seeds` builds), other seeds add `-seed<s>`."""
+    return population if seed == 0 else f"{population}-seed{seed}"
+
+
+@dataclass(frozen=True)
+class SensitivitySpec:
+    """`[[sensitivity]]`: prune each prunable layer alone with `method` at each sparsity.
+
+    Its models are `PruneSpec`s of scope `layer:<name>` (expanded once the layers are known,
+    pipeline.plan); `corruptions` evaluates them on the corrupted sets too (default: clean only).
+    """
+
+    method: str = "magnitude"
+    sparsities: tuple[float, ...] = ()
+    seeds: tuple[int, ...] = ()
+    corruptions: bool = False
+
+    def specs(self, layers: list[str]) -> list[PruneSpec]:
+        """One one-shot spec per layer and sparsity."""
+        return [
+            PruneSpec(self.method, s, f"{LAYER_SCOPE}{name}", seeds=self.seeds, clean_only=not self.corruptions)
+            for name in layers
+            for s in self.sparsities
+        ]
 
 
 @dataclass(frozen=True)
@@ -205,6 +247,7 @@ class RunConfig:
     raw: dict[str, Any]
     base_dir: Path
     execution: ExecutionConfig = ExecutionConfig()
+    sensitivity: tuple[SensitivitySpec, ...] = ()
 
     @property
     def study(self) -> dict[str, Any]:
@@ -414,7 +457,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
     from pipeline.corruptions import CORRUPTIONS
     from pipeline.datasets import DATASETS, check_options
     from pipeline.models import ARCHS, check_arch_kwargs
-    from pipeline.pruning import PRUNERS, SCOPES
+    from pipeline.pruning import PRUNERS
 
     top = _take(
         raw,
@@ -431,6 +474,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
             "prune": list,
             "evaluation": dict,
             "execution": dict,
+            "sensitivity": list,
         },
     )
     if "name" not in top:
@@ -490,6 +534,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
                 "parent": str,
                 "method": str,
                 "reported_accuracy": (int, float),
+                "seeds": list,
             },
         )
         if ("arch" in m) == ("import" in m):
@@ -524,6 +569,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
                 model_id=store_id,
                 import_dir=str(base_dir) if "import" in m else None,
                 reported_accuracy=float(m["reported_accuracy"]) if "reported_accuracy" in m else None,
+                seeds=_seeds(m.get("seeds", [0]), f"[[models]] {model_id!r} seeds"),
             )
         )
     ids = [m.id for m in models]
@@ -588,13 +634,14 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
         "last_layer_dense": (lambda v: isinstance(v, bool), "true or false"),
     }
     for i, entry in enumerate(top.get("prune", [])):
-        p = _take(entry, f"[[prune]] #{i + 1}", {**{k: object for k in grid_values}, "exclude": list})
+        p = _take(entry, f"[[prune]] #{i + 1}", {**{k: object for k in grid_values}, "exclude": list, "seeds": list})
         for key in ("method", "sparsity"):
             if key not in p:
                 raise PruneScopeError(
                     f"[[prune]] #{i + 1} has no `{key}`", 'e.g. method = ["random", "magnitude"], sparsity = [0.5, 0.9]'
                 )
         exclude = tuple(p.pop("exclude", ()))
+        seeds = _seeds(p.pop("seeds"), f"[[prune]] #{i + 1} seeds") if "seeds" in p else ()
         for pattern in exclude:
             ok = isinstance(pattern, str)
             _require(
@@ -609,7 +656,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
         for combo in itertools.product(*axes.values()):
             spec = PruneSpec(**dict(zip(axes.keys(), combo)), exclude=exclude)
             _choice(spec.method, PRUNERS.names(), "pruning method")
-            _choice(spec.scope, SCOPES, "pruning scope")
+            _check_scope(spec.scope, spec.method, f"[[prune]] #{i + 1}")
             _choice(spec.schedule, SCHEDULES, "pruning schedule")
             if not 0.0 < float(spec.sparsity) < 1.0:
                 raise PruneScopeError(
@@ -644,8 +691,14 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
                     spec.taylor_batches,
                     spec.init,
                     spec.last_layer_dense,
+                    seeds,
                 )
             )
+    sensitivity = tuple(_sensitivity(entry, i) for i, entry in enumerate(top.get("sensitivity", [])))
+    for i, spec in enumerate(specs):
+        _check_seeds(spec.seeds, models, f"[[prune]] #{i + 1}")
+    for i, sens in enumerate(sensitivity):
+        _check_seeds(sens.seeds, models, f"[[sensitivity]] #{i + 1}")
 
     ev = _take(
         top.get("evaluation", {}),
@@ -710,4 +763,56 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
         raw,
         base_dir,
         execution_config(**ex),
+        sensitivity,
     )
+
+
+def _seeds(value: Any, where: str) -> tuple[int, ...]:
+    """`seeds = [0, 1, 2]`: distinct whole numbers >= 0, at least one."""
+    ok = isinstance(value, list) and bool(value) and all(_is_int(v) and v >= 0 for v in value)
+    _require(ok and len(set(value)) == len(value), where, value, "must be distinct whole numbers >= 0", "seeds = [0, 1, 2]")
+    return tuple(value)
+
+
+def _check_seeds(seeds: tuple[int, ...], models: list[ModelConfig], where: str) -> None:
+    """A pruned model of seed s is pruned from its dense model of seed s: every dense model needs it."""
+    for base in models:
+        missing = [s for s in seeds if base.parent is None and s not in base.seeds]
+        if missing:
+            raise PruneScopeError(
+                f"{where} seeds {list(seeds)}: [[models]] {base.id!r} has no dense model of seed(s) {missing}",
+                f"add them to its seeds (now {list(base.seeds)}) or drop them here",
+            )
+
+
+def _check_scope(scope: str, method: str, where: str) -> None:
+    """`global`, `layer` or `layer:<name>` (a layer of the model: checked when the run is planned)."""
+    from pipeline.pruning import PRUNERS, SCOPES
+
+    if layer_of(scope) is None:
+        _choice(scope, SCOPES, "pruning scope")
+        return
+    _require(bool(layer_of(scope)), f"{where} scope", scope, "names no layer", 'e.g. scope = "layer:conv1"')
+    if PRUNERS.get(method).trains_from_scratch:
+        raise PruneScopeError(
+            f"{where}: {method} trains every layer from scratch, so it has no single-layer scope {scope!r}",
+            'use scope = "global" or "layer" for it',
+        )
+
+
+def _sensitivity(entry: Any, i: int) -> SensitivitySpec:
+    """One `[[sensitivity]]` table: method (default magnitude), sparsity (one or a list), seeds, corruptions."""
+    from pipeline.pruning import PRUNERS
+
+    where = f"[[sensitivity]] #{i + 1}"
+    t = _take(entry, where, {"method": str, "sparsity": (int, float, list), "seeds": list, "corruptions": bool})
+    method = _choice(t.get("method", "magnitude"), PRUNERS.names(), "pruning method")
+    if PRUNERS.get(method).trains_from_scratch:
+        raise PruneScopeError(f"{where}: {method} cannot prune one layer alone", 'use e.g. method = "magnitude"')
+    values = t.get("sparsity")
+    _require(values is not None, f"{where} sparsity", values, "is required", "sparsity = [0.5, 0.9]")
+    values = values if isinstance(values, list) else [values]
+    ok = bool(values) and all(_is_number(v) and 0 < v < 1 for v in values)
+    _require(ok, f"{where} sparsity", t["sparsity"], "must be fractions in (0, 1)", "sparsity = [0.5, 0.9]")
+    seeds = _seeds(t["seeds"], f"{where} seeds") if "seeds" in t else ()
+    return SensitivitySpec(method, tuple(float(v) for v in values), seeds, t.get("corruptions", False))

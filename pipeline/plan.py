@@ -10,24 +10,36 @@ Executors (pipeline/executors.py) only schedule units in an order the dependenci
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping, Sequence
 
 from pipeline import store
-from pipeline.config import ModelConfig, PruneSpec, RunConfig
+from pipeline.config import ModelConfig, PruneSpec, RunConfig, layer_of, replica_id
 from pipeline.errors import PruneScopeError
-from pipeline.pruning import PRUNERS
+from pipeline.pruning import PRUNERS, default_exclusions
 
 IMAGES, MODEL, EVAL, ROBUSTNESS = "images", "model", "eval", "robustness"
 
 
 @dataclass(frozen=True)
 class ModelPlan:
-    """One model of the run: a dense base (`spec` None) or a pruned child of `parent_id`."""
+    """One model of the run: a dense base (`spec` None) or a pruned child of `parent_id`;
+    `replicate` is its seed of the config's `seeds`, `population` the id its replicates share."""
 
     model_id: str
     base: ModelConfig
     spec: PruneSpec | None = None
     parent_id: str | None = None
+    replicate: int = 0
+    population: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.population:
+            object.__setattr__(self, "population", self.model_id)
+
+    @property
+    def clean_only(self) -> bool:
+        """Evaluated on the clean set only (sensitivity models, unless they ask for corruptions)."""
+        return self.spec is not None and self.spec.clean_only
 
     @property
     def loads_parent(self) -> bool:
@@ -35,16 +47,24 @@ class ModelPlan:
         return self.spec is not None and not PRUNERS.get(self.spec.method).trains_from_scratch
 
 
-def plan_models(cfg: RunConfig) -> list[ModelPlan]:
-    """Every model of the run, parents before children; models pruned elsewhere last."""
+def plan_models(cfg: RunConfig, layers: Mapping[str, Sequence[str]] | None = None) -> list[ModelPlan]:
+    """Every model of the run, parents before children; models pruned elsewhere last.
+
+    `layers` (the prunable layer names of each dense [[models]] id, pipeline.units.layer_names)
+    expands [[sensitivity]] and checks `layer:<name>` scopes; a run with either needs it."""
     plans = []
-    dense = {base.id: base.model_id for base in cfg.models if base.parent is None}
+    dense = {base.id: replica_id(base.model_id, base.seeds[0]) for base in cfg.models if base.parent is None}
     for base in cfg.models:
         if base.parent is None:
-            plans.append(ModelPlan(base.model_id, base))
-            plans += [
-                ModelPlan(store.check_id(spec.model_id(base.id)), base, spec, base.model_id) for spec in cfg.prune
-            ]
+            specs = list(cfg.prune) + _sensitivity_specs(cfg, base, layers)
+            for seed in base.seeds:
+                plans.append(ModelPlan(replica_id(base.model_id, seed), base, None, None, seed, base.model_id))
+            for spec in specs:
+                _check_layer(spec, base, layers)
+                population = store.check_id(spec.model_id(base.id))
+                for seed in spec.seeds or base.seeds[:1]:
+                    parent = replica_id(base.model_id, seed)
+                    plans.append(ModelPlan(store.check_id(replica_id(population, seed)), base, spec, parent, seed, population))
     plans += [
         ModelPlan(base.model_id, base, None, dense[base.parent]) for base in cfg.models if base.parent is not None
     ]
@@ -52,6 +72,37 @@ def plan_models(cfg: RunConfig) -> list[ModelPlan]:
     if len(set(ids)) != len(ids):
         raise PruneScopeError("two [[prune]] entries describe the same model", "remove the repeated combination")
     return plans
+
+
+def _needs_layers(base: ModelConfig, layers: Mapping[str, Sequence[str]] | None) -> Sequence[str]:
+    if layers is None or base.id not in layers:
+        raise ValueError("plan_models needs the prunable layers for [[sensitivity]] and layer:<name> scopes")
+    return layers[base.id]
+
+
+def _sensitivity_specs(
+    cfg: RunConfig, base: ModelConfig, layers: Mapping[str, Sequence[str]] | None
+) -> list[PruneSpec]:
+    """The [[sensitivity]] models of one dense model: each prunable layer the method may prune, alone."""
+    out = []
+    for sens in cfg.sensitivity:
+        names = list(_needs_layers(base, layers))
+        skip = set(default_exclusions(names, PRUNERS.get(sens.method)))
+        out += sens.specs([n for n in names if n not in skip])
+    return out
+
+
+def _check_layer(spec: PruneSpec, base: ModelConfig, layers: Mapping[str, Sequence[str]] | None) -> None:
+    """A `layer:<name>` scope must name a prunable layer of the model."""
+    name = layer_of(spec.scope)
+    if name is None:
+        return
+    names = _needs_layers(base, layers)
+    if name not in names:
+        raise PruneScopeError(
+            f"scope {spec.scope!r}: {base.id!r} has no prunable layer {name!r}",
+            f"use one of: {', '.join(f'layer:{n}' for n in names)}",
+        )
 
 
 @dataclass(frozen=True)
@@ -104,12 +155,20 @@ class Plan:
         return out
 
 
-def plan_run(cfg: RunConfig) -> Plan:
+def model_evalsets(plan: ModelPlan, evalsets: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The evaluation sets of one model: the run's, or the clean set alone (`clean_only`)."""
+    return [es for es in evalsets if not plan.clean_only or es[0] == store.CLEAN]
+
+
+def plan_run(cfg: RunConfig, layers: Mapping[str, Sequence[str]] | None = None) -> Plan:
     """All units of the run: images, models (parents first), evaluations, robustness."""
-    models = plan_models(cfg)
+    models = plan_models(cfg, layers)
     evalsets = tuple(cfg.evaluation.evalsets())
     units = [Unit(IMAGES)]
     units += [Unit(MODEL, p, deps=(unit_key(MODEL, p.parent_id),) if p.loads_parent else ()) for p in models]
-    units += [Unit(EVAL, p, es, (unit_key(MODEL, p.model_id),)) for p in models for es in evalsets]
-    units += [Unit(ROBUSTNESS, p, deps=tuple(unit_key(EVAL, p.model_id, es) for es in evalsets)) for p in models]
+    units += [Unit(EVAL, p, es, (unit_key(MODEL, p.model_id),)) for p in models for es in model_evalsets(p, evalsets)]
+    units += [
+        Unit(ROBUSTNESS, p, deps=tuple(unit_key(EVAL, p.model_id, es) for es in model_evalsets(p, evalsets)))
+        for p in models
+    ]
     return Plan(tuple(models), evalsets, tuple(units))

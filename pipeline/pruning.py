@@ -240,10 +240,10 @@ class MultiPrizeTicket(PruningMethod):
         return [s.detach().abs() for s in ctx.params]
 
 
-def default_exclusions(model: nn.Module, method: type[PruningMethod]) -> list[str]:
-    """Layers a structured method leaves out by default: the classifier's outputs for
-    `filter`, the image channels of the first layer for `channel`."""
-    names = [n for n, _ in prunable_layers(model)]
+def default_exclusions(names: Sequence[str], method: type[PruningMethod]) -> list[str]:
+    """Layers (of the prunable layer `names`, in module order) a structured method leaves out
+    by default: the classifier's outputs for `filter`, the image channels of the first layer for `channel`."""
+    names = list(names)
     if method.group_dim == 0:
         return names[-1:]
     if method.group_dim == 1:

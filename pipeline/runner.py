@@ -28,7 +28,7 @@ from pipeline.config import RunConfig
 from pipeline.errors import PruneScopeError
 from pipeline.executors import DaskExecutor, Executor, SerialExecutor
 from pipeline.models import load_state
-from pipeline.plan import ModelPlan, Unit, plan_run
+from pipeline.plan import ModelPlan, Unit, model_evalsets, plan_run
 from pipeline.units import context, eval_record, execute, file_lock, finished, read_record
 
 LOCKS_DIR = ".locks"  # in the store folder: one lock file per run name, never deleted
@@ -40,7 +40,7 @@ def assemble(run_dir: Path, plans: list[ModelPlan], evalsets: list[tuple[str, in
     for plan in plans:
         rec = read_record(run_dir, "model", plan.model_id)
         assert rec is not None, plan.model_id
-        for c, s in evalsets:
+        for c, s in model_evalsets(plan, evalsets):
             ev = eval_record(run_dir, plan.model_id, c, s)
             assert ev is not None, (plan.model_id, c, s)
             evals.append(ev)
@@ -158,7 +158,7 @@ def build_run(cfg: RunConfig, store_dir: Path, force: bool = False, force_option
 def _build(cfg: RunConfig, run_dir: Path, executor: Executor, start: float) -> RunSummary:
     run_dir.mkdir(parents=True, exist_ok=True)
     store.remove_stale_temporaries(run_dir)
-    plan = plan_run(cfg)
+    plan = plan_run(cfg, context(cfg, run_dir).layer_names)
     if not (run_dir / store.RUN_JSON).is_file():
         _write_run_json(cfg, run_dir)
     todo = plan.todo(lambda unit: finished(run_dir, unit))
@@ -189,9 +189,8 @@ def _build(cfg: RunConfig, run_dir: Path, executor: Executor, start: float) -> R
     ]
     labels = context(cfg, run_dir).data.test_labels
     notes = model_warnings(records, store.read_table(run_dir / store.EVALUATIONS).to_pylist(), labels)
-    return RunSummary(
-        run_dir, len(models), len(models) * len(evalsets), len(todo), reused, time.perf_counter() - start, accs, notes
-    )
+    evaluations = sum(len(model_evalsets(p, evalsets)) for p in models)
+    return RunSummary(run_dir, len(models), evaluations, len(todo), reused, time.perf_counter() - start, accs, notes)
 
 
 def _write_run_json(cfg: RunConfig, run_dir: Path) -> None:

@@ -29,14 +29,14 @@ import torch
 from torch import nn
 
 from pipeline import store
-from pipeline.config import ModelConfig, RunConfig
+from pipeline.config import ModelConfig, RunConfig, layer_of
 from pipeline.corruptions import CorruptionOptions, check_official_labels, corrupt, load_official
 from pipeline.datasets import ImageDataset, load_dataset
 from pipeline.errors import PruneScopeError
 from pipeline.metrics import sample_metrics
 from pipeline.models import build_model, final_linear, load_state, prunable_layers
 from pipeline.mpt import train_mpt
-from pipeline.plan import EVAL, IMAGES, MODEL, ROBUSTNESS, ModelPlan, Unit, plan_models
+from pipeline.plan import EVAL, IMAGES, MODEL, ROBUSTNESS, ModelPlan, Unit, model_evalsets, plan_models
 from pipeline.pruning import (
     PRUNERS,
     PruneContext,
@@ -86,7 +86,14 @@ class RunContext:
 
     @cached_property
     def num_models(self) -> int:
-        return len(plan_models(self.cfg))
+        return len(plan_models(self.cfg, self.layer_names))
+
+    @cached_property
+    def layer_names(self) -> dict[str, list[str]]:
+        """The prunable layer names of each dense [[models]] entry (what [[sensitivity]] prunes alone)."""
+        return {
+            b.id: [n for n, _ in prunable_layers(self.new_model(b)[0])] for b in self.cfg.models if b.parent is None
+        }
 
     @cached_property
     def norm(self) -> Normalizer:
@@ -174,7 +181,7 @@ def _prune(ctx: RunContext, plan: ModelPlan, model: nn.Module, head_name: str, s
     spec, data, cfg = plan.spec, ctx.data, ctx.cfg
     assert spec is not None
     method_cls = PRUNERS.get(spec.method)
-    exclude = list(spec.exclude) + default_exclusions(model, method_cls)
+    exclude = list(spec.exclude) + default_exclusions([n for n, _ in prunable_layers(model)], method_cls)
     if method_cls.trains_from_scratch:
         if spec.last_layer_dense:
             exclude.append(head_name)
@@ -197,13 +204,15 @@ def _prune(ctx: RunContext, plan: ModelPlan, model: nn.Module, head_name: str, s
         )
         return {"init": "random", "target_sparsity": spec.sparsity}
     model.to(ctx.device)
-    layers = select_layers(model, exclude)
+    alone = layer_of(spec.scope)
+    layers = select_layers(model, exclude) if alone is None else _one_layer(model, alone)
+    scope = spec.scope if alone is None else "layer"  # one layer alone: its own fraction
     gen = torch.Generator().manual_seed(seed)
     for step in range(1, spec.steps + 1):
         amount = 1.0 - (1.0 - spec.sparsity) ** (step / spec.steps)
         params = [getattr(m, "weight_orig", m.weight) for _, m in layers]
         pctx = PruneContext(gen, model, params, _train_batches(ctx, spec.taylor_batches, seed + step))
-        masks = method_cls(amount, spec.scope).compute_mask([m.weight for _, m in layers], pctx, current_masks(layers))
+        masks = method_cls(amount, scope).compute_mask([m.weight for _, m in layers], pctx, current_masks(layers))
         apply_masks(layers, masks)
         if spec.finetune_epochs:
             finetune(
@@ -223,6 +232,18 @@ def _prune(ctx: RunContext, plan: ModelPlan, model: nn.Module, head_name: str, s
         extra["channel_sparsity"] = float(sum(int((a == 0).sum()) for a in alive) / sum(a.numel() for a in alive))
     make_permanent(model)
     return extra
+
+
+def _one_layer(model: nn.Module, name: str) -> list[tuple[str, nn.Module]]:
+    """The prunable layer `name` of a `layer:<name>` scope, or an error listing the valid ones."""
+    layers = prunable_layers(model)
+    chosen = [(n, m) for n, m in layers if n == name]
+    if not chosen:
+        raise PruneScopeError(
+            f"scope 'layer:{name}': the model has no prunable layer {name!r}",
+            f"use one of: {', '.join(f'layer:{n}' for n, _ in layers)}",
+        )
+    return chosen
 
 
 def run_model_unit(ctx: RunContext, plan: ModelPlan) -> dict[str, Any]:
@@ -279,6 +300,8 @@ def run_model_unit(ctx: RunContext, plan: ModelPlan) -> dict[str, Any]:
         "params_nonzero": counts["params_nonzero"],
         "parent_id": plan.parent_id,
         "seed": seed,
+        "replicate": plan.replicate,
+        "population": plan.population,
         "checkpoint": str(ckpt.relative_to(ctx.run_dir)),
         "prunable_layers": [n for n, _ in prunable_layers(model)],
         **extra,
@@ -460,7 +483,7 @@ def _file_meta(path: Path, key: str) -> dict[str, Any] | None:
 def run_robustness_unit(ctx: RunContext, plan: ModelPlan) -> None:
     """Publish the clean samples file of a model with per-sample robustness filled in: the
     fraction of the run's corrupted versions of each sample classified correctly (NaN without any)."""
-    run_dir, evalsets = ctx.run_dir, ctx.cfg.evaluation.evalsets()
+    run_dir, evalsets = ctx.run_dir, model_evalsets(plan, ctx.cfg.evaluation.evalsets())
     corrupted = [(c, s) for c, s in evalsets if c != store.CLEAN]
     clean = store.read_table(eval_output_path(run_dir, plan.model_id, store.CLEAN, 0))
     if corrupted:

@@ -52,7 +52,7 @@ def context(model, layers, seed: int = 0) -> PruneContext:
 def masks_for(method: str, scope: str, amount: float, seed: int = 0, model=None):
     model = model or small_model()
     cls = PRUNERS.get(method)
-    layers = select_layers(model, default_exclusions(model, cls))
+    layers = select_layers(model, default_exclusions([n for n, _ in prunable_layers(model)], cls))
     pruner = cls(amount, scope)
     return model, layers, pruner.compute_mask([m.weight for _, m in layers], context(model, layers, seed))
 
@@ -95,7 +95,7 @@ def test_contract_sparsity_binary_deterministic(method, scope, amount):
 def test_zeros_survive_finetuning_and_iterating(method):
     model = small_model()
     cls = PRUNERS.get(method)
-    layers = select_layers(model, default_exclusions(model, cls))
+    layers = select_layers(model, default_exclusions([n for n, _ in prunable_layers(model)], cls))
     masks = cls(0.5, "global").compute_mask([m.weight for _, m in layers], context(model, layers))
     apply_masks(layers, masks)
     finetune(
@@ -167,8 +167,8 @@ def test_structured_masks_remove_whole_channels():
             per_group = mask.amin(dim=other), mask.amax(dim=other)
             assert torch.equal(*per_group)  # each group is all kept or all removed
     model = small_model()
-    assert default_exclusions(model, PRUNERS.get("filter")) == ["11"]  # the classifier's outputs are classes
-    assert default_exclusions(model, PRUNERS.get("channel")) == ["0"]  # the image channels
+    assert default_exclusions([n for n, _ in prunable_layers(model)], PRUNERS.get("filter")) == ["11"]  # the classifier's outputs are classes
+    assert default_exclusions([n for n, _ in prunable_layers(model)], PRUNERS.get("channel")) == ["0"]  # the image channels
 
 
 def test_taylor_ranks_like_the_measured_loss_change():

@@ -92,7 +92,12 @@ MODELS_TABLE = TableSpec(
         Column("model_id", pa.string(), "unique id; letters, digits and `_ . + -`, at most 128"),
         Column("arch", pa.string(), "architecture name (or the factory that built the model)"),
         Column("method", pa.string(), "pruning method; `dense` for an unpruned model"),
-        Column("scope", pa.string(), "`global` or `layer`; null for dense models"),
+        Column(
+            "scope",
+            pa.string(),
+            "`global`, `layer` (the fraction in each layer) or `layer:<name>` (only layer <name> pruned: "
+            "per-layer sensitivity); null for dense models",
+        ),
         Column("schedule", pa.string(), "`oneshot` or `iterative`; null for dense models"),
         Column("steps", pa.int32(), "pruning steps of an iterative schedule", required=False, default=1),
         Column("finetune_epochs", pa.int32(), "fine-tuning epochs after (each step of) pruning"),
@@ -115,6 +120,20 @@ MODELS_TABLE = TableSpec(
             "channel_sparsity",
             pa.float64(),
             "fraction of channels removed (structured methods)",
+            required=False,
+        ),
+        Column(
+            "replicate",
+            pa.int64(),
+            "which entry of the config's `seeds` built the model (0 without `seeds`)",
+            required=False,
+            default=0,
+        ),
+        Column(
+            "population",
+            pa.string(),
+            "models that differ only in their seed share it (the id without `-seed<s>`): PIE compare the "
+            "predictions of populations; null: a population of its own",
             required=False,
         ),
     ),
