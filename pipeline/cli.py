@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import os
 import sys
 from pathlib import Path
@@ -91,9 +92,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from pipeline.report import render_report
+    from pipeline.report import pie_report, render_report, sensitivity_report
 
-    print(render_report(Path(args.run_dir)))
+    run_dir = Path(args.run_dir)
+    for flag, make, key in ((args.sensitivity, sensitivity_report, "sensitivity"), (args.pie, pie_report, "pie")):
+        if flag:
+            table, text = make(run_dir)
+            out = {"run": run_dir.name, key: json.loads(table.to_json(orient="records"))}
+            print(json.dumps(out, indent=1) if args.json else text)
+            return 0
+    print(render_report(run_dir))
     return 0
 
 
@@ -158,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_validate)
     p = sub.add_parser("report", help="accuracy per model and evaluation set, and robustness correlations")
     p.add_argument("run_dir")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--sensitivity", action="store_true", help="per-layer sensitivity: layer × sparsity tables")
+    what.add_argument("--pie", action="store_true", help="pruning-identified exemplars of every pruned population")
+    p.add_argument("--json", action="store_true", help="emit the table as JSON records (with --sensitivity or --pie)")
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("paper", help="the paper's quantitative claims, checked on a run: which reproduce")
     p.add_argument("run", help="a run folder, or the name of a run in --store")

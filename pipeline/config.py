@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 
 from pipeline.errors import PruneScopeError
 from pipeline.store import CLEAN, MARGIN_DEFINITIONS, MARGIN_EQ5, check_id
+from pipeline.store.populations import LAYER_SCOPE, layer_of
 
 SCHEDULES = ("oneshot", "iterative")
 LR_SCHEDULES = ("cosine", "step", "exponential", "constant")
@@ -135,14 +136,6 @@ class PruneSpec:
             extra = ("-sc" if self.init == "signed_constant" else "") + ("-lld" if self.last_layer_dense else "")
         scope = self.scope.replace(":", "-")
         return f"{parent}-{self.method}-{scope}-{sched}-s{self.sparsity * 100:g}-ft{self.finetune_epochs}{extra}"
-
-
-LAYER_SCOPE = "layer:"  # scope `layer:<name>`: only that layer is pruned (per-layer sensitivity)
-
-
-def layer_of(scope: str | None) -> str | None:
-    """The layer a `layer:<name>` scope prunes alone (None for any other scope)."""
-    return scope[len(LAYER_SCOPE) :] if scope and scope.startswith(LAYER_SCOPE) else None
 
 
 def replica_id(population: str, seed: int) -> str:
@@ -770,7 +763,9 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
 def _seeds(value: Any, where: str) -> tuple[int, ...]:
     """`seeds = [0, 1, 2]`: distinct whole numbers >= 0, at least one."""
     ok = isinstance(value, list) and bool(value) and all(_is_int(v) and v >= 0 for v in value)
-    _require(ok and len(set(value)) == len(value), where, value, "must be distinct whole numbers >= 0", "seeds = [0, 1, 2]")
+    _require(
+        ok and len(set(value)) == len(value), where, value, "must be distinct whole numbers >= 0", "seeds = [0, 1, 2]"
+    )
     return tuple(value)
 
 

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from pipeline import store
-from pipeline.config import ModelConfig, PruneSpec, RunConfig, layer_of, replica_id
+from pipeline.config import ModelConfig, PruneSpec, RunConfig, replica_id
 from pipeline.errors import PruneScopeError
 from pipeline.pruning import PRUNERS, default_exclusions
+from pipeline.store.populations import layer_of
 
 IMAGES, MODEL, EVAL, ROBUSTNESS = "images", "model", "eval", "robustness"
 
@@ -64,7 +65,9 @@ def plan_models(cfg: RunConfig, layers: Mapping[str, Sequence[str]] | None = Non
                 population = store.check_id(spec.model_id(base.id))
                 for seed in spec.seeds or base.seeds[:1]:
                     parent = replica_id(base.model_id, seed)
-                    plans.append(ModelPlan(store.check_id(replica_id(population, seed)), base, spec, parent, seed, population))
+                    plans.append(
+                        ModelPlan(store.check_id(replica_id(population, seed)), base, spec, parent, seed, population)
+                    )
     plans += [
         ModelPlan(base.model_id, base, None, dense[base.parent]) for base in cfg.models if base.parent is not None
     ]

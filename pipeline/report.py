@@ -38,3 +38,41 @@ def render_report(run_dir: Path) -> str:
     if notes:
         out += ["", "Warnings:"] + [f"  - {n}" for n in notes]
     return "\n".join(out)
+
+
+def _empty_note(what: str, fix: str) -> str:
+    return f"this run has no {what}; {fix}"
+
+
+def sensitivity_report(run_dir: Path) -> tuple[pd.DataFrame, str]:
+    """The per-layer sensitivity table (one row per single-layer model) and its text: for each method
+    and metric, the layer × sparsity grid (mean over seeds)."""
+    table = store.run_sensitivity(run_dir)
+    if table.empty:
+        return table, _empty_note("single-layer models", "add a [[sensitivity]] table to the config")
+    out = [f"run {run_dir.name}: per-layer sensitivity (each layer pruned alone; clean test set, against the parent)"]
+    for method in dict.fromkeys(table["method"]):
+        for metric, label in store.SENSITIVITY_METRICS.items():
+            grid = store.sensitivity_grid(table, metric, method)
+            grid.columns = [f"s={c:g}" for c in grid.columns]
+            fmt = (lambda v: f"{v:.0f}") if metric == "flips" else (lambda v: f"{v:+.3f}")
+            out += ["", f"{method}: {label} (layer × sparsity)", grid.to_string(float_format=fmt)]
+    return table, "\n".join(out)
+
+
+def pie_report(run_dir: Path) -> tuple[pd.DataFrame, str]:
+    """The PIE of every pruned population (Hooker et al. 2019) and its text."""
+    table = store.run_pie_table(run_dir)
+    if table.empty:
+        return table, _empty_note("pruned models", "add [[prune]] tables to the config")
+    out = [
+        f"run {run_dir.name}: pruning-identified exemplars (clean test set): samples whose modal prediction over "
+        "a pruned population differs from that over the dense models it was pruned from"
+    ]
+    if (table["mode"] == store.FLIPS).any():
+        out.append(
+            f"mode {store.FLIPS}: one seed per model, so PIE fall back to the samples whose prediction flipped "
+            "between the pruned model and its parent (give seeds = [0, 1, 2] for populations)"
+        )
+    out += ["", table.set_index("population").to_string(float_format=lambda v: f"{v:.3f}")]
+    return table, "\n".join(out)

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from pipeline import store
-from pipeline.config import ModelConfig, RunConfig, layer_of
+from pipeline.config import ModelConfig, RunConfig
 from pipeline.corruptions import CorruptionOptions, check_official_labels, corrupt, load_official
 from pipeline.datasets import ImageDataset, load_dataset
 from pipeline.errors import PruneScopeError
@@ -48,6 +48,7 @@ from pipeline.pruning import (
     measure,
     select_layers,
 )
+from pipeline.store.populations import layer_of
 from pipeline.training import Normalizer, extract, finetune, make_normalizer, resolve_device, train_dense
 
 FEATURE_ROWS_LIMIT = 200_000

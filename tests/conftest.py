@@ -148,3 +148,26 @@ def two_run_store(tmp_path_factory: pytest.TempPathFactory, browser_store: Path)
     )
     build_run(parse_config(cfg), store_dir)
     return store_dir
+
+
+SENSITIVITY_CONFIG: dict[str, Any] = {
+    "name": "sens",
+    "dataset": {"name": "digits", "train_limit": 300, "test_limit": 90},
+    "models": [{"arch": "digits_cnn", "seeds": [0, 1, 2]}],
+    "train": {"epochs": 2, "batch_size": 64, "lr": 0.05},
+    "prune": [{"method": "magnitude", "sparsity": 0.7, "seeds": [0, 1, 2]}, {"method": "random", "sparsity": 0.5}],
+    "sensitivity": [{"method": "magnitude", "sparsity": [0.5, 0.9]}],
+    "evaluation": {"batch_size": 256, "corruptions": ["fog"], "severities": [3]},
+}
+
+
+@pytest.fixture(scope="session")
+def sensitivity_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with run "sens": three seeds of the dense and of one pruned model, one model of one
+    seed, and a per-layer sensitivity study (clean only) of the seed-0 dense model."""
+    from pipeline.config import parse_config
+    from pipeline.runner import build_run
+
+    store_dir = tmp_path_factory.mktemp("sensitivity-store")
+    build_run(parse_config(tiny_config(**SENSITIVITY_CONFIG)), store_dir)
+    return store_dir

@@ -10,7 +10,7 @@ from torch.nn.utils import prune as torch_prune
 from pipeline.config import FinetuneConfig
 from pipeline.datasets import load_dataset
 from pipeline.errors import PruneScopeError
-from pipeline.models import build_model
+from pipeline.models import build_model, prunable_layers
 from pipeline.pruning import (
     PRUNERS,
     PruneContext,
@@ -166,9 +166,9 @@ def test_structured_masks_remove_whole_channels():
             other = [d for d in range(mask.ndim) if d != dim]
             per_group = mask.amin(dim=other), mask.amax(dim=other)
             assert torch.equal(*per_group)  # each group is all kept or all removed
-    model = small_model()
-    assert default_exclusions([n for n, _ in prunable_layers(model)], PRUNERS.get("filter")) == ["11"]  # the classifier's outputs are classes
-    assert default_exclusions([n for n, _ in prunable_layers(model)], PRUNERS.get("channel")) == ["0"]  # the image channels
+    names = [n for n, _ in prunable_layers(small_model())]
+    assert default_exclusions(names, PRUNERS.get("filter")) == ["11"]  # the classifier's outputs are classes
+    assert default_exclusions(names, PRUNERS.get("channel")) == ["0"]  # the image channels
 
 
 def test_taylor_ranks_like_the_measured_loss_change():

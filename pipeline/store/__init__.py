@@ -11,6 +11,7 @@ per-sample and feature tables, the gallery images and the checkpoints.
 - `validate`: a run folder against the contract;
 - `stats`: the statistics the report and the app share (Table 1, margin changes);
 - `errors`: `PruneScopeError`, the one-line errors users see;
+- `populations`: per-layer sensitivity and pruning-identified exemplars (PIE) of a run's models;
 - `methods`: each pruning method's label, short label and colour (the pipeline's registry
   requires an entry; the dashboard names and colours methods with it).
 
@@ -58,6 +59,18 @@ from pipeline.store.layout import (
     partition_dir,
     samples_path,
 )
+from pipeline.store.populations import (
+    FLIPS,
+    PIE,
+    SENSITIVITY_METRICS,
+    PieResult,
+    pie_of,
+    run_pie,
+    run_pie_table,
+    run_sensitivity,
+    sensitivity_grid,
+    sensitivity_of,
+)
 from pipeline.store.schema import (
     EVALUATIONS_SCHEMA,
     HEADS_SCHEMA,
@@ -95,6 +108,16 @@ from pipeline.store.validate import check_run, validate_run
 from pipeline.store.write import write_run
 
 __all__ = [
+    "FLIPS",
+    "PIE",
+    "SENSITIVITY_METRICS",
+    "PieResult",
+    "pie_of",
+    "run_pie",
+    "run_pie_table",
+    "run_sensitivity",
+    "sensitivity_grid",
+    "sensitivity_of",
     "CHECKPOINTS_DIR",
     "CLEAN",
     "CLEAN_SET",
