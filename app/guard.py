@@ -218,6 +218,10 @@ FIELDS: dict[tuple[str, str], Spec] = {
     (ids.LOCAL_DIFF_RANGE, "value"): percentile_range,
     (ids.GLOBAL_GRAPH, "relayoutData"): nullable(record("a relayout event", selections=_boxes)),
     (ids.GLOBAL_BOXES, "data"): nullable(_boxes),
+    (ids.SENS_GRAPH, "clickData"): nullable(plot_event(_sweet_point)),  # a cell's model id
+    (ids.SENS_METHOD, "value"): nullable(name),  # the run's methods are its options
+    (ids.PIE_SELECT, "n_clicks"): nullable(count),
+    (ids.PIE_GRAPH, "clickData"): nullable(plot_event(nullable(class_index))),  # a bar's class
 }
 
 

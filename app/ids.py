@@ -56,3 +56,14 @@ RUN_PROBLEMS = "run-problems"
 
 # curse of dimensionality (Fig. 3)
 DIM_GRAPH = "dim-graph"
+
+# per-layer sensitivity (layer × sparsity heatmap; a click compares that model with its dense parent)
+SENS_GRAPH = "sens-graph"
+SENS_METRIC = "sens-metric"
+SENS_METHOD = "sens-method"
+SENS_NOTE = "sens-note"
+
+# pruning-identified exemplars of the compared model's population
+PIE_GRAPH = "pie-graph"
+PIE_NOTE = "pie-note"
+PIE_SELECT = "pie-select"

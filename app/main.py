@@ -20,9 +20,11 @@ from app.views import (
     export,
     global_,
     local,
+    pie,
     problems,
     robustness,
     samples,
+    sensitivity,
     views,
 )
 from app.views.common import callback_error, message
@@ -147,6 +149,7 @@ def layout(
         dbc.Row([dbc.Col(local.layout(class_names), lg=12)], className="g-2"),
         dbc.Row([dbc.Col(global_.layout(), lg=7), dbc.Col(samples.layout(), lg=5)], className="g-2"),
         robustness.layout(),
+        dbc.Row([dbc.Col(sensitivity.layout(), lg=7), dbc.Col(pie.layout(), lg=5)], className="g-2 mt-1"),
         dbc.Row([dbc.Col(dimension.layout(), lg=12)], className="g-2 mt-1"),
     ]
     return html.Div([header, dbc.Container(body, fluid=True), *stores])

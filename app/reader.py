@@ -299,6 +299,25 @@ class StoreReader:
 
         return self._memo(run, "table1", (), read)
 
+    def sensitivity(self, run: str) -> pd.DataFrame:
+        """Per-layer sensitivity: one row per single-layer model (pipeline.store.populations)."""
+
+        def read() -> pd.DataFrame:
+            with store_errors():
+                return store.run_sensitivity(self.run_dir(run))
+
+        return self._memo(run, "sensitivity", (), read)
+
+    def pie(self, run: str, model_id: str) -> store.PieResult:
+        """The pruning-identified exemplars of the population of pruned model `model_id`."""
+        self.check_model(run, model_id)
+
+        def read() -> store.PieResult:
+            with store_errors():
+                return store.run_pie(self.run_dir(run), model_id)
+
+        return self._memo(run, "pie", (model_id,), read)
+
     def angle_summary(self, run: str) -> pd.DataFrame:
         """Fig. 3's numbers per model: dimension, kind and mean ± std angles of the clean samples."""
 

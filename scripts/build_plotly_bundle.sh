@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build assets/plotly-bundle.min.js: plotly.js with only the trace types PruneScope draws
-# (scatter, scattergl, bar), with plotly.js's own esbuild settings. The full bundle costs about
+# (scatter, scattergl, bar, heatmap), with plotly.js's own esbuild settings. The full bundle costs about
 # a second of script evaluation on a 2-core machine before the first figure; this one a third.
 # Dash's graphs use window.Plotly when a script in assets/ defines it, and the HTML snapshot
 # inlines the same file. Needs node and npm (a developer's step: the built file is committed).
@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version=$(.venv/bin/python -c 'from plotly.offline import get_plotlyjs_version; print(get_plotlyjs_version())')
-traces="scatter scattergl bar"
+traces="scatter scattergl bar heatmap"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cat > "$work/package.json" <<JSON

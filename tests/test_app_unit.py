@@ -33,6 +33,7 @@ from app.figures.parallel import (
     rank_axes,
 )
 from app.figures.robustness import margin_change
+from app.figures.sensitivity import pie_per_class, sensitivity_heatmap
 from app.figures.sweetspot import accuracy_vs_sparsity
 from app.reader import StoreError, StoreReader
 from app.snapshot import to_html
@@ -40,6 +41,7 @@ from app.state import Combo, make_selection, selected_ids
 from app.views.combinations import combo_options
 from app.views.local import points_to_ids
 from pipeline import store
+from pipeline.store import SENSITIVITY_METRICS as SENS_METRICS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -259,7 +261,42 @@ def _every_builder() -> dict[str, dict]:
         "sweetspot-empty": accuracy_vs_sparsity(models.iloc[0:0]),
         "dimension": angle_dimension(angle_summary_frame()),
         "dimension-empty": angle_dimension(angle_summary_frame().iloc[0:0]),
+        **{f"sensitivity-{m}": sensitivity_heatmap(sensitivity_frame(), m, selected="s-a-9") for m in SENS_METRICS},
+        "sensitivity-empty": sensitivity_heatmap(sensitivity_frame().iloc[0:0], "flips"),
+        "pie": pie_per_class([0, 3, 1], ["a", "b", "c"], "PIE per class"),
     }
+
+
+def sensitivity_frame() -> pd.DataFrame:
+    """store.sensitivity_of's rows: two layers × two sparsities, layer b with two seeds."""
+    return pd.DataFrame(
+        {
+            "model_id": ["s-a-5", "s-a-9", "s-b-5", "s-b-9", "s-b-9-seed1"],
+            "parent_id": ["d", "d", "d", "d", "d-seed1"],
+            "replicate": [0, 0, 0, 0, 1],
+            "method": ["magnitude"] * 5,
+            "layer": ["a", "a", "b", "b", "b"],
+            "target_sparsity": [0.5, 0.9, 0.5, 0.9, 0.9],
+            "accuracy": [0.9, 0.5, 0.95, 0.9, 0.8],
+            "delta_accuracy": [-0.05, -0.45, 0.0, -0.05, -0.15],
+            "delta_margin": [-0.1, -0.8, 0.0, -0.1, -0.2],
+            "flips": [3.0, 40.0, 0.0, 5.0, 9.0],
+        }
+    )
+
+
+def test_sensitivity_heatmap_cells_hold_the_mean_over_seeds_and_the_first_seeds_model():
+    fig = sensitivity_heatmap(sensitivity_frame(), "delta_accuracy", selected="s-a-9")
+    heat = fig["data"][0]
+    assert heat["y"] == ["a", "b"] and heat["x"] == ["50 %", "90 %"]
+    np.testing.assert_allclose(heat["z"], [[-0.05, -0.45], [0.0, -0.1]])  # b at 90 %: mean of two seeds
+    assert heat["customdata"] == [["s-a-5", "s-a-9"], ["s-b-5", "s-b-9"]]  # a click compares seed 0's model
+    assert heat["zmin"] == -heat["zmax"] and heat["text"][0][1] == "-0.450"
+    (box,) = fig["layout"]["shapes"]
+    assert (box["x0"], box["y0"]) == (0.5, -0.5)  # the compared model's cell is outlined
+    assert "mean of 2 seeds" in fig["layout"]["title"]["text"]
+    flips = sensitivity_heatmap(sensitivity_frame(), "flips")["data"][0]
+    assert flips["zmin"] == 0 and flips["text"][1][1] == "7"
 
 
 def angle_summary_frame() -> pd.DataFrame:

@@ -248,3 +248,18 @@ def test_report_sensitivity_and_pie_text_and_json(run_dir, capsys):
 def test_report_sensitivity_on_a_run_without_it_says_how_to_get_it(tiny_run, capsys):
     assert main(["report", str(tiny_run), "--sensitivity"]) == 0
     assert "add a [[sensitivity]] table" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- the HTML snapshot
+
+
+def test_the_snapshot_carries_the_sensitivity_heatmap_and_leaves_it_out_without_a_study(run_dir, tiny_run, tmp_path):
+    from app.export import build_snapshot
+    from app.reader import StoreReader
+
+    model = "digits_cnn-magnitude-layer-0-oneshot-s90-ft0"
+    page = build_snapshot(StoreReader(run_dir.parent, tmp_path / "c1"), "sens", "digits_cnn-dense", model)
+    assert 'id="fig-sensitivity"' in page and "Per-layer sensitivity" in page
+    assert '"type":"heatmap"' in page.replace(" ", "")
+    plain = build_snapshot(StoreReader(tiny_run.parent, tmp_path / "c2"), "tiny", "digits_cnn-dense", None)
+    assert 'id="fig-sensitivity"' not in plain

@@ -17,9 +17,11 @@ def views() -> tuple[ModuleType, ...]:
         export,
         global_,
         local,
+        pie,
         problems,
         robustness,
         samples,
+        sensitivity,
     )
 
-    return (problems, evaltable, combinations, local, global_, samples, robustness, dimension, export)
+    return (problems, evaltable, combinations, local, global_, samples, robustness, sensitivity, pie, dimension, export)

@@ -10,6 +10,7 @@ from app import ids
 from app.reader import StoreError, StoreReader
 from app.snapshot import Context, Part, section, to_html
 from app.state import Combo
+from app.views import sensitivity
 from app.views.common import card, labelled, message
 from pipeline.store.methods import facts
 
@@ -127,6 +128,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Input(ids.RUN, "data"),
         Input(ids.EVAL_TABLE, "clickData"),
         Input(ids.ROBUST_SWEETSPOT, "clickData"),
+        Input(ids.SENS_GRAPH, "clickData"),
         Input(ids.REFERENCE_DROPDOWN, "value"),
         Input(ids.COMPARED_DROPDOWN, "value"),
         Input(ids.REFERENCE_DROPDOWN, "search_value"),
@@ -135,10 +137,11 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         State(ids.CLICK_TARGET, "value"),
         prevent_initial_call=True,  # the layout starts with the run's default combination
     )
-    def combos(run, table_click, sweet_click, ref_key, cmp_key, ref_search, cmp_search, current, target):
+    def combos(run, table_click, sweet_click, sens_click, ref_key, cmp_key, ref_search, cmp_search, current, target):
         """The one owner of the combinations: a new run resets them (the previous run's choice
         goes); a click in the evaluation table (or accuracy vs sparsity) sets the compared one,
-        or the reference with "a click sets: reference" (or when there is none). Options and
+        or the reference with "a click sets: reference" (or when there is none); a click on a
+        sensitivity cell sets both (its model's dense parent and the model). Options and
         values change together, so a dropdown never holds a value it has no option for."""
         keep = dash.no_update
         trigger = dash.ctx.triggered_id
@@ -156,6 +159,11 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
                     ref_key = new_ref = combo.key
                 else:
                     cmp_key = new_cmp = combo.key
+            elif trigger == ids.SENS_GRAPH:  # a sensitivity cell: that model compared with its dense model
+                pair = sensitivity.clicked_pair(reader, run, sens_click)
+                if pair is None:
+                    return keep, keep, keep, keep, keep, keep
+                ref_key, cmp_key = new_ref, new_cmp = pair[0].key, pair[1].key
             evals = reader.evaluations(run) if run else pd.DataFrame(columns=["model_id", "corruption", "severity"])
         except StoreError:
             return keep, keep, keep, keep, keep, keep
