@@ -189,6 +189,7 @@ class StoreReader:
                 "finetune_epochs",
                 "sparsity",
                 "target_sparsity",
+                "replicate",
             ]
             return ev.merge(self.models(run)[cols], on="model_id", how="left")
 

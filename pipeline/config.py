@@ -25,6 +25,7 @@ AUGMENTS = ("none", "crop", "crop_flip")
 FEATURE_MODES = ("auto", "all", "clean", "none")
 DEVICES = ("auto", "cpu", "cuda")
 EXECUTORS = ("serial", "dask")
+REPLICA_SETS = ("all", "clean")  # [evaluation] replicas: where the models of seeds other than 0 are evaluated
 
 
 NORMALIZATIONS = ("train", "none")
@@ -173,6 +174,8 @@ class EvalConfig:
     `corrupted_root` names a folder of official CIFAR-10-C files to read instead of
     generating; `frost_dir` a folder of frost photos for the frost corruption. `margin`
     is the definition the samples' margin column holds: "eq5" (the paper's) or "signed".
+    `replicas`: the sets the models of seeds other than 0 are evaluated on, "all" or "clean"
+    (what PIE compare; it keeps populations cheap).
     """
 
     corruptions: tuple[str, ...] = ()
@@ -182,6 +185,7 @@ class EvalConfig:
     corrupted_root: str | None = None
     frost_dir: str | None = None
     margin: str = MARGIN_EQ5
+    replicas: str = "all"
 
     def evalsets(self) -> list[tuple[str, int]]:
         """(corruption, severity) pairs, clean first."""
@@ -704,6 +708,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
             "corrupted_root": str,
             "frost_dir": str,
             "margin": str,
+            "replicas": str,
         },
     )
     _check_numbers(ev, "[evaluation]")
@@ -736,6 +741,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
         _choice(ev.get("features", "auto"), FEATURE_MODES, "features mode"),
         **paths,
         margin=_choice(ev.get("margin", MARGIN_EQ5), MARGIN_DEFINITIONS, "margin definition"),
+        replicas=_choice(ev.get("replicas", "all"), REPLICA_SETS, "replicas setting"),
     )
 
     device = _choice(top.get("device", "auto"), DEVICES, "device")

@@ -318,7 +318,9 @@ def check_claims(run_dir: Path) -> tuple[dict, list[Claim], list[str]]:
     run_dir = Path(run_dir)
     meta, _ = store.run_meta(run_dir)
     models = store.load(run_dir, store.TABLES["models"]).to_pandas()
+    models = models[store.main_models(models)].reset_index(drop=True)
     evals = store.load(run_dir, store.TABLES["evaluations"]).to_pandas()
+    evals = evals[evals["model_id"].isin(models["model_id"])]
     table1 = store.run_table1(run_dir)
     left_out = table1.index[table1["note"].str.startswith("at chance")].tolist()
     notes = [f"margin: {store.margin_label(meta)} (run.json `margin`)"]

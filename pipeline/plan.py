@@ -32,15 +32,11 @@ class ModelPlan:
     parent_id: str | None = None
     replicate: int = 0
     population: str = ""
+    clean_only: bool = False  # evaluated on the clean set only: see `plan_models`
 
     def __post_init__(self) -> None:
         if not self.population:
             object.__setattr__(self, "population", self.model_id)
-
-    @property
-    def clean_only(self) -> bool:
-        """Evaluated on the clean set only (sensitivity models, unless they ask for corruptions)."""
-        return self.spec is not None and self.spec.clean_only
 
     @property
     def loads_parent(self) -> bool:
@@ -52,22 +48,26 @@ def plan_models(cfg: RunConfig, layers: Mapping[str, Sequence[str]] | None = Non
     """Every model of the run, parents before children; models pruned elsewhere last.
 
     `layers` (the prunable layer names of each dense [[models]] id, pipeline.units.layer_names)
-    expands [[sensitivity]] and checks `layer:<name>` scopes; a run with either needs it."""
+    expands [[sensitivity]] and checks `layer:<name>` scopes; a run with either needs it.
+    Sensitivity models (unless they ask for corruptions) and, with `[evaluation] replicas = "clean"`,
+    the models of seeds other than 0 are evaluated on the clean set only."""
+    replicas_clean = cfg.evaluation.replicas == "clean"
     plans = []
     dense = {base.id: replica_id(base.model_id, base.seeds[0]) for base in cfg.models if base.parent is None}
     for base in cfg.models:
         if base.parent is None:
             specs = list(cfg.prune) + _sensitivity_specs(cfg, base, layers)
             for seed in base.seeds:
-                plans.append(ModelPlan(replica_id(base.model_id, seed), base, None, None, seed, base.model_id))
+                clean = replicas_clean and seed != 0
+                plans.append(ModelPlan(replica_id(base.model_id, seed), base, None, None, seed, base.model_id, clean))
             for spec in specs:
                 _check_layer(spec, base, layers)
                 population = store.check_id(spec.model_id(base.id))
                 for seed in spec.seeds or base.seeds[:1]:
                     parent = replica_id(base.model_id, seed)
-                    plans.append(
-                        ModelPlan(store.check_id(replica_id(population, seed)), base, spec, parent, seed, population)
-                    )
+                    mid = store.check_id(replica_id(population, seed))
+                    clean = spec.clean_only or (replicas_clean and seed != 0)
+                    plans.append(ModelPlan(mid, base, spec, parent, seed, population, clean))
     plans += [
         ModelPlan(base.model_id, base, None, dense[base.parent]) for base in cfg.models if base.parent is not None
     ]

@@ -69,6 +69,15 @@ def test_sensitivity_models_are_evaluated_on_clean_data_unless_asked():
     assert f"eval:{single}:fog-3" in evals
 
 
+def test_replicas_clean_evaluates_the_models_of_other_seeds_on_clean_data_only():
+    ev = {**SENSITIVITY_CONFIG["evaluation"], "replicas": "clean"}
+    cfg = parse_config(tiny_config(**{**SENSITIVITY_CONFIG, "evaluation": ev}))
+    evals = {u.key for u in plan_run(cfg, LAYERS).units if u.kind == "eval"}
+    assert "eval:digits_cnn-dense:fog-3" in evals and "eval:digits_cnn-magnitude-global-oneshot-s70-ft0:fog-3" in evals
+    assert "eval:digits_cnn-dense-seed1:clean" in evals and "eval:digits_cnn-dense-seed1:fog-3" not in evals
+    assert "eval:digits_cnn-magnitude-global-oneshot-s70-ft0-seed2:fog-3" not in evals
+
+
 def test_a_layer_scope_naming_no_layer_lists_the_valid_ones():
     cfg = parse_config(tiny_config(prune=[{"method": "magnitude", "sparsity": 0.5, "scope": "layer:conv9"}]))
     with pytest.raises(PruneScopeError) as err:
@@ -263,3 +272,20 @@ def test_the_snapshot_carries_the_sensitivity_heatmap_and_leaves_it_out_without_
     assert '"type":"heatmap"' in page.replace(" ", "")
     plain = build_snapshot(StoreReader(tiny_run.parent, tmp_path / "c2"), "tiny", "digits_cnn-dense", None)
     assert 'id="fig-sensitivity"' not in plain
+
+
+def test_whole_run_analyses_count_each_population_once_by_its_seed_0_model(run_dir):
+    from app.figures.evaltable import table_frame
+    from app.reader import StoreReader
+
+    models = models_of(run_dir)
+    main = set(models.loc[store.main_models(models), "model_id"])
+    assert main == {
+        "digits_cnn-dense",
+        "digits_cnn-magnitude-global-oneshot-s70-ft0",
+        "digits_cnn-random-global-oneshot-s50-ft0",
+    }
+    assert set(store.run_table1(run_dir).index) == main
+    assert set(store.run_angle_summary(run_dir)["model_id"]) == main
+    evals = StoreReader(run_dir.parent).evaluations("sens")
+    assert set(table_frame(evals, 3)["model_id"]) == main

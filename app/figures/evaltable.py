@@ -16,6 +16,7 @@ import pandas as pd
 from app.figures import Figure, figure
 from app.figures.style import BLUE, FONT, RED
 from app.figures.sweetspot import variant_labels
+from pipeline.store import main_models
 from pipeline.store.methods import facts
 
 CELL_PAD = 0.08
@@ -42,7 +43,9 @@ def short_labels(df: pd.DataFrame) -> pd.Series:
 
 
 def table_frame(evals: pd.DataFrame, severity: int | str) -> pd.DataFrame:
-    """One accuracy per (model, column): clean, and each corruption at `severity` (or their mean)."""
+    """One accuracy per (model, column): clean, and each corruption at `severity` (or their mean);
+    the run's main models only (store.main_models: no single-layer models, no other seeds)."""
+    evals = evals[main_models(evals)]
     if evals.empty:
         return evals.assign(row=pd.Series(dtype=str), column=pd.Series(dtype=str))
     ev = evals.assign(row=evals["arch"].astype(str) + " · " + variant_labels(evals))

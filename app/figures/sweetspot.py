@@ -6,6 +6,7 @@ import pandas as pd
 
 from app.figures import Figure, figure
 from app.figures.style import FONT
+from pipeline.store import main_models
 from pipeline.store.methods import facts
 
 
@@ -29,7 +30,9 @@ def accuracy_vs_sparsity(
 ) -> Figure:
     """One line per (method, schedule, fine-tuning) over measured sparsity; the dense model as a
     dashed reference line. `models` needs model_id, method, schedule, steps, finetune_epochs,
-    sparsity and the `accuracy` column; `selected` (a model id) is ringed."""
+    sparsity and the `accuracy` column; `selected` (a model id) is ringed. The run's main models only
+    (store.main_models: single-layer models and other seeds have their own views)."""
+    models = models[main_models(models)]
     traces, shapes, notes = [], [], []
     if models.empty:
         notes.append(

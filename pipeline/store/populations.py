@@ -32,6 +32,18 @@ SENSITIVITY_METRICS = {
 }
 
 
+def main_models(models: pd.DataFrame) -> pd.Series:
+    """Whether each model counts in the whole-run analyses (evaluation table, accuracy vs sparsity,
+    Table 1, Fig. 3, the paper's claims): all but the models that prune one layer alone (the
+    sensitivity view's) and the seeds other than 0 of a population (PIE's), so each population counts once."""
+    keep = pd.Series(True, index=models.index)
+    if "scope" in models:
+        keep &= models["scope"].map(layer_of).isna()
+    if "replicate" in models:
+        keep &= models["replicate"].fillna(0).eq(0)
+    return keep
+
+
 def population_of(models: pd.DataFrame) -> pd.Series:
     """Each model's population (its `population`, or its own id where that is null), by model_id."""
     pop = models["population"] if "population" in models else pd.Series(None, index=models.index, dtype=object)

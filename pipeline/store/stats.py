@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
+from pipeline.store.populations import main_models
 from pipeline.store.schema import INIT_UNTRAINED
 
 TABLE1_MEASURES = ("angle", "length", "margin")
@@ -92,7 +93,8 @@ def run_table1(run_dir: Path) -> pd.DataFrame:
     from pipeline.store.schema import MODELS_TABLE
 
     meta, _ = run_meta(run_dir)
-    models = load(run_dir, MODELS_TABLE, ["model_id", "clean_accuracy"]).to_pydict()
+    frame = load(run_dir, MODELS_TABLE, ["model_id", "clean_accuracy", "scope", "replicate"]).to_pandas()
+    models = frame[main_models(frame)].to_dict("list")
     columns = ["label", "robustness", *TABLE1_MEASURES]
     samples = clean_samples(run_dir, models["model_id"], columns, meta["num_classes"]).to_pandas()
     return table1(samples, dict(zip(models["model_id"], models["clean_accuracy"])))
@@ -165,6 +167,7 @@ def run_angle_summary(run_dir: Path) -> pd.DataFrame:
     run_dir = Path(run_dir)
     meta, _ = run_meta(run_dir)
     models = load(run_dir, MODELS_TABLE).to_pandas()
+    models = models[main_models(models)]
     heads = load(run_dir, HEADS_TABLE, ["model_id", "weight"])
     dims = pd.Series(
         pc.list_value_length(heads.column("weight")).to_numpy(zero_copy_only=False),
