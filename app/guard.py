@@ -222,6 +222,14 @@ FIELDS: dict[tuple[str, str], Spec] = {
     (ids.SENS_METHOD, "value"): nullable(name),  # the run's methods are its options
     (ids.PIE_SELECT, "n_clicks"): nullable(count),
     (ids.PIE_GRAPH, "clickData"): nullable(plot_event(nullable(class_index))),  # a bar's class
+    # model map and model similarity (issue 16): clicks and lassos on models, the brushed group, the set
+    (ids.MODELMAP_GRAPH, "clickData"): nullable(plot_event(_clicked_model)),
+    (ids.SIMILARITY_GRAPH, "clickData"): nullable(plot_event(_clicked_model)),
+    (ids.SIMILARITY_GRAPH, "selectedData"): nullable(plot_event(_clicked_model)),
+    (ids.SIMILARITY_SET, "value"): nullable(name),
+    (ids.MODEL_HIGHLIGHT, "data"): nullable(
+        record("a group of models {models: [model ids], source: view}", models=list_of(name, 100_000), source=name)
+    ),
 }
 
 

@@ -67,3 +67,12 @@ SENS_NOTE = "sens-note"
 PIE_GRAPH = "pie-graph"
 PIE_NOTE = "pie-note"
 PIE_SELECT = "pie-select"
+
+# model map and model similarity (issue 16)
+MODEL_HIGHLIGHT = "model-highlight"  # {"models": [ids] | None, "source": view name}: a brushed group of models
+MODELMAP_GRAPH = "modelmap-graph"
+MODELMAP_PLACEMENT = "modelmap-placement"
+SIMILARITY_GRAPH = "similarity-graph"
+SIMILARITY_MEASURE = "similarity-measure"
+SIMILARITY_SET = "similarity-set"
+SIMILARITY_NOTE = "similarity-note"

@@ -20,11 +20,13 @@ from app.views import (
     export,
     global_,
     local,
+    modelmap,
     pie,
     problems,
     robustness,
     samples,
     sensitivity,
+    similarity,
     views,
 )
 from app.views.common import callback_error, message
@@ -132,6 +134,7 @@ def layout(
         dcc.Store(id=ids.RUN, data=run),
         dcc.Store(id=ids.COMBINATIONS, data=[initial.key] if initial else []),
         dcc.Store(id=ids.SELECTION, data=None),
+        dcc.Store(id=ids.MODEL_HIGHLIGHT, data=None),
     ]
     if run is None:
         body = [
@@ -146,6 +149,7 @@ def layout(
         dbc.Row(
             [dbc.Col(evaltable.layout(), lg=8), dbc.Col(combinations.layout(initial, options), lg=4)], className="g-2"
         ),
+        dbc.Row([dbc.Col(modelmap.layout(), lg=7), dbc.Col(similarity.layout(), lg=5)], className="g-2"),
         dbc.Row([dbc.Col(local.layout(class_names), lg=12)], className="g-2"),
         dbc.Row([dbc.Col(global_.layout(), lg=7), dbc.Col(samples.layout(), lg=5)], className="g-2"),
         robustness.layout(),

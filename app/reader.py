@@ -35,6 +35,7 @@ from pipeline.store import (
 )
 from pipeline.store.io import SamplesIndex, conform, load, read_samples, run_meta
 from pipeline.store.schema import EVALUATIONS_TABLE, IMAGES_TABLE, MODELS_TABLE
+from pipeline.store.similarity import Similarity, run_similarity
 from pipeline.store.validate import check_run
 
 LOCAL_ENTRIES = 64  # in-process memo entries per reader (per gunicorn worker)
@@ -327,6 +328,27 @@ class StoreReader:
                 return run_angle_summary(self.run_dir(run))
 
         return self._memo(run, "angle_summary", (), read)
+
+    def similarity(self, run: str, corruption: str = store.CLEAN, severity: int = 0) -> Similarity:
+        """Prediction agreement and linear CKA of every pair of models on one evaluation set (a read
+        of every model's predictions and features on it: memoised per run version)."""
+        evalset = EvalSet(corruption, int(severity))
+
+        def read() -> Similarity:
+            with store_errors():
+                return run_similarity(self.run_dir(run), evalset)
+
+        return self._memo(run, "similarity", (evalset.name,), read)
+
+    def similarity_embedding(self, run: str, corruption: str, severity: int, measure: str) -> pd.DataFrame:
+        """The MDS embedding of the models by `measure` (agreement or cka): model_id, x, y (memoised)."""
+
+        def embed() -> pd.DataFrame:
+            with store_errors():
+                ids, xy = self.similarity(run, corruption, severity).embedding(measure)
+            return pd.DataFrame({"model_id": ids, "x": xy[:, 0], "y": xy[:, 1]})
+
+        return self._memo(run, "similarity_embedding", (corruption, int(severity), measure), embed)
 
     def images(
         self, run: str, sample_ids: Sequence[int], corruption: str = store.CLEAN, severity: int = 0

@@ -50,3 +50,10 @@ def selected_ids(selection: dict[str, Any] | None) -> set[int] | None:
 
 def make_selection(ids: list[int] | None, source: str) -> dict[str, Any] | None:
     return None if ids is None else {"samples": sorted({int(i) for i in ids}), "source": source}
+
+
+def highlighted_models(highlight: dict[str, Any] | None) -> set[str] | None:
+    """The models of a group brushed in the similarity map (`ids.MODEL_HIGHLIGHT`), or None when none is."""
+    if not highlight or highlight.get("models") is None:
+        return None
+    return {str(m) for m in highlight["models"]}

@@ -10,6 +10,8 @@ the whole test set.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 import pandas as pd
 
@@ -19,6 +21,7 @@ from app.figures.sweetspot import variant_labels
 from pipeline.store import main_models
 from pipeline.store.methods import facts
 
+FADED = 0.25  # opacity of the bars outside a brushed group of models
 CELL_PAD = 0.08
 BAR_SPACE = 0.84
 # a row is one unit high: sparsity labels at the bottom, bars (their height the accuracy), the row's label on top
@@ -109,8 +112,10 @@ def evaluation_table(
     compared: str | None = None,
     subset: pd.DataFrame | None = None,
     subset_size: int | None = None,
+    highlighted: Collection[str] | None = None,
 ) -> Figure:
-    """`frame` from `table_frame`; `subset` (model_id, column, accuracy) switches to subset mode."""
+    """`frame` from `table_frame`; `subset` (model_id, column, accuracy) switches to subset mode;
+    with `highlighted` (model ids, a group brushed in the similarity map) the other bars fade."""
     if frame.empty or (frame["method"] != "dense").sum() == 0:
         return figure(
             {
@@ -183,6 +188,9 @@ def evaluation_table(
             "customdata": np.column_stack([cells["model_id"], cells["corruption"], cells["severity"].astype(int)]),
             "marker": {
                 "color": cells["method"].map(lambda m: facts(m).color).to_numpy(),
+                "opacity": np.ones(len(cells))
+                if highlighted is None
+                else np.where(cells["model_id"].isin(list(highlighted)), 1.0, FADED),
                 "line": {"width": cells["outline"].to_numpy(), "color": "black"},
             },
             "hovertext": hover.to_numpy(),

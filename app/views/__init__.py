@@ -17,11 +17,27 @@ def views() -> tuple[ModuleType, ...]:
         export,
         global_,
         local,
+        modelmap,
         pie,
         problems,
         robustness,
         samples,
         sensitivity,
+        similarity,
     )
 
-    return (problems, evaltable, combinations, local, global_, samples, robustness, sensitivity, pie, dimension, export)
+    return (
+        problems,
+        evaltable,
+        combinations,
+        modelmap,
+        similarity,
+        local,
+        global_,
+        samples,
+        robustness,
+        sensitivity,
+        pie,
+        dimension,
+        export,
+    )

@@ -17,12 +17,14 @@ from pipeline.store.methods import facts
 HELP = (
     "Every model × evaluation-set combination of the run is in both dropdowns (type to search, e.g. "
     "'magnitude fog s3'): the reference every view shows and one to compare with it. A click on a bar "
-    "of the evaluation table (or a point of accuracy vs sparsity) sets the one chosen under 'a click "
-    "sets'. Below: the combinations picked so far, with their details."
+    "of the evaluation table (or a model of the model map, the similarity map or accuracy vs sparsity) "
+    "sets the one chosen under 'a click sets'. Below: the combinations picked so far, with their details."
 )
 HELP_SNAPSHOT = "The reference (grey) and compared (yellow) combinations of this snapshot, with their details"
 MAX_OPTIONS = 300  # options a dropdown lists at once; typing searches every combination
 CLICK_TARGETS = {"compared": "compared", "reference": "reference"}
+# the graphs whose click picks a combination (customdata: [model, corruption, severity] or a model id)
+CLICKABLE = (ids.EVAL_TABLE, ids.ROBUST_SWEETSPOT, ids.MODELMAP_GRAPH, ids.SIMILARITY_GRAPH)
 
 
 def layout(initial: Combo | None = None, options: list[dict] | None = None) -> html.Div:
@@ -52,7 +54,8 @@ def layout(initial: Combo | None = None, options: list[dict] | None = None) -> h
     )
     target = labelled(
         "a click sets",
-        "What a click on a bar of the evaluation table (or a point of accuracy vs sparsity) sets",
+        "What a click on a bar of the evaluation table (or a model of the model map, the similarity map or "
+        "accuracy vs sparsity) sets",
         dcc.RadioItems(
             id=ids.CLICK_TARGET,
             options=[{"label": f" {v}", "value": k} for k, v in CLICK_TARGETS.items()],
@@ -129,6 +132,8 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Input(ids.EVAL_TABLE, "clickData"),
         Input(ids.ROBUST_SWEETSPOT, "clickData"),
         Input(ids.SENS_GRAPH, "clickData"),
+        Input(ids.MODELMAP_GRAPH, "clickData"),
+        Input(ids.SIMILARITY_GRAPH, "clickData"),
         Input(ids.REFERENCE_DROPDOWN, "value"),
         Input(ids.COMPARED_DROPDOWN, "value"),
         Input(ids.REFERENCE_DROPDOWN, "search_value"),
@@ -137,9 +142,22 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         State(ids.CLICK_TARGET, "value"),
         prevent_initial_call=True,  # the layout starts with the run's default combination
     )
-    def combos(run, table_click, sweet_click, sens_click, ref_key, cmp_key, ref_search, cmp_search, current, target):
+    def combos(
+        run,
+        table_click,
+        sweet_click,
+        sens_click,
+        map_click,
+        similar_click,
+        ref_key,
+        cmp_key,
+        ref_search,
+        cmp_search,
+        current,
+        target,
+    ):
         """The one owner of the combinations: a new run resets them (the previous run's choice
-        goes); a click in the evaluation table (or accuracy vs sparsity) sets the compared one,
+        goes); a click in the evaluation table (or a CLICKABLE graph) sets the compared one,
         or the reference with "a click sets: reference" (or when there is none); a click on a
         sensitivity cell sets both (its model's dense parent and the model). Options and
         values change together, so a dropdown never holds a value it has no option for."""
@@ -151,8 +169,9 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
                 combo = default_combo(reader, run) if run else None
                 ref_key, cmp_key = (combo.key if combo else None), None
                 new_ref, new_cmp, selection, current = ref_key, None, None, []
-            elif trigger in (ids.EVAL_TABLE, ids.ROBUST_SWEETSPOT):
-                combo = _clicked(reader, run, table_click if trigger == ids.EVAL_TABLE else sweet_click)
+            elif trigger in CLICKABLE:
+                clicks = dict(zip(CLICKABLE, (table_click, sweet_click, map_click, similar_click)))
+                combo = _clicked(reader, run, clicks[trigger])
                 if combo is None:
                     return keep, keep, keep, keep, keep, keep
                 if target == "reference" or Combo.parse(ref_key) is None:

@@ -17,7 +17,7 @@ from app.figures.evaltable import evaluation_table, outline_widths, table_frame
 from app.figures.local import empty_figure
 from app.reader import StoreError, StoreReader
 from app.snapshot import Context, Part, fig, section
-from app.state import Combo, selected_ids
+from app.state import Combo, highlighted_models, selected_ids
 from app.views.common import card, graph, labelled
 
 HELP = (
@@ -51,8 +51,11 @@ def layout() -> html.Div:
     )
 
 
-def _table(reader: StoreReader, run: str, severity, selection, ref: Combo | None, cmp: Combo | None) -> dict:
-    """The table, with the selection's accuracy when there is a selection."""
+def _table(
+    reader: StoreReader, run: str, severity, selection, ref: Combo | None, cmp: Combo | None, highlight=None
+) -> dict:
+    """The table, with the selection's accuracy when there is a selection, and a brushed group of
+    models (`ids.MODEL_HIGHLIGHT`) opaque while the others fade."""
     frame = table_frame(reader.evaluations(run), severity)
     chosen = selected_ids(selection)
     subset = None
@@ -61,7 +64,12 @@ def _table(reader: StoreReader, run: str, severity, selection, ref: Combo | None
         sub = sub.merge(reader.evaluations(run).drop(columns=["accuracy"]), on=["model_id", "corruption", "severity"])
         subset = table_frame(sub, severity)[["model_id", "column", "accuracy"]]
     return evaluation_table(
-        frame, ref.model_id if ref else None, cmp.model_id if cmp else None, subset, len(chosen) if chosen else None
+        frame,
+        ref.model_id if ref else None,
+        cmp.model_id if cmp else None,
+        subset,
+        len(chosen) if chosen else None,
+        highlighted_models(highlight),
     )
 
 
@@ -82,8 +90,9 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Input(ids.SELECTION, "data"),
         Input(ids.REFERENCE_DROPDOWN, "value"),
         Input(ids.COMPARED_DROPDOWN, "value"),
+        Input(ids.MODEL_HIGHLIGHT, "data"),
     )
-    def draw(run, severity, selection, ref_key, cmp_key):
+    def draw(run, severity, selection, ref_key, cmp_key, highlight):
         if not run:
             return empty_figure("no run selected"), dash.no_update
         ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)
@@ -98,9 +107,9 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
                 return patch, dash.no_update
             if selected_ids(selection) and not reader.correctness_ready(run):
                 return _table(
-                    reader, run, severity, None, ref, cmp
+                    reader, run, severity, None, ref, cmp, highlight
                 ), run  # the background job draws it with the selection
-            return _table(reader, run, severity, selection, ref, cmp), dash.no_update
+            return _table(reader, run, severity, selection, ref, cmp, highlight), dash.no_update
         except StoreError as exc:
             return empty_figure(f"{exc.problem} — {exc.fix}"), dash.no_update
 
@@ -111,6 +120,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         State(ids.SELECTION, "data"),
         State(ids.REFERENCE_DROPDOWN, "value"),
         State(ids.COMPARED_DROPDOWN, "value"),
+        State(ids.MODEL_HIGHLIGHT, "data"),
         background=True,
         prevent_initial_call=True,
         running=[
@@ -122,10 +132,16 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         ],
         on_error=_job_failed,
     )
-    def prepare(run, severity, selection, ref_key, cmp_key):
+    def prepare(run, severity, selection, ref_key, cmp_key, highlight):
         try:  # its own process: its own reader and cache handle; the matrix lands in the shared cache
             return _table(
-                StoreReader(store_dir, cache_dir), run, severity, selection, Combo.parse(ref_key), Combo.parse(cmp_key)
+                StoreReader(store_dir, cache_dir),
+                run,
+                severity,
+                selection,
+                Combo.parse(ref_key),
+                Combo.parse(cmp_key),
+                highlight,
             )
         except StoreError:
             return dash.no_update

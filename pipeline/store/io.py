@@ -354,12 +354,19 @@ def expected_sets(run_dir: Path) -> dict[str, set[EvalSet]]:
 
 def clean_samples(run_dir: Path, model_ids: list[str], columns: list[str], num_classes: int) -> pa.Table:
     """The clean rows of the given models, with model_id; models without clean samples are left out."""
+    return set_samples(run_dir, model_ids, columns, num_classes, CLEAN_SET)
+
+
+def set_samples(
+    run_dir: Path, model_ids: list[str], columns: list[str], num_classes: int, evalset: EvalSet
+) -> pa.Table:
+    """The rows of one evaluation set of the given models, with model_id; models without it are left out."""
     expected = expected_sets(run_dir)
     parts = []
     for mid in model_ids:
         index = SamplesIndex(run_dir, mid, expected.get(mid))
-        if CLEAN_SET in index.files:
-            t = read_samples(index, CLEAN_SET, columns, num_classes)
+        if evalset in index.files:
+            t = read_samples(index, evalset, columns, num_classes)
             parts.append(t.add_column(0, "model_id", pa.array([mid] * t.num_rows, pa.string())))
     if not parts:
         return pa.table({c: pa.array([], pa.float32()) for c in ["model_id", *columns]})
