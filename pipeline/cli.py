@@ -92,9 +92,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from pipeline.report import pie_report, render_report, sensitivity_report
+    from pipeline.report import pie_report, render_report, render_similarity, sensitivity_report, similarity_json
 
     run_dir = Path(args.run_dir)
+    if args.json and not (args.sensitivity or args.pie or args.similarity):
+        raise PruneScopeError(
+            "--json emits the table of --sensitivity, --pie or --similarity", "add one of them (or drop --json)"
+        )
+    if args.similarity:
+        evalset = args.evaluation_set
+        print(json.dumps(similarity_json(run_dir, evalset)) if args.json else render_similarity(run_dir, evalset))
+        return 0
     for flag, make, key in ((args.sensitivity, sensitivity_report, "sensitivity"), (args.pie, pie_report, "pie")):
         if flag:
             table, text = make(run_dir)
@@ -169,7 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     what = p.add_mutually_exclusive_group()
     what.add_argument("--sensitivity", action="store_true", help="per-layer sensitivity: layer × sparsity tables")
     what.add_argument("--pie", action="store_true", help="pruning-identified exemplars of every pruned population")
-    p.add_argument("--json", action="store_true", help="emit the table as JSON records (with --sensitivity or --pie)")
+    what.add_argument(
+        "--similarity", action="store_true", help="prediction agreement and linear CKA of every pair of models"
+    )
+    p.add_argument("--evaluation-set", default="clean", help="with --similarity: clean (default) or e.g. fog-3")
+    p.add_argument(
+        "--json", action="store_true", help="emit the table as JSON (with --sensitivity, --pie or --similarity)"
+    )
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("paper", help="the paper's quantitative claims, checked on a run: which reproduce")
     p.add_argument("run", help="a run folder, or the name of a run in --store")

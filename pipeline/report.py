@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline import store
@@ -76,3 +77,49 @@ def pie_report(run_dir: Path) -> tuple[pd.DataFrame, str]:
         )
     out += ["", table.set_index("population").to_string(float_format=lambda v: f"{v:.3f}")]
     return table, "\n".join(out)
+
+
+def similarity_json(run_dir: Path, evalset: str = store.CLEAN) -> dict:
+    """Agreement and linear CKA of every pair of the run's models on `evalset` (a set name, `clean`
+    or `fog-3`), as plain JSON values (null where CKA is undefined)."""
+    from pipeline.store.similarity import run_similarity
+
+    sim = run_similarity(run_dir, store.EvalSet.parse(evalset))
+
+    def rows(mat: np.ndarray) -> list[list[float | None]]:
+        return [[None if not np.isfinite(v) else round(float(v), 6) for v in row] for row in mat]
+
+    return {
+        "run": run_dir.name,
+        "evaluation_set": sim.evalset.name,
+        "samples": sim.n,
+        "cka_samples": sim.cka_n,
+        "models": sim.model_ids,
+        "agreement": rows(sim.agreement),
+        "cka": rows(sim.cka),
+        "notes": sim.notes,
+    }
+
+
+def render_similarity(run_dir: Path, evalset: str = store.CLEAN) -> str:
+    """The agreement (and linear CKA) of every pair of models, as numbered matrices in percent."""
+    data = similarity_json(run_dir, evalset)
+    models = data["models"]
+    out = [
+        f"run {run_dir.name}: similarity of {len(models)} models on {data['evaluation_set']} "
+        f"({data['samples']} samples; linear CKA on {data['cka_samples']})",
+        "",
+        "models:",
+        *(f"  {i:3d}  {m}" for i, m in enumerate(models)),
+    ]
+    for key, title in (("agreement", "prediction agreement"), ("cka", "linear CKA of the last-layer features")):
+        mat = pd.DataFrame(data[key], index=range(len(models)), columns=range(len(models)), dtype=float)
+        if mat.isna().all().all():
+            continue
+        out += [
+            "",
+            f"{title} (%, rows and columns numbered as above):",
+            (mat * 100).to_string(float_format="{:.1f}".format, na_rep="–"),
+        ]
+    out += [f"note: {n}" for n in data["notes"]]
+    return "\n".join(out)

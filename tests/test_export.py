@@ -48,6 +48,7 @@ def test_snapshot_holds_every_figure_and_the_linking_data(snapshot, tiny_run):
     data = snapshot_data(snapshot)
     assert set(data["figures"]) == {
         "evaltable",
+        "modelmap",
         "local",
         "trajectories",
         "global",
@@ -77,6 +78,8 @@ def test_snapshot_holds_every_figure_and_the_linking_data(snapshot, tiny_run):
     card = gallery["cards"][str(gallery["order"][0][0])]
     assert 'class="sample-card"' in card and "data:image/png;base64," in card and "cmp:" in card
     assert REF in snapshot and CMP in snapshot and "Table 1" in snapshot
+    rings = {t["name"]: t for t in data["figures"]["modelmap"]["data"] if t["name"] in ("reference", "compared")}
+    assert set(rings) == {"reference", "compared"}, "the model map rings the snapshot's two models"
 
 
 def test_single_model_snapshot_and_chosen_class(tiny_run):

@@ -1,7 +1,7 @@
 """View: model similarity (issue 16). The models placed by an MDS embedding of their prediction
 agreement (or the linear CKA of their last-layer features) on one evaluation set; lasso or box
-a group of models to highlight it in the evaluation table and the model map (double-click
-clears it). A click on a model sets the reference or the compared model, as in the model map.
+a group of models to highlight it in the evaluation table and the model map ("clear selection"
+in the header clears it). A click on a model sets the reference or the compared model, as in the model map.
 The numbers come from `pipeline.store.similarity`, as `python -m pipeline report --similarity`
 prints them."""
 
@@ -23,7 +23,7 @@ HELP = (
     "Models placed so that models which predict alike sit close: MDS of 1 − prediction agreement (the share "
     "of samples two models give the same class) or 1 − linear CKA of their last-layer features, on one "
     "evaluation set. Lasso or box a group to highlight it in the evaluation table and the model map; "
-    "double-click to clear. A click sets the reference or the compared model."
+    "'clear selection' (top) clears it. A click sets the reference or the compared model."
 )
 
 
@@ -92,8 +92,9 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Input(ids.SIMILARITY_SET, "value"),
         Input(ids.REFERENCE_DROPDOWN, "value"),
         Input(ids.COMPARED_DROPDOWN, "value"),
+        Input(ids.CLEAR_SELECTION, "n_clicks"),
     )
-    def draw(run, measure, set_name, ref_key, cmp_key):
+    def draw(run, measure, set_name, ref_key, cmp_key, cleared):
         if not run or not set_name:
             return empty_figure("no run or evaluation set selected"), ""
         ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)
@@ -113,7 +114,8 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
             ref.model_id if ref else None,
             cmp.model_id if cmp else None,
         )
-        figure["layout"]["uirevision"] = figure["layout"]["selectionrevision"] = f"{run}|{measure}|{set_name}"
+        figure["layout"]["uirevision"] = f"{run}|{measure}|{set_name}"
+        figure["layout"]["selectionrevision"] = f"{run}|{measure}|{set_name}|{cleared or 0}"  # "clear" drops the lasso
         notes = sim.notes if measure == "cka" else []
         samples = sim.cka_n if measure == "cka" else sim.n
         return figure, " · ".join([f"{len(embedding)} models on {evalset.label}, {samples} samples", *notes])
@@ -122,13 +124,14 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Output(ids.MODEL_HIGHLIGHT, "data"),
         Input(ids.SIMILARITY_GRAPH, "selectedData"),
         Input(ids.RUN, "data"),
+        Input(ids.CLEAR_SELECTION, "n_clicks"),
         State(ids.MODEL_HIGHLIGHT, "data"),
         prevent_initial_call=True,
     )
-    def brush(selected, run, current):
-        """The one owner of the highlighted group: a lasso or box in the similarity map sets it, an
-        empty selection (double-click) or another run clears it."""
-        if dash.ctx.triggered_id == ids.RUN:
+    def brush(selected, run, cleared, current):
+        """The one owner of the highlighted group: a lasso or box in the similarity map sets it; an
+        empty selection (double-click), "clear selection" or another run clears it."""
+        if dash.ctx.triggered_id in (ids.RUN, ids.CLEAR_SELECTION):
             return None
         points = (selected or {}).get("points") or []
         models = sorted({str(p["customdata"][0]) for p in points if isinstance(p.get("customdata"), list)})

@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from pipeline.store.errors import Problem
-from pipeline.store.io import RESUME, conform, load, run_meta, set_samples
+from pipeline.store.errors import Problem, PruneScopeError
+from pipeline.store.io import RESUME, conform, expected_sets, load, run_meta, set_samples
 from pipeline.store.layout import CLEAN_SET, FEATURES_DIR, EvalSet, partition_dir
 from pipeline.store.schema import FEATURES_TABLE, MODELS_TABLE
 
@@ -147,6 +147,11 @@ def run_similarity(run_dir: Path, evalset: EvalSet = CLEAN_SET, seed: int = SEED
     rows = set_samples(run_dir, order, ["sample_id", "pred"], meta["num_classes"], evalset)
     mids = rows.column("model_id").to_numpy(zero_copy_only=False)
     model_ids = [m for m in order if m in set(mids)]
+    if not model_ids:
+        listed = sorted({es.name for sets in expected_sets(run_dir).values() for es in sets})
+        raise PruneScopeError(
+            f"no model of run {run_dir.name!r} was evaluated on {evalset.name}", f"pick one of: {', '.join(listed)}"
+        )
     sample = rows.column("sample_id").to_numpy().astype(np.int64)
     n_ids = int(sample.max()) + 1 if len(sample) else 0
     preds = np.full((len(model_ids), n_ids), -1, np.int64)
