@@ -1,4 +1,5 @@
-"""Screenshots of every view at 1440×900 for the README: `python scripts/screenshots.py STORE RUN docs/`.
+"""Screenshots of every view at 1440×900 for the README: `python scripts/screenshots.py STORE RUN docs/`;
+`... --models` shoots only the model map (both placements) and the model-similarity map at 1280 px.
 
 Starts the dashboard on a free loopback port, drives headless Chromium through the main
 interactions (a compared model, a box selection) and saves one PNG per view, and the top of
@@ -59,6 +60,34 @@ def shoot(driver, element_id: str, out: Path) -> None:
     print(out)
 
 
+def model_views(driver, outdir: Path) -> None:
+    """The model map by accuracy vs robustness with a compared model, by provenance, and the
+    similarity map (issue 16), at 1280 px, the narrowest width the page is laid out for."""
+    driver.set_window_size(1280, 900)
+    WebDriverWait(driver, 120, 0.2).until(
+        lambda d: d.find_elements("css selector", f"#{ids.SIMILARITY_GRAPH} .scatterlayer .point")
+    )
+    trace, index = driver.execute_script(
+        f"const el = document.querySelector('#{ids.MODELMAP_GRAPH} .js-plotly-plot');"
+        "for (const [k, t] of el.data.entries()) {"
+        "  const i = (t.customdata || []).findIndex(c => c[0] === arguments[0]); if (i >= 0) return [k, i]; }",
+        COMPARE[0],
+    )
+    traces = driver.find_elements("css selector", f"#{ids.MODELMAP_GRAPH} .scatterlayer .trace")
+    node = traces[trace].find_elements("css selector", ".point")[index]
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});", node)
+    ActionChains(driver).move_to_element(node).click().perform()  # the node sets the compared model
+    WebDriverWait(driver, 60, 0.2).until(
+        lambda d: d.find_element("css selector", f"#{ids.COMPARED_DROPDOWN}").text.startswith(COMPARE[0])
+    )
+    settle(driver, 2)
+    shoot(driver, ids.MODELMAP_GRAPH, outdir / "view_model_map.png")
+    shoot(driver, ids.SIMILARITY_GRAPH, outdir / "view_model_similarity.png")
+    driver.find_element("css selector", f"#{ids.MODELMAP_PLACEMENT} input[value=provenance]").click()
+    settle(driver, 2)
+    shoot(driver, ids.MODELMAP_GRAPH, outdir / "view_model_map_provenance.png")
+
+
 def main() -> None:
     store, run, outdir = sys.argv[1], sys.argv[2], Path(sys.argv[3])
     outdir.mkdir(parents=True, exist_ok=True)
@@ -67,6 +96,14 @@ def main() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     driver = webdriver.Chrome(options=chrome_options())
     driver.set_window_size(1440, 900)
+    if "--models" in sys.argv[4:]:
+        try:
+            driver.get(f"http://127.0.0.1:{port}/")
+            model_views(driver, outdir)
+        finally:
+            driver.quit()
+            server.shutdown()
+        return
     try:
         driver.get(f"http://127.0.0.1:{port}/")
         WebDriverWait(driver, 60, 0.2).until(lambda d: d.find_elements("css selector", f"#{ids.SAMPLES_GRID} img"))
@@ -104,6 +141,8 @@ def main() -> None:
             driver.save_screenshot(str(outdir / f"comparison_{width}x{height}.png"))
         driver.set_window_size(1440, 900)
         snapshot(driver, store, run, outdir / "snapshot_demo.png")
+        driver.get(f"http://127.0.0.1:{port}/")
+        model_views(driver, outdir)
     finally:
         driver.quit()
         server.shutdown()
