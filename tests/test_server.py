@@ -43,6 +43,7 @@ def callback_body(run: object, ref: object = None) -> str:
                 {"id": ids.SELECTION, "property": "data", "value": None},
                 {"id": ids.REFERENCE_DROPDOWN, "property": "value", "value": ref},
                 {"id": ids.COMPARED_DROPDOWN, "property": "value", "value": None},
+                {"id": ids.MODEL_HIGHLIGHT, "property": "data", "value": None},
             ],
             "changedPropIds": [f"{ids.RUN}.data"],
             "state": [],

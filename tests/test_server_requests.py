@@ -260,6 +260,9 @@ def test_mistyped_range_answers_400(live, value):
         ((ids.EVAL_TABLE, "clickData"), {"points": [{"customdata": ["digits_cnn-dense", "clean", "abc"]}]}),
         ((ids.ROBUST_SWEETSPOT, "clickData"), {"points": [{"customdata": ["x"]}]}),
         ((ids.GLOBAL_GRAPH, "relayoutData"), {"selections": [{"type": "rect", "x0": "a"}]}),
+        ((ids.MODELMAP_GRAPH, "clickData"), {"points": [{"customdata": ["../run", "clean", 0]}]}),
+        ((ids.SIMILARITY_GRAPH, "selectedData"), {"points": [{"customdata": "digits_cnn-dense"}]}),
+        ((ids.MODEL_HIGHLIGHT, "data"), {"models": ["a b"], "source": "similarity"}),
     ],
 )
 def test_plot_events_of_the_wrong_type_answer_400(live, field, value):
