@@ -245,3 +245,9 @@ def test_similarity_map_and_evaluation_table_highlight(tiny_run):
         decoded(bars["marker"]["opacity"]), [1.0 if m in chosen else 0.25 for m in ids], atol=1e-6
     )
     assert reader.similarity("tiny") is reader.similarity("tiny"), "memoised per run"
+
+
+def test_a_per_layer_scope_gets_its_own_lane():
+    models = MODELS.assign(scope=MODELS["scope"].where(MODELS["model_id"] != "other", "layer:conv1"))
+    lanes = map_frame(models, evals_of(models, corrupted=False)).set_index("model_id")["lane"]
+    assert lanes["other"] == "a · random, ft 2, layer:conv1" and lanes["m50ft"] == "a · magnitude, ft 2"

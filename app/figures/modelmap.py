@@ -5,9 +5,9 @@ sparsity. The map places the nodes by clean accuracy against robustness (the mea
 over the run's corrupted evaluation sets), or by provenance: a lane per pruning variant,
 sparsity along it, and edges from each model to the one it came from. The similarity map
 places them by an MDS embedding of prediction agreement or linear CKA
-(`pipeline.store.similarity`). In both, the reference is ringed thick and the compared model
-thin (as in the evaluation table), and a brushed group of models stays opaque while the
-others fade.
+(`pipeline.store.similarity`). In both, the reference is ringed dark and the compared model
+yellow (the models the evaluation table outlines), and a brushed group of models stays opaque
+while the others fade.
 
 Provenance edges: the store holds each pruned model's `parent_id` (the dense model it was
 pruned from). Within that, a model is drawn after the run's model of the same recipe one
@@ -68,10 +68,15 @@ def lineage(models: pd.DataFrame) -> pd.DataFrame:
 
 def map_frame(models: pd.DataFrame, evals: pd.DataFrame) -> pd.DataFrame:
     """One row per model: its facts, `robustness` (mean accuracy over its corrupted evaluation
-    sets; NaN without any), its `lane` label and its predecessor (`from_id`, `stored`)."""
+    sets; NaN without any), its `lane` label (the variant, and a scope other than global or
+    layer) and its predecessor (`from_id`, `stored`)."""
     corrupted = evals[evals["corruption"] != "clean"].groupby("model_id")["accuracy"].mean().rename("robustness")
     frame = models.merge(corrupted, left_on="model_id", right_index=True, how="left")
-    frame["lane"] = frame["arch"].astype(str) + " · " + variant_labels(frame)
+    scope = frame["scope"].astype(object)
+    local = scope.notna() & ~scope.isin(["global", "layer"])  # e.g. a sensitivity study's `layer:<name>`
+    frame["lane"] = (
+        frame["arch"].astype(str) + " · " + variant_labels(frame) + (", " + scope.astype(str)).where(local, "")
+    )
     return frame.merge(lineage(models), on="model_id", how="left")
 
 
@@ -242,7 +247,7 @@ def _layout(xaxis: dict, yaxis: dict, height: int, note: str, dragmode: str = "z
         "clickmode": "event+select" if dragmode in ("lasso", "select") else "event",
         "dragmode": dragmode,
         "hovermode": "closest",
-        "legend": {"orientation": "h", "y": -0.16, "yanchor": "top", "x": 0, "font": {"size": 10}},
+        "legend": {"orientation": "h", "y": -0.21, "yanchor": "top", "x": 0, "font": {"size": 10}},
         "hoverlabel": {"font": {"size": 11}, "align": "left"},
     }
 
