@@ -25,9 +25,9 @@ const wide = Array.from(document.querySelectorAll('.view-card, .dash-spreadsheet
 return {page: page.scrollWidth - page.clientWidth, wide: wide};
 """
 LAYOUT = "const el = document.querySelector('#' + arguments[0] + ' .js-plotly-plot'); return el && el.layout;"
-OPTIONS = (  # the options of the open dropdown (the radio items of "a click sets" have the role too)
+OPTIONS = (  # the options of the open dropdown (radio items, "a click sets" and "placed by", have the role too)
     "return Array.from(document.querySelectorAll('[role=option]'))"
-    f".filter(o => !o.closest('#{ids.CLICK_TARGET}')).map(o => o.textContent);"
+    f".filter(o => !o.closest('#{ids.CLICK_TARGET}, #{ids.MODELMAP_PLACEMENT}')).map(o => o.textContent);"
 )
 
 
