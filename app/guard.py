@@ -230,6 +230,9 @@ FIELDS: dict[tuple[str, str], Spec] = {
     (ids.MODEL_HIGHLIGHT, "data"): nullable(
         record("a group of models {models: [model ids], source: view}", models=list_of(name, 100_000), source=name)
     ),
+    (ids.SAMPLES_ATTR_METHOD, "value"): nullable(name),  # the run's attribution methods, set per run
+    (ids.ATTR_DRIFT, "selectedData"): nullable(plot_event(_sample_point)),
+    (ids.ATTR_DRIFT, "figure"): nullable(record("a figure", data=list_of(_trace, 10_000))),
 }
 
 

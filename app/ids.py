@@ -76,3 +76,8 @@ SIMILARITY_GRAPH = "similarity-graph"
 SIMILARITY_MEASURE = "similarity-measure"
 SIMILARITY_SET = "similarity-set"
 SIMILARITY_NOTE = "similarity-note"
+
+# attribution maps (issue 15): the gallery's method, the drift view
+SAMPLES_ATTR_METHOD = "samples-attr-method"
+ATTR_DRIFT = "attr-drift"
+ATTR_METRIC = "attr-metric"

@@ -14,6 +14,7 @@ from app.auth import Backoff, HashedBasicAuth
 from app.reader import StoreError, StoreReader
 from app.state import Combo, selected_ids
 from app.views import (
+    attribution,
     combinations,
     dimension,
     evaltable,
@@ -154,6 +155,7 @@ def layout(
         dbc.Row([dbc.Col(global_.layout(), lg=7), dbc.Col(samples.layout(), lg=5)], className="g-2"),
         robustness.layout(),
         dbc.Row([dbc.Col(sensitivity.layout(), lg=7), dbc.Col(pie.layout(), lg=5)], className="g-2 mt-1"),
+        dbc.Row([dbc.Col(attribution.layout(), lg=12)], className="g-2 mt-1"),
         dbc.Row([dbc.Col(dimension.layout(), lg=12)], className="g-2 mt-1"),
     ]
     return html.Div([header, dbc.Container(body, fluid=True), *stores])

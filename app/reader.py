@@ -33,7 +33,16 @@ from pipeline.store import (
     run_table1,
     trim,
 )
-from pipeline.store.io import SamplesIndex, conform, load, read_samples, run_meta
+from pipeline.store.io import (
+    SamplesIndex,
+    attribution_models,
+    attribution_shape,
+    conform,
+    load,
+    read_attributions,
+    read_samples,
+    run_meta,
+)
 from pipeline.store.schema import EVALUATIONS_TABLE, IMAGES_TABLE, MODELS_TABLE
 from pipeline.store.similarity import Similarity, run_similarity
 from pipeline.store.validate import check_run
@@ -349,6 +358,60 @@ class StoreReader:
             return pd.DataFrame({"model_id": ids, "x": xy[:, 0], "y": xy[:, 1]})
 
         return self._memo(run, "similarity_embedding", (corruption, int(severity), measure), embed)
+
+    def attribution_methods(self, run: str) -> list[str]:
+        """The attribution methods with maps in this run, in run.json's order (none: the run has no maps)."""
+
+        def read() -> list[str]:
+            models = attribution_models(self.run_dir(run))
+            if not models:
+                return []
+            with store_errors():
+                found = set(read_attributions(self.run_dir(run), models[0], ["method"]).column("method").to_pylist())
+            listed = (self.meta(run).get("attribution") or {}).get("methods") or []
+            return [m for m in listed if m in found] + sorted(found - set(listed))
+
+        return self._memo(run, "attribution_methods", (), read)
+
+    def attribution_maps(self, run: str, model_id: str, method: str, corruption: str, severity: int) -> pd.DataFrame:
+        """One model's maps of one method on one evaluation set: sample_id, target, map (an H×W
+        array), spearman, iou_top10, by sample id; the clean maps when the set has none; empty
+        when the model has no maps."""
+        self.check_model(run, model_id)
+
+        def read() -> pd.DataFrame:
+            with store_errors():
+                shape = attribution_shape(self.meta(run))
+                df = read_attributions(self.run_dir(run), model_id).to_pandas()
+            df = df[df["method"] == method]
+            if shape is None or df.empty:
+                return df.iloc[0:0].drop(columns=["method"])
+            wanted = (df["corruption"] == corruption) & (df["severity"] == int(severity))
+            df = df[wanted] if wanted.any() else df[df["corruption"] == store.CLEAN]
+            maps = [np.asarray(m, np.float32).reshape(shape) for m in df["map"]]
+            return df.drop(columns=["method"]).assign(map=maps).sort_values("sample_id", ignore_index=True)
+
+        return self._memo(run, "attribution_maps", (model_id, method, corruption, int(severity)), read)
+
+    def attribution_drift(self, run: str) -> pd.DataFrame:
+        """Every map's drift against its parent's, with the model's method, variant and sparsity:
+        model_id, sample_id, corruption, severity, method (the attribution's), spearman, iou_top10,
+        pruning, schedule, steps, finetune_epochs, sparsity. Empty when the run has no maps."""
+
+        def read() -> pd.DataFrame:
+            cols = ["sample_id", "corruption", "severity", "method", "spearman", "iou_top10"]
+            parts = []
+            with store_errors():
+                for mid in attribution_models(self.run_dir(run)):
+                    t = read_attributions(self.run_dir(run), mid, cols).to_pandas()
+                    parts.append(t.assign(model_id=mid))
+            models = self.models(run)[["model_id", "method", "schedule", "steps", "finetune_epochs", "sparsity"]]
+            if not parts:
+                return pd.DataFrame(columns=["model_id", *cols, "pruning", *models.columns[2:]])
+            df = pd.concat(parts, ignore_index=True)
+            return df.merge(models.rename(columns={"method": "pruning"}), on="model_id", how="inner")
+
+        return self._memo(run, "attribution_drift", (), read)
 
     def images(
         self, run: str, sample_ids: Sequence[int], corruption: str = store.CLEAN, severity: int = 0

@@ -193,6 +193,32 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class AttributionConfig:
+    """Attribution maps (Captum) of a set of samples chosen once per run, for every model.
+
+    The samples: the `top_flips` whose prediction changes most between the pruned models and
+    their parents, plus the first `per_class` of every class. Occlusion slides a black `window`²
+    patch with `stride` (`perturbations_per_eval` patches per forward pass); integrated gradients
+    go from a black image in `n_steps` (`internal_batch_size` per pass); Grad-CAM uses the last
+    convolutional layer. `corrupted` adds the maps on every corrupted evaluation set of the run.
+    """
+
+    methods: tuple[str, ...] = ()
+    window: int = 4
+    stride: int = 2
+    perturbations_per_eval: int = 64
+    n_steps: int = 32
+    internal_batch_size: int = 256
+    per_class: int = 2
+    top_flips: int = 16
+    corrupted: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.methods)
+
+
+@dataclass(frozen=True)
 class ExecutionConfig:
     """How a run is executed (not part of what it computes, so not of its fingerprint).
 
@@ -245,6 +271,7 @@ class RunConfig:
     base_dir: Path
     execution: ExecutionConfig = ExecutionConfig()
     sensitivity: tuple[SensitivitySpec, ...] = ()
+    attribution: AttributionConfig = AttributionConfig()
 
     @property
     def study(self) -> dict[str, Any]:
@@ -472,6 +499,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
             "evaluation": dict,
             "execution": dict,
             "sensitivity": list,
+            "attribution": dict,
         },
     )
     if "name" not in top:
@@ -763,6 +791,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
         base_dir,
         execution_config(**ex),
         sensitivity,
+        _attribution(top["attribution"]) if "attribution" in top else AttributionConfig(),
     )
 
 
@@ -817,3 +846,45 @@ def _sensitivity(entry: Any, i: int) -> SensitivitySpec:
     _require(ok, f"{where} sparsity", t["sparsity"], "must be fractions in (0, 1)", "sparsity = [0.5, 0.9]")
     seeds = _seeds(t["seeds"], f"{where} seeds") if "seeds" in t else ()
     return SensitivitySpec(method, tuple(float(v) for v in values), seeds, t.get("corruptions", False))
+
+
+def _attribution(table: dict[str, Any]) -> AttributionConfig:
+    """`[attribution]`: the methods (default all three) and their settings, each checked."""
+    at = _take(
+        table,
+        "[attribution]",
+        {
+            "methods": list,
+            "window": int,
+            "stride": int,
+            "perturbations_per_eval": int,
+            "n_steps": int,
+            "internal_batch_size": int,
+            "per_class": int,
+            "top_flips": int,
+            "corrupted": bool,
+        },
+    )
+    from pipeline.attribution import ATTRIBUTIONS
+
+    methods = at.pop("methods", ATTRIBUTIONS.names())
+    _require(bool(methods), "[attribution] methods", methods, "is empty", f"use some of {ATTRIBUTIONS.names()}")
+    for m in methods:
+        _require(isinstance(m, str), "[attribution] methods", methods, "must be names", '["occlusion", "gradcam"]')
+        _choice(m, ATTRIBUTIONS.names(), "attribution method")
+    _require(len(set(methods)) == len(methods), "[attribution] methods", methods, "repeats a method", "list each once")
+    for key in ("window", "stride", "perturbations_per_eval", "n_steps", "internal_batch_size"):
+        if key in at:
+            _require(at[key] >= 1, f"[attribution] {key}", at[key], "must be at least 1", f"e.g. {key} = 4")
+    for key in ("per_class", "top_flips"):
+        if key in at:
+            _require(at[key] >= 0, f"[attribution] {key}", at[key], "must be 0 or more", f"e.g. {key} = 2")
+    config = AttributionConfig(tuple(methods), **at)
+    _require(
+        config.per_class + config.top_flips > 0,
+        "[attribution] per_class + top_flips",
+        0,
+        "selects no samples",
+        "e.g. per_class = 2",
+    )
+    return config

@@ -3,7 +3,9 @@
 A unit is one piece of work that writes its own files: the gallery images, one model (train
 the dense model or prune its parent), one model × evaluation set, one model's per-sample
 robustness. Its dependencies are the units whose files it reads: a pruned model needs its
-parent's checkpoint, an evaluation its model, robustness every evaluation of its model.
+parent's checkpoint, an evaluation its model, robustness every evaluation of its model. With
+`[attribution]`, one unit chooses the samples to map from every model's clean evaluation, and one
+unit per model maps them; it needs its parent's maps (its drift is measured against them).
 Executors (pipeline/executors.py) only schedule units in an order the dependencies allow.
 """
 
@@ -19,6 +21,7 @@ from pipeline.pruning import PRUNERS, default_exclusions
 from pipeline.store.populations import layer_of
 
 IMAGES, MODEL, EVAL, ROBUSTNESS = "images", "model", "eval", "robustness"
+ATTRIBUTION_SAMPLES, ATTRIBUTION = "attribution_samples", "attribution"
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,7 @@ class Unit:
     @property
     def wants_gpu(self) -> bool:
         """Units that run a network (and so use a GPU when the run's device is one)."""
-        return self.kind in (MODEL, EVAL)
+        return self.kind in (MODEL, EVAL, ATTRIBUTION)
 
 
 def unit_key(kind: str, model_id: str | None = None, evalset: tuple[str, int] | None = None) -> str:
@@ -164,7 +167,7 @@ def model_evalsets(plan: ModelPlan, evalsets: Sequence[tuple[str, int]]) -> list
 
 
 def plan_run(cfg: RunConfig, layers: Mapping[str, Sequence[str]] | None = None) -> Plan:
-    """All units of the run: images, models (parents first), evaluations, robustness."""
+    """All units of the run: images, models (parents first), evaluations, robustness, attribution."""
     models = plan_models(cfg, layers)
     evalsets = tuple(cfg.evaluation.evalsets())
     units = [Unit(IMAGES)]
@@ -174,4 +177,12 @@ def plan_run(cfg: RunConfig, layers: Mapping[str, Sequence[str]] | None = None) 
         Unit(ROBUSTNESS, p, deps=tuple(unit_key(EVAL, p.model_id, es) for es in model_evalsets(p, evalsets)))
         for p in models
     ]
+    if cfg.attribution.enabled:
+        clean = evalsets[0]
+        units.append(Unit(ATTRIBUTION_SAMPLES, deps=tuple(unit_key(EVAL, p.model_id, clean) for p in models)))
+        for p in models:  # parents come first in `models`, so their maps are planned before their children's
+            deps = (unit_key(ATTRIBUTION_SAMPLES), unit_key(MODEL, p.model_id))
+            units.append(
+                Unit(ATTRIBUTION, p, deps=deps + ((unit_key(ATTRIBUTION, p.parent_id),) if p.parent_id else ()))
+            )
     return Plan(tuple(models), evalsets, tuple(units))

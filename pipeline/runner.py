@@ -23,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pipeline import store
+from pipeline.attribution import last_conv
 from pipeline.checks import check_store_dir, model_warnings
 from pipeline.config import RunConfig
 from pipeline.errors import PruneScopeError
@@ -202,7 +203,17 @@ def _write_run_json(cfg: RunConfig, run_dir: Path) -> None:
         model, _ = ctx.new_model(base)
         if base.checkpoint:
             load_state(model, Path(base.checkpoint))
+        if "gradcam" in cfg.attribution.methods:
+            last_conv(model, f"model {base.id!r}")
     h, w, c = data.image_shape
+    at = cfg.attribution
+    attribution = {
+        "shape": [h, w],
+        "methods": list(at.methods),
+        "target": "label",
+        "baseline": "black",
+        "settings": {k: getattr(at, k) for k in ("window", "stride", "n_steps", "per_class", "top_flips")},
+    }
     store.write_json(
         {
             "schema_version": store.SCHEMA_VERSION,
@@ -216,6 +227,7 @@ def _write_run_json(cfg: RunConfig, run_dir: Path) -> None:
             "config": cfg.study,
             "prunable_layers": {},
             "margin": cfg.evaluation.margin,
+            **({"attribution": attribution} if at.enabled else {}),
         },
         run_dir / store.RUN_JSON,
     )

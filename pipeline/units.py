@@ -2,9 +2,10 @@
 
 A unit writes its artefacts atomically and then its record: for a model, a JSON file in
 `_units/`; for an evaluation, the samples file itself, which carries the unit's summary in
-its Parquet metadata; for robustness, the published clean samples file. A unit with a record
-is finished. Every unit seeds itself from the run seed and its own key, so its result does
-not depend on the order or the process the units run in: any executor gives the same store.
+its Parquet metadata; for robustness, the published clean samples file; for the attribution
+sample choice and a model's maps, a JSON file in `_units/` written after the maps. A unit with a
+record is finished. Every unit seeds itself from the run seed and its own key, so its result
+does not depend on the order or the process the units run in: any executor gives the same store.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import fcntl
 import io
 import json
 import os
+import time
 import traceback
 import zlib
 from contextlib import contextmanager
@@ -29,6 +31,7 @@ import torch
 from torch import nn
 
 from pipeline import store
+from pipeline.attribution import compute_maps, select_samples
 from pipeline.config import ModelConfig, RunConfig
 from pipeline.corruptions import CorruptionOptions, check_official_labels, corrupt, load_official
 from pipeline.datasets import ImageDataset, load_dataset
@@ -36,7 +39,18 @@ from pipeline.errors import PruneScopeError
 from pipeline.metrics import sample_metrics
 from pipeline.models import build_model, final_linear, load_state, prunable_layers
 from pipeline.mpt import train_mpt
-from pipeline.plan import EVAL, IMAGES, MODEL, ROBUSTNESS, ModelPlan, Unit, model_evalsets, plan_models
+from pipeline.plan import (
+    ATTRIBUTION,
+    ATTRIBUTION_SAMPLES,
+    EVAL,
+    IMAGES,
+    MODEL,
+    ROBUSTNESS,
+    ModelPlan,
+    Unit,
+    model_evalsets,
+    plan_models,
+)
 from pipeline.pruning import (
     PRUNERS,
     PruneContext,
@@ -52,6 +66,7 @@ from pipeline.store.populations import layer_of
 from pipeline.training import Normalizer, extract, finetune, make_normalizer, resolve_device, train_dense
 
 FEATURE_ROWS_LIMIT = 200_000
+ATTRIBUTION_CHUNK = 32  # samples per Captum call (occlusion multiplies a batch by perturbations_per_eval)
 EVAL_META_KEY = "prunescope.evaluation"  # samples-file metadata: the evaluation unit's summary
 ROBUSTNESS_META_KEY = "prunescope.robustness"  # published clean file: the sets its robustness counts
 
@@ -525,16 +540,122 @@ def run_images_unit(ctx: RunContext) -> None:
     )
 
 
+def attribution_sets(cfg: RunConfig) -> list[tuple[str, int]]:
+    """The evaluation sets whose images are mapped: clean, and every corrupted one when asked."""
+    return cfg.evaluation.evalsets() if cfg.attribution.corrupted else [(store.CLEAN, 0)]
+
+
+def attribution_samples(run_dir: Path) -> list[int]:
+    """The run's samples to map, as the selection unit chose them."""
+    record = read_record(run_dir, ATTRIBUTION_SAMPLES, "run")
+    assert record is not None, "the attribution_samples unit runs first"
+    return record["sample_ids"]
+
+
+def run_attribution_samples_unit(ctx: RunContext) -> None:
+    """Choose the samples every model's maps are made of, once per run, from the clean evaluations."""
+    plans = plan_models(ctx.cfg, ctx.layer_names)
+    preds, losses = {}, {}
+    for p in plans:
+        t = store.read_table(eval_output_path(ctx.run_dir, p.model_id, store.CLEAN, 0), ["sample_id", "pred", "loss"])
+        order = np.argsort(t.column("sample_id").to_numpy())
+        preds[p.model_id] = t.column("pred").to_numpy()[order]
+        losses[p.model_id] = t.column("loss").to_numpy()[order]
+    parents = {p.model_id: p.parent_id for p in plans if p.parent_id}
+    ids = select_samples(ctx.data.test_labels, preds, losses, parents, ctx.cfg.attribution)
+    store.write_json({"sample_ids": ids}, _record_path(ctx.run_dir, ATTRIBUTION_SAMPLES, "run"))
+
+
+def run_attribution_unit(ctx: RunContext, plan: ModelPlan) -> dict[str, Any]:
+    """The maps of the run's chosen samples for one model, every method and attributed set, with
+    their drift against the parent's maps (Spearman, top-10 % IoU; NaN without a parent)."""
+    cfg, data = ctx.cfg.attribution, ctx.data
+    ids = np.asarray(attribution_samples(ctx.run_dir), np.int64)
+    model, _ = ctx.load(plan)
+    h, w, c = data.image_shape
+    baseline = ctx.norm(np.zeros((1, h, w, c), np.uint8), ctx.device)  # a black image
+    targets = data.test_labels[ids].astype(np.int64)
+    start, count = time.perf_counter(), 0
+    for corruption, severity in attribution_sets(ctx.cfg):
+        images = evalset_images(ctx, corruption, severity)[ids]
+        parts = []
+        for method in cfg.methods:
+            maps = np.concatenate(
+                [
+                    compute_maps(
+                        model,
+                        method,
+                        ctx.norm(images[lo : lo + ATTRIBUTION_CHUNK], ctx.device),
+                        baseline,
+                        torch.as_tensor(targets[lo : lo + ATTRIBUTION_CHUNK], device=ctx.device),
+                        cfg,
+                    )
+                    for lo in range(0, len(ids), ATTRIBUTION_CHUNK)
+                ]
+            ).reshape(len(ids), h * w)
+            parts.append((method, maps))
+        table = _attribution_table(ids, targets, corruption, severity, parts)
+        if plan.parent_id is not None:
+            table = _with_drift(table, store.attributions_path(ctx.run_dir, plan.parent_id, corruption, severity))
+        store.write_table(table, store.attributions_path(ctx.run_dir, plan.model_id, corruption, severity))
+        count += table.num_rows
+    record = {"model_id": plan.model_id, "maps": count, "seconds": time.perf_counter() - start}
+    store.write_json(record, _record_path(ctx.run_dir, ATTRIBUTION, plan.model_id))
+    return record
+
+
+def _attribution_table(
+    ids: np.ndarray, targets: np.ndarray, corruption: str, severity: int, parts: list[tuple[str, np.ndarray]]
+) -> pa.Table:
+    """One row per (method, sample): the contract's attributions columns, drift NaN."""
+    n, rows = len(ids), len(ids) * len(parts)
+    maps = np.concatenate([m for _, m in parts]).astype(np.float32)
+    return pa.table(
+        {
+            "sample_id": np.tile(ids, len(parts)).astype(np.int32),
+            "corruption": pa.array([corruption] * rows, pa.string()),
+            "severity": np.full(rows, severity, np.int8),
+            "method": pa.array([name for name, _ in parts for _ in range(n)], pa.string()),
+            "target": np.tile(targets, len(parts)).astype(np.int16),
+            "map": pa.ListArray.from_arrays(np.arange(rows + 1, dtype=np.int32) * maps.shape[1], maps.reshape(-1)),
+            "spearman": np.full(rows, np.nan, np.float32),
+            "iou_top10": np.full(rows, np.nan, np.float32),
+        },
+        schema=store.ATTRIBUTIONS_SCHEMA,
+    )
+
+
+def _with_drift(table: pa.Table, parent_path: Path) -> pa.Table:
+    """`table` with spearman and iou_top10 against the parent's maps of the same (sample, method)."""
+    parent = store.read_table(parent_path, ["sample_id", "method", "map"])
+    where = {
+        (s, m): i for i, (s, m) in enumerate(zip(*(parent.column(k).to_pylist() for k in ("sample_id", "method"))))
+    }
+    rows = [where[key] for key in zip(*(table.column(k).to_pylist() for k in ("sample_id", "method")))]
+    width = len(table.column("map")[0]) if table.num_rows else 0
+
+    def stack(col: pa.ChunkedArray) -> np.ndarray:
+        return col.combine_chunks().flatten().to_numpy().reshape(-1, width)
+
+    rho, iou = store.map_drift(stack(table.column("map")), stack(parent.column("map"))[rows])
+    table = table.set_column(table.schema.get_field_index("spearman"), "spearman", pa.array(rho))
+    return table.set_column(table.schema.get_field_index("iou_top10"), "iou_top10", pa.array(iou))
+
+
 def finished(run_dir: Path, unit: Unit) -> bool:
     """Whether `unit` has its record (a damaged record counts as missing and is removed)."""
     if unit.kind == IMAGES:
         return (run_dir / store.IMAGES).is_file()
+    if unit.kind == ATTRIBUTION_SAMPLES:
+        return read_record(run_dir, ATTRIBUTION_SAMPLES, "run") is not None
     assert unit.model_id is not None
     if unit.kind == MODEL:
         return read_record(run_dir, "model", unit.model_id) is not None
     if unit.kind == EVAL:
         assert unit.evalset is not None
         return eval_record(run_dir, unit.model_id, *unit.evalset) is not None
+    if unit.kind == ATTRIBUTION:
+        return read_record(run_dir, ATTRIBUTION, unit.model_id) is not None
     return _file_meta(store.samples_path(run_dir, unit.model_id, store.CLEAN, 0), ROBUSTNESS_META_KEY) is not None
 
 
@@ -554,6 +675,8 @@ RUNNERS: dict[str, Callable[[RunContext, Unit], Any]] = {
     MODEL: lambda ctx, unit: run_model_unit(ctx, unit.model),
     EVAL: lambda ctx, unit: run_eval_unit(ctx, unit.model, *unit.evalset),
     ROBUSTNESS: lambda ctx, unit: run_robustness_unit(ctx, unit.model),
+    ATTRIBUTION_SAMPLES: lambda ctx, unit: run_attribution_samples_unit(ctx),
+    ATTRIBUTION: lambda ctx, unit: run_attribution_unit(ctx, unit.model),
 }
 
 

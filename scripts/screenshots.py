@@ -119,6 +119,7 @@ def main() -> None:
             (ids.ROBUST_SWEETSPOT, "robustness_sweetspot"),
             (ids.ROBUST_TABLE1, "robustness_table1"),
             (ids.DIM_GRAPH, "dimension"),
+            (ids.ATTR_DRIFT, "attribution_drift"),
         ):
             shoot(driver, view, outdir / f"view_{name}.png")
         bars = driver.find_elements("css selector", f"#{ids.EVAL_TABLE} .trace.bars .point path")
@@ -134,6 +135,7 @@ def main() -> None:
         shoot(driver, ids.LOCAL_GRAPH, outdir / "view_local_comparison.png")
         shoot(driver, ids.GLOBAL_GRAPH, outdir / "view_global_comparison.png")
         shoot(driver, ids.SAMPLES_GRID, outdir / "view_samples_comparison.png")
+        attribution(driver, outdir / "view_samples_attribution.png")
         for width, height in ((1280, 800), (1440, 900), (1920, 1080)):
             driver.set_window_size(width, height)
             driver.execute_script("window.scrollTo({top: 0, behavior: 'instant'});")
@@ -146,6 +148,28 @@ def main() -> None:
     finally:
         driver.quit()
         server.shutdown()
+
+
+def attribution(driver, out: Path) -> None:
+    """A box over the first panel of the attribution drift view selects the mapped samples; the
+    gallery then shows each one's map in the reference and the compared model side by side."""
+    plot = driver.find_element("css selector", f'#{ids.ATTR_DRIFT} .nsewdrag[data-subplot="xy"]')
+    driver.execute_script(
+        "window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 120, behavior: 'instant'});",
+        plot,
+    )
+    w, h = plot.size["width"], plot.size["height"]
+    drag = ActionChains(driver).move_to_element(plot).move_by_offset(-w // 2 + 2, -h // 2 + 2).click_and_hold()
+    for _ in range(10):
+        drag = drag.move_by_offset(w // 10 - 1, h // 10 - 1)
+    drag.release().perform()
+    WebDriverWait(driver, 60, 0.2).until(
+        lambda d: "selected (attribution)" in d.find_element("id", ids.SELECTION_BADGE).text
+    )
+    settle(driver, 2)
+    shoot(driver, ids.SAMPLES_GRID, out)
+    driver.find_element("id", ids.CLEAR_SELECTION).click()
+    settle(driver, 2)
 
 
 def snapshot(driver, store: str, run: str, out: Path) -> None:

@@ -170,4 +170,20 @@ def sensitivity_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     store_dir = tmp_path_factory.mktemp("sensitivity-store")
     build_run(parse_config(tiny_config(**SENSITIVITY_CONFIG)), store_dir)
+
+
+ATTRIBUTION = {"methods": ["occlusion", "integrated_gradients", "gradcam"], "per_class": 1, "top_flips": 4}
+
+
+@pytest.fixture(scope="session")
+def attribution_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small run ("tiny") with attribution maps of every method for a dense model and two pruned children."""
+    from pipeline.config import parse_config
+    from pipeline.runner import build_run
+
+    store_dir = tmp_path_factory.mktemp("attribution-store")
+    cfg = tiny_config(
+        prune=[{"method": "magnitude", "sparsity": [0.5, 0.9]}], attribution=ATTRIBUTION, execution={"threads": 1}
+    )
+    build_run(parse_config(cfg), store_dir)
     return store_dir

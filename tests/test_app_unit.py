@@ -17,6 +17,7 @@ from plotly.io.json import to_json_plotly
 
 from app import ids, plotlyjs
 from app.figures import decode_array
+from app.figures.attribution import drift_vs_sparsity
 from app.figures.density import kde
 from app.figures.dimension import angle_dimension
 from app.figures.evaltable import evaluation_table, table_frame
@@ -264,7 +265,28 @@ def _every_builder() -> dict[str, dict]:
         **{f"sensitivity-{m}": sensitivity_heatmap(sensitivity_frame(), m, selected="s-a-9") for m in SENS_METRICS},
         "sensitivity-empty": sensitivity_heatmap(sensitivity_frame().iloc[0:0], "flips"),
         "pie": pie_per_class([0, 3, 1], ["a", "b", "c"], "PIE per class"),
+        "attribution-drift": drift_vs_sparsity(attribution_drift_frame()),
+        "attribution-drift-empty": drift_vs_sparsity(attribution_drift_frame().iloc[0:0]),
     }
+
+
+def attribution_drift_frame() -> pd.DataFrame:
+    """StoreReader.attribution_drift's rows: two methods' maps of 3 samples for a dense and two pruned models."""
+    n = 3 * 2 * 3
+    return pd.DataFrame(
+        {
+            "model_id": np.repeat(["d", "p1", "p2"], 6),
+            "sample_id": np.tile([1, 5, 9], 6),
+            "method": np.tile(np.repeat(["occlusion", "gradcam"], 3), 3),
+            "spearman": np.r_[np.full(6, np.nan), np.linspace(0.9, -0.2, 12)],
+            "iou_top10": np.r_[np.full(6, np.nan), np.linspace(1.0, 0.0, 12)],
+            "pruning": np.repeat(["dense", "magnitude", "magnitude"], 6),
+            "schedule": np.repeat([None, "oneshot", "oneshot"], 6),
+            "steps": np.ones(n, int),
+            "finetune_epochs": np.zeros(n, int),
+            "sparsity": np.repeat([0.0, 0.5, 0.9], 6),
+        }
+    )
 
 
 def sensitivity_frame() -> pd.DataFrame:

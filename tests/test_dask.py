@@ -165,3 +165,20 @@ def test_gpu_resource_only_where_the_cluster_has_gpus(device, resources, expecte
             executor._gpu_resources(FakeClient(resources))
     else:
         assert executor._gpu_resources(FakeClient(resources)) is expected
+
+
+def test_attribution_units_run_on_dask_as_in_one_process(cluster, attribution_store, tmp_path):
+    """The sample choice and every model's maps (after its parent's) on two workers equal the serial run."""
+    from pipeline.store.io import attribution_models, read_attributions
+    from tests.conftest import ATTRIBUTION
+
+    local, _ = cluster
+    raw = tiny_config(prune=[{"method": "magnitude", "sparsity": [0.5, 0.9]}], attribution=ATTRIBUTION)
+    cfg = replace(parse_config(raw), execution=execution_config("dask", scheduler=local.scheduler_address, threads=1))
+    run = build_run(cfg, tmp_path).run_dir
+    reference = attribution_store / "tiny"
+    assert attribution_models(run) == attribution_models(reference) and len(attribution_models(run)) == 3
+    order = [("method", "ascending"), ("sample_id", "ascending")]
+    for mid in attribution_models(run):
+        a, b = (read_attributions(r, mid).sort_by(order).to_pandas() for r in (run, reference))
+        pd.testing.assert_frame_equal(a, b)

@@ -55,6 +55,7 @@ def test_snapshot_holds_every_figure_and_the_linking_data(snapshot, tiny_run):
         "density",
         "margin",
         "sweetspot",
+        "attribution",
         "dimension",
     }
     assert all(f'<div id="fig-{k}" class="fig"></div>' in snapshot for k in data["figures"])

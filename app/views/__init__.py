@@ -11,6 +11,7 @@ def views() -> tuple[ModuleType, ...]:
     """Every view, in page order (the snapshot draws its parts in this order). Imported when
     asked for: the export view builds snapshots, which loop over the views."""
     from app.views import (
+        attribution,
         combinations,
         dimension,
         evaltable,
@@ -38,6 +39,7 @@ def views() -> tuple[ModuleType, ...]:
         robustness,
         sensitivity,
         pie,
+        attribution,
         dimension,
         export,
     )

@@ -1,4 +1,5 @@
-"""View: the samples (R4), as the model saw them, with label, predictions and metrics."""
+"""View: the samples (R4), as the model saw them, with label, predictions and metrics; where the
+run has attribution maps of a sample, the reference's and the compared model's side by side over it."""
 
 from __future__ import annotations
 
@@ -7,25 +8,37 @@ import html as html_text
 import math
 
 import dash
+import numpy as np
 import pandas as pd
 from dash import Input, Output, State, dcc, html
 
 from app import ids
+from app.figures.attribution import method_label, overlay_png
 from app.reader import StoreError, StoreReader
 from app.snapshot import Context, Part, section, to_html
 from app.state import Combo, selected_ids
 from app.views.common import card, labelled, message
+from pipeline import store
 
 HELP = (
     "The images of the selection (or, with none, of the class in focus) as the reference model saw them: "
-    "label, predictions and metrics; sorted by how much they moved."
+    "label, predictions and metrics; sorted by how much they moved. Where the run has attribution maps of a "
+    "sample (the same samples for every model), the reference's (left) and the compared model's (right) map over "
+    "the image, vermillion for evidence for the class, blue against; ρ and IoU compare the two."
 )
 MAX_IMAGES = 48  # cards shown at once
 SNAPSHOT_IMAGES = (
     3_000_000  # bytes of PNGs a snapshot embeds: the class in focus first, then the samples that moved most
 )
 SNAPSHOT_CANDIDATES = 5000  # samples a snapshot considers for an image, before the byte budget
-SORTS = {"margin": "|Δ margin|", "angle": "|Δ angle|", "length": "|Δ length|", "ref_margin": "margin (low first)"}
+SORTS = {
+    "margin": "|Δ margin|",
+    "angle": "|Δ angle|",
+    "length": "|Δ length|",
+    "ref_margin": "margin (low first)",
+    "map_drift": "map drift (low ρ first)",
+}
+NO_MAPS = "no attributions in this run"
 
 
 def layout() -> html.Div:
@@ -40,6 +53,11 @@ def layout() -> html.Div:
             style={"width": "160px"},
         ),
     )
+    method = labelled(
+        "maps",
+        "The attribution method whose maps the cards show (the run's [attribution] methods)",
+        dcc.Dropdown(id=ids.SAMPLES_ATTR_METHOD, options=[], placeholder=NO_MAPS, style={"width": "170px"}),
+    )
     return card(
         "Samples",
         HELP,
@@ -47,25 +65,70 @@ def layout() -> html.Div:
             html.Div(id=ids.SAMPLES_COUNT, className="note"),
             dcc.Loading(html.Div(id=ids.SAMPLES_GRID, className="sample-grid"), type="dot"),
         ],
-        [sort],
+        [sort, method],
     )
 
 
-def rows(reader: StoreReader, run: str, ref: Combo, cmp: Combo | None, sort: str) -> pd.DataFrame:
+def rows(
+    reader: StoreReader, run: str, ref: Combo, cmp: Combo | None, sort: str, maps: "Maps | None" = None
+) -> pd.DataFrame:
     """One row per sample with the reference's (and the compared model's, suffix _cmp) prediction
-    and metrics, in the order of `sort` (with no compared model: reference margin, low first)."""
+    and metrics, in the order of `sort` (with no compared model: reference margin, low first);
+    with `maps`, the samples that have maps come first (by map drift, low ρ first, for that sort)."""
     cols = ["sample_id", "label", "pred", "correct", "angle", "length", "margin"]
     df = reader.samples(run, ref.model_id, ref.corruption, ref.severity)[cols]
     if cmp is not None:
         b = reader.samples(run, cmp.model_id, cmp.corruption, cmp.severity)
         df = df.merge(b[cols[:1] + cols[2:]], on="sample_id", suffixes=("", "_cmp"))
     if cmp is not None and sort in ("margin", "angle", "length"):
-        return (
-            df.assign(_key=-(df[f"{sort}_cmp"] - df[sort]).abs())
-            .sort_values("_key", kind="stable")
-            .drop(columns="_key")
-        )
-    return df.sort_values("margin", kind="stable")
+        df = df.assign(_key=-(df[f"{sort}_cmp"] - df[sort]).abs()).sort_values("_key", kind="stable")
+    else:
+        df = df.assign(_key=0.0).sort_values("margin", kind="stable")
+    if maps is not None and maps.ids:
+        rho = df["sample_id"].map(lambda s: maps.drift.get(int(s), (np.nan,))[0])
+        first = df["sample_id"].isin(maps.ids)
+        df = df.assign(_key=np.where(first, rho.fillna(2.0) if sort == "map_drift" else -1.0, np.inf))
+        df = df.sort_values("_key", kind="stable")
+    return df.drop(columns="_key")
+
+
+class Maps:
+    """One attribution method's maps of the reference and the compared model, as overlay PNGs,
+    with their drift (Spearman ρ, top-10 % IoU) per sample."""
+
+    def __init__(self, reader: StoreReader, run: str, ref: Combo, cmp: Combo | None, method: str) -> None:
+        self.method = method
+        self.ref = reader.attribution_maps(run, ref.model_id, method, ref.corruption, ref.severity)
+        self.cmp = reader.attribution_maps(run, cmp.model_id, method, cmp.corruption, cmp.severity) if cmp else None
+        self.ids = set(int(i) for i in self.ref["sample_id"])
+        self.clean_only = ref.corruption != store.CLEAN and set(self.ref["corruption"]) == {store.CLEAN}
+        self.drift: dict[int, tuple[float, float]] = {}
+        if self.cmp is not None and not self.cmp.empty:
+            both = self.ref.merge(self.cmp, on="sample_id", suffixes=("", "_cmp"))
+            if not both.empty:
+                rho, iou = store.map_drift(
+                    np.stack([m.ravel() for m in both["map"]]), np.stack([m.ravel() for m in both["map_cmp"]])
+                )
+                self.drift = {int(s): (float(r), float(i)) for s, r, i in zip(both["sample_id"], rho, iou)}
+
+    def panel(self, sid: int, png: bytes | None) -> html.Div | None:
+        """The sample's two maps over its image, or None when it has none."""
+        if sid not in self.ids:
+            return None
+        imgs = []
+        for who, df in (("ref", self.ref), ("cmp", self.cmp)):
+            if df is None:
+                continue
+            hit = df[df["sample_id"] == sid]
+            if hit.empty:
+                imgs.append(html.Div("no map", className="map-img noimg"))
+                continue
+            src = "data:image/png;base64," + base64.b64encode(overlay_png(png, hit["map"].iloc[0])).decode()
+            imgs.append(html.Img(src=src, className="map-img", title=f"{who}: {method_label(self.method)}"))
+        rho, iou = self.drift.get(sid, (np.nan, np.nan))
+        drift = f" ρ {_number(rho, 2)} · IoU {_number(iou, 2)}" if self.cmp is not None else ""
+        note = method_label(self.method) + drift
+        return html.Div([html.Div(imgs, className="map-pair"), html.Div(note, className="metrics")], className="maps")
 
 
 def _number(value: float, digits: int, sign: bool = False) -> str:
@@ -80,8 +143,11 @@ def _metrics(row: tuple, suffix: str) -> str:
     return f"∠{_number(angle, 0)}° ‖x‖{_number(length, 1)} m{_number(margin, 2, sign=True)}"
 
 
-def sample_card(row: tuple, names: list[str], compared: bool, png: bytes | None) -> html.Div:
-    """One sample: its image (or a placeholder), label, predictions (wrong ones marked) and metrics."""
+def sample_card(
+    row: tuple, names: list[str], compared: bool, png: bytes | None, maps: list[html.Div] | None = None
+) -> html.Div:
+    """One sample: its image (or a placeholder), label, predictions (wrong ones marked) and metrics,
+    then its attribution `maps` panels (Maps.panel) when it has any."""
     sid = int(row.sample_id)
     image = (
         html.Img(
@@ -96,7 +162,9 @@ def sample_card(row: tuple, names: list[str], compared: bool, png: bytes | None)
         preds.append(html.Span(f" cmp: {names[int(row.pred_cmp)]}", className="ok" if row.correct_cmp else "bad"))
         metrics.append(html.Div(_metrics(row, "_cmp"), className="metrics cmp"))
     caption = html.Div(f"#{sid} · label {names[int(row.label)]}", className="caption")
-    return html.Div([image, caption, html.Div(preds), *metrics], className="sample-card", **{"data-sample-id": sid})
+    return html.Div(
+        [image, caption, html.Div(preds), *metrics, *(maps or [])], className="sample-card", **{"data-sample-id": sid}
+    )
 
 
 def _seen(ref: Combo, corrupted: bool) -> str:
@@ -105,7 +173,29 @@ def _seen(ref: Combo, corrupted: bool) -> str:
     return " (clean images: the corrupted set is not cached in this run)" if ref.corruption != "clean" else ""
 
 
+def method_options(reader: StoreReader, run: str | None) -> tuple[list[dict], str | None]:
+    """The run's attribution methods as dropdown options, and the first as the value."""
+    methods = reader.attribution_methods(run) if run else []
+    return [{"label": method_label(m), "value": m} for m in methods], (methods[0] if methods else None)
+
+
+def _card(r: tuple, names: list[str], cmp: Combo | None, png: bytes | None, maps: list["Maps"]) -> html.Div:
+    panels = [m.panel(int(r.sample_id), png) for m in maps]
+    return sample_card(r, names, cmp is not None, png, [p for p in panels if p is not None])
+
+
 def register(app: dash.Dash, reader: StoreReader) -> None:
+    @app.callback(
+        Output(ids.SAMPLES_ATTR_METHOD, "options"),
+        Output(ids.SAMPLES_ATTR_METHOD, "value"),
+        Input(ids.RUN, "data"),
+    )
+    def methods(run):
+        try:
+            return method_options(reader, run)
+        except StoreError:
+            return [], None
+
     @app.callback(
         Output(ids.SAMPLES_GRID, "children"),
         Output(ids.SAMPLES_COUNT, "children"),
@@ -114,31 +204,40 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Input(ids.COMPARED_DROPDOWN, "value"),
         Input(ids.CLASS_DROPDOWN, "value"),
         Input(ids.SAMPLES_SORT, "value"),
+        Input(ids.SAMPLES_ATTR_METHOD, "value"),
         State(ids.RUN, "data"),
     )
-    def draw(selection, ref_key, cmp_key, focus, sort, run):
+    def draw(selection, ref_key, cmp_key, focus, sort, method, run):
         ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)
         if not run or ref is None:
             return [], "pick a reference combination"
         try:
             names = reader.meta(run)["class_names"]
             chosen = selected_ids(selection)
-            df = rows(reader, run, ref, cmp, sort)
+            maps = Maps(reader, run, ref, cmp, method) if method in reader.attribution_methods(run) else None
+            df = rows(reader, run, ref, cmp, sort, maps)
             df = df[df["sample_id"].isin(chosen)] if chosen else df[df["label"] == int(focus or 0)]
             shown = df.head(MAX_IMAGES)
             pngs, corrupted = reader.images(run, shown["sample_id"].tolist(), ref.corruption, ref.severity)
         except StoreError as exc:
             return message(exc.problem, exc.fix), ""
-        cards = [sample_card(r, names, cmp is not None, pngs.get(int(r.sample_id))) for r in shown.itertuples()]
+        cards = [_card(r, names, cmp, pngs.get(int(r.sample_id)), [maps] if maps else []) for r in shown.itertuples()]
         what = "selected" if chosen else f"of class {names[int(focus or 0)]}"
-        return cards, f"{len(shown)} of {len(df)} samples {what}{_seen(ref, corrupted)}"
+        mapped = ""
+        if maps:
+            mapped = f"; {len(set(shown['sample_id']) & maps.ids)} with maps"
+            mapped += " (of the clean images: the run maps no corrupted set)" if maps.clean_only else ""
+        return cards, f"{len(shown)} of {len(df)} samples {what}{mapped}{_seen(ref, corrupted)}"
 
 
 def snapshot(ctx: Context) -> Part:
-    """Every sample's card, most moved first; images for the class in focus first, then the
-    samples that moved most, within a byte budget. The script shows the cards of the selection."""
-    df = rows(ctx.reader, ctx.run, ctx.ref, ctx.cmp, "margin")
-    first = pd.concat([df[df["label"] == ctx.focus], df[df["label"] != ctx.focus]])
+    """Every sample's card, most moved first; images (and the attribution maps of every method) for
+    the samples with maps first, then the class in focus, then the samples that moved most, within a
+    byte budget. The script shows the cards of the selection."""
+    maps = [Maps(ctx.reader, ctx.run, ctx.ref, ctx.cmp, m) for m in ctx.reader.attribution_methods(ctx.run)]
+    df = rows(ctx.reader, ctx.run, ctx.ref, ctx.cmp, "margin", maps[0] if maps else None)
+    mapped = df["sample_id"].isin(set().union(*(m.ids for m in maps)))
+    first = pd.concat([df[mapped], df[~mapped & (df["label"] == ctx.focus)], df[~mapped & (df["label"] != ctx.focus)]])
     candidates = first["sample_id"].head(SNAPSHOT_CANDIDATES).tolist()
     pngs, corrupted = ctx.reader.images(ctx.run, candidates, ctx.ref.corruption, ctx.ref.severity)
     budget, embedded = SNAPSHOT_IMAGES, {}
@@ -148,10 +247,15 @@ def snapshot(ctx: Context) -> Part:
             budget -= len(png)
             embedded[int(sid)] = png
     cards = {
-        int(r.sample_id): to_html(sample_card(r, ctx.names, ctx.cmp is not None, embedded.get(int(r.sample_id))))
+        int(r.sample_id): to_html(
+            _card(r, ctx.names, ctx.cmp, embedded.get(int(r.sample_id)), maps if int(r.sample_id) in embedded else [])
+        )
         for r in df.itertuples()
     }
-    note = f"{len(embedded)} of {len(df)} sample images embedded{_seen(ctx.ref, corrupted)}"
+    with_maps = sum(1 for sid in embedded if any(sid in m.ids for m in maps))
+    note = f"{len(embedded)} of {len(df)} sample images embedded{_seen(ctx.ref, corrupted)}" + (
+        f", {with_maps} with their attribution maps ({', '.join(method_label(m.method) for m in maps)})" if maps else ""
+    )
     body = (
         '<div id="samples-count" class="note"></div><div id="samples-grid" class="sample-grid"></div>'
         f'<div class="note">{html_text.escape(note)}</div>'

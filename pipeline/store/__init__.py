@@ -3,7 +3,7 @@
 The meeting point of the pipeline (which writes runs) and the app (which reads them), and
 the only pipeline code the app imports; it imports neither torch nor dash. A store is a
 folder of runs; a run is a folder holding `run.json`, three tables, hive-partitioned
-per-sample and feature tables, the gallery images and the checkpoints.
+per-sample and feature tables, the gallery images, the attribution maps and the checkpoints.
 
 - `layout`: file and folder names, safe ids, `EvalSet`;
 - `schema`: every column, declared once;
@@ -37,6 +37,7 @@ from pipeline.store.io import (
     write_table,
 )
 from pipeline.store.layout import (
+    ATTRIBUTIONS_DIR,
     CHECKPOINTS_DIR,
     CLEAN,
     CLEAN_SET,
@@ -51,6 +52,7 @@ from pipeline.store.layout import (
     SAMPLES_DIR,
     UNITS_DIR,
     EvalSet,
+    attributions_path,
     check_id,
     checkpoint_path,
     corrupted_path,
@@ -73,6 +75,7 @@ from pipeline.store.populations import (
     sensitivity_of,
 )
 from pipeline.store.schema import (
+    ATTRIBUTIONS_SCHEMA,
     EVALUATIONS_SCHEMA,
     HEADS_SCHEMA,
     IMAGES_SCHEMA,
@@ -95,6 +98,7 @@ from pipeline.store.schema import (
 )
 from pipeline.store.stats import (
     KINDS,
+    map_drift,
     model_kinds,
     pearson,
     pooled,
@@ -120,6 +124,10 @@ __all__ = [
     "run_sensitivity",
     "sensitivity_grid",
     "sensitivity_of",
+    "ATTRIBUTIONS_DIR",
+    "ATTRIBUTIONS_SCHEMA",
+    "attributions_path",
+    "map_drift",
     "CHECKPOINTS_DIR",
     "CLEAN",
     "CLEAN_SET",

@@ -16,8 +16,16 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from pipeline.store.errors import Problem, PruneScopeError
-from pipeline.store.layout import CLEAN_SET, RUN_JSON, SAFE_ID, SAMPLES_DIR, EvalSet, partition_dir
-from pipeline.store.schema import EVALUATIONS_TABLE, SAMPLES_TABLE, SCHEMA_VERSION, TableSpec
+from pipeline.store.layout import (
+    ATTRIBUTIONS_DIR,
+    CLEAN_SET,
+    RUN_JSON,
+    SAFE_ID,
+    SAMPLES_DIR,
+    EvalSet,
+    partition_dir,
+)
+from pipeline.store.schema import ATTRIBUTIONS_TABLE, EVALUATIONS_TABLE, SAMPLES_TABLE, SCHEMA_VERSION, TableSpec
 
 RESUME = "restore it, or resume the run with `python -m pipeline run CONFIG` (it redoes what is missing)"
 PARQUET = pads.ParquetFileFormat(
@@ -370,4 +378,38 @@ def set_samples(
             parts.append(t.add_column(0, "model_id", pa.array([mid] * t.num_rows, pa.string())))
     if not parts:
         return pa.table({c: pa.array([], pa.float32()) for c in ["model_id", *columns]})
+    return pa.concat_tables(parts)
+
+
+def attribution_shape(meta: dict[str, Any]) -> tuple[int, int] | None:
+    """(H, W) of a run's attribution maps: run.json `attribution.shape`, else the images' shape."""
+    at = meta.get("attribution")
+    shape = at.get("shape") if isinstance(at, dict) else None
+    if shape is None and isinstance(meta.get("image_shape"), list):
+        shape = meta["image_shape"][:2]
+    ok = isinstance(shape, list) and len(shape) == 2 and all(isinstance(v, int) and v > 0 for v in shape)
+    return (shape[0], shape[1]) if ok else None
+
+
+def attribution_models(run_dir: Path) -> list[str]:
+    """The models with an attributions partition (none when the run has no maps)."""
+    root = Path(run_dir) / ATTRIBUTIONS_DIR
+    if not root.is_dir():
+        return []
+    return sorted(p.name.split("=", 1)[1] for p in root.iterdir() if p.is_dir() and p.name.startswith("model_id="))
+
+
+def read_attributions(run_dir: Path, model_id: str, columns: list[str] | None = None) -> pa.Table:
+    """Every attribution row of one model (any file names in its partition), conformed to the
+    contract; the columns asked for (default all). An empty table when the model has no maps."""
+    columns = columns or ATTRIBUTIONS_TABLE.names
+    part = partition_dir(run_dir, ATTRIBUTIONS_DIR, model_id)
+    files = sorted(p for p in part.glob("*.parquet") if not p.name.startswith((".", "_"))) if part.is_dir() else []
+    parts = []
+    for path in files:
+        where = f"{ATTRIBUTIONS_DIR}/{part.name}/{path.name}"
+        table = read_table(path, columns=_present(path, columns))
+        parts.append(conform(table, ATTRIBUTIONS_TABLE, columns, where=where)[0])
+    if not parts:
+        return ATTRIBUTIONS_TABLE.schema().empty_table().select(columns)
     return pa.concat_tables(parts)

@@ -15,6 +15,7 @@ HEADS = "heads.parquet"
 IMAGES = "images.parquet"
 SAMPLES_DIR = "samples"
 FEATURES_DIR = "features"
+ATTRIBUTIONS_DIR = "attributions"
 CHECKPOINTS_DIR = "checkpoints"
 UNITS_DIR = "_units"  # completion records of units of work (pipeline-private, for resume)
 CORRUPTED_DIR = "corrupted"  # generated corrupted test sets, <set>.npy (cache; the gallery shows them)
@@ -89,6 +90,11 @@ def samples_path(run_dir: Path, model_id: str, corruption: str, severity: int) -
 
 def features_path(run_dir: Path, model_id: str, corruption: str, severity: int) -> Path:
     return partition_dir(run_dir, FEATURES_DIR, model_id) / f"{evalset_name(corruption, severity)}.parquet"
+
+
+def attributions_path(run_dir: Path, model_id: str, corruption: str, severity: int) -> Path:
+    """Where the pipeline writes one model's attribution maps of one evaluation set."""
+    return partition_dir(run_dir, ATTRIBUTIONS_DIR, model_id) / f"{evalset_name(corruption, severity)}.parquet"
 
 
 def checkpoint_path(run_dir: Path, model_id: str) -> Path:

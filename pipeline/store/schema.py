@@ -16,7 +16,15 @@ import pyarrow as pa
 SCHEMA_VERSION = 1
 
 RUN_JSON_KEYS = ("schema_version", "dataset", "num_classes", "class_names")  # required keys of run.json
-RUN_JSON_OPTIONAL = ("image_shape", "created", "config", "prunable_layers", "margin")  # written by the pipeline
+RUN_JSON_OPTIONAL = (  # written by the pipeline
+    "image_shape",
+    "created",
+    "config",
+    "prunable_layers",
+    "margin",
+    "attribution",
+)
+RUN_JSON_FEATURES = ("attribution",)  # optional keys present only in runs with that feature: no warning without
 
 # run.json "margin": which definition the samples' `margin` column holds (shared/DESIGN.md §1).
 MARGIN_EQ5 = "eq5"  # paper eq. 5: min_j |(W_y − W_j)·X| / ‖W_y − W_j‖, no bias, negated when wrong
@@ -221,14 +229,60 @@ FEATURES_TABLE = TableSpec(
     required=False,
 )
 
+# Attribution maps (issue 15): drift against the parent's map of the same sample, set and method.
+TOP_FRACTION = 0.1  # iou_top10: the top 10 % of pixels by attribution
+
+ATTRIBUTIONS_TABLE = TableSpec(
+    "attributions",
+    "attributions/model_id=<id>/*.parquet",
+    (
+        Column("sample_id", pa.int32(), "test sample id (the same samples for every model of the run)"),
+        Column("corruption", pa.string(), "`clean` or a corruption name"),
+        Column("severity", pa.int8(), "1-5 for a corruption, 0 for clean"),
+        Column("method", pa.string(), "`occlusion`, `integrated_gradients`, `gradcam` (or another tool's name)"),
+        Column("target", pa.int16(), "the class the map explains (the pipeline uses the sample's label)"),
+        Column(
+            "map",
+            pa.list_(pa.float32()),
+            "the attribution of every pixel, H×W values row-major (run.json `attribution.shape`)",
+        ),
+        Column(
+            "spearman",
+            pa.float32(),
+            "Spearman rank correlation with the parent model's map of the same sample, set and method "
+            "(NaN without a parent)",
+            required=False,
+            default=float("nan"),
+        ),
+        Column(
+            "iou_top10",
+            pa.float32(),
+            "IoU of the top 10 % pixels of this map and of the parent's (NaN without a parent)",
+            required=False,
+            default=float("nan"),
+        ),
+    ),
+    required=False,
+)
+
 TABLES = {
-    t.name: t for t in (MODELS_TABLE, EVALUATIONS_TABLE, HEADS_TABLE, IMAGES_TABLE, SAMPLES_TABLE, FEATURES_TABLE)
+    t.name: t
+    for t in (
+        MODELS_TABLE,
+        EVALUATIONS_TABLE,
+        HEADS_TABLE,
+        IMAGES_TABLE,
+        SAMPLES_TABLE,
+        FEATURES_TABLE,
+        ATTRIBUTIONS_TABLE,
+    )
 }
 
 MODELS_SCHEMA = MODELS_TABLE.schema()
 EVALUATIONS_SCHEMA = EVALUATIONS_TABLE.schema()
 HEADS_SCHEMA = HEADS_TABLE.schema()
 IMAGES_SCHEMA = IMAGES_TABLE.schema()
+ATTRIBUTIONS_SCHEMA = ATTRIBUTIONS_TABLE.schema()
 
 
 def samples_schema(num_classes: int) -> pa.Schema:

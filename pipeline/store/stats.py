@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow.compute as pc
 
 from pipeline.store.populations import main_models
-from pipeline.store.schema import INIT_UNTRAINED
+from pipeline.store.schema import INIT_UNTRAINED, TOP_FRACTION
 
 TABLE1_MEASURES = ("angle", "length", "margin")
 TRIM = 0.005  # drop the lowest and highest 0.5 % before plotting a density (Fig. 10)
@@ -32,6 +32,28 @@ def chance_level(labels: np.ndarray) -> float:
 def at_chance(accuracy: float, labels: np.ndarray) -> bool:
     """Whether a clean accuracy is no better than predicting the most frequent class (+ CHANCE_MARGIN)."""
     return bool(np.isfinite(accuracy) and len(labels) and accuracy <= chance_level(labels) + CHANCE_MARGIN)
+
+
+def map_drift(a: np.ndarray, b: np.ndarray, top: float = TOP_FRACTION) -> tuple[np.ndarray, np.ndarray]:
+    """Drift between two stacks of attribution maps (N, H·W), row by row: the Spearman rank
+    correlation (ties ranked by their mean rank; NaN when a map is constant) and the IoU of the
+    ceil(top · H·W) highest pixels of each (ties broken by pixel order). A map against itself: 1, 1."""
+    from scipy.stats import rankdata
+
+    a, b = np.atleast_2d(np.asarray(a, np.float64)), np.atleast_2d(np.asarray(b, np.float64))
+    ra, rb = rankdata(a, axis=1), rankdata(b, axis=1)
+    ra, rb = ra - ra.mean(axis=1, keepdims=True), rb - rb.mean(axis=1, keepdims=True)
+    denom = np.sqrt((ra**2).sum(axis=1) * (rb**2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.where(denom > 0, (ra * rb).sum(axis=1) / denom, np.nan)
+    k = max(1, int(np.ceil(top * a.shape[1])))
+    rows = np.arange(a.shape[0])[:, None]
+    in_a = np.zeros(a.shape, bool)
+    in_b = np.zeros(b.shape, bool)
+    in_a[rows, np.argsort(-a, axis=1, kind="stable")[:, :k]] = True
+    in_b[rows, np.argsort(-b, axis=1, kind="stable")[:, :k]] = True
+    iou = (in_a & in_b).sum(axis=1) / (in_a | in_b).sum(axis=1)
+    return rho.astype(np.float32), iou.astype(np.float32)
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:

@@ -7,17 +7,20 @@ import math
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.store.errors import Problem, PruneScopeError
-from pipeline.store.io import RESUME, SamplesIndex, conform, read_table, run_meta
-from pipeline.store.layout import RUN_JSON, SAFE_ID, SAMPLES_DIR, EvalSet, partition_dir
+from pipeline.store.io import RESUME, SamplesIndex, attribution_models, attribution_shape, conform, read_table, run_meta
+from pipeline.store.layout import ATTRIBUTIONS_DIR, RUN_JSON, SAFE_ID, SAMPLES_DIR, EvalSet, partition_dir
 from pipeline.store.schema import (
+    ATTRIBUTIONS_TABLE,
     EVALUATIONS_TABLE,
     HEADS_TABLE,
     IMAGES_TABLE,
     MARGIN_DEFINITIONS,
     MODELS_TABLE,
+    RUN_JSON_FEATURES,
     RUN_JSON_KEYS,
     RUN_JSON_OPTIONAL,
     SAMPLES_TABLE,
@@ -42,7 +45,9 @@ def check_run(run_dir: Path, deep: bool = True) -> list[Problem]:
         return [Problem.of(exc, RUN_JSON)]
     problems += [Problem(RUN_JSON, f"key {k!r} is missing", FIX_TABLE) for k in RUN_JSON_KEYS if k not in meta]
     problems += [
-        Problem(RUN_JSON, f"optional key {k!r} is missing", error=False) for k in RUN_JSON_OPTIONAL if k not in meta
+        Problem(RUN_JSON, f"optional key {k!r} is missing", error=False)
+        for k in RUN_JSON_OPTIONAL
+        if k not in meta and k not in RUN_JSON_FEATURES
     ]
     if margin_definition(meta) not in MARGIN_DEFINITIONS:
         problems.append(
@@ -122,6 +127,52 @@ def _check_models(
                     )
                 )
     problems += _check_samples(run_dir, wanted, num_classes) if deep else _glance_at_samples(run_dir, wanted)
+    problems += _check_attributions(run_dir, known, deep)
+    return problems
+
+
+def _check_attributions(run_dir: Path, known: set[str], deep: bool) -> list[Problem]:
+    """The optional attributions partitions: known models, the contract's columns, maps of H×W values."""
+    models = attribution_models(run_dir)
+    if not models:
+        return []
+    problems: list[Problem] = []
+    shape = attribution_shape(run_meta(run_dir)[0])
+    if shape is None:
+        problems.append(
+            Problem(
+                RUN_JSON,
+                "attribution.shape is missing, so the maps cannot be drawn",
+                'add "attribution": {"shape": [H, W]}',
+            )
+        )
+    for mid in models:
+        part = partition_dir(run_dir, ATTRIBUTIONS_DIR, mid)
+        if mid not in known:
+            problems.append(
+                Problem(f"{ATTRIBUTIONS_DIR}/{part.name}", "is a model that models.parquet does not list", FIX_TABLE)
+            )
+            continue
+        for path in sorted(p for p in part.glob("*.parquet") if not p.name.startswith((".", "_"))):
+            where = f"{ATTRIBUTIONS_DIR}/{part.name}/{path.name}"
+            found = _check_schema(path, ATTRIBUTIONS_TABLE, {}, where)
+            problems += found
+            if not deep or shape is None or any(p.error for p in found):
+                continue
+            try:
+                lengths = pc.list_value_length(read_table(path, ["map"]).column("map"))
+            except PruneScopeError as exc:
+                problems.append(Problem.of(exc, where))
+                continue
+            wrong = pc.sum(pc.not_equal(lengths, shape[0] * shape[1])).as_py() or 0
+            if wrong:
+                problems.append(
+                    Problem(
+                        where,
+                        f"{wrong} maps do not have {shape[0]}×{shape[1]} values (run.json attribution.shape)",
+                        "write every map as H×W values, row-major",
+                    )
+                )
     return problems
 
 
