@@ -367,6 +367,25 @@ def _resolve(path: str, base_dir: Path) -> str:
     return str(p if p.is_absolute() else base_dir / p)
 
 
+def _check_method_keys(axes: dict[str, list], i: int) -> None:
+    """A key that only some methods read (their `config_keys`) needs one of them in its [[prune]] entry."""
+    from pipeline.pruning import PRUNERS
+
+    methods = axes["method"]
+    if not all(isinstance(m, str) and m in PRUNERS for m in methods):
+        return  # the method check names the unknown method
+    readers: dict[str, list[str]] = {}
+    for name in PRUNERS:
+        for key in PRUNERS.get(name).config_keys:
+            readers.setdefault(key, []).append(name)
+    for key, names in readers.items():
+        if key in axes and not set(names) & set(methods):
+            raise PruneScopeError(
+                f"[[prune]] #{i + 1} sets `{key}`, which only {', '.join(names)} reads",
+                f"move `{key}` to a [[prune]] entry with method = {names[0]!r}, or remove it",
+            )
+
+
 def _choice(value: str, known: tuple[str, ...] | list[str], what: str) -> str:
     if value not in known:
         raise PruneScopeError(f"unknown {what} {value!r}", f"use one of: {', '.join(known)}")
@@ -673,6 +692,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
                 ok, f"[[prune]] #{i + 1} exclude", list(exclude), "must be layer name patterns", 'e.g. ["0", "fc*"]'
             )
         axes = {k: v if isinstance(v, list) else [v] for k, v in p.items()}
+        _check_method_keys(axes, i)
         for key, values in axes.items():
             ok, example = grid_values[key]
             _require(bool(values), f"[[prune]] #{i + 1} {key}", p[key], "is an empty list", f"give {example}")

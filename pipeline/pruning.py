@@ -26,7 +26,7 @@ from torch.nn.utils import prune as torch_prune
 from pipeline.errors import PruneScopeError
 from pipeline.models import prunable_layers
 from pipeline.registry import Registry
-from pipeline.store.methods import METHODS
+from pipeline.store.methods import METHODS, MethodFacts
 
 SCOPES = ("global", "layer")
 
@@ -55,6 +55,8 @@ class PruningMethod(ABC):
     """
 
     name: ClassVar[str]
+    facts: ClassVar[MethodFacts]  # label, short label and colour (torch-free, in pipeline.store.methods)
+    config_keys: ClassVar[tuple[str, ...]] = ()  # the [[prune]] keys only this method reads
     group_dim: ClassVar[int | None] = None  # None: single weights; 0: output channels; 1: input channels
     trains_from_scratch: ClassVar[bool] = False
 
@@ -133,8 +135,9 @@ PRUNERS: Registry[type[PruningMethod]] = Registry("pruning method")
 
 
 def register_pruner(name: str):
-    """Class decorator: register a PruningMethod subclass under `name`; its label and colour
-    are its entry in `pipeline.store.methods.METHODS` (torch-free, so the dashboard reads them too)."""
+    """Class decorator: register a PruningMethod subclass under `name`. Its facts (label and colour)
+    are its entry in `pipeline.store.methods.METHODS` (torch-free, so the dashboard reads them too);
+    the [[prune]] keys it alone reads are its `config_keys`."""
     if name not in METHODS:
         raise ValueError(
             f"pruning method {name!r} has no entry in pipeline.store.methods.METHODS (its label and colour)"
@@ -142,6 +145,7 @@ def register_pruner(name: str):
 
     def deco(cls: type[PruningMethod]) -> type[PruningMethod]:
         cls.name = name
+        cls.facts = METHODS[name]
         return PRUNERS.register(name)(cls)
 
     return deco
@@ -167,8 +171,11 @@ class MagnitudePruning(PruningMethod):
 class TaylorPruning(PruningMethod):
     """First-order Taylor (Molchanov et al.): remove the weights whose removal changes the loss least.
 
-    Score (∂L/∂w · w)² per weight, summed over the training batches of `ctx.batches`.
+    Score (∂L/∂w · w)² per weight, summed over the training batches of `ctx.batches`
+    (`taylor_batches` of them).
     """
+
+    config_keys = ("taylor_batches",)
 
     def importance(self, weights: Sequence[torch.Tensor], ctx: PruneContext) -> list[torch.Tensor]:
         if ctx.model is None or ctx.batches is None or len(ctx.params) != len(weights):
@@ -233,6 +240,7 @@ class MultiPrizeTicket(PruningMethod):
     """
 
     trains_from_scratch = True
+    config_keys = ("init", "last_layer_dense")
 
     def importance(self, weights: Sequence[torch.Tensor], ctx: PruneContext) -> list[torch.Tensor]:
         if len(ctx.params) != len(weights):

@@ -41,6 +41,8 @@ def test_grid_expansion():
         ({"name": "../escape"}, "run name"),
         ({"prune": [{"method": "mpt", "sparsity": 0.5, "finetune_epochs": 2}]}, "random initialisation"),
         ({"prune": [{"method": "mpt", "sparsity": 0.5, "init": "ones"}]}, "unknown mpt init"),
+        ({"prune": [{"method": "magnitude", "sparsity": 0.5, "taylor_batches": 4}]}, "only taylor reads"),
+        ({"prune": [{"method": "taylor", "sparsity": 0.5, "last_layer_dense": True}]}, "only mpt reads"),
         (
             {"models": [{"arch": "lenet5"}, {"arch": "lenet5", "id": "x", "parent": "y", "checkpoint": "a.pt"}]},
             "parent 'y'",
@@ -51,6 +53,11 @@ def test_grid_expansion():
 def test_bad_configs(change, match):
     with pytest.raises(PruneScopeError, match=f"(?s){match}"):
         parse_config(tiny_config(**change))
+
+
+def test_a_method_key_applies_to_the_methods_of_its_entry_that_read_it():
+    cfg = parse_config(tiny_config(prune=[{"method": ["magnitude", "taylor"], "sparsity": 0.5, "taylor_batches": 2}]))
+    assert {p.taylor_batches for p in cfg.prune} == {2}
 
 
 def test_bad_toml_and_missing_file(tmp_path):

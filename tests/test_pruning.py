@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+
 import numpy as np
 import pytest
 import torch
 from torch.nn.utils import prune as torch_prune
 
-from pipeline.config import FinetuneConfig
+from pipeline.config import FinetuneConfig, PruneSpec
 from pipeline.datasets import load_dataset
 from pipeline.errors import PruneScopeError
 from pipeline.models import build_model, prunable_layers
@@ -148,6 +151,14 @@ def test_random_masks_differ_by_seed():
     _, _, b = masks_for("random", "global", 0.5, seed=2)
     assert not all(torch.equal(x, y) for x, y in zip(a, b))
     assert np.isclose(sum(int((m == 0).sum()) for m in a), sum(int((m == 0).sum()) for m in b))
+
+
+@pytest.mark.parametrize("method", PRUNERS.names())
+def test_contract_a_method_carries_its_facts_and_config_keys(method):
+    cls = PRUNERS.get(method)
+    assert cls.facts is METHODS[method] is facts(method)  # what the dashboard shows, torch-free
+    assert cls.facts.label and cls.facts.short and re.fullmatch("#[0-9A-Fa-f]{6}", cls.facts.color)
+    assert set(cls.config_keys) <= {f.name for f in dataclasses.fields(PruneSpec)}, "its keys are [[prune]] keys"
 
 
 def test_registry_holds_the_six_methods():
