@@ -170,6 +170,7 @@ def sensitivity_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     store_dir = tmp_path_factory.mktemp("sensitivity-store")
     build_run(parse_config(tiny_config(**SENSITIVITY_CONFIG)), store_dir)
+    return store_dir
 
 
 ATTRIBUTION = {"methods": ["occlusion", "integrated_gradients", "gradcam"], "per_class": 1, "top_flips": 4}

@@ -15,6 +15,7 @@ from pipeline.corruptions import CORRUPTION_NAMES
 from pipeline.datasets import load_dataset
 from pipeline.errors import PruneScopeError
 from pipeline.plan import plan_run
+from pipeline.units import RunContext
 from tests.test_corruptions import write_official
 from tests.test_datasets import make_cifar, make_mnist
 
@@ -23,9 +24,10 @@ RECIPES = ("paper_cifar10", "paper_mnist", "structured_cifar10", "sweetspot_cifa
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda p: p.name)
-def test_every_config_parses_and_plans(path):
+def test_every_config_parses_and_plans(path, tmp_path):
     cfg = load_config(path)
-    plan = plan_run(cfg)
+    layers = RunContext(cfg, tmp_path).layer_names if cfg.sensitivity else None  # built models' layers
+    plan = plan_run(cfg, layers)
     assert plan.models and plan.evalsets[0] == ("clean", 0)
 
 
