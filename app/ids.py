@@ -20,6 +20,8 @@ EXPORT_DOWNLOAD = "export-download"
 # evaluation table
 EVAL_TABLE = "eval-table"
 EVAL_SEVERITY = "eval-severity"
+EVAL_MODE = "eval-mode"  # cells as bars or as numbers
+EVAL_KEYS = "eval-keys"  # the table's keyboard focus: arrow keys move between bars, Enter picks
 EVAL_NOTE = "eval-note"
 EVAL_PREPARE = "eval-prepare"  # run whose correctness matrix the table asked the background to compute
 

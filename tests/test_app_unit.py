@@ -20,7 +20,7 @@ from app.figures import decode_array
 from app.figures.attribution import drift_vs_sparsity
 from app.figures.density import kde
 from app.figures.dimension import angle_dimension
-from app.figures.evaltable import evaluation_table, table_frame
+from app.figures.evaltable import CHAR_PX, PLOT_PX, evaluation_table, row_labels, table_frame
 from app.figures.local import comparison, empty_figure, small_multiples, trajectories
 from app.figures.parallel import (
     axis_positions,
@@ -533,14 +533,49 @@ def test_an_empty_trajectory_panel_says_none_and_messages_wrap():
 
 
 def test_evaluation_table_labels_sparsities_values_and_methods():
-    fig = F(evaluation_table(table_frame(evals_frame(), 3)))
+    fig = F(evaluation_table(table_frame(evals_frame(), 3)))  # 2 columns × 2 bars: room for bars and their numbers
     bars = next(t for t in fig.data if t.name == "accuracy")
     labels = next(t for t in fig.data if t.name == "sparsity labels")
+    values = next(t for t in fig.data if t.name == "accuracy labels")
     assert sorted(labels.text) == sorted(["50", "90", "50"] * 2)  # under each bar of the columns clean and fog
-    assert np.allclose(arr(labels.x), arr(bars.x)) and all(str(v).isdigit() for v in bars.text)
+    assert np.allclose(arr(labels.x), arr(bars.x)) and np.allclose(arr(values.x), arr(bars.x))
+    assert sorted(values.text) == sorted(["78", "68", "78", "48", "38", "48"])  # the accuracy above each bar
     rows = next(t for t in fig.data if t.name == "row labels")
     assert {"magnitude", "random"} <= set(rows.text)  # two columns leave room for full names
     assert {t.name for t in fig.data if t.showlegend} == {"magnitude", "random"}
+
+
+def test_evaluation_table_numbers_mode_writes_each_sparsity_and_accuracy_on_its_own_line():
+    evals = evals_frame()
+    wide = pd.concat([evals] + [evals[evals["corruption"] == "fog"].assign(corruption=f"c{i}") for i in range(20)])
+    frame = table_frame(wide, 3)
+    fig = F(evaluation_table(frame))  # 22 columns: bars too narrow for their numbers, so "auto" writes numbers
+    names = {t.name for t in fig.data}
+    assert "values" in names and "sparsity labels" not in names
+    values = next(t for t in fig.data if t.name == "values")
+    bars = fig.data[0]
+    assert bars.orientation == "h" and len(values.text) == len(arr(bars.y)) == 3 * 22
+    assert "50 <b>78</b>" in values.text and np.allclose(arr(values.y), arr(bars.y))
+    rows = next(t for t in fig.data if t.name == "row labels")
+    assert set(rows.text) == {"mag", "rand"}  # short labels where a full name does not fit a column at 1280 px
+    assert {t.name for t in F(evaluation_table(frame, mode="bars")).data} >= {"sparsity labels", "accuracy labels"}
+    assert "values" in {t.name for t in F(evaluation_table(table_frame(evals, 3), mode="numbers")).data}
+
+
+def test_row_labels_break_onto_two_lines_where_one_does_not_fit():
+    df = pd.DataFrame(
+        {
+            "method": ["magnitude", "taylor"],
+            "schedule": ["iterative", "oneshot"],
+            "steps": [3, 1],
+            "finetune_epochs": [1, 2],
+        }
+    )
+    text, lines = row_labels(df, 2)
+    assert lines == 1 and list(text) == ["magnitude it3 ft1", "taylor ft2"]
+    text, lines = row_labels(df, 19)
+    assert lines == 2 and list(text) == ["mag<br>it3 ft1", "taylor<br>ft2"]
+    assert max(len(p) for t in text for p in t.split("<br>")) * CHAR_PX <= PLOT_PX / 19
 
 
 def test_the_guard_lets_search_text_through_but_not_as_a_name():

@@ -1,11 +1,18 @@
-"""The evaluation table (R1): methods × evaluation sets, each cell a bar chart of accuracy over sparsity.
+"""The evaluation table (R1): methods × evaluation sets, each cell the accuracy over sparsity.
 
 Drawn as one figure on a shared canvas: column k spans x ∈ [k, k+1), and within each column
 the method variants are stacked by their best accuracy in that column (best on top), so a
-method's vertical position is its rank there. The dense model is a dashed line in every cell
-of its architecture; the selected model's bars are outlined; with a sample subset, bars show
-the subset's accuracy and a green (better) or red (worse) segment marks the difference from
-the whole test set.
+method's vertical position is its rank there. A cell is drawn in one of two modes:
+
+- bars: one bar per sparsity, its accuracy written above it and its sparsity under it;
+- numbers: one line per sparsity, "sparsity accuracy" over a horizontal bar of that accuracy,
+  for tables whose bars would be too narrow to carry their numbers.
+
+"auto" picks bars when every bar keeps room for its labels in a 1280 px window, numbers
+otherwise, and row labels break onto two lines where one does not fit: every number stays
+readable without a hover. The dense model is a dashed line in every cell of its architecture;
+the selected models' bars are outlined; with a sample subset, bars show the subset's accuracy
+and a blue (better) or red (worse) segment marks the difference from the whole test set.
 """
 
 from __future__ import annotations
@@ -24,25 +31,45 @@ from pipeline.store.methods import facts
 FADED = 0.25  # opacity of the bars outside a brushed group of models
 CELL_PAD = 0.08
 BAR_SPACE = 0.84
-# a row is one unit high: sparsity labels at the bottom, bars (their height the accuracy), the row's label on top
-SPARSITY_Y = 0.1
-BAR_BOTTOM = 0.2
-HEIGHT_FRACTION = 0.62
-LABEL_Y = 0.9
-ROW_PX = 62
-FULL_LABEL_CHARS = 1100  # full method names when a column is about this many characters (at 8 px) over the columns
+MODES = ("auto", "bars", "numbers")
+PLOT_PX = 780  # the table's plot width in a 1280 px window: the width every label must fit in
+BAR_PITCH_PX = 18  # room per bar for its labels side by side ("100" in 8 px digits is 16 px)
+CHAR_PX = 5.2  # an 8 px character (digits are the widest), rounded up
+LINE_PX = 10  # one line of 8 px text
+BAR_PX = 40  # the height of a bar of accuracy 1 in bars mode
+TEXT = {"size": 8, "color": "#333"}
 
 
-def short_labels(df: pd.DataFrame) -> pd.Series:
-    """Cells' compact labels: method (its short label), iterative steps, fine-tuning epochs (vectorised)."""
-    method = df["method"].astype(str).map(lambda m: facts(m).short)
+def _extras(df: pd.DataFrame) -> pd.Series:
+    """What distinguishes a method's variants, compactly: iterative steps and fine-tuning epochs."""
     iterative = df["schedule"].eq("iterative")
     ft = df["finetune_epochs"].fillna(0).astype(int)
-    return (
-        method
-        + (" it" + df["steps"].fillna(0).astype(int).astype(str)).where(iterative, "")
-        + (" ft" + ft.astype(str)).where(ft.gt(0), "")
-    )
+    steps = ("it" + df["steps"].fillna(0).astype(int).astype(str)).where(iterative, "")
+    tuned = ("ft" + ft.astype(str)).where(ft.gt(0), "")
+    return (steps + " " + tuned).str.strip()
+
+
+def row_labels(df: pd.DataFrame, n_columns: int) -> tuple[pd.Series, int]:
+    """The rows' labels and their number of lines: the full method name where it fits a column of a
+    1280 px window, else its short label; on one line where that fits, else the variant on a second."""
+    room = (1 - CELL_PAD - 0.03) * PLOT_PX / max(n_columns, 1)
+    method, extras = df["method"].astype(str), _extras(df)
+    full, short = method.map(lambda m: facts(m).label), method.map(lambda m: facts(m).short)
+    two_lines = 2 if extras.ne("").any() else 1
+    candidates = [((full + " " + extras).str.strip(), 1), ((short + " " + extras).str.strip(), 1)]
+    candidates += [((full + "<br>" + extras).str.removesuffix("<br>"), two_lines)]
+    candidates += [((short + "<br>" + extras).str.removesuffix("<br>"), two_lines)]
+    for text, lines in candidates:
+        if text.str.split("<br>").map(lambda ls: max(map(len, ls))).max() * CHAR_PX <= room:
+            return text, lines
+    return candidates[-1]
+
+
+def cell_mode(n_columns: int, bars_per_cell: int, mode: str = "auto") -> str:
+    """ "bars" or "numbers": "auto" draws bars when each keeps room for its labels at 1280 px."""
+    if mode in ("bars", "numbers"):
+        return mode
+    return "bars" if n_columns * bars_per_cell * BAR_PITCH_PX <= BAR_SPACE * PLOT_PX else "numbers"
 
 
 def table_frame(evals: pd.DataFrame, severity: int | str) -> pd.DataFrame:
@@ -86,7 +113,7 @@ def layout_cells(
     slot = BAR_SPACE / pruned.groupby(["column", "row"])["model_id"].transform("size")
     pruned["x"] = pruned["k"] + CELL_PAD + slot * (pruned["i"] + 0.5)
     pruned["width"] = slot * 0.85
-    pruned["base"] = n_rows - 1 - pruned["rank"] + BAR_BOTTOM
+    pruned["floor"] = n_rows - 1 - pruned["rank"]  # the bottom of the cell's row
     pruned["outline"] = np.where(
         pruned["model_id"] == selected, 2.5, np.where(pruned["model_id"] == compared, 1.5, 0.0)
     )
@@ -106,6 +133,38 @@ def _columns(frame: pd.DataFrame) -> list[str]:
     return ["clean"] + [c for c in order if c != "clean"] if "clean" in order else order
 
 
+def _empty() -> Figure:
+    return figure(
+        {
+            "data": [],
+            "layout": {
+                "annotations": [
+                    {
+                        "text": "no evaluations of pruned models in this run",
+                        "showarrow": False,
+                        "x": 0.5,
+                        "y": 0.5,
+                        "xref": "paper",
+                        "yref": "paper",
+                    }
+                ],
+                "xaxis": {"visible": False},
+                "yaxis": {"visible": False},
+                "height": 200,
+            },
+        }
+    )
+
+
+def _pct(values: np.ndarray | pd.Series) -> np.ndarray:
+    return np.round(np.asarray(values, dtype=float) * 100).astype(int).astype(str)
+
+
+def _rgba(color: str, alpha: float) -> str:
+    r, g, b = (int(color.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
 def evaluation_table(
     frame: pd.DataFrame,
     selected: str | None = None,
@@ -113,34 +172,26 @@ def evaluation_table(
     subset: pd.DataFrame | None = None,
     subset_size: int | None = None,
     highlighted: Collection[str] | None = None,
+    mode: str = "auto",
 ) -> Figure:
     """`frame` from `table_frame`; `subset` (model_id, column, accuracy) switches to subset mode;
-    with `highlighted` (model ids, a group brushed in the similarity map) the other bars fade."""
+    with `highlighted` (model ids, a group brushed in the similarity map) the other bars fade;
+    `mode` one of MODES."""
     if frame.empty or (frame["method"] != "dense").sum() == 0:
-        return figure(
-            {
-                "data": [],
-                "layout": {
-                    "annotations": [
-                        {
-                            "text": "no evaluations of pruned models in this run",
-                            "showarrow": False,
-                            "x": 0.5,
-                            "y": 0.5,
-                            "xref": "paper",
-                            "yref": "paper",
-                        }
-                    ],
-                    "xaxis": {"visible": False},
-                    "yaxis": {"visible": False},
-                    "height": 200,
-                },
-            }
-        )
+        return _empty()
     columns = _columns(frame)
     cells, n_rows = layout_cells(frame, columns, selected, compared)
+    per_cell = int(cells.groupby(["column", "row"]).size().max())
+    numbers = cell_mode(len(columns), per_cell, mode) == "numbers"
+    first = cells.drop_duplicates(["column", "row"])
+    labels, label_lines = row_labels(first, len(columns))
+    # a row, in pixels from its bottom: the cell's numbers (bars mode: sparsities, bars, accuracies), then its label
+    body_px = 3 + (per_cell * LINE_PX if numbers else LINE_PX + 2 + BAR_PX + LINE_PX + 2)
+    row_px = body_px + label_lines * LINE_PX + 4
+    unit = 1 / row_px  # one pixel in row units
+
     acc = cells["accuracy"].to_numpy()
-    shown = acc
+    shown, diff = acc, np.zeros(len(acc))
     hover = (
         cells["model_id"]
         + "<br>"
@@ -150,7 +201,7 @@ def evaluation_table(
         + "<br>sparsity "
         + cells["sparsity"].map("{:.2f}".format)
     )
-    extra = []
+    has = np.zeros(len(acc), dtype=bool)
     if subset is not None and not subset.empty:
         sub = cells[["model_id", "column"]].merge(subset, on=["model_id", "column"], how="left")["accuracy"].to_numpy()
         has = ~np.isnan(sub)
@@ -164,30 +215,30 @@ def evaluation_table(
             ),
             index=cells.index,
         )
-        d = cells[has]
-        extra.append(
-            {
-                "type": "bar",
-                "x": d["x"].to_numpy(),
-                "y": HEIGHT_FRACTION * np.abs(diff[has]),
-                "base": (d["base"] + HEIGHT_FRACTION * np.minimum(acc[has], sub[has])).to_numpy(),
-                "width": d["width"].to_numpy(),
-                "marker": {"color": np.where(diff[has] >= 0, BLUE, RED)},
-                "hoverinfo": "skip",
-                "showlegend": False,
-                "name": "difference",
-            }
-        )
+    colors = cells["method"].map(lambda m: facts(m).color)
+    floor = cells["floor"].to_numpy()
+    left = (cells["k"] + CELL_PAD).to_numpy()
+    if numbers:  # line i of a cell: its centre, counted down from under the label
+        line_y = floor + (body_px - (cells["i"].to_numpy() + 0.5) * LINE_PX) * unit
+        thick = (LINE_PX - 2) * unit
+        geometry = {"orientation": "h", "y": line_y, "x": BAR_SPACE * shown, "base": left, "width": thick}
+        fill = colors.map(lambda c: _rgba(c, 0.35)).to_numpy()
+        delta = {"orientation": "h", "y": line_y - thick / 2 + 1.5 * unit, "x": BAR_SPACE * np.abs(diff)}
+        delta |= {"base": left + BAR_SPACE * np.minimum(acc, shown), "width": 3 * unit}
+    else:
+        bottom = floor + (3 + LINE_PX + 2) * unit
+        geometry = {"x": cells["x"].to_numpy(), "y": BAR_PX * unit * shown, "base": bottom}
+        geometry["width"] = cells["width"].to_numpy()
+        fill = colors.to_numpy()
+        delta = {"x": geometry["x"], "y": BAR_PX * unit * np.abs(diff), "width": geometry["width"]}
+        delta["base"] = bottom + BAR_PX * unit * np.minimum(acc, shown)
     traces = [
         {  # trace 0: the accuracy bars, the trace highlight patches address
             "type": "bar",
-            "x": cells["x"].to_numpy(),
-            "y": HEIGHT_FRACTION * shown,
-            "base": cells["base"].to_numpy(),
-            "width": cells["width"].to_numpy(),
+            **geometry,
             "customdata": np.column_stack([cells["model_id"], cells["corruption"], cells["severity"].astype(int)]),
             "marker": {
-                "color": cells["method"].map(lambda m: facts(m).color).to_numpy(),
+                "color": fill,
                 "opacity": np.ones(len(cells))
                 if highlighted is None
                 else np.where(cells["model_id"].isin(list(highlighted)), 1.0, FADED),
@@ -195,58 +246,85 @@ def evaluation_table(
             },
             "hovertext": hover.to_numpy(),
             "hoverinfo": "text",
-            "text": (shown * 100).round().astype(int).astype(str),
-            "textposition": "auto",  # inside the bar, above a bar too short to hold it
-            "insidetextanchor": "end",
-            "textangle": 0,
-            "textfont": {"size": 8},
             "name": "accuracy",
             "showlegend": False,
-        },
-        *extra,
-    ]
-    first = cells.drop_duplicates(["column", "row"])
-    full = first["row"].str.split(" · ", n=1).str[-1]
-    roomy = full.str.len().max() * len(columns) <= FULL_LABEL_CHARS / 8
-    traces.append(
-        {
-            "type": "scatter",
-            "x": cells["x"].to_numpy(),
-            "y": (cells["base"] - BAR_BOTTOM + SPARSITY_Y).to_numpy(),
-            "mode": "text",
-            "text": (cells["sparsity"] * 100).round().astype(int).astype(str).to_numpy(),
-            "textposition": "middle center",
-            "textfont": {"size": 8, "color": "#555"},
-            "hoverinfo": "skip",
-            "showlegend": False,
-            "name": "sparsity labels",
         }
-    )
+    ]
+    if has.any():
+        traces.append(
+            {
+                "type": "bar",
+                **{k: (v[has] if isinstance(v, np.ndarray) else v) for k, v in delta.items()},
+                "marker": {"color": np.where(diff[has] >= 0, BLUE, RED)},
+                "hoverinfo": "skip",
+                "showlegend": False,
+                "name": "difference",
+            }
+        )
+    text = {"type": "scatter", "mode": "text", "hoverinfo": "skip", "showlegend": False, "textfont": TEXT}
+    if numbers:
+        traces.append(
+            text
+            | {
+                "x": left + 0.02,
+                "y": line_y,
+                "text": (pd.Series(_pct(cells["sparsity"])) + " <b>" + _pct(shown) + "</b>").to_numpy(),
+                "textposition": "middle right",
+                "name": "values",
+            }
+        )
+    else:
+        traces.append(
+            text
+            | {
+                "x": geometry["x"],
+                "y": floor + (3 + LINE_PX / 2) * unit,
+                "text": _pct(cells["sparsity"]),
+                "textposition": "middle center",
+                "textfont": TEXT | {"color": "#666"},
+                "name": "sparsity labels",
+            }
+        )
+        traces.append(
+            text
+            | {
+                "x": geometry["x"],
+                "y": bottom + BAR_PX * unit * np.maximum(acc, shown) + (LINE_PX / 2 + 1) * unit,
+                "text": _pct(shown),
+                "textposition": "middle center",
+                "name": "accuracy labels",
+            }
+        )
     traces.append(
-        {
-            "type": "scatter",
+        text
+        | {
             "x": (first["k"] + CELL_PAD).to_numpy(),
-            "y": (first["base"] - BAR_BOTTOM + LABEL_Y).to_numpy(),
-            "mode": "text",
-            "text": (full if roomy else short_labels(first)).to_numpy(),
+            "y": (first["floor"] + (body_px + label_lines * LINE_PX / 2) * unit).to_numpy(),
+            "text": labels.to_numpy(),
             "hovertext": first["row"].to_numpy(),
             "hoverinfo": "text",
-            "name": "row labels",
             "textposition": "middle right",
-            "textfont": {"size": 9, "color": "#333"},
-            "showlegend": False,
+            "textfont": TEXT | {"color": "#222"},
+            "name": "row labels",
         }
     )
     dense = frame[frame["method"] == "dense"][["arch", "column", "accuracy"]].rename(columns={"accuracy": "dense_acc"})
     lines = first.merge(dense, on=["arch", "column"])
     if not lines.empty:
-        y = (lines["base"] + HEIGHT_FRACTION * lines["dense_acc"]).to_numpy()
         x0 = (lines["k"] + CELL_PAD).to_numpy()
+        gap = np.full(len(x0), np.nan)
+        if numbers:  # a vertical line at the dense accuracy through the cell's lines
+            x = x0 + BAR_SPACE * lines["dense_acc"].to_numpy()
+            y0 = lines["floor"].to_numpy() + (body_px - per_cell * LINE_PX) * unit
+            xs, ys = np.column_stack([x, x, gap]), np.column_stack([y0, y0 + per_cell * LINE_PX * unit, gap])
+        else:  # a horizontal line at the dense accuracy over the cell's bars
+            y = lines["floor"].to_numpy() + (3 + LINE_PX + 2 + BAR_PX * lines["dense_acc"].to_numpy()) * unit
+            xs, ys = np.column_stack([x0, x0 + BAR_SPACE, gap]), np.column_stack([y, y, gap])
         traces.append(
             {
                 "type": "scatter",
-                "x": np.column_stack([x0, x0 + BAR_SPACE, np.full(len(x0), np.nan)]).ravel(),
-                "y": np.column_stack([y, y, np.full(len(y), np.nan)]).ravel(),
+                "x": xs.ravel(),
+                "y": ys.ravel(),
                 "mode": "lines",
                 "line": {"color": "#222", "dash": "dash", "width": 1},
                 "hoverinfo": "skip",
@@ -278,6 +356,11 @@ def evaluation_table(
         }
         for k in range(len(columns))
     ]
+    key = (
+        "each line: sparsity (% removed) and <b>accuracy</b> (%) over a bar of that accuracy"
+        if numbers
+        else "bar: accuracy (%, written above it) · under it: sparsity (% removed)"
+    )
     return figure(
         {
             "data": traces,
@@ -288,12 +371,10 @@ def evaluation_table(
                 "shapes": shapes,
                 "clickmode": "event",
                 "margin": {"l": 10, "r": 10, "t": 70, "b": 48},
-                "height": max(260, ROW_PX * n_rows + 150),
-                "uniformtext": {"mode": "hide", "minsize": 7},  # accuracy values only on bars wide enough
+                "height": max(260, row_px * n_rows + 150),
                 "annotations": [
                     {
-                        "text": "bar: accuracy (%, written where it fits) · under it: sparsity (% removed)"
-                        " · dashed: dense",
+                        "text": key + " · dashed: dense",
                         "showarrow": False,
                         "xref": "paper",
                         "yref": "paper",

@@ -13,7 +13,7 @@ from dash import Input, Output, Patch, State, dcc, html
 
 from app import ids
 from app.background import job_error_message
-from app.figures.evaltable import evaluation_table, outline_widths, table_frame
+from app.figures.evaltable import MODES, evaluation_table, outline_widths, table_frame
 from app.figures.local import empty_figure
 from app.reader import StoreError, StoreReader
 from app.snapshot import Context, Part, fig, section
@@ -23,7 +23,8 @@ from app.views.common import card, graph, labelled
 HELP = (
     "Accuracy of every pruned model on the clean test set and on each corruption: one bar per "
     "sparsity, methods ranked by their best accuracy in each column (best on top); dashed line: "
-    "the dense model. Click a bar to pick it (first click: reference, next: compared)."
+    "the dense model. Click a bar (or Tab to the table, move with the arrow keys, Enter) to set the combination "
+    "chosen under 'a click sets'."
 )
 
 
@@ -39,23 +40,50 @@ def layout() -> html.Div:
             style={"width": "90px"},
         ),
     )
+    mode = labelled(
+        "cells",
+        "bars: one bar per sparsity with its numbers; numbers: one line per sparsity; auto: bars where "
+        "their numbers fit, else numbers",
+        dcc.RadioItems(
+            id=ids.EVAL_MODE,
+            options=[{"label": f" {m}", "value": m} for m in MODES],
+            value="auto",
+            inline=True,
+            inputClassName="click-target-input",
+            labelClassName="click-target-label",
+        ),
+    )
     return card(
         "Evaluation table",
         HELP,
         [
             html.Div(id=ids.EVAL_NOTE, className="note"),
-            dcc.Loading(graph(ids.EVAL_TABLE, 400, {"displayModeBar": False}), type="dot"),
+            html.Div(  # keyboard: Tab here, the arrow keys move between bars, Enter picks one (assets/keyboard.js)
+                dcc.Loading(graph(ids.EVAL_TABLE, 400, {"displayModeBar": False}), type="dot"),
+                id=ids.EVAL_KEYS,
+                className="keyboard-plot",
+                tabIndex="0",
+                role="application",
+                **{"aria-label": "Evaluation table: arrow keys move between bars, Enter picks the bar in focus"},
+            ),
             dcc.Store(id=ids.EVAL_PREPARE),
         ],
-        [severity],
+        [mode, severity],
     )
 
 
 def _table(
-    reader: StoreReader, run: str, severity, selection, ref: Combo | None, cmp: Combo | None, highlight=None
+    reader: StoreReader,
+    run: str,
+    severity,
+    selection,
+    ref: Combo | None,
+    cmp: Combo | None,
+    highlight=None,
+    mode: str = "auto",
 ) -> dict:
     """The table, with the selection's accuracy when there is a selection, and a brushed group of
-    models (`ids.MODEL_HIGHLIGHT`) opaque while the others fade."""
+    models (`ids.MODEL_HIGHLIGHT`) opaque while the others fade; `mode` the cells' drawing."""
     frame = table_frame(reader.evaluations(run), severity)
     chosen = selected_ids(selection)
     subset = None
@@ -70,6 +98,7 @@ def _table(
         subset,
         len(chosen) if chosen else None,
         highlighted_models(highlight),
+        mode,
     )
 
 
@@ -91,8 +120,9 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Input(ids.REFERENCE_DROPDOWN, "value"),
         Input(ids.COMPARED_DROPDOWN, "value"),
         Input(ids.MODEL_HIGHLIGHT, "data"),
+        Input(ids.EVAL_MODE, "value"),
     )
-    def draw(run, severity, selection, ref_key, cmp_key, highlight):
+    def draw(run, severity, selection, ref_key, cmp_key, highlight, mode):
         if not run:
             return empty_figure("no run selected"), dash.no_update
         ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)
@@ -106,10 +136,9 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
                 )
                 return patch, dash.no_update
             if selected_ids(selection) and not reader.correctness_ready(run):
-                return _table(
-                    reader, run, severity, None, ref, cmp, highlight
-                ), run  # the background job draws it with the selection
-            return _table(reader, run, severity, selection, ref, cmp, highlight), dash.no_update
+                table = _table(reader, run, severity, None, ref, cmp, highlight, mode)
+                return table, run  # the background job draws it with the selection
+            return _table(reader, run, severity, selection, ref, cmp, highlight, mode), dash.no_update
         except StoreError as exc:
             return empty_figure(f"{exc.problem} — {exc.fix}"), dash.no_update
 
@@ -121,6 +150,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         State(ids.REFERENCE_DROPDOWN, "value"),
         State(ids.COMPARED_DROPDOWN, "value"),
         State(ids.MODEL_HIGHLIGHT, "data"),
+        State(ids.EVAL_MODE, "value"),
         background=True,
         prevent_initial_call=True,
         running=[
@@ -132,7 +162,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         ],
         on_error=_job_failed,
     )
-    def prepare(run, severity, selection, ref_key, cmp_key, highlight):
+    def prepare(run, severity, selection, ref_key, cmp_key, highlight, mode):
         try:  # its own process: its own reader and cache handle; the matrix lands in the shared cache
             return _table(
                 StoreReader(store_dir, cache_dir),
@@ -142,6 +172,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
                 Combo.parse(ref_key),
                 Combo.parse(cmp_key),
                 highlight,
+                mode,
             )
         except StoreError:
             return dash.no_update
