@@ -3,7 +3,8 @@
 
 Starts the dashboard on a free loopback port, drives headless Chromium through the main
 interactions (a compared model, a box selection) and saves one PNG per view, and the top of
-the page in comparison mode at 1280×800, 1440×900 and 1920×1080; then exports a snapshot of
+the page in comparison mode at 1280×800, 1440×900 and 1920×1080 (and the evaluation table at
+1280 and 1920 px); then exports a snapshot of
 the same comparison and shoots it from file:// with a selection linking its plots.
 """
 
@@ -141,6 +142,8 @@ def main() -> None:
             driver.execute_script("window.scrollTo({top: 0, behavior: 'instant'});")
             settle(driver, 2)
             driver.save_screenshot(str(outdir / f"comparison_{width}x{height}.png"))
+            if width != 1440:  # the table's numbers at the narrowest and the widest window
+                shoot(driver, ids.EVAL_TABLE, outdir / f"view_evaluation_table_{width}.png")
         driver.set_window_size(1440, 900)
         snapshot(driver, store, run, outdir / "snapshot_demo.png")
         driver.get(f"http://127.0.0.1:{port}/")

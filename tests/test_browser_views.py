@@ -24,10 +24,18 @@ const wide = Array.from(document.querySelectorAll('.view-card, .dash-spreadsheet
   .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => (e.id || e.className) + ' ' + e.scrollWidth);
 return {page: page.scrollWidth - page.clientWidth, wide: wide};
 """
+TEXTS = (  # every text a plot draws at its points, with its bounding box
+    "return Array.from(document.querySelectorAll('#' + arguments[0] + ' .textpoint text'))"
+    ".filter(t => t.textContent.trim()).map(t => [t.textContent, t.getBoundingClientRect().toJSON()]);"
+)
+BARS = (  # the number of bars of the evaluation table (a model on an evaluation set each)
+    "return document.querySelectorAll('#' + arguments[0] + ' .barlayer .trace.bars:first-child .point').length;"
+)
 LAYOUT = "const el = document.querySelector('#' + arguments[0] + ' .js-plotly-plot'); return el && el.layout;"
-OPTIONS = (  # the options of the open dropdown (radio items, "a click sets" and "placed by", have the role too)
+OPTIONS = (  # the options of the open dropdown (radio items, "a click sets", "placed by", "cells", have the role too)
     "return Array.from(document.querySelectorAll('[role=option]'))"
-    f".filter(o => !o.closest('#{ids.CLICK_TARGET}, #{ids.MODELMAP_PLACEMENT}')).map(o => o.textContent);"
+    f".filter(o => !o.closest('#{ids.CLICK_TARGET}, #{ids.MODELMAP_PLACEMENT}, #{ids.EVAL_MODE}'))"
+    ".map(o => o.textContent);"
 )
 
 
@@ -67,22 +75,44 @@ def test_no_horizontal_overflow_at_common_widths(duo):
     assert duo.get_logs() == []
 
 
-def test_evaluation_table_writes_sparsities_and_full_method_names(duo):
+def test_evaluation_table_numbers_are_drawn_and_do_not_overlap_at_1280_px(duo):
     wait(duo, lambda: settled(duo))
-    traces = figure_data(duo, ids.EVAL_TABLE)
-    bars = next(t for t in traces if t.get("name") == "accuracy")
-    labels = next(t for t in traces if t.get("name") == "sparsity labels")
-    assert labels["n"] == bars["n"] > 10, "one sparsity label under every bar"
-    texts = duo.driver.execute_script(
-        f"const el = document.querySelector('#{ids.EVAL_TABLE} .js-plotly-plot');"
-        "const t = n => Array.from(el.data.find(d => d.name === n).text);"
-        "return {sparsity: t('sparsity labels'), rows: t('row labels'), values: t('accuracy')};"
-    )
-    assert set(texts["sparsity"]) == {"50", "80"}
-    assert any(r.startswith("magnitude") for r in texts["rows"]), texts["rows"]  # not "mag"
-    assert all(v.isdigit() for v in texts["values"])
-    drawn = duo.driver.find_elements("css selector", f"#{ids.EVAL_TABLE} .textpoint text")
-    assert {e.text for e in drawn} >= {"50", "80"}, "the labels are drawn, not only in the data"
+    duo.driver.set_window_size(1280, 800)
+    wait(duo, lambda: duo.driver.execute_script("return window.innerWidth") == 1280)
+    for mode, wanted in (("auto", "sparsity labels"), ("numbers", "values"), ("bars", "sparsity labels")):
+        duo.driver.execute_script(
+            f"document.querySelector('#{ids.EVAL_MODE} input[value=' + arguments[0] + ']').click();", mode
+        )
+        wait(duo, lambda: any(t.get("name") == wanted for t in figure_data(duo, ids.EVAL_TABLE)))
+        wait(duo, lambda: settled(duo))
+        texts = duo.driver.execute_script(TEXTS, ids.EVAL_TABLE)
+        drawn = [t for t, _ in texts]
+        bars = duo.driver.execute_script(BARS, ids.EVAL_TABLE)
+        if wanted == "values":
+            lines = [t for t in drawn if t.split(" ")[0] in ("50", "80") and t.split(" ")[-1].isdigit()]
+            assert len(lines) == bars > 10, "a line 'sparsity accuracy' for every bar"
+        else:
+            assert {"50", "80"} <= set(drawn), "a sparsity under every bar"
+            assert sum(t.isdigit() for t in drawn) == 2 * bars > 20, "and its accuracy above it"
+        assert any(t.startswith("magnitude") for t in drawn), drawn  # full method names: the columns have room
+        plot = duo.driver.execute_script(
+            f"return document.querySelector('#{ids.EVAL_TABLE} .main-svg').getBoundingClientRect().toJSON();"
+        )
+        assert all(plot["left"] <= r["left"] and r["right"] <= plot["right"] for _, r in texts), "inside the plot"
+        assert overlapping(texts) == [], mode
+    assert duo.get_logs() == []
+
+
+def overlapping(texts: list) -> list[tuple[str, str]]:
+    """Pairs of drawn texts whose bounding boxes overlap (by more than half a pixel)."""
+    hits = []
+    for i, (a, r) in enumerate(texts):
+        for b, q in texts[i + 1 :]:
+            if min(r["right"], q["right"]) - max(r["left"], q["left"]) > 0.5 and (
+                min(r["bottom"], q["bottom"]) - max(r["top"], q["top"]) > 0.5
+            ):
+                hits.append((a, b))
+    return hits
 
 
 def test_compared_dropdown_lists_combinations_before_any_click_and_a_keyboard_pick_compares(duo):
@@ -166,7 +196,8 @@ def test_switching_runs_drops_the_previous_runs_reference(dash_duo, two_run_stor
 def test_the_main_controls_are_reachable_with_the_tab_key(duo):
     wait(duo, lambda: settled(duo))
     wanted = {ids.RUN_DROPDOWN, ids.CLEAR_SELECTION, ids.EXPORT_BUTTON, ids.EVAL_SEVERITY, ids.REFERENCE_DROPDOWN}
-    wanted |= {ids.COMPARED_DROPDOWN, ids.CLASS_DROPDOWN, ids.LOCAL_DIFF_METRIC, ids.SAMPLES_SORT}
+    wanted |= {ids.COMPARED_DROPDOWN, ids.CLASS_DROPDOWN, ids.LOCAL_DIFF_METRIC, ids.SAMPLES_SORT, ids.EVAL_KEYS}
+    wanted |= {ids.EVAL_MODE, ids.CLICK_TARGET, ids.SAMPLES_GRID}
     seen = set()
     duo.driver.execute_script("document.activeElement.blur(); window.scrollTo(0, 0);")
     body = duo.driver.find_element("tag name", "body")
@@ -186,3 +217,67 @@ def test_the_main_controls_are_reachable_with_the_tab_key(duo):
         "const s = getComputedStyle(b); return s.outlineStyle + ' ' + s.boxShadow;"
     )
     assert outline != "none none", "a focused control shows it"
+
+
+ACTIVE = "const a = document.activeElement; const owner = a.closest('[id]'); return owner ? owner.id : a.id;"
+
+
+def tab_to(duo, element_id: str, backwards: bool = False, limit: int = 80) -> None:
+    """Press Tab (Shift+Tab) until the focus is in `element_id`: the keyboard's own way there."""
+    key = Keys.SHIFT + Keys.TAB if backwards else Keys.TAB
+    for _ in range(limit):
+        if duo.driver.execute_script(ACTIVE) == element_id:
+            return
+        duo.driver.switch_to.active_element.send_keys(key)
+    pytest.fail(f"Tab never reached #{element_id}")
+
+
+def test_the_evaluation_table_gallery_and_brush_reset_work_from_the_keyboard(duo):
+    wait(duo, lambda: settled(duo))
+    duo.driver.execute_script("document.activeElement.blur(); window.scrollTo(0, 0);")
+    duo.driver.find_element("tag name", "body").send_keys(Keys.TAB)
+    tab_to(duo, ids.EVAL_KEYS)
+    ring = duo.driver.execute_script("return getComputedStyle(document.activeElement).outlineStyle;")
+    assert ring != "none", "the table shows that it has the focus"
+    point = f"return document.getElementById('{ids.EVAL_KEYS}').dataset.point;"
+    custom = (
+        f"return document.querySelector('#{ids.EVAL_TABLE} .js-plotly-plot').data[0].customdata[Number(arguments[0])];"
+    )
+    wait(duo, lambda: duo.driver.execute_script(point) == "0")  # the focus starts on the first bar, its label shown
+    wait(duo, lambda: duo.find_elements(f"#{ids.EVAL_TABLE} .hoverlayer .hovertext"))
+    keys = duo.driver.switch_to.active_element
+    keys.send_keys(Keys.ARROW_RIGHT)
+    wait(duo, lambda: duo.driver.execute_script(point) not in (None, "0"))
+    first = duo.driver.execute_script(custom, duo.driver.execute_script(point))
+    keys.send_keys(Keys.ENTER)  # "a click sets: compared"
+    wait(duo, lambda: value_of(duo, ids.COMPARED_DROPDOWN).startswith(f"{first[0]} · {first[1]}"))
+
+    tab_to(duo, ids.CLICK_TARGET)  # "a click sets": the arrow keys move the radio choice to "reference"
+    duo.driver.switch_to.active_element.send_keys(Keys.ARROW_RIGHT)
+    wait(
+        duo,
+        lambda: (
+            duo.driver.execute_script(f"return document.querySelector('#{ids.CLICK_TARGET} input:checked').value;")
+            == "reference"
+        ),
+    )
+    tab_to(duo, ids.EVAL_KEYS, backwards=True)
+    keys = duo.driver.switch_to.active_element
+    before = duo.driver.execute_script(point)
+    keys.send_keys(Keys.ARROW_DOWN)  # the bar under it: the next row of the column
+    wait(duo, lambda: duo.driver.execute_script(point) != before)
+    second = duo.driver.execute_script(custom, duo.driver.execute_script(point))
+    keys.send_keys(Keys.ENTER)
+    wait(duo, lambda: value_of(duo, ids.REFERENCE_DROPDOWN).startswith(f"{second[0]} · {second[1]}"))
+    assert value_of(duo, ids.COMPARED_DROPDOWN).startswith(f"{first[0]} · {first[1]}")
+
+    tab_to(duo, ids.SAMPLES_GRID)  # the gallery takes the focus, so the arrow keys scroll it
+    wait(duo, lambda: duo.find_elements(f"#{ids.SAMPLES_GRID} img"))
+    duo.driver.execute_script(  # a selection, as a brush in a geometry view makes it
+        f"window.dash_clientside.set_props('{ids.SELECTION}', {{data: {{samples: [0, 1, 2], source: 'local'}}}});"
+    )
+    wait(duo, lambda: "3 samples selected" in duo.find_element(f"#{ids.SELECTION_BADGE}").text)
+    tab_to(duo, ids.CLEAR_SELECTION, backwards=True)
+    duo.driver.switch_to.active_element.send_keys(Keys.ENTER)
+    wait(duo, lambda: duo.find_element(f"#{ids.SELECTION_BADGE}").text == "no selection")
+    assert duo.get_logs() == []

@@ -63,7 +63,16 @@ def layout() -> html.Div:
         HELP,
         [
             html.Div(id=ids.SAMPLES_COUNT, className="note"),
-            dcc.Loading(html.Div(id=ids.SAMPLES_GRID, className="sample-grid"), type="dot"),
+            dcc.Loading(
+                html.Div(  # focusable, so that the arrow keys scroll the gallery
+                    id=ids.SAMPLES_GRID,
+                    className="sample-grid",
+                    tabIndex="0",
+                    role="region",
+                    **{"aria-label": "Samples gallery: the arrow keys scroll it"},
+                ),
+                type="dot",
+            ),
         ],
         [sort, method],
     )

@@ -1,0 +1,79 @@
+/* Keyboard access to a clickable plot (the evaluation table): an element of class "keyboard-plot"
+   around a dcc.Graph takes the focus with Tab; the arrow keys move to the nearest point of the plot's
+   first trace in that direction and show its hover label; Enter sends the click a mouse would
+   (dcc.Graph turns it into clickData, the same callback then runs); Escape hides the label.
+   The point in focus is the box's data-point attribute. */
+(function () {
+  "use strict";
+  const STEP = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+
+  function plotOf(box) {
+    return box.querySelector(".js-plotly-plot");
+  }
+
+  function centres(gd) {
+    const trace = gd.querySelector(".barlayer .trace.bars") || gd.querySelector(".scatterlayer .trace");
+    return trace ? Array.from(trace.querySelectorAll(".point")).map((p) => {
+      const r = p.getBoundingClientRect();
+      return { x: r.left + r.width / 2, y: r.top + r.height / 2, w: r.width, h: r.height };
+    }) : [];
+  }
+
+  function nearest(points, from, dx, dy) {
+    let best = -1;
+    let score = Infinity;
+    points.forEach((p, i) => {
+      const along = (p.x - from.x) * dx + (p.y - from.y) * dy;
+      if (along <= 1 || (p.w === 0 && p.h === 0)) return;
+      const across = Math.abs((p.x - from.x) * dy) + Math.abs((p.y - from.y) * dx);
+      const s = along + 3 * across;
+      if (s < score) { score = s; best = i; }
+    });
+    return best;
+  }
+
+  function show(box, gd, index) {
+    box.dataset.point = String(index);
+    window.Plotly.Fx.hover(gd, [{ curveNumber: 0, pointNumber: index }]);
+  }
+
+  document.addEventListener("keydown", (event) => {
+    const box = event.target;
+    if (!(box instanceof HTMLElement) || !box.classList.contains("keyboard-plot")) return;
+    const gd = plotOf(box);
+    if (!gd || !gd.data || !gd.data.length || !window.Plotly) return;
+    const points = centres(gd);
+    if (!points.length) return;
+    let index = Number(box.dataset.point);
+    if (!(index >= 0 && index < points.length)) index = -1;
+    if (event.key in STEP) {
+      event.preventDefault();
+      if (index < 0) { show(box, gd, 0); return; }
+      const [dx, dy] = STEP[event.key];
+      const next = nearest(points, points[index], dx, dy);
+      show(box, gd, next < 0 ? index : next);
+    } else if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      if (index < 0) { show(box, gd, 0); return; }
+      gd.emit("plotly_click", { points: [{ curveNumber: 0, pointNumber: index, pointIndex: index }] });
+    } else if (event.key === "Escape") {
+      window.Plotly.Fx.unhover(gd);
+    }
+  });
+
+  document.addEventListener("focusin", (event) => {
+    const box = event.target;
+    if (box instanceof HTMLElement && box.classList.contains("keyboard-plot")) {
+      const gd = plotOf(box);
+      const index = Number(box.dataset.point);
+      if (gd && gd.data && window.Plotly && centres(gd).length) show(box, gd, index >= 0 ? index : 0);
+    }
+  });
+  document.addEventListener("focusout", (event) => {
+    const box = event.target;
+    if (box instanceof HTMLElement && box.classList.contains("keyboard-plot")) {
+      const gd = plotOf(box);
+      if (gd && window.Plotly) window.Plotly.Fx.unhover(gd);
+    }
+  });
+})();
