@@ -44,6 +44,7 @@ def callback_body(run: object, ref: object = None) -> str:
                 {"id": ids.REFERENCE_DROPDOWN, "property": "value", "value": ref},
                 {"id": ids.COMPARED_DROPDOWN, "property": "value", "value": None},
                 {"id": ids.MODEL_HIGHLIGHT, "property": "data", "value": None},
+                {"id": ids.EVAL_MODE, "property": "value", "value": "auto"},
             ],
             "changedPropIds": [f"{ids.RUN}.data"],
             "state": [],

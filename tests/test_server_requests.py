@@ -135,6 +135,7 @@ VALID = {
     (ids.CLASS_DROPDOWN, "value"): 3,
     (ids.SAMPLES_SORT, "value"): "margin",
     (ids.EVAL_SEVERITY, "value"): 3,
+    (ids.EVAL_MODE, "value"): "auto",
     (ids.LOCAL_DIFF_METRIC, "value"): "margin",
     (ids.LOCAL_DIFF_RANGE, "value"): [0, 100],
 }
