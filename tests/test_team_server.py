@@ -96,6 +96,7 @@ def test_two_hosts_pay_the_first_look_at_a_run_once(tiny_run, tmp_path, redis_ur
         values = {
             (ids.RUN, "data"): "tiny",
             (ids.EVAL_SEVERITY, "value"): 3,
+            (ids.EVAL_MODE, "value"): "auto",
             (ids.SELECTION, "data"): SELECTION,
             (ids.EVAL_PREPARE, "data"): "tiny",
         }
