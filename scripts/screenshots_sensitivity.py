@@ -34,9 +34,10 @@ const area = gd.querySelector('.nsewdrag').getBoundingClientRect();
 return [Math.round(area.left + xa.l2p(arguments[2])), Math.round(area.top + ya.l2p(arguments[1]))];
 """
 
-OPTIONS = (  # the first option of the open dropdown (the radio items of "a click sets" have the role too)
+RADIOS = (ids.CLICK_TARGET, ids.MODELMAP_PLACEMENT, ids.EVAL_MODE)  # radio items have the option role too
+OPTIONS = (  # the first option of the open dropdown
     "return Array.from(document.querySelectorAll('[role=option]'))"
-    f".filter(o => !o.closest('#{ids.CLICK_TARGET}')).slice(0, 1).map(o => o.textContent);"
+    f".filter(o => !o.closest('{', '.join('#' + r for r in RADIOS)}')).slice(0, 1).map(o => o.textContent);"
 )
 
 
