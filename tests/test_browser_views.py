@@ -85,6 +85,17 @@ def test_evaluation_table_numbers_are_drawn_and_do_not_overlap_at_1280_px(duo):
         )
         wait(duo, lambda: any(t.get("name") == wanted for t in figure_data(duo, ids.EVAL_TABLE)))
         wait(duo, lambda: settled(duo))
+        plot_box = f"return document.querySelector('#{ids.EVAL_TABLE} .main-svg').getBoundingClientRect().toJSON();"
+
+        def inside() -> bool:  # the relayout after a mode switch has finished: every text within the plot
+            plot = duo.driver.execute_script(plot_box)
+            rects = duo.driver.execute_script(TEXTS, ids.EVAL_TABLE)
+            return all(plot["left"] <= r["left"] and r["right"] <= plot["right"] for _, r in rects)
+
+        try:
+            wait(duo, inside, timeout=10)
+        except TimeoutException:
+            pytest.fail(f"{mode}: a label drawn outside the plot")
         texts = duo.driver.execute_script(TEXTS, ids.EVAL_TABLE)
         drawn = [t for t, _ in texts]
         bars = duo.driver.execute_script(BARS, ids.EVAL_TABLE)
@@ -95,10 +106,6 @@ def test_evaluation_table_numbers_are_drawn_and_do_not_overlap_at_1280_px(duo):
             assert {"50", "80"} <= set(drawn), "a sparsity under every bar"
             assert sum(t.isdigit() for t in drawn) == 2 * bars > 20, "and its accuracy above it"
         assert any(t.startswith("magnitude") for t in drawn), drawn  # full method names: the columns have room
-        plot = duo.driver.execute_script(
-            f"return document.querySelector('#{ids.EVAL_TABLE} .main-svg').getBoundingClientRect().toJSON();"
-        )
-        assert all(plot["left"] <= r["left"] and r["right"] <= plot["right"] for _, r in texts), "inside the plot"
         assert overlapping(texts) == [], mode
     assert duo.get_logs() == []
 
