@@ -231,6 +231,19 @@ def test_robustness_and_sweetspot_figures():
     models = evals_frame().query("corruption == 'clean'").assign(clean_accuracy=lambda d: d["accuracy"])
     sweet = F(accuracy_vs_sparsity(models, selected="m-mag-50"))
     assert {t.name for t in sweet.data} >= {"magnitude", "random", "selected"}
+    below = accuracy_vs_sparsity(models, selected="m-mag-50", legend_below=True, height=420)["layout"]
+    rows = -(-len(sweet.data) // 2)  # the legend's rows sit in the bottom margin, under the axis title
+    assert below["legend"]["yref"] == "container" and below["margin"]["b"] >= 50 + 18 * rows
+    assert below["height"] - below["margin"]["b"] == 420 - 50
+
+
+def test_table1_columns_format_numbers_and_drop_an_empty_note_column():
+    from app.views.robustness import table1_columns
+
+    cols = {c["id"]: c for c in table1_columns("margin (eq. 5)", notes=False)}
+    assert list(cols) == ["model", "angle", "length", "margin"] and cols["margin"]["name"] == "margin (eq. 5)"
+    assert all(cols[k]["format"].to_plotly_json()["specifier"] == "+.3f" for k in ("angle", "length", "margin"))
+    assert "note" in {c["id"] for c in table1_columns("margin")}
 
 
 def _every_builder() -> dict[str, dict]:

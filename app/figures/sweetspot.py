@@ -9,6 +9,8 @@ from app.figures.style import FONT
 from pipeline.store import main_models
 from pipeline.store.methods import facts
 
+LEGEND_ROW_PX = 18
+
 
 def variant_labels(models: pd.DataFrame) -> pd.Series:
     """Method plus what distinguishes its curves: schedule and fine-tuning (vectorised)."""
@@ -74,6 +76,7 @@ def accuracy_vs_sparsity(
                 "xref": "paper",
                 "x": 0,
                 "xanchor": "left",
+                "xshift": 10,
                 "yref": "y",
                 "y": row[accuracy],
                 "yanchor": "top",
@@ -92,21 +95,24 @@ def accuracy_vs_sparsity(
                 "hoverinfo": "skip",
             }
         )
+    # A legend below the plot gets its own rows under the axis title (two entries a row in a third
+    # of the page), anchored to the container so that it never runs into the title.
+    legend_rows = -(-len(traces) // 2) if legend_below else 0
     return figure(
         {
             "data": traces,
             "layout": {
                 "title": {"text": title},
                 "font": FONT,
-                **({"height": height} if height else {}),
-                "margin": {"l": 50, "r": 10, "t": 40, "b": 40},
+                **({"height": height + LEGEND_ROW_PX * legend_rows} if height else {}),
+                "margin": {"l": 50, "r": 10, "t": 40, "b": 50 + LEGEND_ROW_PX * legend_rows},
                 "shapes": shapes,
                 "annotations": notes,
                 "xaxis": {"title": {"text": "sparsity (fraction of weights removed, measured)"}, "range": [-0.02, 1.0]},
                 "yaxis": {"title": {"text": "accuracy"}, "range": [0, 1.02]},
                 "legend": {
                     "font": {"size": 9},
-                    **({"orientation": "h", "y": -0.22, "yanchor": "top"} if legend_below else {}),
+                    **({"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom"} if legend_below else {}),
                 },
             },
         }

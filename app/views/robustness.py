@@ -6,6 +6,7 @@ import dash
 import dash_bootstrap_components as dbc
 import numpy as np
 from dash import Input, Output, dash_table, html
+from dash.dash_table.Format import Format, Scheme, Sign
 
 from app import ids
 from app.figures import Figure
@@ -35,12 +36,15 @@ HELP_SWEET = (
 METRICS = ("angle", "length", "margin")
 
 
-def table1_columns(margin_label: str) -> list[dict[str, str]]:
-    """Table 1's columns, the margin one named after the run's definition."""
+def table1_columns(margin_label: str, notes: bool = True) -> list[dict]:
+    """Table 1's columns, the margin one named after the run's definition, correlations with three
+    decimals; the note column only where a row has a note (`notes`), so the ids get its room."""
+    number = {"type": "numeric", "format": Format(precision=3, scheme=Scheme.fixed, sign=Sign.positive)}
     return (
-        [{"name": c, "id": c} for c in ("model", "angle", "length")]
-        + [{"name": margin_label, "id": "margin"}]
-        + [{"name": "note", "id": "note"}]
+        [{"name": "model", "id": "model"}]
+        + [{"name": c, "id": c, **number} for c in ("angle", "length")]
+        + [{"name": margin_label, "id": "margin", **number}]
+        + ([{"name": "note", "id": "note"}] if notes else [])
     )
 
 
@@ -52,8 +56,8 @@ def layout() -> html.Div:
         sort_action="native",
         style_table={"overflowX": "auto", "maxWidth": "100%"},
         style_cell={"fontSize": 11, "padding": "2px 6px", "fontFamily": "inherit"},
-        style_cell_conditional=[  # long model ids wrap inside their column; the full id is on hover
-            {"if": {"column_id": "model"}, "whiteSpace": "normal", "wordBreak": "break-all", "textAlign": "left"},
+        style_cell_conditional=[  # long ids wrap after their hyphens; the full id is on hover
+            {"if": {"column_id": "model"}, "whiteSpace": "normal", "overflowWrap": "break-word", "textAlign": "left"},
             {"if": {"column_id": "note"}, "whiteSpace": "normal", "textAlign": "left"},  # a note wraps too
         ],
         style_header={"fontWeight": "bold", "whiteSpace": "normal", "height": "auto"},  # "margin (eq. 5)" wraps
@@ -109,13 +113,14 @@ def figures(
 
 def table1_html(table: list[dict], highlight: set[str], margin_label: str = "margin") -> html.Table:
     """Table 1 as plain HTML (the snapshot's), the reference and compared rows highlighted."""
-    head = html.Thead(html.Tr([html.Th(c["name"]) for c in table1_columns(margin_label)]))
+    notes = any(row.get("note") for row in table)
+    head = html.Thead(html.Tr([html.Th(c["name"]) for c in table1_columns(margin_label, notes)]))
     body = html.Tbody(
         [
             html.Tr(
                 [html.Td(row["model"])]
                 + [html.Td("" if row[k] is None else f"{row[k]:+.3f}") for k in METRICS]
-                + [html.Td(row.get("note", ""))],
+                + ([html.Td(row.get("note", ""))] if notes else []),
                 className="hl" if row["model"] in highlight else None,
             )
             for row in table
@@ -144,7 +149,8 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         except StoreError as exc:
             msg = empty_figure(f"{exc.problem} — {exc.fix}")
             return msg, msg, [], [], dash.no_update
-        return margin, sweet, table, [{"model": row["model"]} for row in table], table1_columns(margin_label)
+        notes = any(row["note"] for row in table)
+        return margin, sweet, table, [{"model": row["model"]} for row in table], table1_columns(margin_label, notes)
 
 
 def snapshot(ctx: Context) -> Part:
