@@ -206,3 +206,12 @@ def test_taylor_ranks_like_the_measured_loss_change():
             w.view(-1)[i] = old
     rho = spearmanr(scores[0].reshape(-1)[picks].numpy(), np.asarray(measured)).statistic
     assert rho > 0.9, rho
+
+
+def test_normalizer_gives_contiguous_nchw_floats():
+    """Convolutions get plain NCHW memory: a channels-last strided input of a few channels hung
+    oneDNN (resnet18_cifar at width 0.03 built after a wider one)."""
+    images = np.arange(2 * 4 * 5 * 3, dtype=np.uint8).reshape(2, 4, 5, 3)
+    x = Normalizer((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))(images, torch.device("cpu"))
+    assert x.shape == (2, 3, 4, 5) and x.is_contiguous()
+    assert torch.allclose(x[1, 2], (torch.as_tensor(images[1, :, :, 2]).float() / 255 - 0.5) / 0.25)
