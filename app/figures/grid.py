@@ -76,6 +76,19 @@ def title(cell: Cell, text: str, size: int = 11) -> dict:
     }
 
 
+def note(cell: Cell, text: str, x: float, y: float, font: dict) -> dict:
+    """A text at (x, y) in `cell`'s own domain coordinates (0–1 across the subplot)."""
+    return {
+        "text": text,
+        "showarrow": False,
+        "xref": f"{cell.xaxis} domain",
+        "yref": f"{cell.yaxis} domain",
+        "x": x,
+        "y": y,
+        "font": font,
+    }
+
+
 def merge_axes(axes: dict, updates: dict) -> dict:
     """Axis entries with per-axis settings merged in."""
     return {k: {**v, **updates.get(k, {})} for k, v in axes.items()}

@@ -19,6 +19,7 @@ import pandas as pd
 from app.figures import Figure, figure
 from app.figures.density import kde
 from app.figures.grid import grid, merge_axes
+from app.figures.grid import note as cell_note
 from app.figures.grid import title as cell_title
 from app.figures.style import BLUE, FONT, GREY, PURPLE, RED, YELLOW
 
@@ -194,17 +195,7 @@ def small_multiples(
         updates[corner.ykey] = plain
         notes.append(cell_title(top, _title(df, c, class_names)))
         if total > len(g):
-            notes.append(
-                {
-                    "text": f"{len(g)} of {total} shown",
-                    "showarrow": False,
-                    "xref": f"{main.xaxis} domain",
-                    "yref": f"{main.yaxis} domain",
-                    "x": 1,
-                    "y": 1,
-                    "font": {"size": 9},
-                }
-            )
+            notes.append(cell_note(main, f"{len(g)} of {total} shown", 1, 1, {"size": 9}))
     layout = {
         **merge_axes(axes, updates),
         "annotations": notes,
@@ -301,29 +292,9 @@ def comparison(moves: pd.DataFrame, class_name: str, selected: set[int] | None =
         if count == 0:  # an empty panel says so instead of drawing blank axes
             updates[cell.xkey] = {"visible": False}
             updates[cell.ykey] = {**updates[cell.ykey], "showgrid": False, "showticklabels": i == 0, "zeroline": False}
-            notes.append(
-                {
-                    "text": "none",
-                    "showarrow": False,
-                    "xref": f"{cell.xaxis} domain",
-                    "yref": f"{cell.yaxis} domain",
-                    "x": 0.5,
-                    "y": 0.5,
-                    "font": {"size": 13, "color": "#888"},
-                }
-            )
+            notes.append(cell_note(cell, "none", 0.5, 0.5, {"size": 13, "color": "#888"}))
         if total > len(g):
-            notes.append(
-                {
-                    "text": f"{len(g)} of {total} shown",
-                    "showarrow": False,
-                    "xref": f"{cell.xaxis} domain",
-                    "yref": f"{cell.yaxis} domain",
-                    "x": 1,
-                    "y": 1,
-                    "font": {"size": 9},
-                }
-            )
+            notes.append(cell_note(cell, f"{len(g)} of {total} shown", 1, 1, {"size": 9}))
     layout = {
         **merge_axes(axes, updates),
         "annotations": notes,

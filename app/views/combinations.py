@@ -11,7 +11,7 @@ from app.reader import StoreError, StoreReader
 from app.snapshot import Context, Part, section, to_html
 from app.state import Combo
 from app.views import sensitivity
-from app.views.common import card, labelled, message
+from app.views.common import card, labelled, message, radios
 from pipeline.store.methods import facts
 
 HELP = (
@@ -56,14 +56,7 @@ def layout(initial: Combo | None = None, options: list[dict] | None = None) -> h
         "a click sets",
         "What a click on a bar of the evaluation table (or a model of the model map, the similarity map or "
         "accuracy vs sparsity) sets",
-        dcc.RadioItems(
-            id=ids.CLICK_TARGET,
-            options=[{"label": f" {v}", "value": k} for k, v in CLICK_TARGETS.items()],
-            value="compared",
-            inline=True,
-            inputClassName="click-target-input",
-            labelClassName="click-target-label",
-        ),
+        radios(ids.CLICK_TARGET, CLICK_TARGETS, "compared"),
     )
     return card(
         "Selected combinations",

@@ -35,6 +35,18 @@ def labelled(label: str, help_text: str, component) -> html.Div:
     )
 
 
+def radios(component_id: str, options: dict[str, str], value: str) -> dcc.RadioItems:
+    """An inline radio group (value → label), styled alike in every view."""
+    return dcc.RadioItems(
+        id=component_id,
+        options=[{"label": f" {label}", "value": key} for key, label in options.items()],
+        value=value,
+        inline=True,
+        inputClassName="radio-input",
+        labelClassName="radio-label",
+    )
+
+
 def message(text: str, fix: str | None = None) -> html.Div:
     """An in-page message (never a Dash error dialog)."""
     return html.Div([html.Strong(text), html.Div(f"Fix: {fix}") if fix else None], className="store-message")

@@ -18,7 +18,7 @@ from app.figures.local import empty_figure
 from app.reader import StoreError, StoreReader
 from app.snapshot import Context, Part, fig, section
 from app.state import Combo, highlighted_models, selected_ids
-from app.views.common import card, graph, labelled
+from app.views.common import card, graph, labelled, radios
 
 HELP = (
     "Accuracy of every pruned model on the clean test set and on each corruption: one bar per "
@@ -44,14 +44,7 @@ def layout() -> html.Div:
         "cells",
         "bars: one bar per sparsity with its numbers; numbers: one line per sparsity; auto: bars where "
         "their numbers fit, else numbers",
-        dcc.RadioItems(
-            id=ids.EVAL_MODE,
-            options=[{"label": f" {m}", "value": m} for m in MODES],
-            value="auto",
-            inline=True,
-            inputClassName="click-target-input",
-            labelClassName="click-target-label",
-        ),
+        radios(ids.EVAL_MODE, {m: m for m in MODES}, "auto"),
     )
     return card(
         "Evaluation table",

@@ -15,7 +15,7 @@ from app.figures.modelmap import PLACEMENTS, map_frame, model_map
 from app.reader import StoreError, StoreReader
 from app.snapshot import Context, Part, fig, section
 from app.state import Combo, highlighted_models
-from app.views.common import card, graph, labelled
+from app.views.common import card, graph, labelled, radios
 
 HELP = (
     "Every model of the run: colour = pruning method, size = sparsity. Placed by clean accuracy against "
@@ -29,14 +29,7 @@ def layout() -> html.Div:
     placement = labelled(
         "placed by",
         "Clean accuracy vs robustness, or the provenance of the models",
-        dcc.RadioItems(
-            id=ids.MODELMAP_PLACEMENT,
-            options=[{"label": f" {v}", "value": k} for k, v in PLACEMENTS.items()],
-            value="robustness",
-            inline=True,
-            inputClassName="click-target-input",
-            labelClassName="click-target-label",
-        ),
+        radios(ids.MODELMAP_PLACEMENT, PLACEMENTS, "robustness"),
     )
     return card(
         "Model map",
