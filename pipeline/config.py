@@ -24,7 +24,10 @@ LR_SCHEDULES = ("cosine", "step", "exponential", "constant")
 AUGMENTS = ("none", "crop", "crop_flip")
 FEATURE_MODES = ("auto", "all", "clean", "none")
 DEVICES = ("auto", "cpu", "cuda")
-EXECUTORS = ("serial", "dask")
+EXECUTORS = (
+    "serial",
+    "dask",
+)  # pipeline.executors.EXECUTORS's names (that module needs torch; a test holds them equal)
 REPLICA_SETS = ("all", "clean")  # [evaluation] replicas: where the models of seeds other than 0 are evaluated
 
 

@@ -13,6 +13,7 @@ import uuid
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Protocol, Sequence
 
+from pipeline.config import ExecutionConfig
 from pipeline.errors import PruneScopeError
 from pipeline.plan import Unit
 from pipeline.registry import Registry
@@ -34,6 +35,11 @@ class Executor(ABC):
     was finished is kept, so running again resumes.
     """
 
+    @classmethod
+    @abstractmethod
+    def from_config(cls, execution: ExecutionConfig, device: str) -> Executor:
+        """The executor for a run's [execution] table and its device setting."""
+
     @abstractmethod
     def run(self, units: Sequence[Unit], work: Callable[[Unit], None], progress: Progress) -> None: ...
 
@@ -44,6 +50,10 @@ EXECUTORS: Registry[type[Executor]] = Registry("executor")
 @EXECUTORS.register("serial")
 class SerialExecutor(Executor):
     """Every unit in this process, one after the other, in plan order."""
+
+    @classmethod
+    def from_config(cls, execution: ExecutionConfig, device: str) -> SerialExecutor:
+        return cls()
 
     def run(self, units: Sequence[Unit], work: Callable[[Unit], None], progress: Progress) -> None:
         for unit in units:
@@ -88,6 +98,10 @@ class DaskExecutor(Executor):
 
     def __init__(self, workers: int | None = None, scheduler: str | None = None, device: str = "auto") -> None:
         self.workers, self.scheduler, self.device = workers, scheduler, device
+
+    @classmethod
+    def from_config(cls, execution: ExecutionConfig, device: str) -> DaskExecutor:
+        return cls(execution.workers, execution.scheduler, device)
 
     def _cluster(self) -> Any:
         from distributed import LocalCluster

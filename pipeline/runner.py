@@ -27,7 +27,7 @@ from pipeline.attribution import last_conv
 from pipeline.checks import check_store_dir, model_warnings
 from pipeline.config import RunConfig
 from pipeline.errors import PruneScopeError
-from pipeline.executors import DaskExecutor, Executor, SerialExecutor
+from pipeline.executors import EXECUTORS, Executor
 from pipeline.models import load_state
 from pipeline.plan import ModelPlan, Unit, model_evalsets, plan_run
 from pipeline.units import context, eval_record, execute, file_lock, finished, read_record
@@ -135,11 +135,8 @@ class _Bar:
 
 
 def make_executor(cfg: RunConfig) -> Executor:
-    """The executor that `cfg.execution` names."""
-    ex = cfg.execution
-    if ex.executor == "dask":
-        return DaskExecutor(ex.workers, ex.scheduler, cfg.device)
-    return SerialExecutor()
+    """The registered executor that `cfg.execution` names."""
+    return EXECUTORS.get(cfg.execution.executor).from_config(cfg.execution, cfg.device)
 
 
 def build_run(cfg: RunConfig, store_dir: Path, force: bool = False, force_option: str = "--force") -> RunSummary:

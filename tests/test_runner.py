@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import store
+from pipeline import config, store
 from pipeline.config import parse_config
 from pipeline.corruptions import CorruptionOptions, corrupt
 from pipeline.datasets import load_dataset
@@ -89,6 +89,10 @@ class _Progress:
 
 
 EXECUTOR_OPTIONS = {"dask": {"workers": 2}}  # a local cluster of 2 worker processes
+
+
+def test_config_accepts_exactly_the_registered_executors():
+    assert sorted(config.EXECUTORS) == sorted(EXECUTORS.names())
 
 
 @pytest.mark.parametrize("name", EXECUTORS.names())
