@@ -43,7 +43,7 @@ from pipeline.store.io import (
     read_samples,
     run_meta,
 )
-from pipeline.store.schema import EVALUATIONS_TABLE, IMAGES_TABLE, MODELS_TABLE
+from pipeline.store.schema import EVALUATION_SUMMARY, EVALUATIONS_TABLE, IMAGES_TABLE, MODELS_TABLE
 from pipeline.store.similarity import Similarity, run_similarity
 from pipeline.store.validate import check_run
 
@@ -164,10 +164,10 @@ class StoreReader:
         with store_errors():
             return self._memo(run, "problems", (), lambda: check_run(self.run_dir(run), deep=False))
 
-    def _table(self, run: str, spec: store.TableSpec) -> pd.DataFrame:
+    def _table(self, run: str, spec: store.TableSpec, columns: list[str] | None = None) -> pd.DataFrame:
         self.meta(run)
         with store_errors():
-            return load(self.run_dir(run), spec).to_pandas()
+            return load(self.run_dir(run), spec, columns).to_pandas()
 
     def models(self, run: str) -> pd.DataFrame:
         return self._memo(run, "models", (), lambda: self._table(run, MODELS_TABLE))
@@ -188,7 +188,7 @@ class StoreReader:
         """Evaluations joined with each model's arch, method, variant columns and sparsity."""
 
         def load() -> pd.DataFrame:
-            ev = self._table(run, EVALUATIONS_TABLE)
+            ev = self._table(run, EVALUATIONS_TABLE, EVALUATION_SUMMARY)
             cols = [
                 "model_id",
                 "arch",
@@ -243,10 +243,16 @@ class StoreReader:
         return self._memo(run, "samples", key, read)
 
     def correctness(self, run: str) -> tuple[pd.DataFrame, np.ndarray]:
-        """Every evaluation's per-sample correctness as a packed bit matrix, from one scan of
-        the run, memoised, so any subset's accuracy is a column pick."""
+        """Every evaluation's per-sample correctness as a packed bit matrix, memoised, so any
+        subset's accuracy is a column pick: evaluations.parquet's `correct_bits` where every row
+        has them (the pipeline writes them), else one scan of the run's samples."""
 
         def read() -> tuple[pd.DataFrame, np.ndarray]:
+            keys = ["model_id", "corruption", "severity"]
+            with store_errors():
+                ev = load(self.run_dir(run), EVALUATIONS_TABLE, [*keys, "correct_bits"])
+            if ev.num_rows and ev.column("correct_bits").null_count == 0:
+                return ev.select(keys).to_pandas(), store.bit_matrix(ev.column("correct_bits").to_pylist())
             with store_errors():
                 table = (
                     store.samples_dataset(self.run_dir(run), self.meta(run)["num_classes"])
@@ -262,9 +268,17 @@ class StoreReader:
         return self._memo(run, "correctness", (), read)
 
     def correctness_ready(self, run: str) -> bool:
-        """Whether the run's correctness matrix is computed; without a shared cache a
+        """Whether the run's correctness matrix is computed, or quick to read (every evaluation
+        has its correct_bits, as the footer's statistics say); without a shared cache a
         background process could not hand it over, so it counts as ready (computed inline)."""
-        return self.cache is None or self._memoised(run, "correctness")
+        if self.cache is None or self._memoised(run, "correctness"):
+            return True
+        return self._memo(
+            run,
+            "has_bits",
+            (),
+            lambda: store.column_has_no_nulls(self.run_dir(run) / store.EVALUATIONS, "correct_bits"),
+        )
 
     def subset_accuracy(self, run: str, sample_ids: Sequence[int]) -> pd.DataFrame:
         """Accuracy of every evaluation restricted to `sample_ids`: model_id, corruption, severity, accuracy."""

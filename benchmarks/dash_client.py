@@ -24,6 +24,23 @@ def parse_outputs(key: str) -> list[dict]:
     return out
 
 
+def initial_state(layout: object) -> dict[tuple[str, str], object]:
+    """Every control's starting `value` and every store's `data`, from the app's `/_dash-layout`
+    JSON: what the renderer sends before anyone touches the page."""
+    state: dict[tuple[str, str], object] = {}
+    stack = [layout]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict) and isinstance(node.get("props"), dict):
+            props = node["props"]
+            if isinstance(props.get("id"), str):
+                state.update({(props["id"], k): props[k] for k in ("value", "data") if k in props})
+            stack.append(props.get("children"))
+    return state
+
+
 class Driver:
     """Fires every callback that one of the changed properties feeds, with the current state."""
 

@@ -63,13 +63,22 @@ def sample_table(rng: np.random.Generator, n: int, c: int, difficulty: float) ->
         "mean_angle": float(table.column("angle").to_numpy().mean()),
         "mean_length": float(length.mean()),
         "mean_margin": float(margin.mean()),
+        "correct_bits": store.pack_correct(np.arange(n), correct),
     }
     return table, summary
 
 
 def write_synthetic_run(
-    store_dir: Path, name: str, models: int, n_evalsets: int, samples: int, classes: int, seed: int = 0
+    store_dir: Path,
+    name: str,
+    models: int,
+    n_evalsets: int,
+    samples: int,
+    classes: int,
+    seed: int = 0,
+    bits: bool = True,
 ) -> Path:
+    """The run; `bits=False` leaves out evaluations' correct_bits, as another tool's run may."""
     rng = np.random.default_rng(seed)
     run = Path(store_dir) / name
     run.mkdir(parents=True, exist_ok=True)
@@ -102,7 +111,15 @@ def write_synthetic_run(
                 1, "severity", pa.array(np.full(samples, sev, np.int8))
             )
             store.write_table(table, store.samples_path(run, mid, corr, sev))
-            eval_rows.append({"model_id": mid, "corruption": corr, "severity": sev, **summary})
+            eval_rows.append(
+                {
+                    "model_id": mid,
+                    "corruption": corr,
+                    "severity": sev,
+                    **summary,
+                    **({} if bits else {"correct_bits": None}),
+                }
+            )
             if corr == store.CLEAN:
                 clean_acc = summary["accuracy"]
         model_rows.append(
@@ -168,9 +185,14 @@ def main() -> None:
     ap.add_argument("--evalsets", type=int, default=50)
     ap.add_argument("--samples", type=int, default=10_000)
     ap.add_argument("--classes", type=int, default=10)
+    ap.add_argument(
+        "--no-bits", action="store_true", help="no correct_bits in evaluations.parquet (another tool's run)"
+    )
     args = ap.parse_args()
     t = time.perf_counter()
-    run = write_synthetic_run(Path(args.store), args.name, args.models, args.evalsets, args.samples, args.classes)
+    run = write_synthetic_run(
+        Path(args.store), args.name, args.models, args.evalsets, args.samples, args.classes, bits=not args.no_bits
+    )
     rows = args.models * min(args.evalsets, 96) * args.samples
     problems = store.validate_run(run)
     print(

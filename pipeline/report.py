@@ -9,14 +9,14 @@ import pandas as pd
 
 from pipeline import store
 from pipeline.checks import model_warnings
-from pipeline.store.schema import EVALUATIONS_TABLE, MODELS_TABLE
+from pipeline.store.schema import EVALUATION_SUMMARY, EVALUATIONS_TABLE, MODELS_TABLE
 
 
 def render_report(run_dir: Path) -> str:
     """Accuracy table (models × evaluation sets) and, with corrupted sets, Table 1."""
     meta, _ = store.run_meta(run_dir)
     models = store.load(run_dir, MODELS_TABLE).to_pandas()
-    evals = store.load(run_dir, EVALUATIONS_TABLE).to_pandas()
+    evals = store.load(run_dir, EVALUATIONS_TABLE, EVALUATION_SUMMARY).to_pandas()
     evals["set"] = [store.EvalSet(c, s).name for c, s in zip(evals["corruption"], evals["severity"])]
     acc = evals.pivot_table(index="model_id", columns="set", values="accuracy", aggfunc="mean")
     cols = [store.CLEAN] * (store.CLEAN in acc.columns) + sorted(c for c in acc.columns if c != store.CLEAN)

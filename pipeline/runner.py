@@ -9,6 +9,7 @@ A killed run, started again, redoes only the units without a record (and those d
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import time
@@ -44,7 +45,8 @@ def assemble(run_dir: Path, plans: list[ModelPlan], evalsets: list[tuple[str, in
         for c, s in model_evalsets(plan, evalsets):
             ev = eval_record(run_dir, plan.model_id, c, s)
             assert ev is not None, (plan.model_id, c, s)
-            evals.append(ev)
+            bits = ev.get("correct_bits")  # base64 in the unit's JSON record; absent in records of older runs
+            evals.append({**ev, "correct_bits": None if bits is None else base64.b64decode(bits)})
             if c == store.CLEAN:
                 rec["clean_accuracy"] = ev["accuracy"]
         models.append(rec)

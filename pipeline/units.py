@@ -10,6 +10,7 @@ does not depend on the order or the process the units run in: any executor gives
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import io
 import json
@@ -464,6 +465,7 @@ def run_eval_unit(ctx: RunContext, plan: ModelPlan, corruption: str, severity: i
         "mean_angle": float(np.nanmean(m["angle"])) if n else float("nan"),
         "mean_length": float(m["length"].mean()) if n else float("nan"),
         "mean_margin": float(np.nanmean(m["margin"])) if n else float("nan"),
+        "correct_bits": base64.b64encode(store.pack_correct(np.arange(n), m["correct"])).decode("ascii"),
     }
     # The samples file is written last and carries the unit's summary: its existence marks the unit done.
     table = table.replace_schema_metadata({EVAL_META_KEY: json.dumps(record)})

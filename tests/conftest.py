@@ -114,6 +114,18 @@ def browser_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return store_dir
 
 
+def without_bits(run_dir: Path) -> Path:
+    """The run as another tool may write it: evaluations.parquet without correct_bits, so the
+    dashboard's first brush has to scan the samples (in a background job where one can run)."""
+    import pyarrow.parquet as pq
+
+    from pipeline import store
+
+    evals = pq.read_table(run_dir / store.EVALUATIONS)
+    pq.write_table(evals.drop_columns(["correct_bits"]), run_dir / store.EVALUATIONS)
+    return run_dir
+
+
 HOSTILE_NAMES = ["<!--<script>", "</script><script>document.title='pwned'</script>", "a&b>c"]
 
 

@@ -352,3 +352,34 @@ def test_report_and_export_answer_a_damaged_run_in_one_line(tiny_run, tmp_path, 
         assert "Traceback" not in out.stderr, out.stderr
         if out.returncode:
             assert out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) <= 2, out.stderr
+
+
+def test_correct_bits_hold_the_samples_correct_and_serve_selections_like_a_scan(tiny_run, tmp_path, monkeypatch):
+    """The pipeline writes each evaluation's bitset; the reader's matrix from them equals the one
+    a scan of the samples gives; a bitset that disagrees with accuracy × n is a validate error."""
+    evals = pq.read_table(tiny_run / store.EVALUATIONS).to_pylist()
+    for ev in evals:
+        samples = pq.read_table(store.samples_path(tiny_run, ev["model_id"], ev["corruption"], ev["severity"]))
+        want = store.pack_correct(samples.column("sample_id").to_numpy(), samples.column("correct").to_numpy())
+        assert ev["correct_bits"] == want and store.count_correct(want) == round(ev["accuracy"] * ev["n"])
+    run = tmp_path / "store" / "tiny"
+    shutil.copytree(tiny_run, run)
+    with monkeypatch.context() as m:  # the bitsets alone: no scan of the samples
+        m.setattr(store, "samples_dataset", lambda *a: pytest.fail("scanned the samples"))
+        fast_keys, fast = StoreReader(tiny_run.parent).correctness("tiny")
+    table = pq.read_table(run / store.EVALUATIONS)
+    pq.write_table(table.drop_columns(["correct_bits"]), run / store.EVALUATIONS)
+    assert StoreReader(tiny_run.parent, tmp_path / "dc1").correctness_ready("tiny"), "bitsets: no background job"
+    assert not StoreReader(run.parent, tmp_path / "dc2").correctness_ready("tiny"), "a scan: a background job"
+    scan_keys, scan = StoreReader(run.parent).correctness("tiny")
+    order = lambda keys: keys.sort_values(list(keys.columns)).index.to_numpy()  # noqa: E731
+    pd.testing.assert_frame_equal(
+        fast_keys.iloc[order(fast_keys)].reset_index(drop=True), scan_keys.iloc[order(scan_keys)].reset_index(drop=True)
+    )
+    np.testing.assert_array_equal(fast[order(fast_keys)], scan[order(scan_keys)])
+    stale = table.column("correct_bits").to_pylist()
+    stale[0] = bytes([stale[0][0] ^ 0x80]) + stale[0][1:]  # sample 0 flipped
+    idx = table.schema.get_field_index("correct_bits")
+    pq.write_table(table.set_column(idx, "correct_bits", pa.array(stale, pa.binary())), run / store.EVALUATIONS)
+    errors = [p for p in store.check_run(run) if p.error]
+    assert len(errors) == 1 and "correct_bits marks" in errors[0].what and "drop the column" in errors[0].fix

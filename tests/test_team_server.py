@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+from pathlib import Path
 
 import pytest
 import redis
@@ -18,7 +19,7 @@ from app.cache import RedisCache, shared_cache
 from app.reader import StoreReader
 from benchmarks.dash_client import call, callback_spec, end_id
 from scripts.render_png import chrome_options
-from tests.conftest import free_port
+from tests.conftest import free_port, without_bits
 from tests.services import celery_worker, gunicorn, redis_server, stop, team_env
 
 REF = "digits_cnn-dense"
@@ -78,7 +79,7 @@ def test_a_job_without_a_live_worker_is_reported_not_awaited(redis_url, tmp_path
 
 def test_two_hosts_pay_the_first_look_at_a_run_once(tiny_run, tmp_path, redis_url):
     store = tmp_path / "store"
-    shutil.copytree(tiny_run, store / "tiny")
+    without_bits(Path(shutil.copytree(tiny_run, store / "tiny")))  # the first brush scans the samples
     hosts = [  # two gunicorn servers standing in for two hosts: each its own diskcache folder, one Redis
         team_env(
             PRUNESCOPE_STORE=str(store),
@@ -117,8 +118,9 @@ def test_two_hosts_pay_the_first_look_at_a_run_once(tiny_run, tmp_path, redis_ur
 def test_jobs_run_on_celery_workers_and_a_killed_worker_gives_a_message(
     browser_store, tmp_path, redis_url, browser, monkeypatch
 ):
-    cache = tmp_path / "dc"
-    env = team_env(PRUNESCOPE_STORE=str(browser_store), PRUNESCOPE_RUN="tiny", PRUNESCOPE_CACHE=str(cache))
+    cache, store = tmp_path / "dc", tmp_path / "store"
+    without_bits(Path(shutil.copytree(browser_store / "tiny", store / "tiny")))  # the first brush needs a job
+    env = team_env(PRUNESCOPE_STORE=str(store), PRUNESCOPE_RUN="tiny", PRUNESCOPE_CACHE=str(cache))
     env["REDIS_URL"] = redis_url
     gate, downloads = tmp_path / "gate", tmp_path / "dl"
     client = redis.Redis.from_url(redis_url)
@@ -156,7 +158,7 @@ def test_jobs_run_on_celery_workers_and_a_killed_worker_gives_a_message(
             assert "Task background_callback_" in (tmp_path / "worker.log").read_text(), "the worker ran the job"
 
             monkeypatch.setenv("REDIS_URL", redis_url)
-            reader = StoreReader(browser_store, cache)  # the first brush: its job fills the shared cache (Redis)
+            reader = StoreReader(store, cache)  # the first brush: its job fills the shared cache (Redis)
             assert not reader.correctness_ready("tiny")
             driver.execute_script(
                 "window.dash_clientside.set_props(arguments[0], {data: arguments[1]});", ids.SELECTION, SELECTION

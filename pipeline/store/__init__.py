@@ -18,11 +18,13 @@ per-sample and feature tables, the gallery images, the attribution maps and the 
 `from pipeline import store` then `store.<name>` reaches the common names below.
 """
 
+from pipeline.store.bits import bit_matrix, count_correct, pack_correct
 from pipeline.store.errors import Problem, PruneScopeError
 from pipeline.store.io import (
     SamplesIndex,
     atomic_path,
     clean_samples,
+    column_has_no_nulls,
     conform,
     list_runs,
     load,
@@ -128,6 +130,9 @@ __all__ = [
     "ATTRIBUTIONS_SCHEMA",
     "attributions_path",
     "map_drift",
+    "bit_matrix",
+    "count_correct",
+    "pack_correct",
     "CHECKPOINTS_DIR",
     "CLEAN",
     "CLEAN_SET",
@@ -160,6 +165,7 @@ __all__ = [
     "SamplesIndex",
     "check_run",
     "conform",
+    "column_has_no_nulls",
     "load",
     "read_samples",
     "run_meta",

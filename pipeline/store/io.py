@@ -222,6 +222,20 @@ def load(
     return conform(table, spec, columns, sizes)[0]
 
 
+def column_has_no_nulls(path: Path, column: str) -> bool:
+    """Whether a Parquet file has `column` with no null in any row group, from its footer's
+    statistics alone (False when the file, the column or the statistics are missing)."""
+    try:
+        meta = pq.ParquetFile(path).metadata
+        j = meta.schema.to_arrow_schema().get_field_index(column)
+        if j < 0:
+            return False
+        stats = [meta.row_group(i).column(j).statistics for i in range(meta.num_row_groups)]
+    except (pa.ArrowException, OSError):
+        return False
+    return all(s is not None and s.has_null_count and s.null_count == 0 for s in stats)
+
+
 def _present(path: Path, columns: list[str] | None) -> list[str] | None:
     """The requested columns that the file has (the others get their defaults)."""
     if columns is None:

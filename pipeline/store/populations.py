@@ -21,7 +21,7 @@ import pandas as pd
 from pipeline.store.errors import PruneScopeError
 from pipeline.store.io import clean_samples, load, run_meta
 from pipeline.store.layout import CLEAN
-from pipeline.store.schema import EVALUATIONS_TABLE, MODELS_TABLE
+from pipeline.store.schema import EVALUATION_SUMMARY, EVALUATIONS_TABLE, MODELS_TABLE
 
 LAYER_SCOPE = "layer:"  # pipeline.config writes scopes `layer:<name>` for a layer pruned alone
 PIE, FLIPS = "pie", "flips"
@@ -223,7 +223,7 @@ def run_sensitivity(run_dir: Path) -> pd.DataFrame:
     """`sensitivity_of` on a run folder (reads the clean predictions of the single-layer models and their parents)."""
     meta, _ = run_meta(run_dir)
     models = load(run_dir, MODELS_TABLE).to_pandas()
-    evals = load(run_dir, EVALUATIONS_TABLE).to_pandas()
+    evals = load(run_dir, EVALUATIONS_TABLE, EVALUATION_SUMMARY).to_pandas()
     single = models[models["scope"].map(layer_of).notna()]
     ids = sorted(set(single["model_id"]) | set(single["parent_id"].dropna()))
     return sensitivity_of(models, evals, _clean_predictions(run_dir, ids, meta["num_classes"]))

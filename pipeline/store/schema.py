@@ -159,8 +159,18 @@ EVALUATIONS_TABLE = TableSpec(
         Column("mean_angle", pa.float64(), "mean angle to the true class direction (degrees)"),
         Column("mean_length", pa.float64(), "mean feature length"),
         Column("mean_margin", pa.float64(), "mean margin"),
+        Column(
+            "correct_bits",
+            pa.binary(),
+            "the samples' `correct` as a bitset: bit i (most significant first, numpy.packbits) is sample_id i; "
+            "readers compute it from the samples when it is missing",
+            required=False,
+        ),
     ),
 )
+
+# evaluations.parquet without its bitsets, which only selections read
+EVALUATION_SUMMARY = [c for c in EVALUATIONS_TABLE.names if c != "correct_bits"]
 
 HEADS_TABLE = TableSpec(
     "heads",

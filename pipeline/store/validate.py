@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.store.bits import count_correct
 from pipeline.store.errors import Problem, PruneScopeError
 from pipeline.store.io import RESUME, SamplesIndex, attribution_models, attribution_shape, conform, read_table, run_meta
 from pipeline.store.layout import ATTRIBUTIONS_DIR, RUN_JSON, SAFE_ID, SAMPLES_DIR, EvalSet, partition_dir
@@ -114,6 +115,7 @@ def _check_models(
                         error=False,
                     )
                 )
+        problems += _check_bits(evals)
     if "heads" in tables:
         counts = pa.TableGroupBy(tables["heads"], "model_id").aggregate([([], "count_all")]).to_pydict()
         rows = dict(zip(counts["model_id"], counts["count_all"]))
@@ -128,6 +130,28 @@ def _check_models(
                 )
     problems += _check_samples(run_dir, wanted, num_classes) if deep else _glance_at_samples(run_dir, wanted)
     problems += _check_attributions(run_dir, known, deep)
+    return problems
+
+
+def _check_bits(evals: pa.Table) -> list[Problem]:
+    """The optional correctness bitsets agree with each evaluation's n and accuracy (a bitset left
+    from an earlier version of the samples would make selections wrong)."""
+    if evals.column("correct_bits").null_count == evals.num_rows:
+        return []
+    problems = []
+    cols = ("model_id", "corruption", "severity", "n", "accuracy", "correct_bits")
+    for m, c, s, n, acc, bits in zip(*(evals.column(k).to_pylist() for k in cols)):
+        if bits is None or not n or acc is None or not math.isfinite(acc):
+            continue
+        if count_correct(bits) != round(acc * n):
+            problems.append(
+                Problem(
+                    EVALUATIONS_TABLE.path,
+                    f"model {m!r} on {EvalSet(c, s).label}: correct_bits marks {count_correct(bits)} samples "
+                    f"correct, accuracy × n says {round(acc * n)}",
+                    "rewrite correct_bits from the samples, or drop the column (readers then compute it)",
+                )
+            )
     return problems
 
 

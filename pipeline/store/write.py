@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import pandas as pd
 import pyarrow as pa
 
+from pipeline.store.bits import pack_correct
 from pipeline.store.errors import PruneScopeError
 from pipeline.store.io import conform, remove_run, write_json, write_table
 from pipeline.store.layout import RUN_JSON, EvalSet, check_id, samples_path
@@ -85,7 +86,8 @@ def write_run(
 
 
 def summarise(samples: pd.DataFrame) -> pd.DataFrame:
-    """evaluations.parquet's rows from per-sample rows: n, accuracy, mean angle, length, margin."""
+    """evaluations.parquet's rows from per-sample rows: n, accuracy, mean angle, length, margin
+    and the correctness bitset."""
     groups = samples.groupby(["model_id", "corruption", "severity"], sort=True)
     out = groups.agg(
         n=("sample_id", "size"),
@@ -94,6 +96,7 @@ def summarise(samples: pd.DataFrame) -> pd.DataFrame:
         mean_length=("length", "mean"),
         mean_margin=("margin", "mean"),
     )
+    out["correct_bits"] = [pack_correct(g["sample_id"].to_numpy(), g["correct"].to_numpy()) for _, g in groups]
     return out.reset_index()
 
 
