@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--samples", type=int, default=16, help="images per call (the demo maps at most 16 per model)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--device", choices=("all", "cpu", "cuda"), default="all", help="all: the CPU and any GPU")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -67,9 +68,9 @@ def main(argv: list[str] | None = None) -> None:
         ("digits_cnn 8×8×1, demo settings", "digits_cnn", (8, 8, 1), demo),
         ("lenet5 32×32×3, default settings", "lenet5", (32, 32, 3), AttributionConfig()),
     ]
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    devices = [d for d in ("cpu", "cuda") if args.device in ("all", d) and (d == "cpu" or torch.cuda.is_available())]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {args.samples} images per call")
-    if "cuda" not in devices:
+    if args.device != "cpu" and not torch.cuda.is_available():
         print("GPU: none on this machine, not measured")
     print("| model, settings | device | " + " | ".join(ATTRIBUTIONS.names()) + " |")
     print("|---|---|" + "---|" * len(ATTRIBUTIONS.names()))

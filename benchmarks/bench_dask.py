@@ -1,7 +1,7 @@
 """Executors compared: the demo config serial vs on a local Dask cluster, Dask's cost per unit,
 and a run that loses a worker mid-way.
 
-`python -m benchmarks.bench_dask [--config configs/demo.toml] [--workers 2] [--units 2000]`
+`python -m benchmarks.bench_dask [--config configs/demo.toml] [--workers 2] [--units 2000] [--config-only]`
 prints, for the config: the serial build time, the `--workers N` build time (both through
 the CLI, as a user runs them) and whether the two stores are equal value for value; the
 scheduling cost of Dask per unit (no-op units, serial executor vs a local cluster); and a
@@ -140,6 +140,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--units", type=int, default=2000, help="no-op units for the overhead measurement")
     parser.add_argument("--skip-config", action="store_true", help="only the overhead and the worker-kill run")
+    parser.add_argument("--config-only", action="store_true", help="only the config, serial vs --workers")
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
     with tempfile.TemporaryDirectory() as tmp:
@@ -147,21 +148,26 @@ def main() -> None:
         if not args.skip_config:
             name = load_config(args.config).name
             serial = timed_cli(args.config, tmp_path / "serial")
+            print(f"{args.config}: serial {serial:.1f} s (load average {os.getloadavg()[0]:.1f})", flush=True)
             dask_s = timed_cli(args.config, tmp_path / "dask", "--workers", str(args.workers))
             equal = same_store(tmp_path / "serial" / name, tmp_path / "dask" / name)
             print(
-                f"{args.config}: serial {serial:.1f} s, --workers {args.workers} {dask_s:.1f} s, stores equal: {equal}"
+                f"{args.config}: serial {serial:.1f} s, --workers {args.workers} {dask_s:.1f} s, stores equal: {equal} "
+                f"(load average {os.getloadavg()[0]:.1f})",
+                flush=True,
             )
-        serial, dask_s, start = overhead(args.units, args.workers)
-        print(
-            f"{args.units} no-op units: serial {serial * 1e3 / args.units:.3f} ms/unit; Dask {args.workers} workers "
-            f"{dask_s * 1e3 / args.units:.2f} ms/unit (the cluster's start: {start:.1f} s)"
-        )
-        serial, dask_s, ok = worker_kill(tmp_path / "kill", args.workers)
-        print(
-            f"tiny config (28 units): serial {serial:.1f} s; {args.workers} Dask workers, one SIGKILLed mid-unit: "
-            f"{dask_s:.1f} s, store equal to the serial one: {ok}"
-        )
+        if not args.config_only:
+            serial, dask_s, start = overhead(args.units, args.workers)
+            print(
+                f"{args.units} no-op units: serial {serial * 1e3 / args.units:.3f} ms/unit; "
+                f"Dask {args.workers} workers {dask_s * 1e3 / args.units:.2f} ms/unit "
+                f"(the cluster's start: {start:.1f} s)"
+            )
+            serial, dask_s, ok = worker_kill(tmp_path / "kill", args.workers)
+            print(
+                f"tiny config (28 units): serial {serial:.1f} s; {args.workers} Dask workers, one SIGKILLed mid-unit: "
+                f"{dask_s:.1f} s, store equal to the serial one: {ok}"
+            )
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 
