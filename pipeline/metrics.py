@@ -7,9 +7,9 @@ hyperplanes, no bias, negated when the prediction is wrong; or the bias-aware si
 distance to the true class's region), the prediction, its confidence and its
 cross-entropy loss.
 
-The work is one matrix product X·Wᵀ plus a few element-wise passes over it, in row chunks
-that stay in cache, on the device the features are on (so on a GPU it is nearly free). No
-Python loop runs over samples or classes.
+The work is one matrix product X·Wᵀ plus a few element-wise passes over it, on the device the
+features are on: in row chunks that stay in cache on a CPU, over whole evaluation sets on a
+GPU. No Python loop runs over samples or classes.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ from pipeline.store import MARGIN_DEFINITIONS, MARGIN_EQ5
 
 CHUNK_ROWS = 4096  # rows of X per product: a few MiB, still in cache when their norms are taken
 CACHE_ELEMENTS = 1 << 17  # products per pass of the element-wise work: half a MiB, in L2
+# On a GPU, kernel launches cost more than memory traffic: a pass covers up to 2^26 products
+# (256 MiB, three buffers of it), i.e. every row of a CIFAR evaluation set in one go.
+GPU_ELEMENTS = 1 << 26
 EXP_FLOOR = -80.0
 RAD_TO_DEG = 180.0 / math.pi
 
@@ -101,8 +104,9 @@ def sample_metrics(
         **{k: torch.empty(n, **f32) for k in ("angle", "length", "margin", "confidence", "loss")},
         "pred": torch.empty(n, dtype=torch.int64, device=x.device),
     }
-    blocks = [(lo, min(lo + CHUNK_ROWS, n)) for lo in range(0, n, CHUNK_ROWS)]
-    work = partial(_block, x, w, b, y, head, margin == MARGIN_EQ5, out)
+    rows, elements = block_sizes(x.device.type, c)
+    blocks = [(lo, min(lo + rows, n)) for lo in range(0, n, rows)]
+    work = partial(_block, x, w, b, y, head, margin == MARGIN_EQ5, out, elements)
     workers = min(torch.get_num_threads(), len(blocks)) if x.device.type == "cpu" else 1
     if workers > 1:  # one single-threaded stream of blocks per core: no thread barrier per operation
         with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
@@ -114,6 +118,14 @@ def sample_metrics(
     out["correct"] = out["pred"] == y_np
     out["zero_feature"] = out["length"] == 0
     return out
+
+
+def block_sizes(device_type: str, c: int) -> tuple[int, int]:
+    """Rows of X per product and products per element-wise pass: cache-sized on a CPU, as large
+    as memory allows on a GPU (where each pass is a kernel launch)."""
+    if device_type == "cpu":
+        return CHUNK_ROWS, CACHE_ELEMENTS
+    return max(1, GPU_ELEMENTS // max(c, 1)), GPU_ELEMENTS
 
 
 def _finish(out: dict[str, torch.Tensor], y: torch.Tensor, eq5: bool) -> None:
@@ -136,13 +148,15 @@ def _block(
     head: HeadGeometry,
     eq5: bool,
     out: dict[str, torch.Tensor],
+    elements: int,
     block: tuple[int, int],
 ) -> None:
-    """Every metric of the rows lo..hi: X is read once (its product, then its norms while still in cache)."""
+    """Every metric of the rows lo..hi, `elements` products per element-wise pass: X is read
+    once (its product, then its norms while still in cache)."""
     lo, hi = block
     torch.mm(x[lo:hi], w.T, out=out["angles"][lo:hi])  # W_j·X, turned into angles in place by _chunk
     torch.linalg.vector_norm(x[lo:hi], dim=1, out=out["length"][lo:hi])
-    step = max(1, min(hi - lo, CACHE_ELEMENTS // max(w.shape[0], 1)))
+    step = max(1, min(hi - lo, elements // max(w.shape[0], 1)))
     scratch = (
         torch.empty((step, w.shape[0]), dtype=x.dtype, device=x.device),
         torch.empty((step, w.shape[0]), dtype=x.dtype, device=x.device),

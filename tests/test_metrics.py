@@ -196,6 +196,24 @@ def test_chunking_is_invisible(monkeypatch):
         np.testing.assert_allclose(whole[k], chunked[k], rtol=1e-5, atol=1e-5)  # BLAS blocking may differ
 
 
+def test_gpu_passes_cover_an_evaluation_set_and_give_the_same_numbers(monkeypatch):
+    """On a GPU each pass is a kernel launch: one block covers a 10,000-image set up to C = 1000;
+    the GPU's sizes, run here on the CPU, give what the cache-sized chunks give."""
+    import pipeline.metrics as metrics
+
+    assert metrics.block_sizes("cuda", 1000)[0] >= 10_000 and metrics.block_sizes("cpu", 10) == (4096, 1 << 17)
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(9000, 16)).astype(np.float32)
+    w = rng.normal(size=(10, 16)).astype(np.float32)
+    y = rng.integers(0, 10, 9000)
+    chunked = sample_metrics(x, w, None, y)
+    gpu_sizes = metrics.block_sizes("cuda", 10)
+    monkeypatch.setattr(metrics, "block_sizes", lambda device, c: gpu_sizes)
+    whole = sample_metrics(x, w, None, y)
+    for k in whole:
+        np.testing.assert_allclose(whole[k], chunked[k], rtol=1e-5, atol=1e-5)
+
+
 def test_empty_and_bad_shapes():
     m = sample_metrics(np.zeros((0, 4), np.float32), np.ones((3, 4), np.float32), None, np.zeros(0, np.int64))
     assert m["angles"].shape == (0, 3)
