@@ -33,6 +33,7 @@ from pipeline.store import (
     run_table1,
     trim,
 )
+from pipeline.store.bits import KEYS as BIT_KEYS
 from pipeline.store.io import (
     SamplesIndex,
     attribution_models,
@@ -248,22 +249,22 @@ class StoreReader:
         has them (the pipeline writes them), else one scan of the run's samples."""
 
         def read() -> tuple[pd.DataFrame, np.ndarray]:
-            keys = ["model_id", "corruption", "severity"]
             with store_errors():
-                ev = load(self.run_dir(run), EVALUATIONS_TABLE, [*keys, "correct_bits"])
-            if ev.num_rows and ev.column("correct_bits").null_count == 0:
-                return ev.select(keys).to_pandas(), store.bit_matrix(ev.column("correct_bits").to_pylist())
+                ev = load(self.run_dir(run), EVALUATIONS_TABLE, [*BIT_KEYS, "n", "accuracy", "correct_bits"])
+            bits = ev.column("correct_bits")
+            if ev.num_rows and bits.null_count == 0:
+                matrix = store.bit_matrix(bits.to_pylist())
+                n = ev.column("n").to_numpy()
+                want = np.where(n > 0, np.rint(ev.column("accuracy").to_numpy(zero_copy_only=False) * n), 0)
+                if np.array_equal(store.row_counts(matrix), want):  # else a stale bitset: trust the samples
+                    return ev.select(BIT_KEYS).to_pandas(), matrix
             with store_errors():
-                table = (
+                rows = (
                     store.samples_dataset(self.run_dir(run), self.meta(run)["num_classes"])
-                    .to_table(columns=["model_id", "corruption", "severity", "sample_id", "correct"])
+                    .to_table(columns=[*BIT_KEYS, "sample_id", "correct"])
                     .to_pandas()
                 )
-            keys = table[["model_id", "corruption", "severity"]].drop_duplicates(ignore_index=True)
-            row = table.merge(keys.reset_index(), on=["model_id", "corruption", "severity"])["index"].to_numpy()
-            matrix = np.zeros((len(keys), int(table["sample_id"].max()) + 1 if len(table) else 0), dtype=bool)
-            matrix[row, table["sample_id"].to_numpy()] = table["correct"].to_numpy()
-            return keys, np.packbits(matrix, axis=1)
+            return store.scan_bits(rows)
 
         return self._memo(run, "correctness", (), read)
 

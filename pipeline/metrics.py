@@ -27,7 +27,7 @@ from pipeline.store import MARGIN_DEFINITIONS, MARGIN_EQ5
 CHUNK_ROWS = 4096  # rows of X per product: a few MiB, still in cache when their norms are taken
 CACHE_ELEMENTS = 1 << 17  # products per pass of the element-wise work: half a MiB, in L2
 # On a GPU, kernel launches cost more than memory traffic: a pass covers up to 2^26 products
-# (256 MiB, three buffers of it), i.e. every row of a CIFAR evaluation set in one go.
+# (256 MiB, two scratch buffers of it), i.e. every row of a CIFAR evaluation set in one go.
 GPU_ELEMENTS = 1 << 26
 EXP_FLOOR = -80.0
 RAD_TO_DEG = 180.0 / math.pi

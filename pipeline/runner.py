@@ -31,9 +31,15 @@ from pipeline.errors import PruneScopeError
 from pipeline.executors import EXECUTORS, Executor
 from pipeline.models import load_state
 from pipeline.plan import ModelPlan, Unit, model_evalsets, plan_run
-from pipeline.units import context, eval_record, execute, file_lock, finished, read_record
+from pipeline.units import context, eval_output_path, eval_record, execute, file_lock, finished, read_record
 
 LOCKS_DIR = ".locks"  # in the store folder: one lock file per run name, never deleted
+
+
+def record_bits(run_dir: Path, plan: ModelPlan, corruption: str, severity: int) -> bytes | None:
+    """An evaluation's bitset from its samples file, for units recorded before records had one."""
+    rows = store.read_table(eval_output_path(run_dir, plan.model_id, corruption, severity), ["sample_id", "correct"])
+    return store.pack_correct(rows.column("sample_id").to_numpy(), rows.column("correct").to_numpy())
 
 
 def assemble(run_dir: Path, plans: list[ModelPlan], evalsets: list[tuple[str, int]]) -> None:
@@ -45,8 +51,8 @@ def assemble(run_dir: Path, plans: list[ModelPlan], evalsets: list[tuple[str, in
         for c, s in model_evalsets(plan, evalsets):
             ev = eval_record(run_dir, plan.model_id, c, s)
             assert ev is not None, (plan.model_id, c, s)
-            bits = ev.get("correct_bits")  # base64 in the unit's JSON record; absent in records of older runs
-            evals.append({**ev, "correct_bits": None if bits is None else base64.b64decode(bits)})
+            bits = ev.get("correct_bits")  # base64 in the unit's JSON record
+            evals.append({**ev, "correct_bits": base64.b64decode(bits) if bits else record_bits(run_dir, plan, c, s)})
             if c == store.CLEAN:
                 rec["clean_accuracy"] = ev["accuracy"]
         models.append(rec)

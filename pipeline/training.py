@@ -29,7 +29,8 @@ class Normalizer:
     def __call__(self, images: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
         # contiguous NCHW: a permuted (channels-last strided) input of a few channels hung oneDNN's
         # convolutions (resnet18_cifar at width 0.03 after a wider one, torch 2.14 on CPU)
-        x = torch.as_tensor(images).to(device).permute(0, 3, 1, 2).to(torch.float32).contiguous().div_(255.0)
+        x = torch.as_tensor(images).to(device).permute(0, 3, 1, 2)
+        x = x.to(torch.float32, memory_format=torch.contiguous_format).div_(255.0)
         mean = torch.tensor(self.mean, device=device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=device).view(1, -1, 1, 1)
         return x.sub_(mean).div_(std)

@@ -179,6 +179,10 @@ def test_write_run_makes_a_valid_run_the_app_reads(foreign_store, tmp_path):
     ours = reader.samples("mine", "dense", "fog", 1)
     theirs = samples[(samples.model_id == "dense") & (samples.corruption == "fog") & (samples.severity == 1)]
     np.testing.assert_allclose(ours["margin"], theirs["margin"].to_numpy(), rtol=1e-6)
+    assert pq.read_table(run / store.EVALUATIONS).column("correct_bits").null_count == 0
+    given = pd.read_parquet(run / store.EVALUATIONS).drop(columns=["correct_bits"])  # their own summaries
+    again = store.write_run(tmp_path / "given", models, samples, heads, CLASSES, evaluations=given, dataset="toy")
+    assert pq.read_table(again / store.EVALUATIONS).column("correct_bits").null_count == 0, "bits from the samples"
     with pytest.raises(PruneScopeError, match="exists"):
         store.write_run(run, models, samples, heads, CLASSES)
     with pytest.raises(PruneScopeError, match="required column 'sparsity' is missing"):
@@ -377,9 +381,27 @@ def test_correct_bits_hold_the_samples_correct_and_serve_selections_like_a_scan(
         fast_keys.iloc[order(fast_keys)].reset_index(drop=True), scan_keys.iloc[order(scan_keys)].reset_index(drop=True)
     )
     np.testing.assert_array_equal(fast[order(fast_keys)], scan[order(scan_keys)])
-    stale = table.column("correct_bits").to_pylist()
-    stale[0] = bytes([stale[0][0] ^ 0x80]) + stale[0][1:]  # sample 0 flipped
     idx = table.schema.get_field_index("correct_bits")
-    pq.write_table(table.set_column(idx, "correct_bits", pa.array(stale, pa.binary())), run / store.EVALUATIONS)
+
+    def rewrite(bits: list[bytes]) -> None:
+        pq.write_table(table.set_column(idx, "correct_bits", pa.array(bits, pa.binary())), run / store.EVALUATIONS)
+
+    stale = table.column("correct_bits").to_pylist()
+    stale[0] = bytes([stale[0][0] ^ 0x80]) + stale[0][1:]  # sample 0 flipped: the count no longer matches
+    rewrite(stale)
     errors = [p for p in store.check_run(run) if p.error]
     assert len(errors) == 1 and "correct_bits marks" in errors[0].what and "drop the column" in errors[0].fix
+    keys, matrix = StoreReader(run.parent).correctness("tiny")  # the app trusts the samples instead
+    np.testing.assert_array_equal(matrix[order(keys)], scan[order(scan_keys)])
+    bits = table.column("correct_bits").to_pylist()  # least significant bit first: the counts hold, only a scan sees it
+    rewrite([np.packbits(np.unpackbits(np.frombuffer(b, np.uint8)), bitorder="little").tobytes() for b in bits])
+    assert not [p for p in store.check_run(run, deep=False) if p.error]
+    errors = [p for p in store.check_run(run) if p.error]
+    assert errors and all("differ from the samples' correct" in p.what for p in errors)
+
+
+def test_column_has_no_nulls_reads_the_named_column_from_the_footer(tmp_path):
+    path = tmp_path / "e.parquet"
+    pq.write_table(pa.table({"nested": [{"a": 1}, {"a": None}], "bits": [b"\x01", None], "full": [b"", b"\x00"]}), path)
+    assert not store.column_has_no_nulls(path, "bits") and store.column_has_no_nulls(path, "full")
+    assert not store.column_has_no_nulls(path, "absent") and not store.column_has_no_nulls(tmp_path / "no", "bits")

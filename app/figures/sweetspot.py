@@ -95,8 +95,8 @@ def accuracy_vs_sparsity(
                 "hoverinfo": "skip",
             }
         )
-    # A legend below the plot gets its own rows under the axis title (two entries a row in a third
-    # of the page), anchored to the container so that it never runs into the title.
+    # A legend below the plot gets its own rows under the axis title (two entries a row), anchored
+    # to the container so that it never runs into the title.
     legend_rows = -(-len(traces) // 2) if legend_below else 0
     return figure(
         {
@@ -112,7 +112,18 @@ def accuracy_vs_sparsity(
                 "yaxis": {"title": {"text": "accuracy"}, "range": [0, 1.02]},
                 "legend": {
                     "font": {"size": 9},
-                    **({"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom"} if legend_below else {}),
+                    **(
+                        {
+                            "orientation": "h",
+                            "yref": "container",
+                            "y": 0,
+                            "yanchor": "bottom",
+                            "entrywidth": 0.5,  # two entries a row, whatever the labels' length
+                            "entrywidthmode": "fraction",
+                        }
+                        if legend_below
+                        else {}
+                    ),
                 },
             },
         }

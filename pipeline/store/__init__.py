@@ -18,7 +18,7 @@ per-sample and feature tables, the gallery images, the attribution maps and the 
 `from pipeline import store` then `store.<name>` reaches the common names below.
 """
 
-from pipeline.store.bits import bit_matrix, count_correct, pack_correct
+from pipeline.store.bits import bit_matrix, count_correct, pack_correct, row_counts, scan_bits
 from pipeline.store.errors import Problem, PruneScopeError
 from pipeline.store.io import (
     SamplesIndex,
@@ -133,6 +133,8 @@ __all__ = [
     "bit_matrix",
     "count_correct",
     "pack_correct",
+    "row_counts",
+    "scan_bits",
     "CHECKPOINTS_DIR",
     "CLEAN",
     "CLEAN_SET",

@@ -188,6 +188,8 @@ def conform(
                 if col.default is None
                 else pa.repeat(col.default, table.num_rows).cast(target)
             )
+            if col.derived:
+                continue
             notes.append(
                 Problem(
                     where,
@@ -227,10 +229,10 @@ def column_has_no_nulls(path: Path, column: str) -> bool:
     statistics alone (False when the file, the column or the statistics are missing)."""
     try:
         meta = pq.ParquetFile(path).metadata
-        j = meta.schema.to_arrow_schema().get_field_index(column)
-        if j < 0:
+        leaves = [k for k in range(meta.num_columns) if meta.schema.column(k).path == column]
+        if not leaves:
             return False
-        stats = [meta.row_group(i).column(j).statistics for i in range(meta.num_row_groups)]
+        stats = [meta.row_group(i).column(leaves[0]).statistics for i in range(meta.num_row_groups)]
     except (pa.ArrowException, OSError):
         return False
     return all(s is not None and s.has_null_count and s.null_count == 0 for s in stats)

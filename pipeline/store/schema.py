@@ -59,6 +59,7 @@ class Column:
     default: Any = None
     since: int = 1
     size: str | None = None
+    derived: bool = False  # computed by readers when missing, so its absence is no warning
 
     def arrow_type(self, sizes: dict[str, int] | None = None) -> pa.DataType:
         if self.size is None:
@@ -165,6 +166,7 @@ EVALUATIONS_TABLE = TableSpec(
             "the samples' `correct` as a bitset: bit i (most significant first, numpy.packbits) is sample_id i; "
             "readers compute it from the samples when it is missing",
             required=False,
+            derived=True,
         ),
     ),
 )

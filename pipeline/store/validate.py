@@ -6,13 +6,24 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.store.bits import count_correct
+from pipeline.store.bits import KEYS as BIT_KEYS
+from pipeline.store.bits import bit_matrix, count_correct, scan_bits
 from pipeline.store.errors import Problem, PruneScopeError
-from pipeline.store.io import RESUME, SamplesIndex, attribution_models, attribution_shape, conform, read_table, run_meta
+from pipeline.store.io import (
+    RESUME,
+    SamplesIndex,
+    attribution_models,
+    attribution_shape,
+    conform,
+    read_table,
+    run_meta,
+    samples_dataset,
+)
 from pipeline.store.layout import ATTRIBUTIONS_DIR, RUN_JSON, SAFE_ID, SAMPLES_DIR, EvalSet, partition_dir
 from pipeline.store.schema import (
     ATTRIBUTIONS_TABLE,
@@ -115,7 +126,7 @@ def _check_models(
                         error=False,
                     )
                 )
-        problems += _check_bits(evals)
+        problems += _check_bits(run_dir, evals, num_classes, deep)
     if "heads" in tables:
         counts = pa.TableGroupBy(tables["heads"], "model_id").aggregate([([], "count_all")]).to_pydict()
         rows = dict(zip(counts["model_id"], counts["count_all"]))
@@ -133,25 +144,35 @@ def _check_models(
     return problems
 
 
-def _check_bits(evals: pa.Table) -> list[Problem]:
-    """The optional correctness bitsets agree with each evaluation's n and accuracy (a bitset left
-    from an earlier version of the samples would make selections wrong)."""
-    if evals.column("correct_bits").null_count == evals.num_rows:
+def _check_bits(run_dir: Path, evals: pa.Table, num_classes: int, deep: bool) -> list[Problem]:
+    """The optional correctness bitsets agree with each evaluation's n and accuracy and, when
+    `deep`, bit for bit with the samples' `correct` (a stale or misordered bitset would make
+    the dashboard's selections wrong)."""
+    bits = evals.column("correct_bits").to_pylist()
+    if all(b is None for b in bits):
         return []
+    keys = [tuple(evals.column(k).to_pylist()) for k in BIT_KEYS]
+    stored = dict(zip(zip(*keys), bits))
+    ns, accs = evals.column("n").to_pylist(), evals.column("accuracy").to_pylist()
+    fix = "rewrite correct_bits from the samples (pipeline.store.pack_correct), or drop the column"
     problems = []
-    cols = ("model_id", "corruption", "severity", "n", "accuracy", "correct_bits")
-    for m, c, s, n, acc, bits in zip(*(evals.column(k).to_pylist() for k in cols)):
-        if bits is None or not n or acc is None or not math.isfinite(acc):
-            continue
-        if count_correct(bits) != round(acc * n):
-            problems.append(
-                Problem(
-                    EVALUATIONS_TABLE.path,
-                    f"model {m!r} on {EvalSet(c, s).label}: correct_bits marks {count_correct(bits)} samples "
-                    f"correct, accuracy × n says {round(acc * n)}",
-                    "rewrite correct_bits from the samples, or drop the column (readers then compute it)",
-                )
-            )
+    for (m, c, s), b, n, acc in zip(stored, bits, ns, accs):
+        if b is not None and n and acc is not None and math.isfinite(acc) and count_correct(b) != round(acc * n):
+            what = f"correct_bits marks {count_correct(b)} samples correct, accuracy × n says {round(acc * n)}"
+            problems.append(Problem(EVALUATIONS_TABLE.path, f"model {m!r} on {EvalSet(c, s).label}: {what}", fix))
+    if not deep or problems:
+        return problems
+    try:
+        rows = samples_dataset(run_dir, num_classes).to_table(columns=[*BIT_KEYS, "sample_id", "correct"])
+    except (pa.ArrowException, OSError):
+        return []  # the samples' own checks name the damage
+    scanned, matrix = scan_bits(rows.to_pandas())
+    for (m, c, s), row in zip(scanned.itertuples(index=False, name=None), matrix):
+        b = stored.get((m, c, s))
+        width = max(len(row), len(b or b""))
+        if b is not None and not np.array_equal(bit_matrix([b], width)[0], np.pad(row, (0, width - len(row)))):
+            what = f"model {m!r} on {EvalSet(c, s).label}: correct_bits differ from the samples' correct"
+            problems.append(Problem(EVALUATIONS_TABLE.path, what, fix))
     return problems
 
 

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import pandas as pd
 import pyarrow as pa
 
-from pipeline.store.bits import pack_correct
+from pipeline.store.bits import KEYS, pack_correct
 from pipeline.store.errors import PruneScopeError
 from pipeline.store.io import conform, remove_run, write_json, write_table
 from pipeline.store.layout import RUN_JSON, EvalSet, check_id, samples_path
@@ -53,6 +53,11 @@ def write_run(
     num_classes = len(class_names)
     if evaluations is None:
         evaluations = summarise(samples)
+    elif "correct_bits" not in evaluations.columns:  # the bitsets come from the samples at hand
+        computed = summarise(samples)
+        bits = dict(zip(computed[KEYS].itertuples(index=False, name=None), computed["correct_bits"]))
+        keys = zip(evaluations["model_id"], evaluations["corruption"], evaluations["severity"])
+        evaluations = evaluations.assign(correct_bits=[bits.get((m, c, int(s))) for m, c, s in keys])
     tables = [(models, MODELS_TABLE, {}), (evaluations, EVALUATIONS_TABLE, {}), (heads, HEADS_TABLE, {})]
     if images is not None:
         tables.append((images, IMAGES_TABLE, {}))
@@ -96,7 +101,10 @@ def summarise(samples: pd.DataFrame) -> pd.DataFrame:
         mean_length=("length", "mean"),
         mean_margin=("margin", "mean"),
     )
-    out["correct_bits"] = [pack_correct(g["sample_id"].to_numpy(), g["correct"].to_numpy()) for _, g in groups]
+    out["correct_bits"] = [  # none where `correct` has a gap: the count would not match the accuracy
+        None if g["correct"].isna().any() else pack_correct(g["sample_id"].to_numpy(), g["correct"].to_numpy())
+        for _, g in groups
+    ]
     return out.reset_index()
 
 
