@@ -25,6 +25,7 @@ from pipeline.corruptions import (
     SEVERITIES,
     CorruptionOptions,
     Draws,
+    _clipped_zoom,
     corrupt,
     glass_blur_moves,
     load_official,
@@ -167,6 +168,29 @@ def test_glass_blur_pixel_moves_copy_and_follow_earlier_moves():
     assert not np.array_equal(swapped, expected)
 
 
+def reference_clipped_zoom(img: np.ndarray, factor: float) -> np.ndarray:
+    """make_cifar_c.py's clipped_zoom of one (H, W, C) float32 image: one scipy zoom per image."""
+    h, w = img.shape[:2]
+    ch, cw = int(np.ceil(h / factor)), int(np.ceil(w / factor))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    zoomed = ndimage.zoom(img[top : top + ch, left : left + cw], (factor, factor, 1), order=1)
+    trim_top, trim_left = (zoomed.shape[0] - h) // 2, (zoomed.shape[1] - w) // 2
+    return zoomed[trim_top : trim_top + h, trim_left : trim_left + w]
+
+
+def test_clipped_zoom_equals_scipy_bit_for_bit():
+    """The batched zoom (zoom_blur, snow) gives scipy's float32 values exactly, image by image, at
+    every zoom factor the corruptions use, at CIFAR, MNIST, digits and odd sizes, flat images included."""
+    rng = np.random.default_rng(0)
+    factors = [*np.arange(1, 1.26, 0.01), 1.25, 1.75, 2.25]
+    for shape in ((32, 32, 3), (28, 28, 1), (8, 8, 1), (20, 27, 3), (64, 64, 3), (5, 5, 1)):
+        x = (rng.integers(0, 256, (12, *shape)) / 255.0).astype(np.float32)
+        x[:3] = x[:3, :1, :1]
+        for f in factors:
+            expected = np.stack([reference_clipped_zoom(img, f) for img in x])
+            np.testing.assert_array_equal(_clipped_zoom(x, f).view(np.uint32), expected.view(np.uint32), f"{shape} {f}")
+
+
 def test_pixelate_equals_pillow_image_by_image_at_any_size():
     """The batched BOX resizes give what Pillow gives one image at a time (the reference's calls)."""
     rng = np.random.default_rng(3)
@@ -198,6 +222,22 @@ def test_random_draws_depend_on_the_sample_id_only():
     assert not np.isin(Draws((0, 5, 2), ids).uniform(2, (4, 3)), together).any()
     z = Draws((1, 0, 1), np.arange(400)).normal(0, (32, 32, 3), 0.0, 1.0)
     assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01 and 4.32 < np.abs(z).max() < 4.33
+
+
+def test_shot_noise_follows_the_references_poisson_distribution():
+    """shot_noise draws saved levels from alias tables: their frequencies match those of the reference's
+    `np.uint8(np.clip(np.random.poisson(x * c) / c, 0, 1) * 255)` computed exactly from the Poisson pmf."""
+    from scipy.stats import poisson
+
+    for severity, c in ((1, 500), (3, 100), (5, 50)):
+        for k in (1, 30, 128, 255):
+            out = corrupt(np.full((1000, 16, 16, 1), k, np.uint8), "shot_noise", severity, np.arange(1000)).ravel()
+            counts = np.arange(4 * c)
+            saved = (np.clip(counts.astype(np.float32) / c, 0, 1) * 255).astype(np.int64)
+            expected = np.bincount(saved, weights=poisson.pmf(counts, float(np.float32(k / 255) * c)), minlength=256)
+            observed = np.bincount(out, minlength=256) / out.size
+            assert np.abs(observed - expected).max() < 0.004, (severity, k)
+            assert abs(out.mean() - expected @ np.arange(256)) < 0.1, (severity, k)
 
 
 def mean_change(images: np.ndarray, name: str) -> list[float]:
