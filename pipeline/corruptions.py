@@ -267,14 +267,15 @@ def _fold(i: np.ndarray, n: int, mode: str) -> np.ndarray:
 
 def _sample(x: np.ndarray, yy: np.ndarray, xx: np.ndarray, mode: str) -> np.ndarray:
     """Bilinear sampling of images x (N, H, W, C) at float coordinates yy, xx (N, H, W)."""
-    n, h, w, _ = x.shape
+    n, h, w, c = x.shape
     y0, x0 = np.floor(yy).astype(np.int64), np.floor(xx).astype(np.int64)
     fy, fx = (yy - y0)[..., None], (xx - x0)[..., None]
-    b = np.arange(n)[:, None, None]
-    y0f, y1f = _fold(y0, h, mode), _fold(y0 + 1, h, mode)
+    pixels = x.reshape(n * h * w, c)  # gathered by flat pixel index: one index array per neighbour
+    first_row = (np.arange(n) * h)[:, None, None]
+    y0f, y1f = (_fold(y0, h, mode) + first_row) * w, (_fold(y0 + 1, h, mode) + first_row) * w
     x0f, x1f = _fold(x0, w, mode), _fold(x0 + 1, w, mode)
-    top = x[b, y0f, x0f] * (1 - fx) + x[b, y0f, x1f] * fx
-    bottom = x[b, y1f, x0f] * (1 - fx) + x[b, y1f, x1f] * fx
+    top = pixels.take(y0f + x0f, axis=0) * (1 - fx) + pixels.take(y0f + x1f, axis=0) * fx
+    bottom = pixels.take(y1f + x0f, axis=0) * (1 - fx) + pixels.take(y1f + x1f, axis=0) * fx
     return (top * (1 - fy) + bottom * fy).astype(np.float32)
 
 
@@ -421,8 +422,8 @@ def _gaussian_noise(images, severity, draws, scale, options):
 def _shot_noise_tables(c: int) -> tuple[np.ndarray, np.ndarray]:
     """Alias tables (Walker/Vose) of shot noise's output: for each input level k, the distribution
     of the saved level of Poisson(λ)/c, λ = (k/255 in float32)·c, as the reference saves it (clip
-    to [0, 1], ×255, truncate). Returns (thresholds, aliases), (256, 256) each: column j of row
-    k is kept when a 32-bit draw is below thresholds[k, j], else aliases[k, j] is taken."""
+    to [0, 1], ×255, truncate). Returns (thresholds, aliases), flat (256·256,) each: column j of
+    row k is kept when a 32-bit draw is below thresholds[k·256 + j], else aliases[k·256 + j] is taken."""
 
     from scipy.stats import poisson
 
@@ -445,7 +446,7 @@ def _shot_noise_tables(c: int) -> tuple[np.ndarray, np.ndarray]:
             (small if scaled[hi] < 1 else large).append(hi)
     # A column kept whole has itself as alias, so its threshold can stop one short of 2³².
     thresholds = np.minimum(np.round(keep * 2.0**32), 2.0**32 - 1).astype(np.uint32)
-    return thresholds, alias.astype(np.uint8)
+    return thresholds.ravel(), alias.astype(np.uint8).ravel()
 
 
 @register_corruption("shot_noise")
@@ -459,8 +460,9 @@ def _shot_noise(images, severity, draws, scale, options):
     words = np.ascontiguousarray(draws.words(0, images[0].size), "<u8").reshape(*images.shape, 1)
     column = words.view(np.uint8)[..., 0]  # the low byte picks a column, the high 32 bits the side
     side = words.view(np.uint32)[..., 1]
-    kept = side < thresholds[images, column]
-    return np.where(kept, column, aliases[images, column])
+    cell = images.astype(np.intp) << 8  # row k·256 + column j, one index for both tables
+    cell |= column
+    return np.where(side < thresholds[cell], column, aliases[cell])
 
 
 @register_corruption("impulse_noise")
@@ -812,12 +814,12 @@ def _elastic_transform(images, severity, draws, scale, options):
     src = np.array([centre + square, [centre[0] + square, centre[1] - square], centre - square])
     dst = src[None] + draws.uniform(0, (3, 2), -jitter, jitter)
     ys, xs = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
-    ones = np.ones(3)
-    yy, xx = np.empty((n, h, w)), np.empty((n, h, w))
-    for i in range(n):  # inverse map: output pixel -> source point, from the 3-point affine
-        a = np.linalg.solve(np.column_stack([dst[i], ones]), np.column_stack([src, ones]))
-        xx[i] = a[0, 0] * xs + a[1, 0] * ys + a[2, 0]
-        yy[i] = a[0, 1] * xs + a[1, 1] * ys + a[2, 1]
+    ones = np.ones((n, 3, 1))
+    # inverse map: output pixel -> source point, from the 3-point affine (one 3×3 solve per sample)
+    a = np.linalg.solve(np.concatenate([dst, ones], axis=2), np.column_stack([src, ones[0]])[None])
+    a = a[:, :, :, None, None]
+    xx = a[:, 0, 0] * xs + a[:, 1, 0] * ys + a[:, 2, 0]
+    yy = a[:, 0, 1] * xs + a[:, 1, 1] * ys + a[:, 2, 1]
     warped = _sample(x, yy, xx, "mirror")
     if alpha == 0:
         return warped
