@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
@@ -25,7 +26,14 @@ from pipeline.store.layout import (
     EvalSet,
     partition_dir,
 )
-from pipeline.store.schema import ATTRIBUTIONS_TABLE, EVALUATIONS_TABLE, SAMPLES_TABLE, SCHEMA_VERSION, TableSpec
+from pipeline.store.schema import (
+    ANGLE_FORM_COLUMNS,
+    ATTRIBUTIONS_TABLE,
+    EVALUATIONS_TABLE,
+    SAMPLES_TABLE,
+    SCHEMA_VERSION,
+    TableSpec,
+)
 
 RESUME = "restore it, or resume the run with `python -m pipeline run CONFIG` (it redoes what is missing)"
 PARQUET = pads.ParquetFileFormat(
@@ -342,13 +350,60 @@ def read_samples(
         if labels is not None:
             flt = flt & pc.field("label").isin(list(labels))
         where = f"{index.where}/{path.name}"
+        wanted = [c for c in columns if c not in ANGLE_FORM_COLUMNS]
         try:
             ds = pads.dataset(path, format=PARQUET)
-            table = ds.to_table(columns=[c for c in columns if c in ds.schema.names], filter=flt)
+            forms = [c for c in ANGLE_FORM_COLUMNS if c in ds.schema.names] if "angles" in columns else []
+            table = ds.to_table(columns=[c for c in wanted if c in ds.schema.names] + forms, filter=flt)
         except (pa.ArrowException, OSError) as exc:
             raise damaged(where, exc) from None
-        parts.append(conform(table, SAMPLES_TABLE, columns, {"num_classes": num_classes}, where)[0])
+        out = conform(table, SAMPLES_TABLE, wanted, {"num_classes": num_classes}, where)[0]
+        if "angles" in columns:
+            mat = angle_matrix(table, num_classes, where)
+            out = out.append_column("angles", pa.FixedSizeListArray.from_arrays(mat.reshape(-1), num_classes))
+        parts.append(out.select(columns))
     return pa.concat_tables(parts)
+
+
+def angle_matrix(table: pa.Table, num_classes: int, where: str) -> np.ndarray:
+    """The angle of every row to every class direction, (rows, C) float32, from whichever form each
+    row holds (docs/store.md): all of `angles`, or its `nearest` classes' `nearest_angles`; an angle
+    a row does not hold is NaN. Lists of any length and number type are read; a row whose lists do
+    not fit (wrong length, a class out of range) keeps only what fits."""
+    mat = np.full((table.num_rows, num_classes), np.nan, np.float32)
+    names = table.column_names
+    if "angles" not in names and not {"nearest", "nearest_angles"} <= set(names):
+        raise Problem(
+            where,
+            "holds neither `angles` nor `nearest` and `nearest_angles`",
+            "write the angle to every class (angles) or the k nearest classes with their angles (docs/store.md)",
+        )
+    try:
+        if {"nearest", "nearest_angles"} <= set(names):
+            cols, rows = _list_values(table.column("nearest"))
+            vals, rows_v = _list_values(table.column("nearest_angles"))
+            cols = np.where(np.isfinite(cols), cols, -1).astype(np.int64)
+            if len(rows) == len(rows_v) and np.array_equal(rows, rows_v):
+                ok = (cols >= 0) & (cols < num_classes)
+                mat[rows[ok], cols[ok]] = vals[ok]
+        if "angles" in names:
+            vals, rows = _list_values(table.column("angles"))
+            counts = np.bincount(rows, minlength=table.num_rows)
+            full = counts == num_classes
+            mat[full] = vals[full[rows]].reshape(-1, num_classes)
+    except (pa.ArrowException, ValueError, TypeError) as exc:
+        raise Problem(where, f"its angle columns do not read as lists of numbers: {exc}", "see docs/store.md") from None
+    return mat
+
+
+def _list_values(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """The values of a list column as float64 (null values NaN) and the row each belongs to (null rows hold none)."""
+    arr = column.combine_chunks()
+    if not (pa.types.is_list(arr.type) or pa.types.is_fixed_size_list(arr.type) or pa.types.is_large_list(arr.type)):
+        raise TypeError(f"{column.type} is not a list")
+    lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy().astype(np.int64)
+    values = pc.list_flatten(arr).cast(pa.float64()).to_numpy(zero_copy_only=False)
+    return values, np.repeat(np.arange(len(arr)), lengths)
 
 
 def samples_dataset(run_dir: Path, num_classes: int | None = None) -> pads.Dataset:

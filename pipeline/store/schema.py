@@ -23,8 +23,10 @@ RUN_JSON_OPTIONAL = (  # written by the pipeline
     "prunable_layers",
     "margin",
     "attribution",
+    "angles",
 )
-RUN_JSON_FEATURES = ("attribution",)  # optional keys present only in runs with that feature: no warning without
+# optional keys present only in runs with that feature: no warning without
+RUN_JSON_FEATURES = ("attribution", "angles")
 
 # run.json "margin": which definition the samples' `margin` column holds (shared/DESIGN.md §1).
 MARGIN_EQ5 = "eq5"  # paper eq. 5: min_j |(W_y − W_j)·X| / ‖W_y − W_j‖, no bias, negated when wrong
@@ -33,6 +35,25 @@ MARGIN_DEFINITIONS = (MARGIN_EQ5, MARGIN_SIGNED)
 MARGIN_LABELS = {MARGIN_EQ5: "margin (eq. 5)", MARGIN_SIGNED: "signed margin (bias-aware)"}
 
 MARGIN_MISSING = MARGIN_SIGNED  # what a run without the key holds: runs written before it existed
+
+# run.json "angles": which rows hold every angle (`angles`) and which only their k nearest classes
+# (`nearest`, `nearest_angles`). Without the key every row holds `angles` (the form of every run
+# before many-class runs, and of any run with at most ANGLES_FULL_MAX_CLASSES classes).
+ANGLES_ALL = "all"  # every row: the angle to every class direction
+ANGLES_CLEAN = "clean"  # clean rows: every angle; corrupted rows: the k nearest classes and their angles
+ANGLES_FULL_MAX_CLASSES = 100  # the pipeline's default: above this many classes, corrupted rows keep k angles
+ANGLES_NEAREST_K = 20  # the pipeline's default k
+ANGLE_FORM_COLUMNS = ("angles", "nearest", "nearest_angles")  # a samples file holds `angles`, the other two, or all
+
+
+def angles_stored(meta: dict[str, Any]) -> dict[str, Any]:
+    """run.json "angles" with its defaults: `full` (ANGLES_ALL or ANGLES_CLEAN) and `k` (None when every
+    row holds every angle)."""
+    raw = meta.get("angles") if isinstance(meta.get("angles"), dict) else {}
+    full = raw.get("full", ANGLES_ALL)
+    k = raw.get("k")
+    return {"full": full, "k": k if isinstance(k, int) and not isinstance(k, bool) and k > 0 else None}
+
 
 INIT_UNTRAINED = "untrained"  # models `init` of a dense model trained for 0 epochs ([train] epochs = 0)
 
@@ -215,7 +236,29 @@ SAMPLES_TABLE = TableSpec(
             "margin to the decision boundary (negative when wrong), by the definition in run.json `margin`",
         ),
         Column("angle", pa.float32(), "angle to the true class direction (degrees)"),
-        Column("angles", pa.float32(), "angle to every class direction (degrees)", size="num_classes"),
+        Column(
+            "angles",
+            pa.float32(),
+            "angle to every class direction (degrees); may be missing (or null) in rows that hold `nearest` "
+            "and `nearest_angles` instead (run.json `angles`)",
+            required=False,
+            size="num_classes",
+        ),
+        Column(
+            "nearest",
+            pa.int16(),
+            "the k classes whose directions are nearest (smallest angle first; run.json `angles.k`); "
+            "-1 where the feature vector is all zeros",
+            required=False,
+            size="k",
+        ),
+        Column(
+            "nearest_angles",
+            pa.float32(),
+            "the angles to the `nearest` classes (degrees), in the same order",
+            required=False,
+            size="k",
+        ),
         Column(
             "robustness",
             pa.float32(),
@@ -297,9 +340,12 @@ IMAGES_SCHEMA = IMAGES_TABLE.schema()
 ATTRIBUTIONS_SCHEMA = ATTRIBUTIONS_TABLE.schema()
 
 
-def samples_schema(num_classes: int) -> pa.Schema:
-    """Columns of one per-sample file (model_id comes from the hive partition folder)."""
-    return SAMPLES_TABLE.schema(num_classes=num_classes)
+def samples_schema(num_classes: int, k: int | None = None) -> pa.Schema:
+    """Columns of one per-sample file (model_id comes from the hive partition folder): with every
+    angle (`angles`), or with `k`, the k nearest classes and their angles instead."""
+    schema = SAMPLES_TABLE.schema(num_classes=num_classes, k=k or 1)
+    drop = ("nearest", "nearest_angles") if k is None else ("angles",)
+    return pa.schema([f for f in schema if f.name not in drop])
 
 
 def features_schema(dim: int) -> pa.Schema:

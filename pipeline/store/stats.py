@@ -195,10 +195,11 @@ def run_angle_summary(run_dir: Path) -> pd.DataFrame:
         pc.list_value_length(heads.column("weight")).to_numpy(zero_copy_only=False),
         index=heads.column("model_id").to_pandas(),
     )
-    samples = clean_samples(run_dir, models["model_id"].tolist(), ["label", "angle", "angles"], meta["num_classes"])
     rows = []
-    for model_id in sorted(set(samples.column("model_id").to_pylist())):
-        t = samples.filter(pc.equal(samples.column("model_id"), model_id))
+    for model_id in sorted(models["model_id"]):  # one model at a time: C angles a row add up at many classes
+        t = clean_samples(run_dir, [model_id], ["label", "angle", "angles"], meta["num_classes"])
+        if not t.num_rows:
+            continue
         own = t.column("angle").to_numpy().astype(np.float64)
         flat = pc.list_flatten(t.column("angles")).to_numpy().astype(np.float64)
         mat = flat.reshape(len(own), -1)

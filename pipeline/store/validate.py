@@ -26,6 +26,8 @@ from pipeline.store.io import (
 )
 from pipeline.store.layout import ATTRIBUTIONS_DIR, RUN_JSON, SAFE_ID, SAMPLES_DIR, EvalSet, partition_dir
 from pipeline.store.schema import (
+    ANGLES_ALL,
+    ANGLES_CLEAN,
     ATTRIBUTIONS_TABLE,
     EVALUATIONS_TABLE,
     HEADS_TABLE,
@@ -37,6 +39,7 @@ from pipeline.store.schema import (
     RUN_JSON_OPTIONAL,
     SAMPLES_TABLE,
     TableSpec,
+    angles_stored,
     margin_definition,
 )
 
@@ -65,6 +68,7 @@ def check_run(run_dir: Path, deep: bool = True) -> list[Problem]:
         problems.append(
             Problem(RUN_JSON, f"margin {meta['margin']!r} is not a margin definition", "use one of: eq5, signed")
         )
+    problems += _check_angles_key(meta)
     num_classes = meta["num_classes"]
     tables = {}
     for spec in (MODELS_TABLE, EVALUATIONS_TABLE, HEADS_TABLE, IMAGES_TABLE):
@@ -79,6 +83,19 @@ def check_run(run_dir: Path, deep: bool = True) -> list[Problem]:
     if "models" in tables:
         problems += _check_models(run_dir, tables["models"], tables, num_classes, deep)
     return _summarise(problems)
+
+
+def _check_angles_key(meta: dict) -> list[Problem]:
+    """run.json "angles": `full` is "all" or "clean", and a run whose corrupted rows keep k angles says k."""
+    if "angles" not in meta:
+        return []
+    stored = angles_stored(meta)
+    fix = 'write {"full": "clean", "k": K} (or {"full": "all"}); docs/store.md'
+    if not isinstance(meta["angles"], dict) or stored["full"] not in (ANGLES_ALL, ANGLES_CLEAN):
+        return [Problem(RUN_JSON, f"angles {meta['angles']!r} does not say which rows hold every angle", fix)]
+    if stored["full"] == ANGLES_CLEAN and stored["k"] is None:
+        return [Problem(RUN_JSON, "angles.k is not a positive integer", fix)]
+    return []
 
 
 def validate_run(run_dir: Path) -> list[str]:
@@ -249,7 +266,7 @@ def _check_samples(run_dir: Path, wanted: dict[str, set[EvalSet]], num_classes: 
         named = {es.name: es for es in wanted[mid]}
         for path, sets in sorted(held.items()):
             where = f"{index.where}/{path.name}"
-            problems += _check_schema(path, SAMPLES_TABLE, {"num_classes": num_classes}, where)
+            problems += _check_sample_schema(path, num_classes, where)
             if path.stem in named and sets != {named[path.stem]}:
                 problems.append(
                     Problem(
@@ -286,6 +303,30 @@ def _glance_at_samples(run_dir: Path, wanted: dict[str, set[EvalSet]]) -> list[P
             if head != b"PAR1" or tail != b"PAR1":
                 where = f"{SAMPLES_DIR}/{part.name}/{path.name}"
                 problems.append(Problem(where, "is not a readable samples file (truncated or not Parquet)", RESUME))
+    return problems
+
+
+def _check_sample_schema(path: Path, num_classes: int, where: str) -> list[Problem]:
+    """A samples file's columns against the contract; of the angle columns it holds `angles`, or
+    `nearest` and `nearest_angles` (lists of any length), or all three."""
+    quiet = ("column 'angles' is missing", "column 'nearest'", "column 'nearest_angles'")
+    problems = [
+        p
+        for p in _check_schema(path, SAMPLES_TABLE, {"num_classes": num_classes}, where)
+        if p.error or not any(q in p.problem for q in quiet)
+    ]
+    try:
+        names = set(pq.read_schema(path).names)
+    except (pa.ArrowException, OSError):
+        return problems
+    if "angles" not in names and not {"nearest", "nearest_angles"} <= names:
+        problems.append(
+            Problem(
+                where,
+                "holds neither `angles` nor `nearest` and `nearest_angles`",
+                "write the angle to every class (angles) or the k nearest classes with their angles (docs/store.md)",
+            )
+        )
     return problems
 
 

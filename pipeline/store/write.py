@@ -14,6 +14,7 @@ from pipeline.store.errors import PruneScopeError
 from pipeline.store.io import conform, remove_run, write_json, write_table
 from pipeline.store.layout import RUN_JSON, EvalSet, check_id, samples_path
 from pipeline.store.schema import (
+    ANGLE_FORM_COLUMNS,
     EVALUATIONS_TABLE,
     HEADS_TABLE,
     IMAGES_TABLE,
@@ -64,10 +65,12 @@ def write_run(
     conformed = [(_conform(df, spec, sizes), spec) for df, spec, sizes in tables]
     if "model_id" not in samples.columns:
         raise PruneScopeError("samples has no model_id column", "add the model_id of every row")
+    forms = [c for c in ANGLE_FORM_COLUMNS if c not in samples.columns]  # angle columns not written (nor all-null ones)
     parts = []
     for (model_id, corruption, severity), rows in samples.groupby(["model_id", "corruption", "severity"], sort=True):
         es = EvalSet(str(corruption), int(severity))
-        table = _conform(rows.drop(columns=["model_id"]), SAMPLES_TABLE, {"num_classes": num_classes})
+        empty = [c for c in ANGLE_FORM_COLUMNS if c in rows.columns and rows[c].isna().all()]
+        table = _conform(rows.drop(columns=["model_id"]), SAMPLES_TABLE, {"num_classes": num_classes}, forms + empty)
         parts.append((samples_path(run_dir, check_id(str(model_id)), es.corruption, es.severity), table))
     for table, spec in conformed:
         write_table(table, run_dir / spec.path)
@@ -108,6 +111,7 @@ def summarise(samples: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def _conform(df: pd.DataFrame, spec: TableSpec, sizes: dict[str, int]) -> pa.Table:
+def _conform(df: pd.DataFrame, spec: TableSpec, sizes: dict[str, int], leave_out: Sequence[str] = ()) -> pa.Table:
+    """`df` as the contract's kinds; the columns in `leave_out` are not written (not even as defaults)."""
     table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
-    return conform(table, spec, sizes=sizes, where=spec.path)[0]
+    return conform(table, spec, [c for c in spec.names if c not in leave_out], sizes, where=spec.path)[0]
