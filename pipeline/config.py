@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from pipeline.errors import PruneScopeError
-from pipeline.store import CLEAN, MARGIN_DEFINITIONS, MARGIN_EQ5, check_id
+from pipeline.store import (
+    ANGLES_ALL,
+    ANGLES_CLEAN,
+    ANGLES_FULL_MAX_CLASSES,
+    ANGLES_NEAREST_K,
+    CLEAN,
+    MARGIN_DEFINITIONS,
+    MARGIN_EQ5,
+    check_id,
+)
 from pipeline.store.populations import LAYER_SCOPE, layer_of
 
 SCHEDULES = ("oneshot", "iterative")
@@ -178,7 +187,8 @@ class EvalConfig:
     generating; `frost_dir` a folder of frost photos for the frost corruption. `margin`
     is the definition the samples' margin column holds: "eq5" (the paper's) or "signed".
     `replicas`: the sets the models of seeds other than 0 are evaluated on, "all" or "clean"
-    (what PIE compare; it keeps populations cheap).
+    (what PIE compare; it keeps populations cheap). Above `full_angles_max_classes` classes the
+    corrupted rows keep the angles of their `nearest_k` nearest classes only (docs/store.md).
     """
 
     corruptions: tuple[str, ...] = ()
@@ -189,6 +199,19 @@ class EvalConfig:
     frost_dir: str | None = None
     margin: str = MARGIN_EQ5
     replicas: str = "all"
+    full_angles_max_classes: int = ANGLES_FULL_MAX_CLASSES
+    nearest_k: int = ANGLES_NEAREST_K
+
+    def angles_stored(self, num_classes: int) -> dict[str, Any]:
+        """run.json "angles" for a run of `num_classes` classes: every angle on every row up to
+        `full_angles_max_classes`, else every angle on clean rows and the k nearest on corrupted rows."""
+        if num_classes <= self.full_angles_max_classes:
+            return {"full": ANGLES_ALL}
+        return {
+            "full": ANGLES_CLEAN,
+            "k": min(self.nearest_k, num_classes),
+            "max_classes": self.full_angles_max_classes,
+        }
 
     def evalsets(self) -> list[tuple[str, int]]:
         """(corruption, severity) pairs, clean first."""
@@ -760,9 +783,13 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
             "frost_dir": str,
             "margin": str,
             "replicas": str,
+            "full_angles_max_classes": int,
+            "nearest_k": int,
         },
     )
     _check_numbers(ev, "[evaluation]")
+    for key in ("full_angles_max_classes", "nearest_k"):
+        _require(ev.get(key, 1) >= 1, f"[evaluation] {key}", ev.get(key), "must be at least 1", f"e.g. {key} = 20")
     corruptions = ev.get("corruptions", [])
     if corruptions == "all":
         corruptions = list(CORRUPTIONS.names())
@@ -793,6 +820,8 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
         **paths,
         margin=_choice(ev.get("margin", MARGIN_EQ5), MARGIN_DEFINITIONS, "margin definition"),
         replicas=_choice(ev.get("replicas", "all"), REPLICA_SETS, "replicas setting"),
+        full_angles_max_classes=ev.get("full_angles_max_classes", ANGLES_FULL_MAX_CLASSES),
+        nearest_k=ev.get("nearest_k", ANGLES_NEAREST_K),
     )
 
     device = _choice(top.get("device", "auto"), DEVICES, "device")

@@ -12,6 +12,7 @@ import gzip
 import inspect
 import pickle
 import struct
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -21,6 +22,7 @@ import numpy as np
 from pipeline.errors import PruneScopeError
 from pipeline.registry import Registry
 
+STATS_CHUNK = 1024  # images per step of channel_stats
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
@@ -46,9 +48,15 @@ class ImageDataset:
 
     def channel_stats(self) -> tuple[list[float], list[float]]:
         """Per-channel mean and std of the training images in [0, 1] (for normalisation)."""
-        x = self.train_images.astype(np.float64) / 255.0
-        mean = x.mean(axis=(0, 1, 2))
-        std = x.std(axis=(0, 1, 2))
+        images, c = self.train_images, self.train_images.shape[-1]
+        total, squares, count = np.zeros(c), np.zeros(c), 0
+        for start in range(0, len(images), STATS_CHUNK):  # a chunk at a time: images may be mapped from disk
+            x = np.asarray(images[start : start + STATS_CHUNK], np.float64).reshape(-1, c) / 255.0
+            total += x.sum(axis=0)
+            squares += np.square(x).sum(axis=0)
+            count += len(x)
+        mean = total / max(count, 1)
+        std = np.sqrt(np.maximum(squares / max(count, 1) - mean**2, 0.0))
         return [float(v) for v in mean], [float(max(v, 1e-3)) for v in std]
 
 
@@ -293,45 +301,56 @@ IMAGEFOLDER_LAYOUT = "train/ and test/, each with one sub-folder of images per c
 
 
 def _read_image_split(folder: Path, classes: list[str], image_size: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The images of one split, streamed from disk into a memory-mapped array (an anonymous
+    temporary file): one image is decoded at a time and the pages are the operating system's to
+    evict, so a folder of many classes never sits in memory at once."""
     from PIL import Image, UnidentifiedImageError
 
-    images, labels = [], []
-    for label, cls in enumerate(classes):
-        files = (
-            sorted(p for p in (folder / cls).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            if (folder / cls).is_dir()
-            else []
-        )
-        for path in files:
-            try:
-                with Image.open(path) as img:
-                    img = img.convert("L" if img.mode in ("L", "1", "I;16", "I") else "RGB")
-                    if image_size is not None:
-                        img = img.resize((image_size, image_size), Image.BILINEAR)
-                    arr = np.asarray(img, dtype=np.uint8)
-            except Image.DecompressionBombError:
-                raise PruneScopeError(
-                    f"image {path} has more pixels than Pillow decodes safely (limit {Image.MAX_IMAGE_PIXELS:,})",
-                    "shrink the image (or remove it); image_size resizes only after decoding",
-                ) from None
-            except (OSError, UnidentifiedImageError) as exc:
-                raise PruneScopeError(f"cannot read image {path}: {exc}", "remove or replace the file") from None
-            images.append(arr if arr.ndim == 3 else arr[..., None])
-            labels.append(label)
-    if not images:
+    files = [
+        (path, label)
+        for label, cls in enumerate(classes)
+        if (folder / cls).is_dir()
+        for path in sorted(p for p in (folder / cls).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    ]
+    if not files:
         raise PruneScopeError(f"no images found under {folder}", f"the layout is {IMAGEFOLDER_LAYOUT}")
-    shapes = {a.shape for a in images}
-    if len(shapes) > 1:
-        channels = {s[2] for s in shapes}
-        if len(channels) > 1:
-            images = [np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a for a in images]
-            shapes = {a.shape for a in images}
-        if len(shapes) > 1:
+
+    def opened(path: Path) -> Image.Image:
+        try:
+            return Image.open(path)
+        except (OSError, UnidentifiedImageError) as exc:
+            raise PruneScopeError(f"cannot read image {path}: {exc}", "remove or replace the file") from None
+
+    shapes = set()
+    for path, _ in files:  # headers only: the size and channels of every image, before any is decoded
+        with opened(path) as img:
+            gray = img.mode in ("L", "1", "I;16", "I")
+            size = (image_size, image_size) if image_size is not None else img.size
+            shapes.add((size[1], size[0], 1 if gray else 3))
+    if len({s[:2] for s in shapes}) > 1:
+        raise PruneScopeError(
+            f"images under {folder} have different sizes: {sorted(shapes)[:3]}",
+            "set `image_size` in the [dataset] section to resize them to one square size",
+        )
+    h, w, _ = next(iter(shapes))
+    channels = max(s[2] for s in shapes)
+    images = np.memmap(tempfile.TemporaryFile(), dtype=np.uint8, mode="w+", shape=(len(files), h, w, channels))
+    for i, (path, _) in enumerate(files):
+        try:
+            with opened(path) as img:
+                img = img.convert("L" if img.mode in ("L", "1", "I;16", "I") else "RGB")
+                if image_size is not None:
+                    img = img.resize((image_size, image_size), Image.BILINEAR)
+                arr = np.asarray(img, dtype=np.uint8)
+        except Image.DecompressionBombError:
             raise PruneScopeError(
-                f"images under {folder} have different sizes: {sorted(shapes)[:3]}",
-                "set `image_size` in the [dataset] section to resize them to one square size",
-            )
-    return np.stack(images), np.asarray(labels, dtype=np.int64)
+                f"image {path} has more pixels than Pillow decodes safely (limit {Image.MAX_IMAGE_PIXELS:,})",
+                "shrink the image (or remove it); image_size resizes only after decoding",
+            ) from None
+        except (OSError, UnidentifiedImageError) as exc:
+            raise PruneScopeError(f"cannot read image {path}: {exc}", "remove or replace the file") from None
+        images[i] = arr[..., None] if arr.ndim == 2 else arr  # a grey image among colour ones is repeated
+    return images, np.asarray([label for _, label in files], dtype=np.int64)
 
 
 @register_dataset("imagefolder")

@@ -232,6 +232,7 @@ def _write_run_json(cfg: RunConfig, run_dir: Path) -> None:
             "config": cfg.study,
             "prunable_layers": {},
             "margin": cfg.evaluation.margin,
+            "angles": cfg.evaluation.angles_stored(data.num_classes),
             **({"attribution": attribution} if at.enabled else {}),
         },
         run_dir / store.RUN_JSON,

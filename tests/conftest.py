@@ -200,3 +200,44 @@ def attribution_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     build_run(parse_config(cfg), store_dir)
     return store_dir
+
+
+MANY_CLASSES = 1000  # issue 14: a run of 1000 classes, end to end
+
+
+def write_imagefolder(root: Path, classes: int, per_class: dict[str, int], size: int = 8) -> Path:
+    """An imagefolder of `classes` tiny grey classes (`per_class` images in each split), each class a
+    fixed random pattern plus noise, so that a model can learn a little of it."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    patterns = rng.integers(0, 256, (classes, size, size))
+    for split, n in per_class.items():
+        for c in range(classes):
+            folder = root / split / f"c{c:04d}"
+            folder.mkdir(parents=True)
+            for i in range(n):
+                noisy = np.clip(patterns[c] + rng.normal(0, 24, (size, size)), 0, 255).astype(np.uint8)
+                Image.fromarray(noisy).save(folder / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def many_classes_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with one run ("many") of an imagefolder of 1000 tiny classes: one dense and one pruned
+    digits_cnn, clean and one corruption, so corrupted rows keep their k nearest classes."""
+    from pipeline.config import parse_config
+    from pipeline.runner import build_run
+
+    folder = write_imagefolder(tmp_path_factory.mktemp("folder"), MANY_CLASSES, {"train": 2, "test": 2})
+    store_dir = tmp_path_factory.mktemp("many-store")
+    cfg = tiny_config(
+        name="many",
+        dataset={"name": "imagefolder", "root": str(folder)},
+        train={"epochs": 1, "batch_size": 256, "lr": 0.05},
+        prune=[{"method": ["magnitude"], "sparsity": [0.5], "finetune_epochs": [0]}],
+        evaluation={"corruptions": ["gaussian_noise"], "severities": [3], "nearest_k": 5},
+    )
+    build_run(parse_config(cfg), store_dir)
+    return store_dir

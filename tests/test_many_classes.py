@@ -16,6 +16,7 @@ from app.reader import StoreReader
 from pipeline import store
 from pipeline.store import Problem
 from pipeline.store.io import angle_matrix
+from tests.conftest import MANY_CLASSES
 from tests.foreign_runs import CLASSES, write_foreign_run
 
 K = 2
@@ -97,3 +98,27 @@ def test_validate_names_a_samples_file_without_any_angles_and_a_bad_angles_key(n
     meta = json.loads((run / "run.json").read_text())
     (run / "run.json").write_text(json.dumps({**meta, "angles": {"full": "clean"}}))
     assert any("angles.k" in e for e in store.validate_run(run))
+
+
+def test_an_imagefolder_of_1000_classes_builds_a_valid_run_with_k_nearest_corrupted_rows(many_classes_store):
+    run = many_classes_store / "many"
+    assert store.validate_run(run) == []
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["num_classes"] == MANY_CLASSES
+    assert meta["angles"] == {"full": "clean", "k": 5, "max_classes": store.ANGLES_FULL_MAX_CLASSES}
+    reader = StoreReader(many_classes_store)
+    models = reader.models("many")
+    assert len(models) == 2
+    pruned = models.loc[models["method"] != "dense", "model_id"].iloc[0]
+    clean = pq.read_table(run / "samples" / f"model_id={pruned}" / "clean.parquet")
+    noisy = pq.read_table(run / "samples" / f"model_id={pruned}" / "gaussian_noise-3.parquet")
+    assert "angles" in clean.column_names and "nearest" not in clean.column_names
+    assert "angles" not in noisy.column_names and noisy.schema.field("nearest").type.list_size == 5
+    rows = reader.samples("many", pruned, "gaussian_noise", 3, with_angles=True, labels=[0, 1])
+    wide = rows[[f"a{j}" for j in range(MANY_CLASSES)]].to_numpy()
+    assert (np.isfinite(wide).sum(axis=1) == 5).all()
+    near = noisy.column("nearest_angles").combine_chunks().flatten().to_numpy().reshape(-1, 5)
+    assert (np.diff(near, axis=1) >= 0).all(), "nearest first"
+    full = reader.samples("many", pruned, "clean", 0, with_angles=True, labels=[3])
+    own = full["angle"].to_numpy()
+    np.testing.assert_allclose(full["a3"].to_numpy(), own, rtol=1e-6), "the clean rows hold every angle"
