@@ -36,6 +36,7 @@ LOCAL_GRAPH = "local-graph"
 LOCAL_DIFF_METRIC = "local-diff-metric"
 LOCAL_DIFF_RANGE = "local-diff-range"
 CLASS_DROPDOWN = "class-dropdown"
+CLASS_RANK = "class-rank"  # how the class pre-selection ranks classes: by confusion or by change (issue 14)
 
 # global geometry
 GLOBAL_GRAPH = "global-graph"

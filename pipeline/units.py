@@ -410,23 +410,6 @@ def features_enabled(cfg: RunConfig, num_models: int, num_test: int, corruption:
     return num_models * len(cfg.evaluation.evalsets()) * num_test <= FEATURE_ROWS_LIMIT
 
 
-def angle_columns(angles: np.ndarray, k: int | None) -> dict[str, pa.Array]:
-    """The samples' angle columns (docs/store.md): every angle (`k` None), or the k nearest classes,
-    smallest angle first, and their angles (a row of NaN angles, a zero feature vector, has classes -1)."""
-    n, c = angles.shape
-    if k is None:
-        return {"angles": pa.FixedSizeListArray.from_arrays(angles.reshape(-1), c)}
-    finite = np.where(np.isnan(angles), np.inf, angles)
-    order = np.argpartition(finite, k - 1, axis=1)[:, :k]
-    order = np.take_along_axis(order, np.argsort(np.take_along_axis(finite, order, axis=1), axis=1), axis=1)
-    near = np.take_along_axis(angles, order, axis=1).astype(np.float32)
-    order = np.where(np.isnan(near), -1, order).astype(np.int16)
-    return {
-        "nearest": pa.FixedSizeListArray.from_arrays(order.reshape(-1), k),
-        "nearest_angles": pa.FixedSizeListArray.from_arrays(near.reshape(-1), k),
-    }
-
-
 def run_eval_unit(ctx: RunContext, plan: ModelPlan, corruption: str, severity: int) -> dict[str, Any]:
     """Evaluate one model on one evaluation set: per-sample metrics, features, summary record."""
     model, head_name = ctx.load(plan)
@@ -454,7 +437,7 @@ def run_eval_unit(ctx: RunContext, plan: ModelPlan, corruption: str, severity: i
             "length": m["length"],
             "margin": m["margin"],
             "angle": m["angle"],
-            **angle_columns(m["angles"], k),
+            **store.angle_columns(m["angles"], k),
             "robustness": np.full(n, np.nan, np.float32),
             "zero_feature": m["zero_feature"],
         },

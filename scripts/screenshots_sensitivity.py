@@ -34,7 +34,7 @@ const area = gd.querySelector('.nsewdrag').getBoundingClientRect();
 return [Math.round(area.left + xa.l2p(arguments[2])), Math.round(area.top + ya.l2p(arguments[1]))];
 """
 
-RADIOS = (ids.CLICK_TARGET, ids.MODELMAP_PLACEMENT, ids.EVAL_MODE)  # radio items have the option role too
+RADIOS = (ids.CLICK_TARGET, ids.MODELMAP_PLACEMENT, ids.EVAL_MODE, ids.CLASS_RANK)  # radio items have the option role
 OPTIONS = (  # the first option of the open dropdown
     "return Array.from(document.querySelectorAll('[role=option]'))"
     f".filter(o => !o.closest('{', '.join('#' + r for r in RADIOS)}')).slice(0, 1).map(o => o.textContent);"

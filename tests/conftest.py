@@ -230,7 +230,7 @@ def many_classes_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pipeline.config import parse_config
     from pipeline.runner import build_run
 
-    folder = write_imagefolder(tmp_path_factory.mktemp("folder"), MANY_CLASSES, {"train": 2, "test": 2})
+    folder = write_imagefolder(tmp_path_factory.mktemp("folder"), MANY_CLASSES, {"train": 1, "test": 2})
     store_dir = tmp_path_factory.mktemp("many-store")
     cfg = tiny_config(
         name="many",

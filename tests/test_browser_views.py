@@ -32,9 +32,9 @@ BARS = (  # the number of bars of the evaluation table (a model on an evaluation
     "return document.querySelectorAll('#' + arguments[0] + ' .barlayer .trace.bars:first-child .point').length;"
 )
 LAYOUT = "const el = document.querySelector('#' + arguments[0] + ' .js-plotly-plot'); return el && el.layout;"
-OPTIONS = (  # the options of the open dropdown (radio items, "a click sets", "placed by", "cells", have the role too)
+OPTIONS = (  # the open dropdown's options (radio items: "a click sets", "placed by", "cells", "rank classes by" too)
     "return Array.from(document.querySelectorAll('[role=option]'))"
-    f".filter(o => !o.closest('#{ids.CLICK_TARGET}, #{ids.MODELMAP_PLACEMENT}, #{ids.EVAL_MODE}'))"
+    f".filter(o => !o.closest('#{ids.CLICK_TARGET}, #{ids.MODELMAP_PLACEMENT}, #{ids.EVAL_MODE}, #{ids.CLASS_RANK}'))"
     ".map(o => o.textContent);"
 )
 

@@ -12,7 +12,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from app.export import build_snapshot
+from app.figures.local import MAX_CLASSES, RANK_CHANGE, RANK_CONFUSION, class_ranking, classes_to_show
+from app.figures.parallel import MAX_AXES, density_strips, dimensions, rank_axes
 from app.reader import StoreReader
+from app.state import Combo
+from app.views import global_
+from app.views.local import class_options, ranking, single
 from pipeline import store
 from pipeline.store import Problem
 from pipeline.store.io import angle_matrix
@@ -122,3 +128,68 @@ def test_an_imagefolder_of_1000_classes_builds_a_valid_run_with_k_nearest_corrup
     full = reader.samples("many", pruned, "clean", 0, with_angles=True, labels=[3])
     own = full["angle"].to_numpy()
     np.testing.assert_allclose(full["a3"].to_numpy(), own, rtol=1e-6), "the clean rows hold every angle"
+
+
+# ---------------------------------------------------------------- app: pre-selection, axes, views
+
+
+def frame(labels: list[int], correct: list[bool], margin: list[float] | None = None) -> pd.DataFrame:
+    n = len(labels)
+    return pd.DataFrame(
+        {
+            "sample_id": np.arange(n),
+            "label": labels,
+            "correct": correct,
+            "margin": margin if margin is not None else [1.0] * n,
+        }
+    )
+
+
+def test_class_ranking_puts_the_most_confused_or_most_changed_classes_first():
+    ref = frame([0, 0, 1, 1, 2, 2], [True, True, False, True, False, False], [1, 1, 1, 1, -1, -2])
+    assert class_ranking(ref, None, RANK_CONFUSION, 4)["class"].tolist() == [2, 1, 0, 3], "no samples: last"
+    cmp = frame([0, 0, 1, 1, 2, 2], [False, False, False, True, False, False])
+    ranked = class_ranking(ref, cmp, RANK_CHANGE, 4)
+    assert ranked["class"].tolist()[:2] == [0, 1] and ranked["flips"].tolist()[:2] == [2, 0]
+    assert class_ranking(ref, None, RANK_CHANGE, 4)["class"].tolist() == [2, 1, 0, 3], "no comparison: confusion"
+    options = class_options(["a", "b", "c", "d"], ranked)
+    assert options[0] == {"label": "0: a (2 flips) · 100% right", "value": 0}
+    assert options[-1]["label"] == "3: d (0 flips) · no samples"
+    assert classes_to_show(list(range(30))[::-1], 5, 30) == [5, 29, 28, 27, 26, 25, 24, 23, 22, 21]
+    assert classes_to_show([2, 1, 0], 1, 3) == [0, 1, 2], "few classes: all, in class order"
+
+
+def test_parallel_axes_of_many_classes_count_an_angle_not_held_as_the_kth_nearest():
+    c = 40
+    wide = np.full((4, c), np.nan)
+    wide[:, 0] = 30  # the class in focus
+    wide[:, 7] = 50  # every sample's second nearest
+    wide[:2, 9] = 40  # half the samples hold it (40); the others count their k-th nearest (60): mean 50, not 40
+    wide[2:, 11] = 60
+    ref = pd.DataFrame(wide, columns=[f"a{j}" for j in range(c)]).assign(label=0, length=1.0, margin=1.0)
+    axes = rank_axes(ref, None, 0, c, k=4)
+    assert axes[:3] == [0, 7, 9] and len(axes) == 4, "9 ties with 7 (mean 50), the class order breaks it"
+    moved = ref.copy()
+    moved["a30"] = 20.0
+    assert 30 in rank_axes(ref, moved, 0, c, k=4), "the most moved class joins with a comparison"
+    strips = density_strips(ref, None, dimensions(axes, [f"c{j}" for j in range(c)]))
+    assert strips["data"], "density strips draw the axes that hold values"
+
+
+def test_every_view_draws_the_1000_class_run(many_classes_store):
+    reader = StoreReader(many_classes_store)
+    models = reader.models("many")
+    dense = models.loc[models["method"] == "dense", "model_id"].iloc[0]
+    pruned = models.loc[models["method"] != "dense", "model_id"].iloc[0]
+    ref, cmp = Combo(dense, "clean", 0), Combo(pruned, "gaussian_noise", 3)
+    ranked = ranking(reader, "many", ref, cmp, RANK_CHANGE)
+    assert len(ranked) == MANY_CLASSES and ranked["flips"].is_monotonic_decreasing
+    focus = int(ranked["class"].iloc[0])
+    fig = single(reader, "many", ref, focus, None)
+    titles = [a["text"] for a in fig["layout"]["annotations"] if "<b>" in a.get("text", "")]
+    assert len(titles) == MAX_CLASSES and f"<b>c{focus:04d}</b>" in titles[0]
+    lines, strips, note = global_.figures(reader, "many", ref, cmp, focus, None)
+    assert len(lines["layout"]["xaxis"]["ticktext"]) == MAX_AXES + 2
+    assert "20 of 1000 class axes" in note and "5 nearest classes" in note
+    html = build_snapshot(reader, "many", dense, pruned, "gaussian_noise", 3)
+    assert "c0000" in html and len(html) < 20_000_000

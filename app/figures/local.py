@@ -45,12 +45,37 @@ def _sampled(df: pd.DataFrame, limit: int) -> tuple[pd.DataFrame, int]:
     return (df if len(df) <= limit else df.sample(limit, random_state=0)), len(df)
 
 
-def classes_to_show(df: pd.DataFrame, focus: int, num_classes: int) -> list[int]:
-    """All classes when few; otherwise the class in focus and the classes with the lowest accuracy."""
+RANK_CONFUSION, RANK_CHANGE = "confusion", "change"
+RANKINGS = {RANK_CONFUSION: "confusion", RANK_CHANGE: "change"}
+
+
+def class_ranking(ref: pd.DataFrame, cmp: pd.DataFrame | None, by: str, num_classes: int) -> pd.DataFrame:
+    """Every class ranked for the pre-selection, first the one to look at: by confusion, the lowest
+    accuracy on the reference (then the lowest mean margin); by change (with a compared
+    combination), the most samples whose correctness flips between the two.
+    Columns: class, n, accuracy, flips (NaN without a comparison)."""
+    g = ref.groupby("label")
+    out = pd.DataFrame({"class": np.arange(num_classes)})
+    out["n"] = out["class"].map(g.size()).fillna(0).astype(int)
+    out["accuracy"] = out["class"].map(g["correct"].mean())
+    margin = out["class"].map(g["margin"].mean())
+    out["flips"] = np.nan
+    keys = [out["accuracy"].fillna(np.inf), margin.fillna(np.inf)]
+    if cmp is not None:
+        both = ref[["sample_id", "label", "correct"]].merge(cmp[["sample_id", "correct"]], on="sample_id")
+        flipped = both[both["correct_x"] != both["correct_y"]].groupby("label").size()
+        out["flips"] = out["class"].map(flipped).fillna(0).astype(int)
+        if by == RANK_CHANGE:
+            keys = [-out["flips"]]  # ties by class index, as the export's default class
+    order = np.lexsort([k.to_numpy(dtype=float) for k in reversed(keys)])  # lexsort: the last key sorts first
+    return out.iloc[order].reset_index(drop=True)
+
+
+def classes_to_show(ranked: list[int], focus: int, num_classes: int) -> list[int]:
+    """All classes when few; otherwise the class in focus and the first of the pre-selection's ranking."""
     if num_classes <= MAX_CLASSES:
         return list(range(num_classes))
-    acc = df.groupby("label")["correct"].mean().sort_values()
-    return [focus] + [int(c) for c in acc.index if c != focus][: MAX_CLASSES - 1]
+    return [focus] + [int(c) for c in ranked if c != focus][: MAX_CLASSES - 1]
 
 
 def empty_figure(message: str, height: int = 260) -> Figure:

@@ -20,6 +20,18 @@ MAX_AXES = 20
 MAX_LINES = 3000
 
 
+def class_angles(df: pd.DataFrame, num_classes: int) -> np.ndarray:
+    """The angle columns a0..a{C−1} of `df` as an (N, C) array, an angle the row does not hold (a
+    run that keeps only the k nearest classes of corrupted rows, docs/store.md) counted as the row's
+    largest held angle, its k-th nearest: a lower bound, so that rankings see it as far."""
+    mat = df[[f"a{j}" for j in range(num_classes)]].to_numpy(dtype=float)
+    held = np.isfinite(mat)
+    if held.all():
+        return mat
+    kth = np.where(held.any(axis=1), np.nanmax(np.where(held, mat, -np.inf), axis=1), np.nan)
+    return np.where(held, mat, kth[:, None])
+
+
 def rank_axes(
     ref: pd.DataFrame, cmp: pd.DataFrame | None, focus: int, num_classes: int, k: int = MAX_AXES
 ) -> list[int]:
@@ -27,15 +39,18 @@ def rank_axes(
     samples) and, with a comparison, those whose angles moved most; at most `k` in all."""
     if num_classes <= k:
         return list(range(num_classes))
-    g = ref[ref["label"] == focus]
-    confusion = pd.Series({j: g[f"a{j}"].mean() for j in range(num_classes) if j != focus}).sort_values()
-    picked = [focus] + list(confusion.index[: (k - 1) if cmp is None else (k - 1) // 2 + 1])
+    others = np.arange(num_classes) != focus
+    with np.errstate(all="ignore"):
+        mean_ref = np.nanmean(class_angles(ref[ref["label"] == focus], num_classes), axis=0)
+    confusion = np.where(others & np.isfinite(mean_ref), mean_ref, np.inf)
+    picked = [focus] + [int(j) for j in np.argsort(confusion, kind="stable")[: (k - 1) if cmp is None else k // 2]]
     if cmp is not None:
-        h = cmp[cmp["label"] == focus]
-        moved = pd.Series(
-            {j: abs(h[f"a{j}"].mean() - g[f"a{j}"].mean()) for j in range(num_classes) if j not in picked}
-        ).sort_values(ascending=False)
-        picked += list(moved.index[: k - len(picked)])
+        with np.errstate(all="ignore"):
+            mean_cmp = np.nanmean(class_angles(cmp[cmp["label"] == focus], num_classes), axis=0)
+        moved = np.abs(mean_cmp - mean_ref)
+        moved[~np.isfinite(moved)] = -np.inf
+        moved[picked] = -np.inf
+        picked += [int(j) for j in np.argsort(-moved, kind="stable")[: k - len(picked)]]
     return picked[:k]
 
 
@@ -211,10 +226,11 @@ def density_strips(ref: pd.DataFrame, cmp: pd.DataFrame | None, dims: list[tuple
         centre, half = axis_position(i, k), 0.4 / k
         layout[f"xaxis{suffix}"] = {"domain": [centre - half, centre + half], "anchor": f"y{suffix}", "visible": False}
         layout[f"yaxis{suffix}"] = {"anchor": f"x{suffix}", "visible": False}
-        if not frames:
+        values = np.concatenate([f[col].to_numpy(dtype=float) for f, _, _ in frames]) if frames else np.empty(0)
+        values = values[np.isfinite(values)]  # an angle a row does not hold (k nearest only) is NaN
+        if not len(values):
             continue
-        lo = min(float(np.nanmin(f[col])) for f, _, _ in frames)
-        hi = max(float(np.nanmax(f[col])) for f, _, _ in frames)
+        lo, hi = float(values.min()), float(values.max())
         for frame, color, _ in frames:
             x, d = kde(frame[col].to_numpy(), lo, hi)
             traces.append(

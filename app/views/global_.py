@@ -67,13 +67,15 @@ def _frames(
     return names, a, b, dims
 
 
-def _note(names: list[str], focus: int, dims: list, compared: bool) -> str:
+def _note(names: list[str], focus: int, dims: list, compared: bool, nearest_k: int | None = None) -> str:
+    """Which class and axes are shown; with `nearest_k`, that corrupted sets hold the angles of their
+    k nearest classes only (docs/store.md), so a line leaves a gap on the other axes."""
+    note = f"class {names[focus]}"
     if len(dims) - 2 < len(names):
-        return (
-            f"class {names[focus]}: {len(dims) - 2} of {len(names)} class axes "
-            f"(most confused{', most changed' if compared else ''})"
-        )
-    return f"class {names[focus]}"
+        note += f": {len(dims) - 2} of {len(names)} class axes (most confused{', most changed' if compared else ''})"
+    if nearest_k is not None:
+        note += f"; corrupted sets keep each sample's {nearest_k} nearest classes: a gap is an angle beyond them"
+    return note
 
 
 def figures(
@@ -97,8 +99,15 @@ def figures(
     return (
         parallel_coordinates(a, dims, title, selection, boxes, compared=b),
         density_strips(a, b, dims),
-        _note(names, focus, dims, cmp is not None),
+        _note(names, focus, dims, cmp is not None, _nearest_k(reader.meta(run), ref, cmp)),
     )
+
+
+def _nearest_k(meta: dict, ref: Combo, cmp: Combo | None) -> int | None:
+    """k when a shown set is corrupted and the run keeps only the k nearest classes of its rows."""
+    stored = store.angles_stored(meta)
+    corrupted = any(c is not None and c.corruption != store.CLEAN for c in (ref, cmp))
+    return stored["k"] if corrupted and stored["full"] == store.ANGLES_CLEAN else None
 
 
 def _boxes(relayout: object) -> list[dict] | None:

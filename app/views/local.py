@@ -9,7 +9,18 @@ from dash import Input, Output, State, dcc, html
 
 from app import ids
 from app.figures import Figure, decode_array
-from app.figures.local import classes_to_show, comparison, empty_figure, small_multiples, trajectories
+from app.figures.local import (
+    MAX_CLASSES,
+    RANK_CHANGE,
+    RANK_CONFUSION,
+    RANKINGS,
+    class_ranking,
+    classes_to_show,
+    comparison,
+    empty_figure,
+    small_multiples,
+    trajectories,
+)
 from app.reader import StoreError, StoreReader
 from app.snapshot import Context, Part, fig, section
 from app.state import Combo, make_selection, selected_ids
@@ -24,21 +35,30 @@ HELP = (
 )
 
 
-def class_options(names: list[str], flips: pd.Series | None = None) -> list[dict]:
-    """The class dropdown's options; with a comparison, each class's number of flips (samples
-    right → wrong or wrong → right) in its label."""
-    if flips is None:
+def class_options(names: list[str], ranking: pd.DataFrame | None = None) -> list[dict]:
+    """The class dropdown's options: by class index, or in the pre-selection's order with each
+    class's accuracy on the reference and, with a comparison, its flips (samples right → wrong or
+    wrong → right) in its label."""
+    if ranking is None:
         return [{"label": f"{i}: {n}", "value": i} for i, n in enumerate(names)]
-    return [{"label": f"{i}: {n} ({int(flips.get(i, 0))} flips)", "value": i} for i, n in enumerate(names)]
+    options = []
+    for c, acc, flips in zip(ranking["class"], ranking["accuracy"], ranking["flips"]):
+        flipped = "" if np.isnan(flips) else f" ({int(flips)} flips)"
+        right = "no samples" if np.isnan(acc) else f"{acc:.0%} right"
+        options.append({"label": f"{c}: {names[c]}{flipped} · {right}", "value": int(c)})
+    return options
+
+
+def ranking(reader: StoreReader, run: str, ref: Combo, cmp: Combo | None, by: str) -> pd.DataFrame:
+    """The pre-selection's ranking of the run's classes (app.figures.local.class_ranking)."""
+    a = reader.samples(run, ref.model_id, ref.corruption, ref.severity)
+    b = reader.samples(run, cmp.model_id, cmp.corruption, cmp.severity) if cmp else None
+    return class_ranking(a, b, by, reader.meta(run)["num_classes"])
 
 
 def flips_per_class(reader: StoreReader, run: str, ref: Combo, cmp: Combo) -> pd.Series:
     """Per class, the samples whose correctness differs between reference and compared."""
-    moves = trajectories(
-        reader.samples(run, ref.model_id, ref.corruption, ref.severity),
-        reader.samples(run, cmp.model_id, cmp.corruption, cmp.severity),
-    )
-    return moves[moves["category"].isin(["right_wrong", "wrong_right"])].groupby("label").size()
+    return ranking(reader, run, ref, cmp, RANK_CHANGE).set_index("class")["flips"].sort_index()
 
 
 def default_class(flips: pd.Series) -> int:
@@ -47,13 +67,14 @@ def default_class(flips: pd.Series) -> int:
 
 
 def single(reader: StoreReader, run: str, ref: Combo, focus: int, chosen: set[int] | None) -> Figure:
-    """The reference's small multiples (the classes to show, the one in focus among them), each
-    margin density labelled with the run's margin definition."""
+    """The reference's small multiples (the class in focus, then the first classes of the
+    pre-selection ranked by confusion), each margin density labelled with the run's margin definition."""
     meta = reader.meta(run)
     names = meta["class_names"]
     df = reader.samples(run, ref.model_id, ref.corruption, ref.severity)
+    ranked = class_ranking(df, None, RANK_CONFUSION, len(names))["class"].tolist() if len(names) > MAX_CLASSES else []
     return small_multiples(
-        df, names, classes_to_show(df, focus, len(names)), chosen, margin_label=store.margin_label(meta)
+        df, names, classes_to_show(ranked, focus, len(names)), chosen, margin_label=store.margin_label(meta)
     )
 
 
@@ -88,9 +109,22 @@ def layout(class_names: list[str] | None = None) -> html.Div:
             dcc.Dropdown(
                 id=ids.CLASS_DROPDOWN,
                 clearable=False,
-                style={"width": "140px"},
+                style={"width": "260px"},
                 options=class_options(class_names or []),
                 value=0 if class_names else None,
+            ),
+        ),
+        labelled(
+            "rank classes by",
+            "The class list (type to search it) and the small multiples start with the classes to look at: "
+            "by confusion, the lowest accuracy on the reference; by change, the most flips between the compared "
+            "combinations (confusion without a comparison)",
+            dcc.RadioItems(
+                id=ids.CLASS_RANK,
+                options=[{"label": label, "value": key} for key, label in RANKINGS.items()],
+                value=RANK_CHANGE,
+                inline=True,
+                inputStyle={"marginRight": "3px", "marginLeft": "6px"},
             ),
         ),
         labelled(
@@ -141,23 +175,26 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Input(ids.RUN, "data"),
         Input(ids.REFERENCE_DROPDOWN, "value"),
         Input(ids.COMPARED_DROPDOWN, "value"),
+        Input(ids.CLASS_RANK, "value"),
         State(ids.CLASS_DROPDOWN, "value"),
         prevent_initial_call=True,
     )
-    def classes(run, ref_key, cmp_key, focus):
-        """A new comparison focuses the class with the most flips; without one the class stays."""
+    def classes(run, ref_key, cmp_key, by, focus):
+        """The classes in the pre-selection's order. A new comparison or ranking focuses the first
+        class (by change: the most flips); otherwise the class stays."""
         if not run:
             return [], None
         ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)
         try:
             names = reader.meta(run)["class_names"]
-            if ref is None or cmp is None:
-                keep = focus if isinstance(focus, int) and 0 <= focus < len(names) else 0
+            keep = focus if isinstance(focus, int) and 0 <= focus < len(names) else 0
+            if ref is None:
                 return class_options(names), keep
-            flips = flips_per_class(reader, run, ref, cmp)
+            ranked = ranking(reader, run, ref, cmp, by or RANK_CHANGE)
         except StoreError:
             return [], None
-        return class_options(names, flips), default_class(flips)
+        refocus = cmp is not None or dash.ctx.triggered_id == ids.CLASS_RANK
+        return class_options(names, ranked), int(ranked["class"].iloc[0]) if refocus else keep
 
     @app.callback(
         Output(ids.LOCAL_GRAPH, "figure"),

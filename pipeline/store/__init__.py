@@ -22,6 +22,8 @@ from pipeline.store.bits import bit_matrix, count_correct, pack_correct, row_cou
 from pipeline.store.errors import Problem, PruneScopeError
 from pipeline.store.io import (
     SamplesIndex,
+    angle_columns,
+    angle_matrix,
     atomic_path,
     clean_samples,
     column_has_no_nulls,
@@ -174,6 +176,8 @@ __all__ = [
     "Column",
     "Problem",
     "SamplesIndex",
+    "angle_columns",
+    "angle_matrix",
     "angles_stored",
     "check_run",
     "conform",

@@ -396,6 +396,23 @@ def angle_matrix(table: pa.Table, num_classes: int, where: str) -> np.ndarray:
     return mat
 
 
+def angle_columns(angles: np.ndarray, k: int | None) -> dict[str, pa.Array]:
+    """The samples' angle columns (docs/store.md): every angle (`k` None), or the k nearest classes,
+    smallest angle first, and their angles (a row of NaN angles, a zero feature vector, has classes -1)."""
+    n, c = angles.shape
+    if k is None:
+        return {"angles": pa.FixedSizeListArray.from_arrays(angles.reshape(-1), c)}
+    finite = np.where(np.isnan(angles), np.inf, angles)
+    order = np.argpartition(finite, k - 1, axis=1)[:, :k]
+    order = np.take_along_axis(order, np.argsort(np.take_along_axis(finite, order, axis=1), axis=1), axis=1)
+    near = np.take_along_axis(angles, order, axis=1).astype(np.float32)
+    order = np.where(np.isnan(near), -1, order).astype(np.int16)
+    return {
+        "nearest": pa.FixedSizeListArray.from_arrays(order.reshape(-1), k),
+        "nearest_angles": pa.FixedSizeListArray.from_arrays(near.reshape(-1), k),
+    }
+
+
 def _list_values(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """The values of a list column as float64 (null values NaN) and the row each belongs to (null rows hold none)."""
     arr = column.combine_chunks()
