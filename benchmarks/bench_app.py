@@ -5,7 +5,8 @@
 Each interaction posts the real callback requests that the browser sends (Flask test client,
 one worker, a fresh diskcache, a different model or evaluation set each time, so reads are
 cold) and sums the server time of every callback it triggers: select a model, change the
-evaluation set, brush a selection, compare two models. The run's correctness matrix, which the
+evaluation set, brush a selection, compare two models, change the class in focus, rank the
+classes (the pre-selection of a run of many classes). The run's correctness matrix, which the
 first brush reads from evaluations' correct_bits (or computes in a background job for a run
 without them), is made once beforehand and timed apart. The baseline does the same work the
 naive way: pandas reads every per-sample file of the run, then filters. With --browser,
@@ -26,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from app import ids
+from app.figures.local import RANK_CHANGE, RANK_CONFUSION
 from app.main import create_app
 from app.reader import SCALAR_COLUMNS, StoreReader
 from app.state import Combo
@@ -66,6 +68,14 @@ def interactions(reader, run: str, rng: random.Random):
             ),
             [(ids.COMPARED_DROPDOWN, "value")],
         ][1],
+        "change class": lambda st: [
+            st.update({(ids.CLASS_DROPDOWN, "value"): rng.randrange(classes)}),
+            [(ids.CLASS_DROPDOWN, "value")],
+        ][1],
+        "rank classes": lambda st: [
+            st.update({(ids.CLASS_RANK, "value"): rng.choice([RANK_CHANGE, RANK_CONFUSION])}),
+            [(ids.CLASS_RANK, "value")],
+        ][1],
     }
 
 
@@ -77,8 +87,10 @@ def percentile(values, q: float) -> float:
 def pandas_baseline(run_dir: Path, model_id: str, corruption: str, severity: int) -> float:
     """The naive way: read every per-sample file of the run with pandas, then filter."""
     t = time.perf_counter()
-    df = pd.read_parquet(
-        run_dir / store.SAMPLES_DIR, columns=["model_id", "corruption", "severity", *SCALAR_COLUMNS, "angles"]
+    every_angle = store.angles_stored(store.read_run_json(run_dir))["full"] == store.ANGLES_ALL
+    df = pd.read_parquet(  # the angles too where every row holds them (a run of many classes: the scalars)
+        run_dir / store.SAMPLES_DIR,
+        columns=["model_id", "corruption", "severity", *SCALAR_COLUMNS, *(["angles"] if every_angle else [])],
     )
     part = df[(df["model_id"] == model_id) & (df["corruption"] == corruption) & (df["severity"] == severity)]
     assert len(part)

@@ -4,13 +4,17 @@
 
 models × evaluation sets × samples per-sample rows; geometry is random but shaped like the
 real thing (the true class's angle is smallest for most samples; the margin is positive
-exactly for the correct ones), so every view has something to draw.
+exactly for the correct ones), so every view has something to draw. Above
+`--full-angles-max-classes` classes (the pipeline's default, 100) the corrupted sets keep the
+`--nearest-k` nearest classes, as the pipeline writes them (docs/store.md); the bytes per row
+of each form are printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,7 +34,10 @@ def evalsets(count: int) -> list[tuple[str, int]]:
     return sets[:count]
 
 
-def sample_table(rng: np.random.Generator, n: int, c: int, difficulty: float) -> tuple[pa.Table, dict]:
+def sample_table(
+    rng: np.random.Generator, n: int, c: int, difficulty: float, k: int | None = None
+) -> tuple[pa.Table, dict]:
+    """One evaluation set's rows: every angle, or (`k`) the k nearest classes and their angles."""
     labels = np.arange(n) % c
     angles = rng.normal(90, 6, (n, c)).astype(np.float32)
     angles[np.arange(n), labels] = rng.normal(60 + 20 * difficulty, 8, n)
@@ -51,11 +58,11 @@ def sample_table(rng: np.random.Generator, n: int, c: int, difficulty: float) ->
             "length": length,
             "margin": margin,
             "angle": angles[np.arange(n), labels],
-            "angles": pa.FixedSizeListArray.from_arrays(angles.reshape(-1), c),
+            **store.angle_columns(angles, k),
             "robustness": np.full(n, np.nan, np.float32),
             "zero_feature": np.zeros(n, bool),
         },
-        schema=store.samples_schema(c),
+        schema=store.samples_schema(c, k),
     )
     summary = {
         "n": n,
@@ -77,9 +84,16 @@ def write_synthetic_run(
     classes: int,
     seed: int = 0,
     bits: bool = True,
+    full_angles_max_classes: int = store.ANGLES_FULL_MAX_CLASSES,
+    nearest_k: int = store.ANGLES_NEAREST_K,
 ) -> Path:
     """The run; `bits=False` leaves out evaluations' correct_bits, as another tool's run may."""
     rng = np.random.default_rng(seed)
+    angles = (
+        {"full": store.ANGLES_ALL}
+        if classes <= full_angles_max_classes
+        else {"full": store.ANGLES_CLEAN, "k": min(nearest_k, classes), "max_classes": full_angles_max_classes}
+    )
     run = Path(store_dir) / name
     run.mkdir(parents=True, exist_ok=True)
     store.write_json(
@@ -92,6 +106,7 @@ def write_synthetic_run(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "config": {"synthetic": True},
             "prunable_layers": {},
+            "angles": angles,
         },
         run / store.RUN_JSON,
     )
@@ -106,7 +121,8 @@ def write_synthetic_run(
         sparsity = 0.0 if m == 0 else min(0.95, 0.1 * (1 + (m - 1) // len(METHODS)))
         clean_acc = None
         for k, (corr, sev) in enumerate(sets):
-            table, summary = sample_table(rng, samples, classes, difficulty=min(0.9, sparsity / 2 + sev / 10))
+            k = angles.get("k") if corr != store.CLEAN else None
+            table, summary = sample_table(rng, samples, classes, min(0.9, sparsity / 2 + sev / 10), k)
             table = table.set_column(0, "corruption", pa.array([corr] * samples, pa.string())).set_column(
                 1, "severity", pa.array(np.full(samples, sev, np.int8))
             )
@@ -188,16 +204,48 @@ def main() -> None:
     ap.add_argument(
         "--no-bits", action="store_true", help="no correct_bits in evaluations.parquet (another tool's run)"
     )
+    ap.add_argument("--full-angles-max-classes", type=int, default=store.ANGLES_FULL_MAX_CLASSES)
+    ap.add_argument("--nearest-k", type=int, default=store.ANGLES_NEAREST_K)
     args = ap.parse_args()
     t = time.perf_counter()
     run = write_synthetic_run(
-        Path(args.store), args.name, args.models, args.evalsets, args.samples, args.classes, bits=not args.no_bits
+        Path(args.store),
+        args.name,
+        args.models,
+        args.evalsets,
+        args.samples,
+        args.classes,
+        full_angles_max_classes=args.full_angles_max_classes,
+        nearest_k=args.nearest_k,
+        bits=not args.no_bits,
     )
     rows = args.models * min(args.evalsets, 96) * args.samples
     problems = store.validate_run(run)
     print(
         f"{run}: {rows:,} sample rows in {time.perf_counter() - t:.1f} s; "
         f"validate: {'ok' if not problems else problems[:3]}"
+    )
+    print(bytes_per_row(run, args.classes, args.samples))
+
+
+def bytes_per_row(run: Path, classes: int, samples: int) -> str:
+    """The samples files' bytes per row on disk (Parquet, zstd), clean and corrupted, and what one
+    corrupted set would take with every angle (the form below the class threshold)."""
+    sizes: dict[bool, list[int]] = {True: [], False: []}
+    for path in (run / store.SAMPLES_DIR).glob("*/*.parquet"):
+        sizes[path.stem == store.CLEAN].append(path.stat().st_size)
+    per_row = {clean: sum(v) / (len(v) * samples) if v else float("nan") for clean, v in sizes.items()}
+    table, _ = sample_table(np.random.default_rng(1), samples, classes, 0.5)  # one set with every angle
+    with tempfile.TemporaryDirectory() as tmp:
+        store.write_table(table, Path(tmp) / "full.parquet")
+        full = (Path(tmp) / "full.parquet").stat().st_size / samples
+    total = sum(sizes[True]) + sum(sizes[False])
+    rows = (len(sizes[True]) + len(sizes[False])) * samples
+    study = (per_row[True] + 95 * per_row[False]) / 96  # a paper-sized study: clean and 95 corrupted sets
+    return (
+        f"bytes per row at {classes} classes: clean {per_row[True]:.0f}, corrupted {per_row[False]:.0f}, "
+        f"this run's rows {total / rows:.0f}, 1 clean + 95 corrupted sets {study:.0f} "
+        f"(every angle on every row: {full:.0f})"
     )
 
 

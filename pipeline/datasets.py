@@ -318,6 +318,11 @@ def _read_image_split(folder: Path, classes: list[str], image_size: int | None) 
     def opened(path: Path) -> Image.Image:
         try:
             return Image.open(path)
+        except Image.DecompressionBombError:
+            raise PruneScopeError(
+                f"image {path} has more pixels than Pillow decodes safely (limit {Image.MAX_IMAGE_PIXELS:,})",
+                "shrink the image (or remove it); image_size resizes only after decoding",
+            ) from None
         except (OSError, UnidentifiedImageError) as exc:
             raise PruneScopeError(f"cannot read image {path}: {exc}", "remove or replace the file") from None
 
@@ -342,11 +347,6 @@ def _read_image_split(folder: Path, classes: list[str], image_size: int | None) 
                 if image_size is not None:
                     img = img.resize((image_size, image_size), Image.BILINEAR)
                 arr = np.asarray(img, dtype=np.uint8)
-        except Image.DecompressionBombError:
-            raise PruneScopeError(
-                f"image {path} has more pixels than Pillow decodes safely (limit {Image.MAX_IMAGE_PIXELS:,})",
-                "shrink the image (or remove it); image_size resizes only after decoding",
-            ) from None
         except (OSError, UnidentifiedImageError) as exc:
             raise PruneScopeError(f"cannot read image {path}: {exc}", "remove or replace the file") from None
         images[i] = arr[..., None] if arr.ndim == 2 else arr  # a grey image among colour ones is repeated

@@ -1,5 +1,7 @@
 """Screenshots of every view at 1440×900 for the README: `python scripts/screenshots.py STORE RUN docs/`;
-`... --models` shoots only the model map (both placements) and the model-similarity map at 1280 px.
+`... --models` shoots only the model map (both placements) and the model-similarity map at 1280 px;
+`... --classes SEARCH` shoots a run of many classes: the page, then local and global geometry
+compared with the combination the compared dropdown finds for SEARCH (issue 14).
 
 Starts the dashboard on a free loopback port, drives headless Chromium through the main
 interactions (a compared model, a box selection) and saves one PNG per view, and the top of
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from selenium import webdriver
 from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 from werkzeug.serving import make_server
 
@@ -97,6 +100,14 @@ def main() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     driver = webdriver.Chrome(options=chrome_options())
     driver.set_window_size(1440, 900)
+    if "--classes" in sys.argv[4:]:
+        try:
+            driver.get(f"http://127.0.0.1:{port}/")
+            many_classes(driver, outdir, sys.argv[sys.argv.index("--classes") + 1])
+        finally:
+            driver.quit()
+            server.shutdown()
+        return
     if "--models" in sys.argv[4:]:
         try:
             driver.get(f"http://127.0.0.1:{port}/")
@@ -151,6 +162,35 @@ def main() -> None:
     finally:
         driver.quit()
         server.shutdown()
+
+
+def many_classes(driver, outdir: Path, search: str) -> None:
+    """A run of many classes: the page, then the class pre-selection, local and global geometry
+    after comparing with the combination found for `search` (typed into the compared dropdown)."""
+    WebDriverWait(driver, 120, 0.2).until(lambda d: d.find_elements("css selector", f"#{ids.SAMPLES_GRID} img"))
+    settle(driver, 3)
+    driver.save_screenshot(str(outdir / "many_classes_1440x900.png"))
+    box = driver.find_element("css selector", f"#{ids.COMPARED_DROPDOWN}")
+    driver.execute_script("arguments[0].focus();", box)
+    driver.switch_to.active_element.send_keys(Keys.ENTER)
+    driver.switch_to.active_element.send_keys(search)
+    WebDriverWait(driver, 60, 0.2).until(
+        lambda d: d.execute_script(
+            "return Array.from(document.querySelectorAll('[role=option]'))"
+            ".some(o => o.textContent.includes(arguments[0]));",
+            search.split()[0],
+        )
+    )
+    driver.switch_to.active_element.send_keys(Keys.ENTER)
+    WebDriverWait(driver, 60, 0.2).until(lambda d: "flips" in d.find_element("id", ids.CLASS_DROPDOWN).text)
+    settle(driver, 3)
+    shoot(driver, ids.LOCAL_GRAPH, outdir / "view_many_classes_local.png")
+    shoot(driver, ids.GLOBAL_GRAPH, outdir / "view_many_classes_global.png")
+    driver.find_element("css selector", f"#{ids.CLASS_RANK} input[value=confusion]").click()
+    settle(driver, 3)
+    driver.execute_script("window.scrollTo({top: 0, behavior: 'instant'});")
+    settle(driver, 1)
+    driver.save_screenshot(str(outdir / "many_classes_compared_1440x900.png"))
 
 
 def attribution(driver, out: Path) -> None:

@@ -169,9 +169,8 @@ def test_parallel_axes_of_many_classes_count_an_angle_not_held_as_the_kth_neares
     ref = pd.DataFrame(wide, columns=[f"a{j}" for j in range(c)]).assign(label=0, length=1.0, margin=1.0)
     axes = rank_axes(ref, None, 0, c, k=4)
     assert axes[:3] == [0, 7, 9] and len(axes) == 4, "9 ties with 7 (mean 50), the class order breaks it"
-    moved = ref.copy()
-    moved["a30"] = 20.0
-    assert 30 in rank_axes(ref, moved, 0, c, k=4), "the most moved class joins with a comparison"
+    moved = ref.assign(a11=20.0, a30=0.0)  # 11 moved from 60 (rows 2, 3); 30 is not held by the reference
+    assert rank_axes(ref, moved, 0, c, k=4) == [0, 7, 9, 11], "the most moved of the angles both hold joins"
     strips = density_strips(ref, None, dimensions(axes, [f"c{j}" for j in range(c)]))
     assert strips["data"], "density strips draw the axes that hold values"
 

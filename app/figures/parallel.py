@@ -8,6 +8,8 @@ axis compares reference and compared. With many classes, a ranked pre-selection 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -36,18 +38,25 @@ def rank_axes(
     ref: pd.DataFrame, cmp: pd.DataFrame | None, focus: int, num_classes: int, k: int = MAX_AXES
 ) -> list[int]:
     """The class in focus, then the classes most confused with it (smallest mean angle of its
-    samples) and, with a comparison, those whose angles moved most; at most `k` in all."""
+    samples, an angle not held counted as the k-th nearest) and, with a comparison, those whose
+    mean angle moved most (over the angles both hold: one not held may not have moved at all);
+    at most `k` in all."""
     if num_classes <= k:
         return list(range(num_classes))
     others = np.arange(num_classes) != focus
-    with np.errstate(all="ignore"):
-        mean_ref = np.nanmean(class_angles(ref[ref["label"] == focus], num_classes), axis=0)
+    g = ref[ref["label"] == focus]
+    with warnings.catch_warnings():  # a class no sample holds has no mean: NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean_ref = np.nanmean(class_angles(g, num_classes), axis=0)
     confusion = np.where(others & np.isfinite(mean_ref), mean_ref, np.inf)
     picked = [focus] + [int(j) for j in np.argsort(confusion, kind="stable")[: (k - 1) if cmp is None else k // 2]]
     if cmp is not None:
-        with np.errstate(all="ignore"):
-            mean_cmp = np.nanmean(class_angles(cmp[cmp["label"] == focus], num_classes), axis=0)
-        moved = np.abs(mean_cmp - mean_ref)
+        cols = [f"a{j}" for j in range(num_classes)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            held_ref = np.nanmean(g[cols].to_numpy(dtype=float), axis=0)
+            held_cmp = np.nanmean(cmp.loc[cmp["label"] == focus, cols].to_numpy(dtype=float), axis=0)
+        moved = np.abs(held_cmp - held_ref)
         moved[~np.isfinite(moved)] = -np.inf
         moved[picked] = -np.inf
         picked += [int(j) for j in np.argsort(-moved, kind="stable")[: k - len(picked)]]

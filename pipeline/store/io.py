@@ -370,8 +370,13 @@ def angle_matrix(table: pa.Table, num_classes: int, where: str) -> np.ndarray:
     row holds (docs/store.md): all of `angles`, or its `nearest` classes' `nearest_angles`; an angle
     a row does not hold is NaN. Lists of any length and number type are read; a row whose lists do
     not fit (wrong length, a class out of range) keeps only what fits."""
-    mat = np.full((table.num_rows, num_classes), np.nan, np.float32)
     names = table.column_names
+    if "angles" in names and "nearest" not in names:  # every row holds every angle: one reshape
+        full = table.column("angles").combine_chunks()
+        if pa.types.is_fixed_size_list(full.type) and full.type.list_size == num_classes and not full.null_count:
+            values = full.values.slice(full.offset * num_classes, len(full) * num_classes)
+            return values.cast(pa.float32()).to_numpy(zero_copy_only=False).reshape(-1, num_classes)
+    mat = np.full((table.num_rows, num_classes), np.nan, np.float32)
     if "angles" not in names and not {"nearest", "nearest_angles"} <= set(names):
         raise Problem(
             where,

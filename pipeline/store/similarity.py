@@ -41,10 +41,9 @@ def agreement_matrix(preds: np.ndarray) -> np.ndarray:
     preds = np.asarray(preds, np.int64)
     valid = (preds >= 0).astype(np.float64)
     both = valid @ valid.T
-    same = np.zeros_like(both)
-    for c in np.unique(preds[preds >= 0]):
-        hit = (preds == c).astype(np.float64)
-        same += hit @ hit.T
+    same = np.empty_like(both)
+    for i, row in enumerate(preds):  # one model against all: M passes, whatever the number of classes
+        same[i] = ((preds == row) & (row >= 0)).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(both > 0, same / both, np.nan)
 
