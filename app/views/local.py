@@ -24,7 +24,7 @@ from app.figures.local import (
 from app.reader import StoreError, StoreReader
 from app.snapshot import Context, Part, fig, section
 from app.state import Combo, make_selection, selected_ids
-from app.views.common import card, graph, labelled
+from app.views.common import card, graph, labelled, radios
 from pipeline import store
 
 HELP = (
@@ -119,13 +119,7 @@ def layout(class_names: list[str] | None = None) -> html.Div:
             "The class list (type to search it) and the small multiples start with the classes to look at: "
             "by confusion, the lowest accuracy on the reference; by change, the most flips between the compared "
             "combinations (confusion without a comparison)",
-            dcc.RadioItems(
-                id=ids.CLASS_RANK,
-                options=[{"label": label, "value": key} for key, label in RANKINGS.items()],
-                value=RANK_CHANGE,
-                inline=True,
-                inputStyle={"marginRight": "3px", "marginLeft": "6px"},
-            ),
+            radios(ids.CLASS_RANK, RANKINGS, RANK_CHANGE),
         ),
         labelled(
             "metric difference",
