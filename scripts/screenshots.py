@@ -170,6 +170,7 @@ def many_classes(driver, outdir: Path, search: str) -> None:
     WebDriverWait(driver, 120, 0.2).until(lambda d: d.find_elements("css selector", f"#{ids.SAMPLES_GRID} img"))
     settle(driver, 3)
     driver.save_screenshot(str(outdir / "many_classes_1440x900.png"))
+    shoot(driver, ids.LOCAL_GRAPH, outdir / "view_many_classes_small_multiples.png")
     box = driver.find_element("css selector", f"#{ids.COMPARED_DROPDOWN}")
     driver.execute_script("arguments[0].focus();", box)
     driver.switch_to.active_element.send_keys(Keys.ENTER)
@@ -186,7 +187,9 @@ def many_classes(driver, outdir: Path, search: str) -> None:
     settle(driver, 3)
     shoot(driver, ids.LOCAL_GRAPH, outdir / "view_many_classes_local.png")
     shoot(driver, ids.GLOBAL_GRAPH, outdir / "view_many_classes_global.png")
-    driver.find_element("css selector", f"#{ids.CLASS_RANK} input[value=confusion]").click()
+    driver.execute_script(  # a click where the radio may sit under the sticky header
+        "arguments[0].click();", driver.find_element("css selector", f"#{ids.CLASS_RANK} input[value=confusion]")
+    )
     settle(driver, 3)
     driver.execute_script("window.scrollTo({top: 0, behavior: 'instant'});")
     settle(driver, 1)

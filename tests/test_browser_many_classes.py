@@ -55,6 +55,7 @@ def test_a_1000_class_run_ranks_its_classes_and_draws_every_view(duo, many_class
     models = reader.models("many").set_index("method")["model_id"]
     ref, cmp = Combo(models["dense"], "clean", 0), Combo(models["magnitude"], "gaussian_noise", 3)
     assert len(small_multiples(duo)) == MAX_CLASSES, "a few classes, not 1000 small multiples"
+    wait(duo, lambda: "right" in value_of(duo, ids.CLASS_DROPDOWN)), "ranked, with accuracies, from the first page"
     ticks = duo.driver.execute_script(LAYOUT, ids.GLOBAL_GRAPH)["xaxis"]["ticktext"]
     assert len(ticks) == MAX_AXES + 2, "the k most relevant angle axes, then length and margin"
 

@@ -171,11 +171,10 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Input(ids.COMPARED_DROPDOWN, "value"),
         Input(ids.CLASS_RANK, "value"),
         State(ids.CLASS_DROPDOWN, "value"),
-        prevent_initial_call=True,
     )
     def classes(run, ref_key, cmp_key, by, focus):
-        """The classes in the pre-selection's order. A new comparison or ranking focuses the first
-        class (by change: the most flips); otherwise the class stays."""
+        """The classes in the pre-selection's order, from the first page on. A new comparison or
+        ranking focuses the first class (by change: the most flips); otherwise the class stays."""
         if not run:
             return [], None
         ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)
