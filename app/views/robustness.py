@@ -56,8 +56,8 @@ def layout() -> html.Div:
         sort_action="native",
         style_table={"overflowX": "auto", "maxWidth": "100%"},
         style_cell={"fontSize": 11, "padding": "2px 6px", "fontFamily": "inherit"},
-        style_cell_conditional=[  # long ids wrap, after a hyphen where one fits; the full id is on hover
-            {"if": {"column_id": "model"}, "whiteSpace": "normal", "overflowWrap": "anywhere", "textAlign": "left"},
+        style_cell_conditional=[  # ids wrap, hyphens first; full id on hover
+            {"if": {"column_id": "model"}, "whiteSpace": "normal", "wordBreak": "break-word", "textAlign": "left"},
             {"if": {"column_id": "note"}, "whiteSpace": "normal", "textAlign": "left"},  # a note wraps too
         ],
         style_header={"fontWeight": "bold", "whiteSpace": "normal", "height": "auto"},  # "margin (eq. 5)" wraps
