@@ -97,12 +97,35 @@ def pandas_baseline(run_dir: Path, model_id: str, corruption: str, severity: int
     return time.perf_counter() - t
 
 
+def wait_drawn(driver, url: str) -> float:
+    """Open `url` in a running browser and wait until every view of the first page is drawn;
+    returns the seconds that took."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    t = time.perf_counter()
+    driver.get(url)
+    drawn = (
+        "return ['{}','{}','{}','{}','{}'].every(id => {{ "
+        "const el = document.querySelector('#' + id + ' .js-plotly-plot'); "
+        "return el && el.data && el.data.length; }}) "
+        "&& document.querySelectorAll('#{} img').length > 0;"
+    ).format(
+        ids.EVAL_TABLE,
+        ids.LOCAL_GRAPH,
+        ids.GLOBAL_GRAPH,
+        ids.ROBUST_MARGIN,
+        ids.ROBUST_SWEETSPOT,
+        ids.SAMPLES_GRID,
+    )
+    WebDriverWait(driver, 120, 0.05).until(lambda d: d.execute_script(drawn))
+    return time.perf_counter() - t
+
+
 def first_page(store_dir: str, run: str) -> float:
     import socket
     import threading
 
     from selenium import webdriver
-    from selenium.webdriver.support.ui import WebDriverWait
     from werkzeug.serving import make_server
 
     from scripts.render_png import chrome_options
@@ -116,23 +139,7 @@ def first_page(store_dir: str, run: str) -> float:
         driver = webdriver.Chrome(options=chrome_options())
         try:
             driver.get("about:blank")  # the browser is already running when a user opens the page
-            t = time.perf_counter()
-            driver.get(f"http://127.0.0.1:{port}/")
-            drawn = (
-                "return ['{}','{}','{}','{}','{}'].every(id => {{ "
-                "const el = document.querySelector('#' + id + ' .js-plotly-plot'); "
-                "return el && el.data && el.data.length; }}) "
-                "&& document.querySelectorAll('#{} img').length > 0;"
-            ).format(
-                ids.EVAL_TABLE,
-                ids.LOCAL_GRAPH,
-                ids.GLOBAL_GRAPH,
-                ids.ROBUST_MARGIN,
-                ids.ROBUST_SWEETSPOT,
-                ids.SAMPLES_GRID,
-            )
-            WebDriverWait(driver, 120, 0.05).until(lambda d: d.execute_script(drawn))
-            return time.perf_counter() - t
+            return wait_drawn(driver, f"http://127.0.0.1:{port}/")
         finally:
             driver.quit()
             server.shutdown()

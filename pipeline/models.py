@@ -27,16 +27,19 @@ register_arch = ARCHS.register
 
 
 @register_arch("digits_cnn")
-def digits_cnn(in_channels: int, image_size: tuple[int, int], num_classes: int) -> nn.Module:
+def digits_cnn(in_channels: int, image_size: tuple[int, int], num_classes: int, pool_first: bool = False) -> nn.Module:
     """Two 3×3 conv layers (16, 32 filters), one pooling step, a 128-wide feature layer: the
-    demo model, small enough to evaluate on all 95 corrupted sets in seconds."""
+    demo model, small enough to evaluate on all 95 corrupted sets in seconds.
+
+    `pool_first` pools after the first convolution instead of the second, so the second runs on
+    a quarter of the positions: about 4× fewer multiply-adds for the same layers (the demo's choice)."""
     h, w = (max(1, s // 2) for s in image_size)
+    pool = nn.MaxPool2d(2) if min(image_size) >= 2 else nn.Identity()
+    convs = [nn.Conv2d(in_channels, 16, 3, padding=1), nn.ReLU(inplace=True)]
+    convs += [nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(inplace=True)]
+    convs.insert(2 if pool_first else 4, pool)
     return nn.Sequential(
-        nn.Conv2d(in_channels, 16, 3, padding=1),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(16, 32, 3, padding=1),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(2) if min(image_size) >= 2 else nn.Identity(),
+        *convs,
         nn.Flatten(),
         nn.Linear(32 * h * w, 128),
         nn.ReLU(inplace=True),

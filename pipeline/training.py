@@ -189,14 +189,17 @@ def finetune(
 def extract(
     model: nn.Module, head: nn.Linear, images: np.ndarray, norm: Normalizer, device: torch.device, batch_size: int
 ) -> torch.Tensor:
-    """Features X = input of the final nn.Linear for every image (captured by a forward hook), (N, m)."""
+    """Features X = input of the final nn.Linear for every image (captured by a forward hook), (N, m).
+
+    Convolutions run channels-last (NHWC): on the CPU about twice as fast as NCHW for small
+    images, and still the same features at any batch size. The model keeps that layout."""
     captured: list[torch.Tensor] = []
     hook = head.register_forward_hook(lambda mod, inp, out: captured.append(inp[0].detach().flatten(1)))
-    model.to(device).eval()
+    model.to(device, memory_format=torch.channels_last).eval()
     try:
         x_all = torch.as_tensor(images)
         for lo in range(0, len(x_all), batch_size):
-            model(norm(x_all[lo : lo + batch_size], device))
+            model(norm(x_all[lo : lo + batch_size], device).contiguous(memory_format=torch.channels_last))
     finally:
         hook.remove()
     if not captured:

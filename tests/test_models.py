@@ -70,3 +70,33 @@ def test_bad_width_is_refused_at_parse(width):
 
     with pytest.raises(PruneScopeError, match="width = .* must be a number in"):
         check_arch_kwargs("vgg16_cifar", {"width": width})
+
+
+@pytest.mark.parametrize("size", [(8, 8), (28, 28), (1, 1)])
+def test_digits_cnn_pool_first_has_the_same_layers_on_fewer_positions(size):
+    late = build_model("digits_cnn", None, {}, 1, size, 10)
+    early = build_model("digits_cnn", None, {"pool_first": True}, 1, size, 10)
+    shapes = [p.shape for p in late.parameters()]
+    assert [p.shape for p in early.parameters()] == shapes
+    positions = []
+    for model in (late, early):
+        conv2 = [m for m in model.modules() if isinstance(m, nn.Conv2d)][1]
+        hook = conv2.register_forward_hook(lambda m, i, o: positions.append(o.shape[2] * o.shape[3]))
+        assert model.eval()(torch.randn(2, 1, *size)).shape == (2, 10)
+        hook.remove()
+    assert positions[1] == max(1, size[0] // 2) * max(1, size[1] // 2) < positions[0] or size == (1, 1)
+
+
+def test_extract_features_do_not_depend_on_the_batch_size_or_the_memory_format():
+    from pipeline.training import Normalizer, extract
+
+    torch.manual_seed(0)
+    model = build_model("digits_cnn", None, {"pool_first": True}, 1, (8, 8), 10).eval()
+    images = torch.randint(0, 256, (300, 8, 8, 1), dtype=torch.uint8).numpy()
+    norm, cpu = Normalizer((0.5,), (0.25,)), torch.device("cpu")
+    head = model[-1]
+    with torch.no_grad():
+        plain = model[:-1](norm(images, cpu))  # NCHW, one batch: the features by definition
+    whole = extract(model, head, images, norm, cpu, 300)
+    assert torch.allclose(whole, plain, atol=1e-5)
+    assert torch.equal(extract(model, head, images, norm, cpu, 64), whole)
