@@ -156,8 +156,8 @@ def keep_freed_memory() -> None:
     """Let glibc keep freed blocks of up to 32 MiB for reuse instead of returning them to the OS.
 
     A unit allocates and frees the same few MiB of activations again and again; returned to the
-    OS, each reuse costs a page fault per 4 KiB (a third of the demo's evaluation time). Once per
-    process; a no-op where the C library is not glibc."""
+    OS, each reuse costs a page fault per 4 KiB (about a third of the demo's forward time,
+    measured under load). Once per process; a no-op where the C library is not glibc."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(M_MMAP_THRESHOLD, KEEP_FREED_BYTES)
