@@ -411,7 +411,7 @@ class StoreReader:
     def attribution_drift(self, run: str) -> pd.DataFrame:
         """Every map's drift against its parent's, with the model's method, variant and sparsity:
         model_id, sample_id, corruption, severity, method (the attribution's), spearman, iou_top10,
-        pruning, schedule, steps, finetune_epochs, sparsity. Empty when the run has no maps."""
+        pruning, schedule, steps, finetune_epochs, sparsity, scope, replicate. Empty when the run has no maps."""
 
         def read() -> pd.DataFrame:
             cols = ["sample_id", "corruption", "severity", "method", "spearman", "iou_top10"]
@@ -420,7 +420,9 @@ class StoreReader:
                 for mid in attribution_models(self.run_dir(run)):
                     t = read_attributions(self.run_dir(run), mid, cols).to_pandas()
                     parts.append(t.assign(model_id=mid))
-            models = self.models(run)[["model_id", "method", "schedule", "steps", "finetune_epochs", "sparsity"]]
+            models = self.models(run)[
+                ["model_id", "method", "schedule", "steps", "finetune_epochs", "sparsity", "scope", "replicate"]
+            ]
             if not parts:
                 return pd.DataFrame(columns=["model_id", *cols, "pruning", *models.columns[2:]])
             df = pd.concat(parts, ignore_index=True)

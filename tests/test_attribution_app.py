@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import pytest
 from PIL import Image
@@ -36,6 +37,20 @@ def test_the_drift_figure_has_a_panel_per_method_and_selectable_sample_points(re
         assert all(t["customdata"] for t in points) and {t["xaxis"] for t in points} == {"x", "x2", "x3"}
     means = [t for t in drift_vs_sparsity(drift)["data"] if t.get("mode") == "lines+markers"]
     assert means and all("customdata" not in t for t in means), "only samples select"
+
+
+def test_the_drift_figure_leaves_out_single_layer_models_and_other_seeds(reader):
+    """A sensitivity model (one layer pruned alone, so a small sparsity) and a seed-1 replicate
+    are no points of their pruning method's curve: the drift view shows the run's main models."""
+    drift = reader.attribution_drift("tiny")
+    assert {"scope", "replicate"} <= set(drift.columns)
+    child = drift["model_id"] == CHILD
+    layer = drift[child].assign(model_id="one-layer", scope="layer:2", sparsity=0.05)
+    seed1 = drift[child].assign(model_id="seed1", replicate=1)
+    spec = drift_vs_sparsity(pd.concat([drift, layer, seed1], ignore_index=True))
+    shown = {m for t in spec["data"] if t.get("legendgroup") == "samples" for m in t["text"]}
+    assert CHILD in shown and not shown & {"one-layer", "seed1"}
+    assert len(spec["data"]) == len(drift_vs_sparsity(drift)["data"]), "no curve of their own either"
 
 
 def test_the_overlay_colours_evidence_for_the_class_and_against_it():

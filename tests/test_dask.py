@@ -182,3 +182,19 @@ def test_attribution_units_run_on_dask_as_in_one_process(cluster, attribution_st
     for mid in attribution_models(run):
         a, b = (read_attributions(r, mid).sort_by(order).to_pandas() for r in (run, reference))
         pd.testing.assert_frame_equal(a, b)
+
+
+def test_sensitivity_and_seeds_run_on_dask_as_in_one_process(cluster, tmp_path):
+    """A config with [[sensitivity]] (models scoped to one layer, clean only) and `seeds` gives on
+    two workers the store a serial build gives, value for value."""
+    from tests.conftest import SENSITIVITY_CONFIG
+
+    local, _ = cluster
+    raw = tiny_config(**{**SENSITIVITY_CONFIG, "sensitivity": [{"method": "magnitude", "sparsity": 0.5}]})
+    serial = replace(parse_config(raw), execution=execution_config(threads=1))
+    dask = replace(serial, execution=execution_config("dask", scheduler=local.scheduler_address, threads=1))
+    reference = build_run(serial, tmp_path / "serial").run_dir
+    run = build_run(dask, tmp_path / "dask").run_dir
+    models = pq.read_table(run / store.MODELS).to_pandas()
+    assert models["scope"].str.startswith("layer:").sum() == 2 and set(models["replicate"]) == {0, 1, 2}
+    assert_same_store(run, reference)

@@ -14,6 +14,7 @@ from app.figures.grid import grid, merge_axes, title
 from app.figures.local import empty_figure
 from app.figures.style import BLUE, FONT, GREY, RED
 from app.figures.sweetspot import variant_labels
+from pipeline.store import main_models
 from pipeline.store.methods import facts
 
 DRIFT_METRICS = {"spearman": "Spearman ρ with the parent's map", "iou_top10": "IoU of the top 10 % pixels"}
@@ -57,7 +58,10 @@ def drift_vs_sparsity(drift: pd.DataFrame, metric: str = "spearman", height: int
     pruning, schedule, steps, finetune_epochs, sparsity and the `metric` column. One panel per
     attribution method: each sample's drift as a faint point (customdata: its sample id, so a box
     or lasso selects samples), each pruning variant's mean over samples as a line over sparsity,
-    coloured by pruning method; the parent against itself at 1."""
+    coloured by pruning method; the parent against itself at 1. The run's main models only
+    (store.main_models: single-layer models and other seeds have their own views, and a model
+    pruned in one layer alone would show as a point of its method at a small sparsity)."""
+    drift = drift[main_models(drift)] if not drift.empty else drift
     rows = drift[np.isfinite(drift[metric].astype(float))] if not drift.empty else drift
     if rows.empty:
         return empty_figure("no attributions in this run (add an [attribution] table to its config)", height)

@@ -137,7 +137,12 @@ MODELS_TABLE = TableSpec(
         Column("params_nonzero", pa.int64(), "number of non-zero parameters"),
         Column("parent_id", pa.string(), "model_id of the dense model it was pruned from; null for dense"),
         Column("clean_accuracy", pa.float64(), "accuracy on the clean test set"),
-        Column("seed", pa.int64(), "random seed of the run"),
+        Column(
+            "seed",
+            pa.int64(),
+            "the seed the model was built with: derived from the run's `seed` and the model_id, so every model "
+            "draws its own numbers (`replicate` says which of the config's `seeds` built it)",
+        ),
         Column("checkpoint", pa.string(), "path of the state_dict relative to the run folder, or null"),
         Column(
             "init",
