@@ -196,5 +196,5 @@ def test_sensitivity_and_seeds_run_on_dask_as_in_one_process(cluster, tmp_path):
     reference = build_run(serial, tmp_path / "serial").run_dir
     run = build_run(dask, tmp_path / "dask").run_dir
     models = pq.read_table(run / store.MODELS).to_pandas()
-    assert models["scope"].str.startswith("layer:").sum() == 2 and set(models["replicate"]) == {0, 1, 2}
+    assert models["scope"].str.startswith("layer:").sum() == 4 and set(models["replicate"]) == {0, 1, 2}
     assert_same_store(run, reference)
