@@ -192,7 +192,9 @@ def extract(
     """Features X = input of the final nn.Linear for every image (captured by a forward hook), (N, m).
 
     Convolutions run channels-last (NHWC): on the CPU about twice as fast as NCHW for small
-    images, and still the same features at any batch size. The model keeps that layout."""
+    images, and still the same features at any batch size. The model is handed back in its
+    default layout, so what runs it next (attribution maps) computes the same whichever units
+    ran before it in the process."""
     captured: list[torch.Tensor] = []
     hook = head.register_forward_hook(lambda mod, inp, out: captured.append(inp[0].detach().flatten(1)))
     model.to(device, memory_format=torch.channels_last).eval()
@@ -202,6 +204,7 @@ def extract(
             model(norm(x_all[lo : lo + batch_size], device).contiguous(memory_format=torch.channels_last))
     finally:
         hook.remove()
+        model.to(memory_format=torch.contiguous_format)
     if not captured:
         return torch.empty((0, head.in_features), device=device)
     return torch.cat(captured)

@@ -100,3 +100,5 @@ def test_extract_features_do_not_depend_on_the_batch_size_or_the_memory_format()
     whole = extract(model, head, images, norm, cpu, 300)
     assert torch.allclose(whole, plain, atol=1e-5)
     assert torch.equal(extract(model, head, images, norm, cpu, 64), whole)
+    conv = model[3].weight  # handed back in the default layout: what runs the model next does not depend on it
+    assert conv.is_contiguous() and not conv.is_contiguous(memory_format=torch.channels_last)
