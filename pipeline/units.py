@@ -11,9 +11,7 @@ does not depend on the order or the process the units run in: any executor gives
 from __future__ import annotations
 
 import base64
-import ctypes
 import fcntl
-import functools
 import io
 import json
 import os
@@ -147,30 +145,12 @@ class RunContext:
 
 
 _CONTEXTS: dict[tuple[str, str], RunContext] = {}
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
-KEEP_FREED_BYTES = 1 << 25  # 32 MiB: glibc's largest mmap threshold
-
-
-@functools.cache
-def keep_freed_memory() -> None:
-    """Let glibc keep freed blocks of up to 32 MiB for reuse instead of returning them to the OS.
-
-    A unit allocates and frees the same few MiB of activations again and again; returned to the
-    OS, each reuse costs a page fault per 4 KiB (about a third of the demo's forward time,
-    measured under load). Once per process; a no-op where the C library is not glibc."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(M_MMAP_THRESHOLD, KEEP_FREED_BYTES)
-        libc.mallopt(M_TRIM_THRESHOLD, 8 * KEEP_FREED_BYTES)
-    except (OSError, AttributeError):
-        pass
 
 
 def context(cfg: RunConfig, run_dir: Path) -> RunContext:
     """This process's context for the run (one kept: a worker serves one run at a time)."""
     key = (str(Path(run_dir).resolve()), cfg.fingerprint())
     if key not in _CONTEXTS:
-        keep_freed_memory()
         _CONTEXTS.clear()
         _CONTEXTS[key] = RunContext(cfg, Path(run_dir))
     return _CONTEXTS[key]
