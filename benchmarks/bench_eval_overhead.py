@@ -39,10 +39,8 @@ def main() -> None:
     _, head = final_linear(model, norm(images[:2], torch.device("cpu")))
     model.to(device).eval()
 
-    def forward_only() -> None:
-        with torch.no_grad():
-            for lo in range(0, args.n, args.batch_size):
-                model(norm(images[lo : lo + args.batch_size], device))
+    def forward_only() -> None:  # the pipeline's own forward pass (its memory layout and feature hook)
+        extract(model, head, images, norm, device, args.batch_size)
         if device.type == "cuda":
             torch.cuda.synchronize()
 
