@@ -152,6 +152,11 @@ class StoreReader:
             self._local.popitem(last=False)
         return hit
 
+    def derived(self, run: str, name: str, fn: Callable[[], Any]) -> Any:
+        """fn(), a table a view derives from the run's tables alone (`name` says which), memoised per
+        run version like the reader's own tables: a view redrawn for a new reference reuses it."""
+        return self._memo(run, f"derived:{name}", (), fn)
+
     # ------------------------------------------------------------ tables
 
     def meta(self, run: str) -> dict[str, Any]:

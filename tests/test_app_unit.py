@@ -429,6 +429,9 @@ def test_reader_filters_and_memo(tiny_run, tmp_path):
     assert set(pngs) == {0, 5} and not corrupted and pngs[0].startswith(b"\x89PNG")
     assert reader.margin_changes("tiny", "digits_cnn-dense").size == 0  # no corrupted sets in this run
     assert set(reader.table1("tiny")["model_id"]) == set(reader.models("tiny")["model_id"])
+    calls = []
+    for _ in range(2):  # a view's derived table is computed once per run version
+        assert reader.derived("tiny", "count", lambda: calls.append(1) or len(calls)) == 1
 
 
 @pytest.mark.parametrize(
