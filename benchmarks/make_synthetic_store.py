@@ -126,7 +126,7 @@ def write_synthetic_run(
             table = table.set_column(0, "corruption", pa.array([corr] * samples, pa.string())).set_column(
                 1, "severity", pa.array(np.full(samples, sev, np.int8))
             )
-            store.write_table(table, store.samples_path(run, mid, corr, sev))
+            store.write_samples(table, store.samples_path(run, mid, corr, sev))
             eval_rows.append(
                 {
                     "model_id": mid,
@@ -237,7 +237,7 @@ def bytes_per_row(run: Path, classes: int, samples: int) -> str:
     per_row = {clean: sum(v) / (len(v) * samples) if v else float("nan") for clean, v in sizes.items()}
     table, _ = sample_table(np.random.default_rng(1), samples, classes, 0.5)  # one set with every angle
     with tempfile.TemporaryDirectory() as tmp:
-        store.write_table(table, Path(tmp) / "full.parquet")
+        store.write_samples(table, Path(tmp) / "full.parquet")
         full = (Path(tmp) / "full.parquet").stat().st_size / samples
     total = sum(sizes[True]) + sum(sizes[False])
     rows = (len(sizes[True]) + len(sizes[False])) * samples

@@ -518,7 +518,7 @@ def run_robustness_unit(ctx: RunContext, plan: ModelPlan) -> None:
     meta = {**clean.schema.metadata, ROBUSTNESS_META_KEY.encode(): json.dumps(corrupted).encode()}
     idx = clean.schema.get_field_index("robustness")
     published = clean.set_column(idx, "robustness", robustness).replace_schema_metadata(meta)
-    store.write_table(published, store.samples_path(run_dir, plan.model_id, store.CLEAN, 0))
+    store.write_samples(published, store.samples_path(run_dir, plan.model_id, store.CLEAN, 0))
 
 
 def run_images_unit(ctx: RunContext) -> None:

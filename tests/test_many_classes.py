@@ -130,6 +130,65 @@ def test_an_imagefolder_of_1000_classes_builds_a_valid_run_with_k_nearest_corrup
     np.testing.assert_allclose(full["a3"].to_numpy(), own, rtol=1e-6), "the clean rows hold every angle"
 
 
+def label_runs(path: Path) -> list[tuple[int, int]]:
+    """(min, max) label of each row group of a Parquet file, from its footer."""
+    meta = pq.read_metadata(path)
+    col = meta.schema.to_arrow_schema().names.index("label")
+    return [
+        (meta.row_group(g).column(col).statistics.min, meta.row_group(g).column(col).statistics.max)
+        for g in range(meta.num_row_groups)
+    ]
+
+
+def test_write_samples_groups_wide_angle_rows_by_label_and_leaves_other_files_as_given(tmp_path):
+    n, c = 6000, store.ANGLES_FULL_MAX_CLASSES + 1
+    labels = (np.arange(n) * 7) % c
+    wide = pa.table(
+        {
+            "sample_id": pa.array(np.arange(n), pa.int32()),
+            "label": pa.array(labels, pa.int16()),
+            "margin": pa.array(np.ones(n, np.float32)),
+            "angles": pa.FixedSizeListArray.from_arrays(np.zeros(n * c, np.float32), c),
+        },
+        metadata={"k": "v"},
+    )
+    store.write_samples(wide, tmp_path / "wide.parquet")
+    back = pq.read_table(tmp_path / "wide.parquet")
+    assert back.schema.metadata == {b"k": b"v"}
+    assert back.column("label").to_pylist() == sorted(labels.tolist())
+    runs = label_runs(tmp_path / "wide.parquet")
+    assert len(runs) == -(-n // (store.LABEL_GROUP_BYTES // (4 * c))) and len(runs) > 1
+    assert all(hi <= lo for (_, hi), (lo, _) in zip(runs, runs[1:])), "row groups in label order"
+    narrow = wide.drop_columns(["angles"])
+    store.write_samples(narrow, tmp_path / "narrow.parquet")
+    assert pq.read_table(tmp_path / "narrow.parquet").column("label").to_pylist() == labels.tolist()
+
+
+def test_a_many_class_runs_clean_file_is_grouped_by_label_and_a_shuffled_one_reads_the_same(
+    many_classes_store, tmp_path
+):
+    run = many_classes_store / "many"
+    pruned = StoreReader(many_classes_store).models("many")["model_id"].iloc[-1]
+    path = run / "samples" / f"model_id={pruned}" / "clean.parquet"
+    runs = label_runs(path)
+    assert len(runs) > 1 and all(hi <= lo for (_, hi), (lo, _) in zip(runs, runs[1:])), "grouped by label"
+    assert pq.read_table(path, columns=["label"]).column("label").to_numpy().tolist() == sorted(
+        pq.read_table(path, columns=["label"]).column("label").to_pylist()
+    )
+    foreign = tmp_path / "store"
+    shutil.copytree(many_classes_store / "many", foreign / "many")
+    table = pq.read_table(path)
+    shuffled = table.take(np.random.default_rng(0).permutation(table.num_rows))
+    pq.write_table(shuffled, foreign / "many" / path.relative_to(run))  # another tool's file: any order
+    assert len(label_runs(foreign / "many" / path.relative_to(run))) == 1
+    grouped, other = StoreReader(many_classes_store), StoreReader(foreign)
+    for labels in ([7], [0, 999], None):
+        a = grouped.samples("many", pruned, "clean", 0, with_angles=True, labels=labels)
+        b = other.samples("many", pruned, "clean", 0, with_angles=True, labels=labels)
+        assert len(a) == (2 * len(labels) if labels else 2 * MANY_CLASSES)
+        pd.testing.assert_frame_equal(a, b)
+
+
 # ---------------------------------------------------------------- app: pre-selection, axes, views
 
 

@@ -21,6 +21,7 @@ per-sample and feature tables, the gallery images, the attribution maps and the 
 from pipeline.store.bits import bit_matrix, count_correct, pack_correct, row_counts, scan_bits
 from pipeline.store.errors import Problem, PruneScopeError
 from pipeline.store.io import (
+    LABEL_GROUP_BYTES,
     SamplesIndex,
     angle_columns,
     angle_matrix,
@@ -38,6 +39,7 @@ from pipeline.store.io import (
     run_meta,
     samples_dataset,
     write_json,
+    write_samples,
     write_table,
 )
 from pipeline.store.layout import (
@@ -153,6 +155,7 @@ __all__ = [
     "HEADS_SCHEMA",
     "ANGLES_ALL",
     "ANGLES_CLEAN",
+    "LABEL_GROUP_BYTES",
     "ANGLES_FULL_MAX_CLASSES",
     "ANGLES_NEAREST_K",
     "IMAGES",
@@ -218,6 +221,7 @@ __all__ = [
     "trim",
     "validate_run",
     "write_json",
+    "write_samples",
     "write_run",
     "write_table",
 ]

@@ -28,6 +28,7 @@ from pipeline.store.layout import (
 )
 from pipeline.store.schema import (
     ANGLE_FORM_COLUMNS,
+    ANGLES_FULL_MAX_CLASSES,
     ATTRIBUTIONS_TABLE,
     EVALUATIONS_TABLE,
     SAMPLES_TABLE,
@@ -55,10 +56,41 @@ def atomic_path(path: Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
-def write_table(table: pa.Table, path: Path) -> None:
-    """Write a Parquet file atomically, with page checksums (a flipped byte is an error on read, not wrong data)."""
+def write_table(table: pa.Table, path: Path, **options: Any) -> None:
+    """Write a Parquet file atomically, with page checksums (a flipped byte is an error on read, not
+    wrong data); `options` go to pyarrow's writer (row groups, encodings)."""
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
+        pq.write_table(table, tmp, compression="zstd", write_page_checksum=True, **options)
+
+
+LABEL_GROUP_BYTES = 1 << 20  # the angles one row group of a file grouped by label holds (about 1 MB)
+
+
+def write_samples(table: pa.Table, path: Path) -> None:
+    """Write a samples file. One whose rows hold every angle of many classes (more than
+    ANGLES_FULL_MAX_CLASSES: the clean rows of a many-class run) is grouped by label (docs/store.md,
+    "Row order"): sorted by label and sample id, in row groups of about LABEL_GROUP_BYTES of angles,
+    floats byte-stream split, so that reading one class decodes the few row groups whose statistics
+    hold its label instead of the whole `angles` column. Readers exploit this, never require it."""
+    angles = table.schema.field("angles").type if "angles" in table.column_names else None
+    width = angles.list_size if angles is not None and pa.types.is_fixed_size_list(angles) else 0
+    if width <= ANGLES_FULL_MAX_CLASSES or "label" not in table.column_names:
+        write_table(table, path)
+        return
+    floats = [
+        f.name if pa.types.is_floating(f.type) else f"{f.name}.list.element"
+        for f in table.schema
+        if pa.types.is_floating(f.type)
+        or (pa.types.is_fixed_size_list(f.type) and pa.types.is_floating(f.type.value_type))
+    ]
+    keys = [("label", "ascending")] + ([("sample_id", "ascending")] if "sample_id" in table.column_names else [])
+    write_table(
+        table.sort_by(keys),
+        path,
+        row_group_size=max(1, LABEL_GROUP_BYTES // (4 * width)),
+        use_dictionary=[f.name for f in table.schema if f.name not in floats and f.name != "angles"],
+        use_byte_stream_split=floats,
+    )
 
 
 def write_json(obj: Any, path: Path) -> None:

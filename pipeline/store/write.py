@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from pipeline.store.bits import KEYS, pack_correct
 from pipeline.store.errors import PruneScopeError
-from pipeline.store.io import conform, remove_run, write_json, write_table
+from pipeline.store.io import conform, remove_run, write_json, write_samples, write_table
 from pipeline.store.layout import RUN_JSON, EvalSet, check_id, samples_path
 from pipeline.store.schema import (
     ANGLE_FORM_COLUMNS,
@@ -75,7 +75,7 @@ def write_run(
     for table, spec in conformed:
         write_table(table, run_dir / spec.path)
     for path, table in parts:
-        write_table(table, path)
+        write_samples(table, path)
     write_json(
         {
             "schema_version": SCHEMA_VERSION,
