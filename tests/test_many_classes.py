@@ -15,7 +15,7 @@ import pytest
 from app.export import build_snapshot
 from app.figures.local import MAX_CLASSES, RANK_CHANGE, RANK_CONFUSION, class_ranking, classes_to_show
 from app.figures.parallel import MAX_AXES, density_strips, dimensions, rank_axes
-from app.reader import StoreReader
+from app.reader import StoreError, StoreReader
 from app.state import Combo
 from app.views import global_
 from app.views.local import class_options, ranking, single
@@ -251,3 +251,34 @@ def test_every_view_draws_the_1000_class_run(many_classes_store):
     assert "20 of 1000 class axes" in note and "5 nearest classes" in note
     html = build_snapshot(reader, "many", dense, pruned, "gaussian_noise", 3)
     assert "c0000" in html and len(html) < 20_000_000
+
+
+def test_modal_prediction_of_1000_classes_matches_counting_with_ties_to_the_smallest_class():
+    from collections import Counter
+
+    from pipeline.store.populations import modal
+
+    preds = np.random.default_rng(0).integers(0, MANY_CLASSES, (4, 300))
+    preds[:, 0] = [999, 5, 999, 5]  # a tie: the smallest class
+    counted = [min(Counter(col).items(), key=lambda kv: (-kv[1], kv[0]))[0] for col in preds.T.tolist()]
+    assert modal(preds, MANY_CLASSES).tolist() == counted and counted[0] == 5
+    assert modal(preds[:0], MANY_CLASSES).tolist() == [0] * 300
+
+
+def test_reading_one_class_of_a_grouped_file_decodes_only_the_row_groups_that_hold_it(many_classes_store, tmp_path):
+    """A flipped byte in the angles of the last row group fails a read of every row (page checksums)
+    but not a read of class 0, which lies in the first row group: the other groups are skipped."""
+    shutil.copytree(many_classes_store / "many", tmp_path / "many")
+    pruned = StoreReader(many_classes_store).models("many")["model_id"].iloc[-1]
+    path = tmp_path / "many" / "samples" / f"model_id={pruned}" / "clean.parquet"
+    meta = pq.read_metadata(path)
+    last = meta.row_group(meta.num_row_groups - 1)
+    col = next(last.column(i) for i in range(last.num_columns) if last.column(i).path_in_schema.startswith("angles"))
+    data = bytearray(path.read_bytes())
+    data[col.data_page_offset + col.total_compressed_size // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    reader = StoreReader(tmp_path)
+    rows = reader.samples("many", pruned, "clean", 0, with_angles=True, labels=[0])
+    assert rows["label"].tolist() == [0, 0] and np.isfinite(rows[[f"a{j}" for j in range(MANY_CLASSES)]]).all(None)
+    with pytest.raises(StoreError):
+        reader.samples("many", pruned, "clean", 0, with_angles=True)
