@@ -282,3 +282,17 @@ def test_reading_one_class_of_a_grouped_file_decodes_only_the_row_groups_that_ho
     assert rows["label"].tolist() == [0, 0] and np.isfinite(rows[[f"a{j}" for j in range(MANY_CLASSES)]]).all(None)
     with pytest.raises(StoreError):
         reader.samples("many", pruned, "clean", 0, with_angles=True)
+
+
+def test_other_class_angle_stats_leave_out_the_own_class_and_angles_not_held():
+    from pipeline.store.stats import _other_class_stats
+
+    rng = np.random.default_rng(1)
+    mat = rng.normal(90, 6, (50, MANY_CLASSES)).astype(np.float32)
+    labels = rng.integers(0, MANY_CLASSES, 50)
+    mat[3] = np.nan  # a zero feature vector
+    mat[7, 11] = np.nan
+    keep = np.isfinite(mat) & (np.arange(MANY_CLASSES)[None, :] != labels[:, None])
+    mean, std = _other_class_stats(mat, labels)
+    assert mean == pytest.approx(mat[keep].astype(np.float64).mean(), rel=1e-6)
+    assert std == pytest.approx(mat[keep].astype(np.float64).std(), rel=1e-5)

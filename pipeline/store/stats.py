@@ -181,18 +181,25 @@ ANGLE_SUMMARY = (
 def _other_class_stats(mat: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """Mean and std of the finite angles of (N, C) float32 `mat` to the classes other than each
     row's label, without a float64 copy of the matrix (1000 classes × 50,000 samples is 200 MB):
-    sums of the values centred on a first estimate, then the own class taken out."""
+    sums of the values centred on a first estimate (one float32 copy, squared in place), then the
+    own class taken out."""
     rows = np.arange(len(mat))
     own = mat[rows, labels].astype(np.float64)
-    finite = np.isfinite(mat)
-    count = int(finite.sum()) - int(np.isfinite(own).sum())
+    own_ok = np.isfinite(own)
+    bad = ~np.isfinite(mat)
+    some_bad = bool(bad.any())
+    count = mat.size - (int(bad.sum()) if some_bad else 0) - int(own_ok.sum())
     if count <= 0:
         return np.nan, np.nan
-    shift = float(np.nanmean(mat[: min(len(mat), 256)])) if finite[:256].any() else 0.0
-    centred = np.where(finite, mat - np.float32(shift), np.float32(0))
-    own_c = np.where(np.isfinite(own), own - shift, 0.0)
+    head = mat[: min(len(mat), 256)]
+    shift = float(np.nanmean(np.where(np.isfinite(head), head, np.nan))) if np.isfinite(head).any() else 0.0
+    centred = np.subtract(mat, np.float32(shift))
+    if some_bad:
+        centred[bad] = 0
+    own_c = np.where(own_ok, own - shift, 0.0)
     total = float(centred.sum(dtype=np.float64)) - own_c.sum()
-    squares = float(np.square(centred).sum(dtype=np.float64)) - np.square(own_c).sum()
+    np.square(centred, out=centred)
+    squares = float(centred.sum(dtype=np.float64)) - np.square(own_c).sum()
     mean = total / count
     return shift + mean, float(np.sqrt(max(squares / count - mean**2, 0.0)))
 
