@@ -226,6 +226,8 @@ def main() -> None:
         f"validate: {'ok' if not problems else problems[:3]}"
     )
     print(bytes_per_row(run, args.classes, args.samples))
+    if args.classes > store.ANGLES_FULL_MAX_CLASSES:
+        print(class_read(run, args.classes))
 
 
 def bytes_per_row(run: Path, classes: int, samples: int) -> str:
@@ -246,6 +248,29 @@ def bytes_per_row(run: Path, classes: int, samples: int) -> str:
         f"bytes per row at {classes} classes: clean {per_row[True]:.0f}, corrupted {per_row[False]:.0f}, "
         f"this run's rows {total / rows:.0f}, 1 clean + 95 corrupted sets {study:.0f} "
         f"(every angle on every row: {full:.0f})"
+    )
+
+
+def class_read(run: Path, classes: int, repeats: int = 20) -> str:
+    """Median time to read one class's clean rows with every angle (what global geometry reads),
+    from the clean file as written (grouped by label, docs/store.md "Row order") and from the same
+    rows in one row group in sample order (another tool's file)."""
+    model = sorted((run / store.SAMPLES_DIR).iterdir())[0]
+    grouped = model / f"{store.CLEAN}.parquet"
+    times = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        flat = Path(tmp) / store.SAMPLES_DIR / model.name / grouped.name
+        store.write_table(store.read_table(grouped).sort_by("sample_id"), flat)
+        for name, root in (("grouped by label", run), ("sample order, one row group", Path(tmp))):
+            index = store.SamplesIndex(root, model.name.split("=", 1)[1], {store.CLEAN_SET})
+            took = []
+            for label in range(0, classes, max(1, classes // repeats))[:repeats]:
+                t = time.perf_counter()
+                store.read_samples(index, store.CLEAN_SET, ["sample_id", "label", "angles"], classes, [label])
+                took.append(time.perf_counter() - t)
+            times[name] = sorted(took)[len(took) // 2]
+    return "one class's clean rows with every angle, median of {} reads: {}".format(
+        repeats, ", ".join(f"{name} {t * 1e3:.1f} ms" for name, t in times.items())
     )
 
 

@@ -296,3 +296,23 @@ def test_other_class_angle_stats_leave_out_the_own_class_and_angles_not_held():
     mean, std = _other_class_stats(mat, labels)
     assert mean == pytest.approx(mat[keep].astype(np.float64).mean(), rel=1e-6)
     assert std == pytest.approx(mat[keep].astype(np.float64).std(), rel=1e-5)
+
+
+def test_the_angle_summary_reads_clean_footers_and_equals_the_one_computed_from_the_angles(
+    many_classes_store, tmp_path
+):
+    run = many_classes_store / "many"
+    clean = sorted((run / "samples").glob("*/clean.parquet"))
+    assert all(store.stats.stored_angle_stats(p) is not None for p in clean), "the pipeline writes them"
+    from_footers = store.run_angle_summary(run)
+    shutil.copytree(run, tmp_path / "many")
+    for p in sorted((tmp_path / "many" / "samples").glob("*/clean.parquet")):
+        t = pq.read_table(p)
+        pq.write_table(t.replace_schema_metadata(None), p)  # another tool's file: no footer statistics
+        assert store.stats.stored_angle_stats(p) is None
+    computed = store.run_angle_summary(tmp_path / "many")
+    pd.testing.assert_frame_equal(from_footers, computed, rtol=1e-6)
+    first = sorted((tmp_path / "many" / "samples").glob("*/clean.parquet"))[0]
+    stale = pq.read_table(clean[0])
+    pq.write_table(stale.slice(0, 10), first)  # rows rewritten, footer kept: it no longer holds for them
+    assert store.stats.stored_angle_stats(first) is None

@@ -71,9 +71,12 @@ def write_samples(table: pa.Table, path: Path) -> None:
     ANGLES_FULL_MAX_CLASSES: the clean rows of a many-class run) is grouped by label (docs/store.md,
     "Row order"): sorted by label and sample id, in row groups of about LABEL_GROUP_BYTES of angles,
     floats byte-stream split, so that reading one class decodes the few row groups whose statistics
-    hold its label instead of the whole `angles` column. Readers exploit this, never require it."""
+    hold its label instead of the whole `angles` column. Readers exploit this, never require it.
+    A clean file with every angle also gets Fig. 3's numbers of its rows in its footer (stats.angle_stats),
+    so that the run's angle summary does not decode every model's angles."""
     angles = table.schema.field("angles").type if "angles" in table.column_names else None
     width = angles.list_size if angles is not None and pa.types.is_fixed_size_list(angles) else 0
+    table = _with_angle_stats(table, width, path)
     if width <= ANGLES_FULL_MAX_CLASSES or "label" not in table.column_names:
         write_table(table, path)
         return
@@ -91,6 +94,21 @@ def write_samples(table: pa.Table, path: Path) -> None:
         use_dictionary=[f.name for f in table.schema if f.name not in floats and f.name != "angles"],
         use_byte_stream_split=floats,
     )
+
+
+def _with_angle_stats(table: pa.Table, width: int, path: Path) -> pa.Table:
+    """`table` with stats.angle_stats() of its rows in its footer (key ANGLE_STATS_KEY, with the row
+    count it holds for) when it is a clean set with every angle (`width` classes); else as given."""
+    from pipeline.store.stats import ANGLE_STATS_KEY, angle_stats
+
+    if not width or not table.num_rows or not {"corruption", "label", "angle"} <= set(table.column_names):
+        return table
+    if not pc.all(pc.equal(table.column("corruption"), CLEAN_SET.corruption)).as_py():
+        return table
+    mat = angle_matrix(table.select(["angles"]), width, str(path))
+    stats = angle_stats(table.column("label").to_numpy(), table.column("angle").to_numpy(zero_copy_only=False), mat)
+    footer = {**(table.schema.metadata or {}), ANGLE_STATS_KEY.encode(): json.dumps({**stats, "rows": table.num_rows})}
+    return table.replace_schema_metadata(footer)
 
 
 def write_json(obj: Any, path: Path) -> None:

@@ -6,11 +6,14 @@ contract package so that both compute them the same way.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from pipeline.store.populations import main_models
 from pipeline.store.schema import INIT_UNTRAINED, TOP_FRACTION
@@ -204,12 +207,53 @@ def _other_class_stats(mat: np.ndarray, labels: np.ndarray) -> tuple[float, floa
     return shift + mean, float(np.sqrt(max(squares / count - mean**2, 0.0)))
 
 
+ANGLE_STATS_KEY = "prunescope.angle_stats"  # a clean samples file's footer: angle_stats() of its rows
+ANGLE_STATS = ("n", "angle_mean", "angle_std", "other_mean", "other_std", "above_30")
+
+
+def angle_stats(labels: np.ndarray, own: np.ndarray, mat: np.ndarray) -> dict[str, float]:
+    """Fig. 3's numbers of one model's clean rows (`own` the angle to the true class, `mat` every
+    angle, NaN where not held): `n` finite own-class angles, their mean, std and share above 30°,
+    and the mean and std of the angles to the other classes."""
+    own = np.asarray(own, np.float64)
+    ok = own[np.isfinite(own)]
+    other_mean, other_std = _other_class_stats(mat, np.asarray(labels, np.int64))
+    return {
+        "n": int(len(ok)),
+        "angle_mean": float(ok.mean()) if len(ok) else np.nan,
+        "angle_std": float(ok.std()) if len(ok) else np.nan,
+        "other_mean": float(other_mean),
+        "other_std": float(other_std),
+        "above_30": float((ok > 30).mean()) if len(ok) else np.nan,
+    }
+
+
+def stored_angle_stats(path: Path) -> dict[str, float] | None:
+    """angle_stats() of a clean samples file from its footer (docs/store.md), or None where the
+    footer does not hold them for the file's rows (another tool's file, or rows rewritten since)."""
+    try:
+        meta = pq.read_metadata(path)
+        raw = (meta.metadata or {}).get(ANGLE_STATS_KEY.encode())
+        stats = json.loads(raw) if raw else None
+    except (pa.ArrowException, OSError, ValueError):
+        return None
+    if not isinstance(stats, dict) or stats.get("rows") != meta.num_rows:
+        return None
+    try:
+        return {k: int(stats[k]) if k == "n" else float(stats[k]) for k in ANGLE_STATS}
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def run_angle_summary(run_dir: Path) -> pd.DataFrame:
     """Fig. 3's numbers per model, from the clean samples: the width of the last feature layer
     (`dim`, from heads.parquet), the mean and std angle of the samples to their own class
     direction and to the other classes' directions, and the share of own-class angles above 30°.
-    Zero feature vectors (NaN angles) are left out; `n` counts the samples used."""
-    from pipeline.store.io import clean_samples, load, run_meta
+    Zero feature vectors (NaN angles) are left out; `n` counts the samples used. A clean file
+    whose footer holds them (the pipeline writes them, see write_samples) is not read: at 1000
+    classes its angles are 20 MB a model."""
+    from pipeline.store.io import SamplesIndex, clean_samples, expected_sets, load, run_meta
+    from pipeline.store.layout import CLEAN, CLEAN_SET
     from pipeline.store.schema import HEADS_TABLE, MODELS_TABLE
 
     run_dir = Path(run_dir)
@@ -221,26 +265,18 @@ def run_angle_summary(run_dir: Path) -> pd.DataFrame:
         pc.list_value_length(heads.column("weight")).to_numpy(zero_copy_only=False),
         index=heads.column("model_id").to_pandas(),
     )
+    expected = expected_sets(run_dir)
     rows = []
     for model_id in sorted(models["model_id"]):  # one model at a time: C angles a row add up at many classes
-        t = clean_samples(run_dir, [model_id], ["label", "angle", "angles"], meta["num_classes"])
-        if not t.num_rows:
-            continue
-        own = t.column("angle").to_numpy().astype(np.float64)
-        mat = pc.list_flatten(t.column("angles")).to_numpy().reshape(len(own), -1)
-        ok = own[np.isfinite(own)]
-        other_mean, other_std = _other_class_stats(mat, t.column("label").to_numpy().astype(np.int64))
-        rows.append(
-            {
-                "model_id": model_id,
-                "n": len(ok),
-                "angle_mean": ok.mean() if len(ok) else np.nan,
-                "angle_std": ok.std() if len(ok) else np.nan,
-                "other_mean": other_mean,
-                "other_std": other_std,
-                "above_30": (ok > 30).mean() if len(ok) else np.nan,
-            }
-        )
+        files = SamplesIndex(run_dir, model_id, expected.get(model_id)).files.get(CLEAN_SET, [])
+        stats = stored_angle_stats(files[0]) if len(files) == 1 and files[0].stem == CLEAN else None
+        if stats is None:
+            t = clean_samples(run_dir, [model_id], ["label", "angle", "angles"], meta["num_classes"])
+            if not t.num_rows:
+                continue
+            mat = pc.list_flatten(t.column("angles")).to_numpy().reshape(t.num_rows, -1)
+            stats = angle_stats(t.column("label").to_numpy(), t.column("angle").to_numpy(), mat)
+        rows.append({"model_id": model_id, **stats})
     if not rows:
         return pd.DataFrame(columns=list(ANGLE_SUMMARY))
     df = pd.DataFrame(rows).merge(models, on="model_id", how="left")
