@@ -50,10 +50,15 @@ def class_options(names: list[str], ranking: pd.DataFrame | None = None) -> list
 
 
 def ranking(reader: StoreReader, run: str, ref: Combo, cmp: Combo | None, by: str) -> pd.DataFrame:
-    """The pre-selection's ranking of the run's classes (app.figures.local.class_ranking)."""
-    a = reader.samples(run, ref.model_id, ref.corruption, ref.severity)
-    b = reader.samples(run, cmp.model_id, cmp.corruption, cmp.severity) if cmp else None
-    return class_ranking(a, b, by, reader.meta(run)["num_classes"])
+    """The pre-selection's ranking of the run's classes (app.figures.local.class_ranking), memoised
+    per run version: the class list, the small multiples and the export ask for it on each change."""
+
+    def rank() -> pd.DataFrame:
+        a = reader.samples(run, ref.model_id, ref.corruption, ref.severity)
+        b = reader.samples(run, cmp.model_id, cmp.corruption, cmp.severity) if cmp else None
+        return class_ranking(a, b, by, reader.meta(run)["num_classes"])
+
+    return reader.derived(run, f"class_ranking {ref.key} {cmp.key if cmp else None} {by}", rank)
 
 
 def flips_per_class(reader: StoreReader, run: str, ref: Combo, cmp: Combo) -> pd.Series:
@@ -72,7 +77,7 @@ def single(reader: StoreReader, run: str, ref: Combo, focus: int, chosen: set[in
     meta = reader.meta(run)
     names = meta["class_names"]
     df = reader.samples(run, ref.model_id, ref.corruption, ref.severity)
-    ranked = class_ranking(df, None, RANK_CONFUSION, len(names))["class"].tolist() if len(names) > MAX_CLASSES else []
+    ranked = ranking(reader, run, ref, None, RANK_CONFUSION)["class"].tolist() if len(names) > MAX_CLASSES else []
     return small_multiples(
         df, names, classes_to_show(ranked, focus, len(names)), chosen, margin_label=store.margin_label(meta)
     )
