@@ -1,11 +1,12 @@
-"""Executors compared: the demo config serial vs on a local Dask cluster, Dask's cost per unit,
-and a run that loses a worker mid-way.
+"""Executors compared: the demo config serial vs on worker processes and on a local Dask
+cluster, the executors' cost per unit, and a run that loses a worker mid-way.
 
 `python -m benchmarks.bench_dask [--config configs/demo.toml] [--workers 2] [--units 2000] [--config-only]`
-prints, for the config: the serial build time, the `--workers N` build time (both through
-the CLI, as a user runs them) and whether the two stores are equal value for value; the
-scheduling cost of Dask per unit (no-op units, serial executor vs a local cluster); and a
-build of the tiny test config whose worker is SIGKILLed while it runs a unit.
+prints, for the config: the serial build time, the `--executor processes --workers N` and
+`--workers N` (Dask) build times (all through the CLI, as a user runs them) and whether each
+store equals the serial one value for value; the scheduling cost per unit (no-op units: serial,
+a process pool, a local Dask cluster); and a build of the tiny test config whose Dask worker is
+SIGKILLed while it runs a unit.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import pyarrow.parquet as pq
 
 from pipeline import store
 from pipeline.config import execution_config, load_config, parse_config
-from pipeline.executors import DaskExecutor, SerialExecutor, local_cluster_settings
+from pipeline.executors import DaskExecutor, ProcessesExecutor, SerialExecutor, local_cluster_settings
 from pipeline.plan import Unit
 from pipeline.runner import build_run
 
@@ -102,6 +103,18 @@ def overhead(units: int, workers: int) -> tuple[float, float, float]:
         return serial, time.perf_counter() - t, start
 
 
+def pool_overhead(units: int, workers: int) -> tuple[float, float]:
+    """The no-op graph of `overhead` on the processes executor: seconds beyond the pool's start,
+    and the start (a pool running one unit: spawning the workers, which import this module)."""
+    graph = [Unit(f"u{i}", deps=(f"u{i - 1}",) if i % 10 else ()) for i in range(units)]
+    times = []
+    for part in (graph[:1], graph):
+        t = time.perf_counter()
+        ProcessesExecutor(workers).run(part, _noop, _Count())
+        times.append(time.perf_counter() - t)
+    return times[1] - times[0], times[0]
+
+
 def worker_kill(workdir: Path, workers: int) -> tuple[float, float, bool]:
     """The tiny test config serial, then on a local cluster losing a worker mid-unit."""
     from distributed import Client, LocalCluster
@@ -147,19 +160,24 @@ def main() -> None:
         tmp_path = Path(tmp)
         if not args.skip_config:
             name = load_config(args.config).name
-            serial = timed_cli(args.config, tmp_path / "serial")
+            serial = timed_cli(args.config, tmp_path / "serial", "--executor", "serial")
             print(f"{args.config}: serial {serial:.1f} s (load average {os.getloadavg()[0]:.1f})", flush=True)
-            dask_s = timed_cli(args.config, tmp_path / "dask", "--workers", str(args.workers))
-            equal = same_store(tmp_path / "serial" / name, tmp_path / "dask" / name)
-            print(
-                f"{args.config}: serial {serial:.1f} s, --workers {args.workers} {dask_s:.1f} s, stores equal: {equal} "
-                f"(load average {os.getloadavg()[0]:.1f})",
-                flush=True,
-            )
+            workers = ("--workers", str(args.workers))
+            for executor in ("processes", "dask"):
+                took = timed_cli(args.config, tmp_path / executor, "--executor", executor, *workers)
+                equal = same_store(tmp_path / "serial" / name, tmp_path / executor / name)
+                print(
+                    f"{args.config}: serial {serial:.1f} s, {executor} --workers {args.workers} {took:.1f} s, "
+                    f"store equal to the serial one: {equal} (load average {os.getloadavg()[0]:.1f})",
+                    flush=True,
+                )
         if not args.config_only:
             serial, dask_s, start = overhead(args.units, args.workers)
+            pool, pool_start = pool_overhead(args.units, args.workers)
             print(
                 f"{args.units} no-op units: serial {serial * 1e3 / args.units:.3f} ms/unit; "
+                f"processes {args.workers} workers {pool * 1e3 / args.units:.2f} ms/unit (the pool's start: "
+                f"{pool_start:.1f} s); "
                 f"Dask {args.workers} workers {dask_s * 1e3 / args.units:.2f} ms/unit "
                 f"(the cluster's start: {start:.1f} s)"
             )

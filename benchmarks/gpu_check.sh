@@ -88,7 +88,7 @@ if [ "$quick" = 1 ]; then
     corruption_args=(--n 20 --processes 2)
 else
     step projection 90 "$PYTHON" -m benchmarks.bench_projection --device "$device" --n 10000 --batch 512 --corrupt-n 20
-    step eval_overhead 45 "$PYTHON" -m benchmarks.bench_eval_overhead --device "$device" --n 20480 --batch-size 512 --repeats 3
+    step eval_overhead 60 "$PYTHON" -m benchmarks.bench_eval_overhead --device "$device" --n 10000 --sets 10 --batch-size 1024 --repeats 3
     step metrics 30 "$PYTHON" -m benchmarks.bench_metrics --device "$device" --repeats 20
     attribution_args=(--samples 64 --repeats 3)
     corruption_args=(--n 2000 --processes "$(nproc)")

@@ -143,6 +143,8 @@ def cmd_corruptions(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pipeline.config import EXECUTORS
+
     parser = argparse.ArgumentParser(prog="python -m pipeline", description="PruneScope's offline pipeline.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="build or resume a run from a TOML config")
@@ -161,8 +163,14 @@ def main(argv: list[str] | None = None) -> int:
         help="override a config value (dotted key, TOML value; repeatable): --set train.epochs=1 "
         "--set prune.2.sparsity=[0.5] (a number picks a [[models]]/[[prune]] entry; else every entry)",
     )
-    p.add_argument("--executor", choices=["serial", "dask"], help="how to run the units (default: serial)")
-    p.add_argument("--workers", type=int, help="start a local Dask cluster of N worker processes")
+    p.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        help="how to run the units: serial (default), processes (a pool of local worker processes), dask",
+    )
+    p.add_argument(
+        "--workers", type=int, help="N worker processes: a local Dask cluster (or a pool, with --executor processes)"
+    )
     p.add_argument("--scheduler", metavar="ADDRESS", help="use a running Dask cluster (tcp://HOST:8786)")
     p.add_argument("--threads", type=int, help="torch CPU threads per unit (default: this machine's)")
     p.set_defaults(func=cmd_run)

@@ -35,12 +35,14 @@ FEATURE_MODES = ("auto", "all", "clean", "none")
 DEVICES = ("auto", "cpu", "cuda")
 EXECUTORS = (
     "serial",
+    "processes",
     "dask",
 )  # pipeline.executors.EXECUTORS's names (that module needs torch; a test holds them equal)
 REPLICA_SETS = ("all", "clean")  # [evaluation] replicas: where the models of seeds other than 0 are evaluated
 
 
 NORMALIZATIONS = ("train", "none")
+UNIT_ROWS = 100_000  # [evaluation] unit_rows: sample rows per evaluation unit (whole corrupted sets)
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,8 @@ class EvalConfig:
     `replicas`: the sets the models of seeds other than 0 are evaluated on, "all" or "clean"
     (what PIE compare; it keeps populations cheap). Above `full_angles_max_classes` classes the
     corrupted rows keep the angles of their `nearest_k` nearest classes only (docs/store.md).
+    `unit_rows`: the corrupted sets of a model are evaluated in units of about this many sample
+    rows (whole sets), so that small test sets do not pay a unit's overhead per set.
     """
 
     corruptions: tuple[str, ...] = ()
@@ -201,6 +205,7 @@ class EvalConfig:
     replicas: str = "all"
     full_angles_max_classes: int = ANGLES_FULL_MAX_CLASSES
     nearest_k: int = ANGLES_NEAREST_K
+    unit_rows: int = UNIT_ROWS
 
     def angles_stored(self, num_classes: int) -> dict[str, Any]:
         """run.json "angles" for a run of `num_classes` classes: every angle on every row up to
@@ -271,7 +276,13 @@ def execution_config(
             raise PruneScopeError(f"[execution] {key} = {value!r} must be a positive integer", f"e.g. {key} = 2")
     if executor == "serial" and (workers is not None or scheduler is not None):
         raise PruneScopeError(
-            "workers and scheduler apply to the dask executor only", 'use executor = "dask" (--executor dask)'
+            "workers and scheduler apply to the dask and processes executors only",
+            'use executor = "processes" (local worker processes) or "dask" (--executor dask)',
+        )
+    if executor == "processes" and scheduler is not None:
+        raise PruneScopeError(
+            "scheduler applies to the dask executor only (processes runs on this machine)",
+            'use executor = "dask" to run on a Dask cluster',
         )
     if workers is not None and scheduler is not None:
         raise PruneScopeError(
@@ -785,10 +796,11 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
             "replicas": str,
             "full_angles_max_classes": int,
             "nearest_k": int,
+            "unit_rows": int,
         },
     )
     _check_numbers(ev, "[evaluation]")
-    for key in ("full_angles_max_classes", "nearest_k"):
+    for key in ("full_angles_max_classes", "nearest_k", "unit_rows"):
         _require(ev.get(key, 1) >= 1, f"[evaluation] {key}", ev.get(key), "must be at least 1", f"e.g. {key} = 20")
     corruptions = ev.get("corruptions", [])
     if corruptions == "all":
@@ -822,6 +834,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> RunConfig:
         replicas=_choice(ev.get("replicas", "all"), REPLICA_SETS, "replicas setting"),
         full_angles_max_classes=ev.get("full_angles_max_classes", ANGLES_FULL_MAX_CLASSES),
         nearest_k=ev.get("nearest_k", ANGLES_NEAREST_K),
+        unit_rows=ev.get("unit_rows", UNIT_ROWS),
     )
 
     device = _choice(top.get("device", "auto"), DEVICES, "device")

@@ -1,7 +1,9 @@
 """The plan of a run: its models and its units of work, each with explicit dependencies.
 
 A unit is one piece of work that writes its own files: the gallery images, one model (train
-the dense model or prune its parent), one model × evaluation set, one model's per-sample
+the dense model or prune its parent), one model × evaluation sets (the clean set alone, the
+corrupted sets in groups of about `[evaluation] unit_rows` sample rows: a unit per set would
+cost more in overhead than in evaluation for small test sets), one model's per-sample
 robustness. Its dependencies are the units whose files it reads: a pruned model needs its
 parent's checkpoint, an evaluation its model, robustness every evaluation of its model. With
 `[attribution]`, one unit chooses the samples to map from every model's clean evaluation, and one
@@ -11,6 +13,7 @@ Executors (pipeline/executors.py) only schedule units in an order the dependenci
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -117,13 +120,14 @@ class Unit:
 
     kind: str
     model: ModelPlan | None = None
-    evalset: tuple[str, int] | None = None
+    evalsets: tuple[tuple[str, int], ...] = ()
     deps: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
-        """A unique, stable name: `images`, `model:<id>`, `eval:<id>:<set>`, `robustness:<id>`."""
-        return unit_key(self.kind, self.model.model_id if self.model else None, self.evalset)
+        """A unique, stable name: `images`, `model:<id>`, `eval:<id>:<set>` (`eval:<id>:<first>..<last>`
+        for several sets), `robustness:<id>`."""
+        return unit_key(self.kind, self.model.model_id if self.model else None, self.evalsets)
 
     @property
     def model_id(self) -> str | None:
@@ -135,9 +139,28 @@ class Unit:
         return self.kind in (MODEL, EVAL, ATTRIBUTION)
 
 
-def unit_key(kind: str, model_id: str | None = None, evalset: tuple[str, int] | None = None) -> str:
-    parts = [kind] + ([model_id] if model_id else []) + ([store.evalset_name(*evalset)] if evalset else [])
+def unit_key(kind: str, model_id: str | None = None, evalsets: Sequence[tuple[str, int]] = ()) -> str:
+    parts = [kind] + ([model_id] if model_id else [])
+    if evalsets:
+        names = [store.evalset_name(*es) for es in evalsets]
+        parts.append(names[0] if len(names) == 1 else f"{names[0]}..{names[-1]}")
     return ":".join(parts)
+
+
+def eval_groups(
+    sets: Sequence[tuple[str, int]], num_test: int | None, unit_rows: int
+) -> list[tuple[tuple[str, int], ...]]:
+    """The evaluation units of one model: the clean set alone (what attribution waits for), the
+    corrupted sets in consecutive groups of about `unit_rows` rows (at least one set each, sizes
+    even; one set a unit when the test set's size `num_test` is not known)."""
+    clean = [es for es in sets if es[0] == store.CLEAN]
+    corrupted = [es for es in sets if es[0] != store.CLEAN]
+    groups = [tuple(clean)] if clean else []
+    if not corrupted:
+        return groups
+    count = len(corrupted) if not num_test else min(len(corrupted), math.ceil(len(corrupted) * num_test / unit_rows))
+    size = math.ceil(len(corrupted) / count)
+    return groups + [tuple(corrupted[lo : lo + size]) for lo in range(0, len(corrupted), size)]
 
 
 @dataclass(frozen=True)
@@ -157,7 +180,7 @@ class Plan:
         for unit in self.units:
             if any(d in rerun for d in unit.deps) or not finished(unit):
                 rerun.add(unit.key)
-                out.append(Unit(unit.kind, unit.model, unit.evalset, tuple(d for d in unit.deps if d in rerun)))
+                out.append(Unit(unit.kind, unit.model, unit.evalsets, tuple(d for d in unit.deps if d in rerun)))
         return out
 
 
@@ -166,19 +189,24 @@ def model_evalsets(plan: ModelPlan, evalsets: Sequence[tuple[str, int]]) -> list
     return [es for es in evalsets if not plan.clean_only or es[0] == store.CLEAN]
 
 
-def plan_run(cfg: RunConfig, layers: Mapping[str, Sequence[str]] | None = None) -> Plan:
-    """All units of the run: images, models (parents first), evaluations, robustness, attribution."""
+def plan_run(cfg: RunConfig, layers: Mapping[str, Sequence[str]] | None = None, num_test: int | None = None) -> Plan:
+    """All units of the run: images, models (parents first), evaluations, robustness, attribution.
+    `num_test` (the test set's size) sizes the evaluation units (`eval_groups`)."""
     models = plan_models(cfg, layers)
     evalsets = tuple(cfg.evaluation.evalsets())
     units = [Unit(IMAGES)]
     units += [Unit(MODEL, p, deps=(unit_key(MODEL, p.parent_id),) if p.loads_parent else ()) for p in models]
-    units += [Unit(EVAL, p, es, (unit_key(MODEL, p.model_id),)) for p in models for es in model_evalsets(p, evalsets)]
-    units += [
-        Unit(ROBUSTNESS, p, deps=tuple(unit_key(EVAL, p.model_id, es) for es in model_evalsets(p, evalsets)))
+    evals = {
+        p.model_id: [
+            Unit(EVAL, p, group, (unit_key(MODEL, p.model_id),))
+            for group in eval_groups(model_evalsets(p, evalsets), num_test, cfg.evaluation.unit_rows)
+        ]
         for p in models
-    ]
+    }
+    units += [u for p in models for u in evals[p.model_id]]
+    units += [Unit(ROBUSTNESS, p, deps=tuple(u.key for u in evals[p.model_id])) for p in models]
     if cfg.attribution.enabled:
-        clean = evalsets[0]
+        clean = (evalsets[0],)
         units.append(Unit(ATTRIBUTION_SAMPLES, deps=tuple(unit_key(EVAL, p.model_id, clean) for p in models)))
         for p in models:  # parents come first in `models`, so their maps are planned before their children's
             deps = (unit_key(ATTRIBUTION_SAMPLES), unit_key(MODEL, p.model_id))

@@ -164,7 +164,8 @@ def build_run(cfg: RunConfig, store_dir: Path, force: bool = False, force_option
 def _build(cfg: RunConfig, run_dir: Path, executor: Executor, start: float) -> RunSummary:
     run_dir.mkdir(parents=True, exist_ok=True)
     store.remove_stale_temporaries(run_dir)
-    plan = plan_run(cfg, context(cfg, run_dir).layer_names)
+    ctx = context(cfg, run_dir)
+    plan = plan_run(cfg, ctx.layer_names, len(ctx.data.test_labels))
     if not (run_dir / store.RUN_JSON).is_file():
         _write_run_json(cfg, run_dir)
     todo = plan.todo(lambda unit: finished(run_dir, unit))

@@ -18,11 +18,12 @@ import os
 import time
 import traceback
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -67,6 +68,8 @@ from pipeline.store.populations import layer_of
 from pipeline.training import Normalizer, extract, finetune, make_normalizer, resolve_device, train_dense
 
 FEATURE_ROWS_LIMIT = 200_000
+EVAL_CHUNK_ROWS = 16_384  # rows evaluated together: several small sets share one forward loop and metrics call
+IMAGE_CACHE_BYTES = 256 << 20  # a process keeps evaluation sets in memory up to this size (small test sets)
 ATTRIBUTION_CHUNK = 32  # samples per Captum call (occlusion multiplies a batch by perturbations_per_eval)
 EVAL_META_KEY = "prunescope.evaluation"  # samples-file metadata: the evaluation unit's summary
 ROBUSTNESS_META_KEY = "prunescope.robustness"  # published clean file: the sets its robustness counts
@@ -88,6 +91,7 @@ class RunContext:
     cfg: RunConfig
     run_dir: Path
     _models: dict[tuple[str, int], tuple[nn.Module, str]] = field(default_factory=dict)
+    _images: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
 
     @cached_property
     def device(self) -> torch.device:
@@ -142,6 +146,17 @@ class RunContext:
             self._models.clear()
             self._models[key] = (model.to(self.device).eval(), head_name)
         return self._models[key]
+
+    def images(self, corruption: str, severity: int) -> np.ndarray:
+        """`evalset_images`, kept in memory while the sets kept stay under IMAGE_CACHE_BYTES (every
+        evaluation unit of a small test set reads the same sets: from memory, not from the cache files)."""
+        key = (corruption, severity)
+        if key not in self._images:
+            images = evalset_images(self, corruption, severity)
+            if images.nbytes + sum(a.nbytes for a in self._images.values()) > IMAGE_CACHE_BYTES:
+                return images
+            self._images[key] = images
+        return self._images[key]
 
 
 _CONTEXTS: dict[tuple[str, str], RunContext] = {}
@@ -410,26 +425,82 @@ def features_enabled(cfg: RunConfig, num_models: int, num_test: int, corruption:
     return num_models * len(cfg.evaluation.evalsets()) * num_test <= FEATURE_ROWS_LIMIT
 
 
-def run_eval_unit(ctx: RunContext, plan: ModelPlan, corruption: str, severity: int) -> dict[str, Any]:
-    """Evaluate one model on one evaluation set: per-sample metrics, features, summary record."""
+def run_eval_unit(ctx: RunContext, plan: ModelPlan, evalsets: Sequence[tuple[str, int]]) -> None:
+    """Evaluate one model on some evaluation sets (those without a finished samples file):
+    per-sample metrics, features, and each set's summary record."""
+    todo = [es for es in evalsets if eval_record(ctx.run_dir, plan.model_id, *es) is None]
+    if not todo:
+        return
     model, head_name = ctx.load(plan)
-    head = dict(model.named_modules())[head_name]
-    data = ctx.data
-    images = evalset_images(ctx, corruption, severity)
-    feats = extract(model, head, images, ctx.norm, ctx.device, ctx.cfg.evaluation.batch_size)
-    bias = head.bias.detach() if head.bias is not None else None
-    m = sample_metrics(
-        feats, head.weight.detach(), bias, torch.as_tensor(data.test_labels), margin=ctx.cfg.evaluation.margin
+    ev, labels = ctx.cfg.evaluation, ctx.data.test_labels
+    evaluate_sets(
+        model,
+        dict(model.named_modules())[head_name],
+        todo,
+        ctx.images,
+        labels,
+        ctx.norm,
+        ctx.device,
+        ev.batch_size,
+        ev.margin,
+        partial(_publish_set, ctx, plan),
     )
+
+
+Publish = Callable[[str, int, dict[str, np.ndarray], torch.Tensor], None]
+
+
+def evaluate_sets(
+    model: nn.Module,
+    head: nn.Linear,
+    evalsets: Sequence[tuple[str, int]],
+    images: Callable[[str, int], np.ndarray],
+    labels: np.ndarray,
+    norm: Normalizer,
+    device: torch.device,
+    batch_size: int,
+    margin: str,
+    publish: Publish,
+) -> None:
+    """The evaluation of `model` on `evalsets` (their `images`, one test set's `labels`):
+    `publish(corruption, severity, metrics, features)` gets each set's results (N rows each).
+
+    Small sets are evaluated several at a time (one forward loop and one metrics call per
+    `EVAL_CHUNK_ROWS` rows: per-call costs dominate sets of a few hundred images), and each set is
+    published on a writer thread while the next chunk computes. Every sample's results are those
+    of its own forward pass, whichever sets share a chunk (extract: the same at any batch size)."""
+    n = len(labels)
+    per_chunk = max(1, EVAL_CHUNK_ROWS // max(n, 1))
+    weight = head.weight.detach()
+    bias = head.bias.detach() if head.bias is not None else None
+    with ThreadPoolExecutor(1, thread_name_prefix="publish") as writer:
+        pending = []
+        for lo in range(0, len(evalsets), per_chunk):
+            chunk = evalsets[lo : lo + per_chunk]
+            batch = [images(*es) for es in chunk]
+            feats = extract(
+                model, head, batch[0] if len(batch) == 1 else np.concatenate(batch), norm, device, batch_size
+            )
+            m = sample_metrics(feats, weight, bias, torch.as_tensor(np.tile(labels, len(chunk))), margin=margin)
+            for i, es in enumerate(chunk):
+                rows = slice(i * n, (i + 1) * n)
+                pending.append(writer.submit(publish, *es, {k: v[rows] for k, v in m.items()}, feats[rows]))
+        for done in pending:
+            done.result()
+
+
+def samples_table(
+    corruption: str, severity: int, labels: np.ndarray, m: dict[str, np.ndarray], k: int | None
+) -> pa.Table:
+    """One evaluation set's samples table (docs/store.md) from its metrics (`sample_metrics`);
+    `k` keeps the k nearest classes' angles instead of all (None: every angle)."""
     n, c = m["angles"].shape
-    sev = np.full(n, severity, np.int8)
-    k = None if corruption == store.CLEAN else ctx.cfg.evaluation.angles_stored(c).get("k")
-    table = pa.table(
+    return pa.table(
         {
             "corruption": pa.array([corruption] * n, pa.string()),
-            "severity": sev,
+            "severity": np.full(n, severity, np.int8),
             "sample_id": np.arange(n, dtype=np.int32),
-            "label": data.test_labels.astype(np.int16),
+            "label": labels.astype(np.int16),
             "pred": m["pred"].astype(np.int16),
             "correct": m["correct"],
             "confidence": m["confidence"],
@@ -443,6 +514,16 @@ def run_eval_unit(ctx: RunContext, plan: ModelPlan, corruption: str, severity: i
         },
         schema=store.samples_schema(c, k),
     )
+
+
+def _publish_set(
+    ctx: RunContext, plan: ModelPlan, corruption: str, severity: int, m: dict[str, np.ndarray], feats: torch.Tensor
+) -> None:
+    """Write one evaluation set's features and samples files; the samples file, written last,
+    carries the set's summary record: its existence marks the set done."""
+    n, c = m["angles"].shape
+    k = None if corruption == store.CLEAN else ctx.cfg.evaluation.angles_stored(c).get("k")
+    table = samples_table(corruption, severity, ctx.data.test_labels, m, k)
     if features_enabled(ctx.cfg, ctx.num_models, n, corruption):
         f = feats.cpu().numpy().astype(np.float32)
         store.write_table(
@@ -450,7 +531,7 @@ def run_eval_unit(ctx: RunContext, plan: ModelPlan, corruption: str, severity: i
                 {
                     "sample_id": np.arange(n, dtype=np.int32),
                     "corruption": pa.array([corruption] * n, pa.string()),
-                    "severity": sev,
+                    "severity": np.full(n, severity, np.int8),
                     "feature": pa.FixedSizeListArray.from_arrays(f.reshape(-1), f.shape[1]),
                 },
                 schema=store.features_schema(f.shape[1]),
@@ -468,10 +549,8 @@ def run_eval_unit(ctx: RunContext, plan: ModelPlan, corruption: str, severity: i
         "mean_margin": float(np.nanmean(m["margin"])) if n else float("nan"),
         "correct_bits": base64.b64encode(store.pack_correct(np.arange(n), m["correct"])).decode("ascii"),
     }
-    # The samples file is written last and carries the unit's summary: its existence marks the unit done.
     table = table.replace_schema_metadata({EVAL_META_KEY: json.dumps(record)})
     store.write_table(table, eval_output_path(ctx.run_dir, plan.model_id, corruption, severity))
-    return record
 
 
 def eval_output_path(run_dir: Path, model_id: str, corruption: str, severity: int) -> Path:
@@ -508,8 +587,7 @@ def run_robustness_unit(ctx: RunContext, plan: ModelPlan) -> None:
     if corrupted:
         hits = np.zeros(clean.num_rows, np.float64)
         for c, s in corrupted:
-            t = store.read_table(store.samples_path(run_dir, plan.model_id, c, s), columns=["sample_id", "correct"])
-            np.add.at(hits, t.column("sample_id").to_numpy(), t.column("correct").to_numpy(zero_copy_only=False))
+            hits += _correct(run_dir, plan.model_id, c, s, clean.num_rows)
         robustness = pa.array((hits / len(corrupted)).astype(np.float32)).take(
             pc.cast(clean.column("sample_id"), pa.int64())
         )
@@ -519,6 +597,20 @@ def run_robustness_unit(ctx: RunContext, plan: ModelPlan) -> None:
     idx = clean.schema.get_field_index("robustness")
     published = clean.set_column(idx, "robustness", robustness).replace_schema_metadata(meta)
     store.write_samples(published, store.samples_path(run_dir, plan.model_id, store.CLEAN, 0))
+
+
+def _correct(run_dir: Path, model_id: str, corruption: str, severity: int, n: int) -> np.ndarray:
+    """Which samples (by id, 0..n-1) an evaluation classified correctly: from its record's bitset
+    (its samples file's footer), or from the file's rows for records written before bitsets."""
+    bits = (eval_record(run_dir, model_id, corruption, severity) or {}).get("correct_bits")
+    out = np.zeros(n, bool)
+    if bits:
+        row = np.unpackbits(np.frombuffer(base64.b64decode(bits), np.uint8))[:n]
+        out[: len(row)] = row
+        return out
+    t = store.read_table(store.samples_path(run_dir, model_id, corruption, severity), columns=["sample_id", "correct"])
+    out[t.column("sample_id").to_numpy()] = t.column("correct").to_numpy(zero_copy_only=False)
+    return out
 
 
 def run_images_unit(ctx: RunContext) -> None:
@@ -655,8 +747,7 @@ def finished(run_dir: Path, unit: Unit) -> bool:
     if unit.kind == MODEL:
         return read_record(run_dir, "model", unit.model_id) is not None
     if unit.kind == EVAL:
-        assert unit.evalset is not None
-        return eval_record(run_dir, unit.model_id, *unit.evalset) is not None
+        return all(eval_record(run_dir, unit.model_id, *es) is not None for es in unit.evalsets)
     if unit.kind == ATTRIBUTION:
         return read_record(run_dir, ATTRIBUTION, unit.model_id) is not None
     return _file_meta(store.samples_path(run_dir, unit.model_id, store.CLEAN, 0), ROBUSTNESS_META_KEY) is not None
@@ -669,14 +760,18 @@ class UnitFailed(PruneScopeError):
 def describe(unit: Unit) -> str:
     """`unit eval:m:fog-3 (model m, evaluation set fog-3)`: how errors and logs name a unit."""
     parts = [f"model {unit.model_id}"] if unit.model_id else []
-    parts += [f"evaluation set {store.evalset_name(*unit.evalset)}"] if unit.evalset else []
+    names = [store.evalset_name(*es) for es in unit.evalsets]
+    if len(names) == 1:
+        parts.append(f"evaluation set {names[0]}")
+    elif names:
+        parts.append(f"evaluation sets {names[0]} to {names[-1]}, {len(names)} sets")
     return f"unit {unit.key}" + (f" ({', '.join(parts)})" if parts else "")
 
 
 RUNNERS: dict[str, Callable[[RunContext, Unit], Any]] = {
     IMAGES: lambda ctx, unit: run_images_unit(ctx),
     MODEL: lambda ctx, unit: run_model_unit(ctx, unit.model),
-    EVAL: lambda ctx, unit: run_eval_unit(ctx, unit.model, *unit.evalset),
+    EVAL: lambda ctx, unit: run_eval_unit(ctx, unit.model, unit.evalsets),
     ROBUSTNESS: lambda ctx, unit: run_robustness_unit(ctx, unit.model),
     ATTRIBUTION_SAMPLES: lambda ctx, unit: run_attribution_samples_unit(ctx),
     ATTRIBUTION: lambda ctx, unit: run_attribution_unit(ctx, unit.model),

@@ -9,6 +9,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 TINY_CONFIG: dict[str, Any] = {
@@ -29,6 +31,21 @@ def tiny_config(**overrides: Any) -> dict[str, Any]:
     cfg = copy.deepcopy(TINY_CONFIG)
     cfg.update(overrides)
     return cfg
+
+
+def assert_same_store(run: Path, reference: Path) -> None:
+    """Two builds of one config hold the same store: valid, no temporaries, equal contract tables
+    and sample rows (however the builds were split into units or spread over processes)."""
+    from pipeline import store
+
+    assert store.validate_run(run) == []
+    assert not list(run.rglob(".*.tmp"))
+    for name in (store.MODELS, store.EVALUATIONS, store.HEADS, store.IMAGES):
+        assert pq.read_table(run / name).equals(pq.read_table(reference / name)), name
+    order = [(k, "ascending") for k in ("model_id", "corruption", "severity", "sample_id")]
+    a = store.samples_dataset(run).to_table().sort_by(order).to_pandas()
+    b = store.samples_dataset(reference).to_table().sort_by(order).to_pandas()
+    pd.testing.assert_frame_equal(a, b)  # NaN robustness compares equal here
 
 
 def write_toml(cfg: dict[str, Any], path: Path) -> Path:

@@ -24,7 +24,7 @@ from pipeline.executors import DaskExecutor, local_cluster_settings
 from pipeline.plan import plan_run
 from pipeline.runner import build_run
 from pipeline.units import finished
-from tests.conftest import tiny_config, write_toml
+from tests.conftest import assert_same_store, tiny_config, write_toml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,17 +44,6 @@ def cluster():
     ):
         assert {k: os.environ.get(k) for k in before} == before, "the nanny set thread limits in this process"
         yield cluster, client
-
-
-def assert_same_store(run: Path, reference: Path) -> None:
-    assert store.validate_run(run) == []
-    assert not list(run.rglob(".*.tmp"))
-    for name in (store.MODELS, store.EVALUATIONS, store.HEADS, store.IMAGES):
-        assert pq.read_table(run / name).equals(pq.read_table(reference / name)), name
-    order = [("model_id", "ascending"), ("sample_id", "ascending")]
-    a = store.samples_dataset(run).to_table().sort_by(order).to_pandas()
-    b = store.samples_dataset(reference).to_table().sort_by(order).to_pandas()
-    pd.testing.assert_frame_equal(a, b)  # NaN robustness compares equal here
 
 
 def test_worker_killed_mid_run_costs_only_its_unit(cluster, tiny_run, tmp_path):

@@ -4,6 +4,9 @@ failures that name the unit and its model."""
 
 from __future__ import annotations
 
+import functools
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,15 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import pipeline.units as units
 from pipeline import config, store
 from pipeline.config import parse_config
 from pipeline.corruptions import CorruptionOptions, corrupt
 from pipeline.datasets import load_dataset
 from pipeline.executors import EXECUTORS
-from pipeline.plan import EVAL, IMAGES, MODEL, ROBUSTNESS, Unit, plan_run, unit_key
+from pipeline.plan import EVAL, IMAGES, MODEL, ROBUSTNESS, Unit, eval_groups, plan_run, unit_key
 from pipeline.runner import build_run, lock_path, run_lock
 from pipeline.units import RUNNERS, UnitFailed, finished
-from tests.conftest import tiny_config, write_toml
+from tests.conftest import assert_same_store, tiny_config, write_toml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,17 +47,55 @@ def test_plan_orders_units_after_their_dependencies():
     assert by_key[unit_key(MODEL, dense)].deps == ()
     assert by_key[unit_key(MODEL, pruned)].deps == (unit_key(MODEL, dense),)
     assert by_key[unit_key(MODEL, mpt)].deps == (), "mpt trains from scratch: it does not wait for its parent"
-    assert by_key[unit_key(EVAL, pruned, ("fog", 2))].deps == (unit_key(MODEL, pruned),)
+    assert by_key[unit_key(EVAL, pruned, [("fog", 2)])].deps == (unit_key(MODEL, pruned),)
     assert set(by_key[unit_key(ROBUSTNESS, dense)].deps) == {
-        unit_key(EVAL, dense, es) for es in [(store.CLEAN, 0), ("fog", 1), ("fog", 2)]
+        unit_key(EVAL, dense, [es]) for es in [(store.CLEAN, 0), ("fog", 1), ("fog", 2)]
     }
     assert len(plan.units) == 1 + 3 + 3 * 3 + 3
 
     # A rerun unit reruns everything downstream of it; finished dependencies are dropped.
-    todo = plan.todo(lambda u: u.key != unit_key(EVAL, dense, ("fog", 1)))
-    assert [u.key for u in todo] == [unit_key(EVAL, dense, ("fog", 1)), unit_key(ROBUSTNESS, dense)]
+    todo = plan.todo(lambda u: u.key != unit_key(EVAL, dense, [("fog", 1)]))
+    assert [u.key for u in todo] == [unit_key(EVAL, dense, [("fog", 1)]), unit_key(ROBUSTNESS, dense)]
     assert todo[0].deps == () and todo[1].deps == (todo[0].key,)
     assert plan.todo(lambda u: True) == []
+
+    # Given the test set's size, a model's corrupted sets share units of about unit_rows rows.
+    grouped = {u.key: u for u in plan_run(cfg, num_test=120).units if u.kind == EVAL and u.model_id == dense}
+    assert list(grouped) == [f"eval:{dense}:clean", f"eval:{dense}:fog-1..fog-2"]
+    assert grouped[f"eval:{dense}:fog-1..fog-2"].evalsets == (("fog", 1), ("fog", 2))
+
+
+def test_eval_groups_keep_clean_alone_and_size_corrupted_units_by_rows():
+    clean = (store.CLEAN, 0)
+    sets = [clean] + [(c, s) for c in ("fog", "snow") for s in (1, 2, 3)]
+    assert eval_groups(sets, None, 100) == [(clean,)] + [(es,) for es in sets[1:]], "size unknown: a set a unit"
+    assert eval_groups(sets, 10, 100) == [(clean,), tuple(sets[1:])]
+    assert eval_groups(sets, 40, 100) == [(clean,), tuple(sets[1:3]), tuple(sets[3:5]), tuple(sets[5:7])]
+    assert eval_groups(sets, 30, 100) == [(clean,), tuple(sets[1:4]), tuple(sets[4:7])], "even sizes, not 3 + 3 + 0"
+    assert eval_groups(sets, 1000, 100) == [(clean,)] + [(es,) for es in sets[1:]], "a set larger than a unit"
+    assert eval_groups([clean], 10, 100) == [(clean,)]
+
+
+def test_grouped_evaluation_writes_the_store_of_a_set_per_unit_and_resumes_set_by_set(tmp_path, monkeypatch):
+    ev = {"corruptions": ["fog", "contrast"], "severities": [1, 2], "batch_size": 64}
+    base = tiny_config(prune=[{"method": "magnitude", "sparsity": 0.5}], evaluation=ev)
+    per_set = build_run(parse_config(tiny_config(**{**base, "evaluation": {**ev, "unit_rows": 1}})), tmp_path / "a")
+    grouped = build_run(parse_config(base), tmp_path / "b")
+    assert (per_set.units_done, grouped.units_done) == (1 + 2 + 2 * 5 + 2, 1 + 2 + 2 * 2 + 2)
+    assert_same_store(grouped.run_dir, per_set.run_dir)
+
+    # A unit stopped half-way evaluates, when run again, only the sets without a samples file.
+    model = "digits_cnn-dense"
+    kept, lost = (store.samples_path(grouped.run_dir, model, *es) for es in (("fog", 1), ("contrast", 2)))
+    stamp = kept.stat().st_mtime_ns
+    lost.unlink()
+    evaluated = []
+    real = units.evaluate_sets
+    monkeypatch.setattr(units, "evaluate_sets", lambda *a, **k: evaluated.append(list(a[2])) or real(*a, **k))
+    resumed = build_run(parse_config(base), tmp_path / "b")
+    assert resumed.units_done == 2 and evaluated == [[("contrast", 2)]], "the unit and the model's robustness"
+    assert kept.stat().st_mtime_ns == stamp
+    assert_same_store(resumed.run_dir, per_set.run_dir)
 
 
 def _fake_units() -> list[Unit]:
@@ -88,7 +130,7 @@ class _Progress:
         self.done.append(unit.key)
 
 
-EXECUTOR_OPTIONS = {"dask": {"workers": 2}}  # a local cluster of 2 worker processes
+EXECUTOR_OPTIONS = {"dask": {"workers": 2}, "processes": {"workers": 2}}  # 2 worker processes
 
 
 def test_config_accepts_exactly_the_registered_executors():
@@ -102,7 +144,7 @@ def test_executor_contract(name, tmp_path):
     executor = EXECUTORS.get(name)(**EXECUTOR_OPTIONS.get(name, {}))
     log, progress = tmp_path / "order.txt", _Progress()
     units = _fake_units()
-    executor.run(units, lambda u: _record_order(str(log), u), progress)
+    executor.run(units, functools.partial(_record_order, str(log)), progress)  # picklable: processes spawn
     order = log.read_text().split()
     assert sorted(order) == sorted(u.key for u in units) and sorted(progress.done) == sorted(order)
     for unit in units:
@@ -110,8 +152,52 @@ def test_executor_contract(name, tmp_path):
 
     log.unlink()
     with pytest.raises(UnitFailed, match="unit b failed"):
-        executor.run(units, lambda u: _fail_on_b(str(log), u), _Progress())
+        executor.run(units, functools.partial(_fail_on_b, str(log)), _Progress())
     assert "c" not in log.read_text().split()
+
+
+def _spawned_workers(pid: int) -> list[int]:
+    """The worker processes a process has spawned (not its multiprocessing resource tracker)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    workers = []
+    for child in children:
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                workers.append(int(child))
+        except OSError:
+            continue
+    return workers
+
+
+def test_processes_executor_builds_the_serial_store_and_a_killed_worker_stops_the_run_cleanly(tmp_path):
+    cfg = tiny_config(
+        prune=[{"method": "magnitude", "sparsity": [0.5, 0.8]}],
+        evaluation={"corruptions": ["fog"], "severities": [1, 2], "batch_size": 64},
+        execution={"threads": 1},
+    )
+    serial = build_run(parse_config(cfg), tmp_path / "serial")
+    config, store_dir = write_toml(cfg, tmp_path / "tiny.toml"), tmp_path / "store"
+    command = [sys.executable, "-m", "pipeline", "run", str(config), "--store", str(store_dir)]
+    command += ["--executor", "processes", "--workers", "2"]
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    records = store_dir / "tiny" / store.UNITS_DIR
+    deadline = time.monotonic() + 600  # a loaded machine is slow to import torch; only a hang waits this long
+    while time.monotonic() < deadline and not list(records.glob("model-*.json")) and proc.poll() is None:
+        time.sleep(0.005)
+    workers = _spawned_workers(proc.pid)
+    assert len(workers) == 2, workers
+    os.kill(workers[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and "a worker process died" in err and "run the same command again" in err, err
+    assert "Traceback" not in err
+
+    resumed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "reused" in resumed.stdout and "(0 reused)" not in resumed.stdout, "the finished units were kept"
+    assert_same_store(store_dir / "tiny", serial.run_dir)
 
 
 @pytest.mark.parametrize("executor", [[], ["--workers", "2"]], ids=["serial", "dask"])
@@ -191,7 +277,7 @@ def test_failing_unit_names_unit_and_model_and_the_run_resumes(tmp_path, monkeyp
     real = RUNNERS[EVAL]
 
     def broken(ctx, unit):
-        if unit.evalset == ("fog", 1):
+        if unit.evalsets == (("fog", 1),):
             raise RuntimeError("disk on fire")
         return real(ctx, unit)
 
