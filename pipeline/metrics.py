@@ -71,6 +71,7 @@ def sample_metrics(
     bias: torch.Tensor | np.ndarray | None,
     labels: torch.Tensor | np.ndarray,
     margin: str = MARGIN_EQ5,
+    geometry: HeadGeometry | None = None,
 ) -> dict[str, np.ndarray]:
     """Geometry and prediction metrics of each sample, as numpy arrays.
 
@@ -81,7 +82,8 @@ def sample_metrics(
     float32 `angle`, `length`, `margin`, `confidence`, `loss` (N,), int64 `pred` (N,), bool
     `correct` and `zero_feature` (N,). A zero feature vector gives NaN angles (and
     `zero_feature`); a sample whose class has no boundary left (C = 1, or every other row
-    identical to its own) gets a NaN margin.
+    identical to its own) gets a NaN margin. `geometry` is `head_geometry(weight)` where the caller
+    keeps it for several calls with one head (computing it waits for the device to finish).
     """
     if margin not in MARGIN_DEFINITIONS:
         raise ValueError(f"unknown margin definition {margin!r}: use one of {', '.join(MARGIN_DEFINITIONS)}")
@@ -89,15 +91,15 @@ def sample_metrics(
     w = torch.as_tensor(weight).to(device=x.device, dtype=torch.float32)
     n, c = x.shape[0], w.shape[0]
     b = torch.zeros(c, device=x.device) if bias is None else torch.as_tensor(bias).to(x.device, torch.float32)
-    y = torch.as_tensor(labels).to(device=x.device, dtype=torch.int64)
+    y_np = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels).astype(np.int64, copy=False)
     if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[1]:
         raise ValueError(f"features {tuple(x.shape)} and weight {tuple(w.shape)} do not match (N, m) and (C, m)")
-    if y.shape != (n,) or b.shape != (c,):
-        raise ValueError(f"labels {tuple(y.shape)} or bias {tuple(b.shape)} do not match N={n}, C={c}")
-    y_np = y.cpu().numpy()
+    if y_np.shape != (n,) or b.shape != (c,):
+        raise ValueError(f"labels {tuple(y_np.shape)} or bias {tuple(b.shape)} do not match N={n}, C={c}")
     if n and (int(y_np.min()) < 0 or int(y_np.max()) >= c):  # numpy: no torch thread team woken for two numbers
         raise ValueError(f"labels must lie in 0..{c - 1}")
-    head = head_geometry(w)
+    y = torch.tensor(y_np, device=x.device)
+    head = geometry if geometry is not None else head_geometry(w)
     f32 = {"dtype": torch.float32, "device": x.device}
     out = {
         "angles": torch.empty((n, c), **f32),

@@ -38,7 +38,7 @@ from pipeline.config import ModelConfig, RunConfig
 from pipeline.corruptions import CorruptionOptions, check_official_labels, corrupt, load_official
 from pipeline.datasets import ImageDataset, load_dataset
 from pipeline.errors import PruneScopeError
-from pipeline.metrics import sample_metrics
+from pipeline.metrics import head_geometry, sample_metrics
 from pipeline.models import build_model, final_linear, load_state, prunable_layers
 from pipeline.mpt import train_mpt
 from pipeline.plan import (
@@ -473,6 +473,7 @@ def evaluate_sets(
     per_chunk = max(1, EVAL_CHUNK_ROWS // max(n, 1))
     weight = head.weight.detach()
     bias = head.bias.detach() if head.bias is not None else None
+    geometry = head_geometry(weight)  # once per unit: computing it waits for the device
     with ThreadPoolExecutor(1, thread_name_prefix="publish") as writer:
         pending = []
         for lo in range(0, len(evalsets), per_chunk):
@@ -481,7 +482,7 @@ def evaluate_sets(
             feats = extract(
                 model, head, batch[0] if len(batch) == 1 else np.concatenate(batch), norm, device, batch_size
             )
-            m = sample_metrics(feats, weight, bias, torch.as_tensor(np.tile(labels, len(chunk))), margin=margin)
+            m = sample_metrics(feats, weight, bias, np.tile(labels, len(chunk)), margin, geometry)
             for i, es in enumerate(chunk):
                 rows = slice(i * n, (i + 1) * n)
                 pending.append(writer.submit(publish, *es, {k: v[rows] for k, v in m.items()}, feats[rows]))
