@@ -85,6 +85,19 @@ def sample_metrics(
     identical to its own) gets a NaN margin. `geometry` is `head_geometry(weight)` where the caller
     keeps it for several calls with one head (computing it waits for the device to finish).
     """
+    return host_metrics(*device_metrics(features, weight, bias, labels, margin, geometry))
+
+
+def device_metrics(
+    features: torch.Tensor | np.ndarray,
+    weight: torch.Tensor | np.ndarray,
+    bias: torch.Tensor | np.ndarray | None,
+    labels: torch.Tensor | np.ndarray,
+    margin: str = MARGIN_EQ5,
+    geometry: HeadGeometry | None = None,
+) -> tuple[dict[str, torch.Tensor], np.ndarray]:
+    """`sample_metrics`'s work, its tensors left on the features' device (a GPU caller copies them
+    without waiting), and the labels as checked (int64, on the host): `host_metrics` finishes."""
     if margin not in MARGIN_DEFINITIONS:
         raise ValueError(f"unknown margin definition {margin!r}: use one of {', '.join(MARGIN_DEFINITIONS)}")
     x = torch.as_tensor(features).to(torch.float32)
@@ -116,10 +129,16 @@ def sample_metrics(
     else:
         for block in blocks:
             work(block)
-    out = {k: v.cpu().numpy() for k, v in out.items()}
-    out["correct"] = out["pred"] == y_np
-    out["zero_feature"] = out["length"] == 0
-    return out
+    return out, y_np
+
+
+def host_metrics(out: dict[str, torch.Tensor], labels: np.ndarray) -> dict[str, np.ndarray]:
+    """`sample_metrics`'s arrays from `device_metrics`' tensors (copied to the host where they are
+    not there yet) and labels."""
+    host = {k: v.cpu().numpy() for k, v in out.items()}
+    host["correct"] = host["pred"] == labels
+    host["zero_feature"] = host["length"] == 0
+    return host
 
 
 def block_sizes(device_type: str, c: int) -> tuple[int, int]:

@@ -38,7 +38,7 @@ from pipeline.config import ModelConfig, RunConfig
 from pipeline.corruptions import CorruptionOptions, check_official_labels, corrupt, load_official
 from pipeline.datasets import ImageDataset, load_dataset
 from pipeline.errors import PruneScopeError
-from pipeline.metrics import head_geometry, sample_metrics
+from pipeline.metrics import device_metrics, head_geometry, host_metrics
 from pipeline.models import build_model, final_linear, load_state, prunable_layers
 from pipeline.mpt import train_mpt
 from pipeline.plan import (
@@ -467,8 +467,10 @@ def evaluate_sets(
 
     Small sets are evaluated several at a time (one forward loop and one metrics call per
     `EVAL_CHUNK_ROWS` rows: per-call costs dominate sets of a few hundred images), and each set is
-    published on a writer thread while the next chunk computes. Every sample's results are those
-    of its own forward pass, whichever sets share a chunk (extract: the same at any batch size)."""
+    published on a writer thread while the next chunk computes; on a GPU the metrics are copied to
+    pinned host memory behind the kernels and the writer waits for them, so that this thread goes
+    on queueing the next forward pass. Every sample's results are those of its own forward pass,
+    whichever sets share a chunk (extract: the same at any batch size)."""
     n = len(labels)
     per_chunk = max(1, EVAL_CHUNK_ROWS // max(n, 1))
     weight = head.weight.detach()
@@ -482,12 +484,36 @@ def evaluate_sets(
             feats = extract(
                 model, head, batch[0] if len(batch) == 1 else np.concatenate(batch), norm, device, batch_size
             )
-            m = sample_metrics(feats, weight, bias, np.tile(labels, len(chunk)), margin, geometry)
-            for i, es in enumerate(chunk):
-                rows = slice(i * n, (i + 1) * n)
-                pending.append(writer.submit(publish, *es, {k: v[rows] for k, v in m.items()}, feats[rows]))
+            out, y = device_metrics(feats, weight, bias, np.tile(labels, len(chunk)), margin, geometry)
+            ready = None
+            if feats.is_cuda:
+                out = {
+                    k: torch.empty_like(v, device="cpu").pin_memory().copy_(v, non_blocking=True)
+                    for k, v in out.items()
+                }
+                ready = torch.cuda.Event()
+                ready.record()
+            pending.append(writer.submit(_publish_chunk, publish, chunk, n, out, y, ready, feats))
         for done in pending:
             done.result()
+
+
+def _publish_chunk(
+    publish: Publish,
+    chunk: Sequence[tuple[str, int]],
+    n: int,
+    out: dict[str, torch.Tensor],
+    labels: np.ndarray,
+    ready: torch.cuda.Event | None,
+    feats: torch.Tensor,
+) -> None:
+    """On the writer thread: once the chunk's metrics are on the host (`ready`), publish each set's rows."""
+    if ready is not None:
+        ready.synchronize()
+    m = host_metrics(out, labels)
+    for i, es in enumerate(chunk):
+        rows = slice(i * n, (i + 1) * n)
+        publish(*es, {k: v[rows] for k, v in m.items()}, feats[rows])
 
 
 def samples_table(
