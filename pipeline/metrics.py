@@ -111,7 +111,8 @@ def device_metrics(
         raise ValueError(f"labels {tuple(y_np.shape)} or bias {tuple(b.shape)} do not match N={n}, C={c}")
     if n and (int(y_np.min()) < 0 or int(y_np.max()) >= c):  # numpy: no torch thread team woken for two numbers
         raise ValueError(f"labels must lie in 0..{c - 1}")
-    y = torch.tensor(y_np, device=x.device)
+    y = torch.from_numpy(np.array(y_np))  # a copy: pinned below, and never a read-only array
+    y = y.pin_memory().to(x.device, non_blocking=True) if x.is_cuda else y
     head = geometry if geometry is not None else head_geometry(w)
     f32 = {"dtype": torch.float32, "device": x.device}
     out = {

@@ -18,7 +18,6 @@ import os
 import time
 import traceback
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property, partial
@@ -466,36 +465,34 @@ def evaluate_sets(
     `publish(corruption, severity, metrics, features)` gets each set's results (N rows each).
 
     Small sets are evaluated several at a time (one forward loop and one metrics call per
-    `EVAL_CHUNK_ROWS` rows: per-call costs dominate sets of a few hundred images), and each set is
-    published on a writer thread while the next chunk computes; on a GPU the metrics are copied to
-    pinned host memory behind the kernels and the writer waits for them, so that this thread goes
-    on queueing the next forward pass. Every sample's results are those of its own forward pass,
-    whichever sets share a chunk (extract: the same at any batch size)."""
+    `EVAL_CHUNK_ROWS` rows: per-call costs dominate sets of a few hundred images). A chunk is
+    published after the next one is queued: on a GPU its metrics are copied to pinned host memory
+    behind the kernels, and the files are written while the GPU computes the next chunk, with no
+    second thread to contend with this one for the interpreter. Every sample's results are those
+    of its own forward pass, whichever sets share a chunk (extract: the same at any batch size)."""
     n = len(labels)
     per_chunk = max(1, EVAL_CHUNK_ROWS // max(n, 1))
     weight = head.weight.detach()
     bias = head.bias.detach() if head.bias is not None else None
     geometry = head_geometry(weight)  # once per unit: computing it waits for the device
-    with ThreadPoolExecutor(1, thread_name_prefix="publish") as writer:
-        pending = []
-        for lo in range(0, len(evalsets), per_chunk):
-            chunk = evalsets[lo : lo + per_chunk]
-            batch = [images(*es) for es in chunk]
-            feats = extract(
-                model, head, batch[0] if len(batch) == 1 else np.concatenate(batch), norm, device, batch_size
-            )
-            out, y = device_metrics(feats, weight, bias, np.tile(labels, len(chunk)), margin, geometry)
-            ready = None
-            if feats.is_cuda:
-                out = {
-                    k: torch.empty_like(v, device="cpu").pin_memory().copy_(v, non_blocking=True)
-                    for k, v in out.items()
-                }
-                ready = torch.cuda.Event()
-                ready.record()
-            pending.append(writer.submit(_publish_chunk, publish, chunk, n, out, y, ready, feats))
-        for done in pending:
-            done.result()
+    previous = None
+    for lo in range(0, len(evalsets), per_chunk):
+        chunk = evalsets[lo : lo + per_chunk]
+        batch = [images(*es) for es in chunk]
+        feats = extract(model, head, batch[0] if len(batch) == 1 else np.concatenate(batch), norm, device, batch_size)
+        out, y = device_metrics(feats, weight, bias, np.tile(labels, len(chunk)), margin, geometry)
+        ready = None
+        if feats.is_cuda:
+            out = {
+                k: torch.empty_like(v, device="cpu").pin_memory().copy_(v, non_blocking=True) for k, v in out.items()
+            }
+            ready = torch.cuda.Event()
+            ready.record()
+        if previous is not None:
+            _publish_chunk(publish, *previous)
+        previous = (chunk, n, out, y, ready, feats)
+    if previous is not None:
+        _publish_chunk(publish, *previous)
 
 
 def _publish_chunk(
@@ -507,7 +504,7 @@ def _publish_chunk(
     ready: torch.cuda.Event | None,
     feats: torch.Tensor,
 ) -> None:
-    """On the writer thread: once the chunk's metrics are on the host (`ready`), publish each set's rows."""
+    """Once the chunk's metrics are on the host (`ready`), publish each set's rows."""
     if ready is not None:
         ready.synchronize()
     m = host_metrics(out, labels)
