@@ -94,33 +94,32 @@ class ProcessesExecutor(Executor):
         order = {u.key: i for i, u in enumerate(units)}
         ready = [u for u in units if not u.deps]
         running: dict[Future, Unit] = {}
-        with ProcessPoolExecutor(
-            min(self.workers, len(units)), mp_context=multiprocessing.get_context("spawn")
-        ) as pool:
-            try:
-                while ready or running:
-                    for unit in ready:
-                        running[pool.submit(work, unit)] = unit
-                    ready = []
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in sorted(done, key=lambda f: order[running[f].key]):
-                        unit = running.pop(future)
-                        future.result()
-                        progress.finished(unit)
-                        for child in dependents.get(unit.key, []):
-                            waiting[child.key].discard(unit.key)
-                            if not waiting[child.key]:
-                                ready.append(child)
-            except BrokenProcessPool as exc:
-                pool.shutdown(cancel_futures=True)
-                lost = ", ".join(u.key for u in running.values())
-                raise PruneScopeError(
-                    f"a worker process died while running {lost}: {exc}",
-                    "give the run more memory or fewer workers; run the same command again to resume",
-                ) from None
-            except BaseException:
-                pool.shutdown(cancel_futures=True)  # nothing new starts after a failure
-                raise
+        pool = ProcessPoolExecutor(min(self.workers, len(units)), mp_context=multiprocessing.get_context("spawn"))
+        try:
+            while ready or running:
+                for unit in ready:
+                    running[pool.submit(work, unit)] = unit
+                ready = []
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=lambda f: order[running[f].key]):
+                    unit = running.pop(future)
+                    future.result()
+                    progress.finished(unit)
+                    for child in dependents.get(unit.key, []):
+                        waiting[child.key].discard(unit.key)
+                        if not waiting[child.key]:
+                            ready.append(child)
+        except BrokenProcessPool as exc:
+            pool.shutdown(cancel_futures=True)
+            lost = ", ".join(u.key for u in running.values())
+            raise PruneScopeError(
+                f"a worker process died while running {lost}: {exc}",
+                "give the run more memory or fewer workers; run the same command again to resume",
+            ) from None
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # nothing new starts after a failure
+            raise
+        pool.shutdown(wait=False)  # the idle workers exit (about 2 s) while the run is assembled
 
 
 def local_cluster_settings() -> None:
