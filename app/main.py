@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -51,6 +53,8 @@ def create_app(
     failed logins back off by `backoff` (default: app.auth.Backoff())."""
     cache_dir = Path(cache_dir) if cache_dir is not None else REPO / "cache" / "diskcache"
     reader = StoreReader(store_dir, cache_dir)
+    # The model similarity view's MDS imports scikit-learn (2 s): on a second core while the first page loads.
+    threading.Thread(target=importlib.import_module, args=("sklearn.manifold",), daemon=True).start()
     runs = reader.runs()
     start = run if run in runs else (runs[0] if runs else None)
     app = dash.Dash(
