@@ -3,6 +3,7 @@ tolerant reading, write_run, page checksums, and damaged runs answered with mess
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -146,6 +147,28 @@ def test_a_file_may_hold_any_sets_under_any_name(foreign_store, tmp_path):
     assert store.validate_run(run) == []
     (part / "b.parquet").rename(part / "fog-1.parquet")  # a set's name promises that set only
     assert any("is named after fog s1 but holds fog s1, fog s2" in p for p in store.validate_run(run))
+
+
+def test_a_set_reads_the_same_from_its_row_groups_as_from_a_filtered_scan(foreign_store, tmp_path):
+    """One file per model with a row group per set reads only that set's row groups; a row group
+    holding several sets is scanned with a filter; both give the rows a scan gives, labels too."""
+    run = tmp_path / "toy"
+    shutil.copytree(foreign_store / "toy", run)
+    part = run / "samples" / "model_id=dense"
+    table = pq.read_table(part / "part-0.parquet").sort_by([("corruption", "ascending"), ("severity", "ascending")])
+    df = table.to_pandas()
+    assert len(df) == N * len(SETS)
+    for rows_per_group, per_set in ((N // 2, True), (3 * N, False)):  # row groups of one set; of several sets
+        pq.write_table(table, part / "part-0.parquet", row_group_size=rows_per_group)
+        index = store.SamplesIndex(run, "dense")
+        assert bool(index.groups) == per_set
+        for (c, s), labels in itertools.product(SETS, (None, [1])):
+            want = df[(df["corruption"] == c) & (df["severity"] == s) & (df["label"].isin(labels or range(99)))]
+            got = store.read_samples(index, store.EvalSet(c, s), ["sample_id", "margin"], len(CLASSES), labels)
+            assert 0 < got.num_rows == len(want)
+            assert sorted(zip(*got.to_pydict().values())) == sorted(
+                zip(want["sample_id"], want["margin"].astype(np.float32).tolist())
+            )
 
 
 def test_casts_that_lose_information_are_errors():

@@ -40,13 +40,21 @@ BAR_PX = 40  # the height of a bar of accuracy 1 in bars mode
 TEXT = {"size": 8, "color": "#333"}
 
 
+def scopes(df: pd.DataFrame) -> pd.Series:
+    """Each pruned model's scope ("global", "layer"), where the pruned models of `df` were pruned in
+    more than one; else "" (a run of one scope keeps its labels short)."""
+    scope = df["scope"].astype(object).where(df["scope"].notna() & df["method"].ne("dense"), "")
+    return scope.astype(str) if scope[scope.ne("")].nunique() > 1 else pd.Series("", index=df.index)
+
+
 def _extras(df: pd.DataFrame) -> pd.Series:
-    """What distinguishes a method's variants, compactly: iterative steps and fine-tuning epochs."""
+    """What distinguishes a method's variants, compactly: scope (where the run has several),
+    iterative steps and fine-tuning epochs."""
     iterative = df["schedule"].eq("iterative")
     ft = df["finetune_epochs"].fillna(0).astype(int)
     steps = ("it" + df["steps"].fillna(0).astype(int).astype(str)).where(iterative, "")
     tuned = ("ft" + ft.astype(str)).where(ft.gt(0), "")
-    return (steps + " " + tuned).str.strip()
+    return (scopes(df) + " " + steps + " " + tuned).str.split().str.join(" ")
 
 
 def row_labels(df: pd.DataFrame, n_columns: int) -> tuple[pd.Series, int]:
@@ -78,7 +86,10 @@ def table_frame(evals: pd.DataFrame, severity: int | str) -> pd.DataFrame:
     evals = evals[main_models(evals)]
     if evals.empty:
         return evals.assign(row=pd.Series(dtype=str), column=pd.Series(dtype=str))
-    ev = evals.assign(row=evals["arch"].astype(str) + " · " + variant_labels(evals))
+    scope = scopes(evals)  # a layer-wise and a global run of one method are two rows
+    ev = evals.assign(
+        row=evals["arch"].astype(str) + " · " + variant_labels(evals) + (", " + scope).where(scope.ne(""), "")
+    )
     clean = ev[ev["corruption"] == "clean"]
     corrupted = ev[ev["corruption"] != "clean"]
     if severity == "mean":

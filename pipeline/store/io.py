@@ -331,18 +331,22 @@ class SamplesIndex:
             raise Problem(self.where + "/", f"the samples of model {model_id!r} are missing", RESUME)
         by_name = {es.name: es for es in expected or ()}
         self.files: dict[EvalSet, list[Path]] = {}
+        self.groups: dict[tuple[Path, EvalSet], list[int] | None] = {}  # row groups holding only the set; None: all
         self.damaged: list[Problem] = []
         for path in sorted(p for p in part.glob("*.parquet") if not p.name.startswith(".")):
             if path.stem in by_name:
                 self.files.setdefault(by_name[path.stem], []).append(path)
+                self.groups[(path, by_name[path.stem])] = None
                 continue
             try:
-                sets = evalsets_of(path)
+                groups = row_groups_of(path)
             except (pa.ArrowException, OSError, KeyError, ValueError) as exc:
                 self.damaged.append(damaged(f"{self.where}/{path.name}", exc))
                 continue
-            for es in sets:
+            for es, rgs in groups.items():
                 self.files.setdefault(es, []).append(path)
+                if rgs is not None:
+                    self.groups[(path, es)] = rgs
 
     def sets(self) -> list[EvalSet]:
         return sorted(self.files)
@@ -365,14 +369,16 @@ def _first(exc: Exception) -> str:
     return str(exc).split(". ")[0].rstrip(".")
 
 
-def evalsets_of(path: Path) -> list[EvalSet]:
-    """The evaluation sets a samples file holds, from its footer (or its two key columns)."""
+def row_groups_of(path: Path) -> dict[EvalSet, list[int] | None]:
+    """The evaluation sets a samples file holds, each with the row groups that hold it alone, from
+    the file's footer; where the footer's statistics do not say (a row group of several sets, no
+    statistics), the sets come from the file's two key columns, with None for their row groups."""
     meta = pq.read_metadata(path)
     names = meta.schema.to_arrow_schema().names
     if "corruption" not in names or "severity" not in names:
         raise KeyError("it has no corruption and severity columns")
     ci, si = names.index("corruption"), names.index("severity")
-    found = set()
+    found: dict[EvalSet, list[int] | None] = {}
     for g in range(meta.num_row_groups):
         rg = meta.row_group(g)
         if rg.num_rows == 0:
@@ -385,11 +391,9 @@ def evalsets_of(path: Path) -> list[EvalSet]:
                 .group_by(["corruption", "severity"])
                 .aggregate([])
             )
-            return sorted(
-                {EvalSet(c, int(s)) for c, s in zip(*(keys.column(k).to_pylist() for k in keys.column_names))}
-            )
-        found.add(EvalSet(cs.min if isinstance(cs.min, str) else cs.min.decode(), int(ss.min)))
-    return sorted(found)
+            return {EvalSet(c, int(s)): None for c, s in zip(*(keys.column(k).to_pylist() for k in keys.column_names))}
+        found.setdefault(EvalSet(cs.min if isinstance(cs.min, str) else cs.min.decode(), int(ss.min)), []).append(g)
+    return dict(sorted(found.items()))
 
 
 def read_samples(
@@ -402,15 +406,14 @@ def read_samples(
     """The rows of one evaluation set of one model, conformed to the contract (the columns asked for)."""
     parts = []
     for path in index.locate(evalset):
-        flt = (pc.field("corruption") == evalset.corruption) & (pc.field("severity") == evalset.severity)
-        if labels is not None:
-            flt = flt & pc.field("label").isin(list(labels))
         where = f"{index.where}/{path.name}"
         wanted = [c for c in columns if c not in ANGLE_FORM_COLUMNS]
         try:
-            ds = pads.dataset(path, format=PARQUET)
-            forms = [c for c in ANGLE_FORM_COLUMNS if c in ds.schema.names] if "angles" in columns else []
-            table = ds.to_table(columns=[c for c in wanted if c in ds.schema.names] + forms, filter=flt)
+            table = _read_set(path, index.groups.get((path, evalset), []), evalset, wanted, "angles" in columns)
+            if labels is not None:
+                table = table.filter(
+                    pc.is_in(table.column("label"), value_set=pa.array(list(labels), table.column("label").type))
+                )
         except (pa.ArrowException, OSError) as exc:
             raise damaged(where, exc) from None
         out = conform(table, SAMPLES_TABLE, wanted, {"num_classes": num_classes}, where)[0]
@@ -419,6 +422,22 @@ def read_samples(
             out = out.append_column("angles", pa.FixedSizeListArray.from_arrays(mat.reshape(-1), num_classes))
         parts.append(out.select(columns))
     return pa.concat_tables(parts)
+
+
+def _read_set(path: Path, groups: list[int] | None, evalset: EvalSet, wanted: list[str], angles: bool) -> pa.Table:
+    """The rows of `evalset` in one file, with the `wanted` columns it has (and its angle forms, and
+    `label`): a plain read of a file that holds the set alone (`groups` None) or of the row groups
+    that do, without a filter; else a filtered scan of the file."""
+    with pq.ParquetFile(path) as pf:
+        have = pf.schema_arrow.names
+        cols = [c for c in dict.fromkeys([*wanted, "label"]) if c in have]
+        cols += [c for c in ANGLE_FORM_COLUMNS if angles and c in have]
+        if groups is None:
+            return pf.read(columns=cols)
+        if groups:
+            return pf.read_row_groups(groups, columns=cols)
+    flt = (pc.field("corruption") == evalset.corruption) & (pc.field("severity") == evalset.severity)
+    return pads.dataset(path, format=PARQUET).to_table(columns=cols, filter=flt)
 
 
 def angle_matrix(table: pa.Table, num_classes: int, where: str) -> np.ndarray:
