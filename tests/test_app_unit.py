@@ -578,10 +578,24 @@ def test_evaluation_table_numbers_mode_writes_each_sparsity_and_accuracy_on_its_
     assert "values" in {t.name for t in F(evaluation_table(table_frame(evals, 3), mode="numbers")).data}
 
 
+def test_evaluation_table_rows_keep_scopes_apart():
+    """A layer-wise and a global run of one method and sparsity are two rows, labelled by scope;
+    a run of one scope keeps its labels."""
+    layer = evals_frame().query("model_id == 'm-mag-50'").assign(model_id="m-mag-50-layer", scope="layer")
+    frame = table_frame(pd.concat([evals_frame(), layer], ignore_index=True), 3)
+    rows = frame.drop_duplicates("model_id").set_index("model_id")["row"]
+    assert rows["m-mag-50"] != rows["m-mag-50-layer"] and rows["m-mag-50"] == rows["m-mag-90"]
+    fig = F(evaluation_table(frame))
+    labels = set(next(t for t in fig.data if t.name == "row labels").text)
+    assert {t.replace("<br>", " ") for t in labels} == {"magnitude global", "magnitude layer", "random global"}
+    assert table_frame(evals_frame(), 3)["row"].str.contains("global").sum() == 0
+
+
 def test_row_labels_break_onto_two_lines_where_one_does_not_fit():
     df = pd.DataFrame(
         {
             "method": ["magnitude", "taylor"],
+            "scope": ["global", "global"],
             "schedule": ["iterative", "oneshot"],
             "steps": [3, 1],
             "finetune_epochs": [1, 2],
