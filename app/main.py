@@ -69,7 +69,7 @@ def create_app(
     if start is not None:
         try:
             initial, class_names = combinations.default_combo(reader, start), reader.meta(start)["class_names"]
-            options = combinations.combo_options(reader.evaluations(start), initial)
+            options = combinations.combo_options(combinations.run_combos(reader, start), initial)
         except StoreError:
             pass  # the views show the store's message
     app.layout = layout(runs, start, str(store_dir), initial, class_names, options)

@@ -20,7 +20,15 @@ from app.figures import decode_array
 from app.figures.attribution import drift_vs_sparsity
 from app.figures.density import kde
 from app.figures.dimension import angle_dimension
-from app.figures.evaltable import CHAR_PX, PLOT_PX, evaluation_table, row_labels, table_frame
+from app.figures.evaltable import (
+    CHAR_PX,
+    PLOT_PX,
+    bar_models,
+    evaluation_table,
+    outlines,
+    row_labels,
+    table_frame,
+)
 from app.figures.local import comparison, empty_figure, small_multiples, trajectories
 from app.figures.parallel import (
     axis_positions,
@@ -39,7 +47,7 @@ from app.figures.sweetspot import accuracy_vs_sparsity
 from app.reader import StoreError, StoreReader
 from app.snapshot import to_html
 from app.state import Combo, make_selection, selected_ids
-from app.views.combinations import combo_options
+from app.views.combinations import combo_frame, combo_options
 from app.views.local import points_to_ids
 from pipeline import store
 from pipeline.store import SENSITIVITY_METRICS as SENS_METRICS
@@ -513,16 +521,17 @@ def test_parallel_coordinates_draw_the_compared_lines_and_brush_either():
 
 def test_combo_options_list_every_combination_next_to_the_anchor_and_search_them_all():
     evals = evals_frame()
+    combos = combo_frame(evals)
     anchor = Combo("m-dense", "clean", 0)
     key = lambda m, c="clean", s=0: Combo(m, c, s).key  # noqa: E731
-    listed = {o["value"] for o in combo_options(evals, anchor)}
+    listed = {o["value"] for o in combo_options(combos, anchor)}
     assert listed == {key(m) for m in evals["model_id"].unique()} | {key("m-dense", "fog", 1), key("m-dense", "fog", 3)}
-    found = combo_options(evals, anchor, "rand fog 3")
+    found = combo_options(combos, anchor, "rand fog 3")
     assert [o["value"] for o in found] == [key("m-rand-50", "fog", 3)] and found[0]["label"].startswith(
         "m-rand-50 · fog"
     )
     kept = key("m-mag-90", "fog", 1)
-    assert {o["value"] for o in combo_options(evals, anchor, "nothing-like-this", (kept,))} == {kept}
+    assert {o["value"] for o in combo_options(combos, anchor, "nothing-like-this", (kept,))} == {kept}
 
 
 def test_to_html_renders_the_views_markup_escaped():
@@ -576,6 +585,14 @@ def test_evaluation_table_numbers_mode_writes_each_sparsity_and_accuracy_on_its_
     assert set(rows.text) == {"mag", "rand"}  # short labels where a full name does not fit a column at 1280 px
     assert {t.name for t in F(evaluation_table(frame, mode="bars")).data} >= {"sparsity labels", "accuracy labels"}
     assert "values" in {t.name for t in F(evaluation_table(table_frame(evals, 3), mode="numbers")).data}
+
+
+def test_a_highlight_update_outlines_the_bars_the_full_table_outlines():
+    frame = table_frame(evals_frame(), 3)
+    for selected, compared in (("m-mag-50", "m-rand-50"), ("m-mag-90", None), (None, None)):
+        full = arr(F(evaluation_table(frame, selected, compared)).data[0].marker.line.width)
+        assert outlines(bar_models(frame), selected, compared).tolist() == full.tolist()
+        assert full.max(initial=0) == (2.5 if selected else 0)
 
 
 def test_evaluation_table_rows_keep_scopes_apart():

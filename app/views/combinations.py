@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dash
+import numpy as np
 import pandas as pd
 from dash import Input, Output, State, dcc, html
 
@@ -65,29 +66,42 @@ def layout(initial: Combo | None = None, options: list[dict] | None = None) -> h
     )
 
 
-def combo_options(
-    evals: pd.DataFrame, anchor: Combo | None, search: str | None = None, keep: tuple[str | None, ...] = ()
-) -> list[dict[str, str]]:
-    """Dropdown options among every (model, evaluation set) of the run: with a `search`, the
-    combinations whose label holds every word of it; without, every model on the `anchor`'s
-    evaluation set and the anchor's model on every set. The values in `keep` stay listed."""
-    combos = evals[["model_id", "corruption", "severity"]].drop_duplicates()
+def combo_frame(evals: pd.DataFrame) -> pd.DataFrame:
+    """Every (model, evaluation set) of the run once, with its dropdown key, label and lower-case
+    label (what a search matches): built once per run version (reader.derived), not per request."""
+    combos = evals[["model_id", "corruption", "severity"]].drop_duplicates(ignore_index=True)
     listed = [Combo(str(m), str(c), int(v)) for m, c, v in combos.itertuples(index=False)]
-    key = pd.Series([c.key for c in listed], index=combos.index)
-    label = pd.Series([f"{c.model_id} · {c.evalset}" for c in listed], index=combos.index)
+    label = [f"{c.model_id} · {c.evalset}" for c in listed]
+    return combos.assign(key=[c.key for c in listed], label=label, text=[t.lower() for t in label])
+
+
+def run_combos(reader: StoreReader, run: str) -> pd.DataFrame:
+    """combo_frame of the run, memoised per run version."""
+    return reader.derived(run, "combos", lambda: combo_frame(reader.evaluations(run)))
+
+
+def combo_options(
+    combos: pd.DataFrame, anchor: Combo | None, search: str | None = None, keep: tuple[str | None, ...] = ()
+) -> list[dict[str, str]]:
+    """Dropdown options among every (model, evaluation set) of the run (`combos`, a combo_frame):
+    with a `search`, the combinations whose label holds every word of it; without, every model on
+    the `anchor`'s evaluation set and the anchor's model on every set. The values in `keep` stay listed."""
     if search and search.strip():
-        text = label.str.lower()
-        hit = pd.Series(True, index=combos.index)
+        hit = np.ones(len(combos), bool)
         for word in search.lower().split():
-            hit &= text.str.contains(word, regex=False)
+            hit &= combos["text"].str.contains(word, regex=False).to_numpy()
     elif anchor is not None:
         same_set = (combos["corruption"] == anchor.corruption) & (combos["severity"] == anchor.severity)
-        hit = same_set | (combos["model_id"] == anchor.model_id)
+        hit = (same_set | (combos["model_id"] == anchor.model_id)).to_numpy()
     else:
-        hit = combos["corruption"] == "clean"
-    keys = list(dict.fromkeys([*key[hit].head(MAX_OPTIONS), *(k for k in keep if k)]))
-    labels = dict(zip(key, label))
-    return [{"label": labels.get(k, k), "value": k} for k in keys if k in labels]
+        hit = (combos["corruption"] == "clean").to_numpy()
+    listed = combos[hit].head(MAX_OPTIONS)
+    labels = dict(zip(listed["key"], listed["label"]))
+    extra = [k for k in keep if k and k not in labels]
+    if extra:
+        known = combos[combos["key"].isin(extra)]
+        labels.update(zip(known["key"], known["label"]))
+    return [{"label": label, "value": key} for key, label in labels.items()]
 
 
 def _clicked(reader: StoreReader, run: str, click: dict | None) -> Combo | None:
@@ -176,13 +190,17 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
                 if pair is None:
                     return keep, keep, keep, keep, keep, keep
                 ref_key, cmp_key = new_ref, new_cmp = pair[0].key, pair[1].key
-            evals = reader.evaluations(run) if run else pd.DataFrame(columns=["model_id", "corruption", "severity"])
+            combos = (
+                run_combos(reader, run)
+                if run
+                else combo_frame(pd.DataFrame(columns=["model_id", "corruption", "severity"]))
+            )
         except StoreError:
             return keep, keep, keep, keep, keep, keep
         ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)
         keys = list(dict.fromkeys([*(current or []), *(k.key for k in (ref, cmp) if k)]))[-12:]
-        ref_options = combo_options(evals, cmp or ref, ref_search, (ref_key,))
-        cmp_options = combo_options(evals, ref, cmp_search, (cmp_key,))
+        ref_options = combo_options(combos, cmp or ref, ref_search, (ref_key,))
+        cmp_options = combo_options(combos, ref, cmp_search, (cmp_key,))
         return keys, ref_options, cmp_options, new_ref, new_cmp, selection
 
     @app.callback(
