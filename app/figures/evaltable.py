@@ -125,18 +125,21 @@ def layout_cells(
     pruned["x"] = pruned["k"] + CELL_PAD + slot * (pruned["i"] + 0.5)
     pruned["width"] = slot * 0.85
     pruned["floor"] = n_rows - 1 - pruned["rank"]  # the bottom of the cell's row
-    pruned["outline"] = np.where(
-        pruned["model_id"] == selected, 2.5, np.where(pruned["model_id"] == compared, 1.5, 0.0)
-    )
+    pruned["outline"] = outlines(pruned["model_id"], selected, compared)
     return pruned, n_rows
 
 
-def outline_widths(frame: pd.DataFrame, selected: str | None, compared: str | None) -> list[float]:
-    """Only the bars' outline widths, in the figure's bar order (for highlight-only updates)."""
+def outlines(model_ids: pd.Series, selected: str | None, compared: str | None) -> np.ndarray:
+    """The bars' outline widths: the selected model's thick, the compared one's thinner, others none."""
+    return np.where(model_ids == selected, 2.5, np.where(model_ids == compared, 1.5, 0.0))
+
+
+def bar_models(frame: pd.DataFrame) -> pd.Series:
+    """The model of every bar, in the figure's bar order: what a highlight-only update needs
+    (memoised per run version and severity by the view, so it does not lay the table out again)."""
     if frame.empty:
-        return []
-    cells, _ = layout_cells(frame, _columns(frame), selected, compared)
-    return cells["outline"].tolist()
+        return pd.Series([], dtype=object)
+    return layout_cells(frame, _columns(frame), None, None)[0]["model_id"]
 
 
 def _columns(frame: pd.DataFrame) -> list[str]:

@@ -13,7 +13,7 @@ from dash import Input, Output, Patch, State, dcc, html
 
 from app import ids
 from app.background import job_error_message
-from app.figures.evaltable import MODES, evaluation_table, outline_widths, table_frame
+from app.figures.evaltable import MODES, bar_models, evaluation_table, outlines, table_frame
 from app.figures.local import empty_figure
 from app.reader import StoreError, StoreReader
 from app.snapshot import Context, Part, fig, section
@@ -122,11 +122,14 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         try:
             if dash.ctx.triggered_id in (ids.REFERENCE_DROPDOWN, ids.COMPARED_DROPDOWN):
                 patch = Patch()  # only the highlight changed: send the outline widths, not the figure
-                patch["data"][0]["marker"]["line"]["width"] = outline_widths(
-                    table_frame(reader.evaluations(run), severity),
-                    ref.model_id if ref else None,
-                    cmp.model_id if cmp else None,
+                bars = reader.derived(
+                    run,
+                    f"evaltable-bars:{severity}",
+                    lambda: bar_models(table_frame(reader.evaluations(run), severity)),
                 )
+                patch["data"][0]["marker"]["line"]["width"] = outlines(
+                    bars, ref.model_id if ref else None, cmp.model_id if cmp else None
+                ).tolist()
                 return patch, dash.no_update
             if selected_ids(selection) and not reader.correctness_ready(run):
                 table = _table(reader, run, severity, None, ref, cmp, highlight, mode)
