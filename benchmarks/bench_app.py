@@ -1,6 +1,6 @@
 """Server time of the dashboard's main interactions, against reading the whole run with pandas.
 
-    python -m benchmarks.bench_app STORE RUN [--repeats 20] [--browser [--page-loads 5]]
+    python -m benchmarks.bench_app STORE RUN [--repeats 20] [--browser [--page-loads 5]] [--duckdb-python PY]
 
 Each interaction posts the real callback requests that the browser sends (Flask test client,
 one worker, a fresh diskcache, a different model or evaluation set each time, so reads are
@@ -9,7 +9,13 @@ evaluation set, brush a selection, compare two models, change the class in focus
 classes (the pre-selection of a run of many classes). The run's correctness matrix, which the
 first brush reads from evaluations' correct_bits (or computes in a background job for a run
 without them), is made once beforehand and timed apart. The baseline does the same work the
-naive way: pandas reads every per-sample file of the run, then filters. With --browser,
+naive way: pandas reads every per-sample file of the run, then filters; with --duckdb-python
+(an interpreter with `duckdb`: `pip install -r benchmarks/requirements-peer.txt` in its own
+environment), DuckDB runs the same query on the same Parquet files (hive partitions and
+row-group statistics let it skip what the filter rules out). Also: the server time of the
+first request on a cold server (the run's first views: indexes, tables), the slowest callback
+of each interaction, and the peak resident memory of the process serving the app, before the
+baselines run. With --browser,
 also the time from opening the page in a running headless Chromium until every view is drawn
 (median and worst of several loads: one load varies by a few tenths of a second on 2 cores).
 Targets: p95 ≤ 100 ms per interaction at 10M rows; ≥ 20× faster than pandas; first page ≤ 3 s.
@@ -18,8 +24,11 @@ Targets: p95 ≤ 100 ms per interaction at 10M rows; ≥ 20× faster than pandas
 from __future__ import annotations
 
 import argparse
+import json
 import random
+import resource
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -97,6 +106,31 @@ def pandas_baseline(run_dir: Path, model_id: str, corruption: str, severity: int
     return time.perf_counter() - t
 
 
+DUCKDB_QUERY = """
+import duckdb, json, sys, time
+run, columns, model_id, corruption, severity = json.loads(sys.argv[1])
+con = duckdb.connect()
+t = time.perf_counter()
+con.execute(  # the rows land in a DuckDB table: what a user would query next
+    f"CREATE TEMP TABLE part AS SELECT {', '.join(columns)} FROM read_parquet(?, hive_partitioning = true, "
+    "union_by_name = true) WHERE model_id = ? AND corruption = ? AND severity = ?",
+    [run + '/samples/*/*.parquet', model_id, corruption, severity],
+)
+assert con.execute("SELECT count(*) FROM part").fetchone()[0]
+print(time.perf_counter() - t)
+"""
+
+
+def duckdb_peer(python: str, run_dir: Path, model_id: str, corruption: str, severity: int) -> float:
+    """The same query as the pandas baseline, by DuckDB on the same files, in the peer's interpreter
+    (DuckDB is a benchmark peer, never a dependency of the app); seconds, interpreter start left out."""
+    every_angle = store.angles_stored(store.read_run_json(run_dir))["full"] == store.ANGLES_ALL
+    columns = [*SCALAR_COLUMNS, *(["angles"] if every_angle else [])]
+    args = json.dumps([str(run_dir), columns, model_id, corruption, severity])
+    out = subprocess.run([python, "-c", DUCKDB_QUERY, args], capture_output=True, text=True, check=True, timeout=3600)
+    return float(out.stdout.split()[-1])
+
+
 def wait_drawn(driver, url: str) -> float:
     """Open `url` in a running browser and wait until every view of the first page is drawn;
     returns the seconds that took."""
@@ -152,6 +186,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--browser", action="store_true")
     ap.add_argument("--page-loads", type=int, default=5, help="first-page loads to time with --browser")
+    ap.add_argument("--duckdb-python", help="an interpreter with duckdb: time DuckDB on the same query too")
     args = ap.parse_args()
     rng = random.Random(0)
     with tempfile.TemporaryDirectory() as cache:
@@ -170,7 +205,7 @@ def main() -> None:
         drv.state[(ids.CLASS_DROPDOWN, "value")] = 0
         first = reader.models(args.run)["model_id"].iloc[0]
         drv.state[(ids.REFERENCE_DROPDOWN, "value")] = Combo(first, "clean", 0).key
-        drv.fire([(ids.RUN, "data")])
+        first_sum, first_max = drv.fire([(ids.RUN, "data")])
         t = time.perf_counter()
         StoreReader(args.store, cache).correctness(args.run)  # what the first brush waits for, once per run
         index_s = time.perf_counter() - t
@@ -178,21 +213,39 @@ def main() -> None:
         source = (
             "evaluations' correct_bits" if bits.null_count == 0 else "a scan of the samples: the run has no bitsets"
         )
-        results = {}
+        results, slowest = {}, {}
         for name, step in interactions(reader, args.run, rng).items():
-            runs = [drv.fire(step(drv.state)) for _ in range(args.repeats)]
+            runs, took = [], []
+            for _ in range(args.repeats):
+                runs.append(drv.fire(step(drv.state)))
+                took.append(drv.took)
             results[name] = [(statistics.median(v), percentile(v, 0.95)) for v in zip(*runs)]
+            medians = {k: statistics.median(t.get(k, 0.0) for t in took) for k in took[0]}
+            slowest[name] = max(medians.items(), key=lambda kv: kv[1])
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     ev = reader.evaluations(args.run)
     some = ev.iloc[len(ev) // 2]
-    baseline = pandas_baseline(run_dir, some["model_id"], some["corruption"], int(some["severity"]))
-    print(f"run {args.run}: {rows:,} sample rows; {args.repeats} interactions each, cold cache, one worker")
+    query = (some["model_id"], some["corruption"], int(some["severity"]))
+    duck = duckdb_peer(args.duckdb_python, run_dir, *query) if args.duckdb_python else None
+    baseline = pandas_baseline(run_dir, *query)
+    files = sum(1 for _ in (run_dir / store.SAMPLES_DIR).glob("*/*.parquet"))
+    print(f"run {args.run}: {rows:,} sample rows in {files:,} files; {args.repeats} interactions each, cold cache")
+    print(
+        f"first request on a cold server (the run's first views): {first_sum * 1e3:.0f} ms on one worker, "
+        f"{first_max * 1e3:.0f} ms in parallel"
+    )
     print(
         f"{'interaction':24s} {'sum p50':>8s} {'sum p95':>8s} {'max p50':>8s} {'max p95':>8s} {'pandas/sum p95':>15s}"
         "  (ms; sum: one worker, max: callbacks in parallel)"
     )
     for name, ((s50, s95), (m50, m95)) in results.items():
         print(f"{name:24s} {s50 * 1e3:8.1f} {s95 * 1e3:8.1f} {m50 * 1e3:8.1f} {m95 * 1e3:8.1f} {baseline / s95:14.1f}x")
+    for name, (key, took) in slowest.items():
+        print(f"slowest callback of {name}: {key.strip('.').split('.')[0]} {took * 1e3:.0f} ms (median)")
+    print(f"peak resident memory of the process serving the app (before the baselines): {rss_mb:,.0f} MB")
     print(f"pandas baseline (read the whole run's samples, then filter): {baseline * 1e3:.0f} ms")
+    if duck is not None:
+        print(f"DuckDB on the same files, same query (the peer's interpreter): {duck * 1e3:.0f} ms")
     print(f"correctness matrix for selections (the first brush's wait, once per run, from {source}): {index_s:.2f} s")
     if args.browser:
         loads = sorted(first_page(args.store, args.run) for _ in range(args.page_loads))

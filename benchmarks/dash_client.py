@@ -48,11 +48,13 @@ class Driver:
         self.callbacks = [d for d in dependencies if not d.get("clientside_function")]
         self.post = post
         self.state: dict[tuple[str, str], object] = {}
+        self.took: dict[str, float] = {}  # seconds of each callback (by output key) of the last fire
 
     def fire(self, changed: list[tuple[str, str]]) -> tuple[float, float]:
         """Seconds summed over the triggered callbacks (one worker) and the longest one (enough
         workers to run them in parallel)."""
         total, longest = 0.0, 0.0
+        self.took = {}
         for spec in self.callbacks:
             trig = [f"{i['id']}.{i['property']}" for i in spec["inputs"] if (i["id"], i["property"]) in changed]
             if not trig:
@@ -73,7 +75,7 @@ class Driver:
             }
             t = time.perf_counter()
             status = self.post("/_dash-update-component", json.dumps(payload, default=str).encode())
-            took = time.perf_counter() - t
+            took = self.took[key] = time.perf_counter() - t
             total, longest = total + took, max(longest, took)
             if status not in (200, 204):
                 raise RuntimeError(f"{key}: HTTP {status}")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 from PIL import Image
 
 from pipeline import store
@@ -86,8 +87,11 @@ def write_synthetic_run(
     bits: bool = True,
     full_angles_max_classes: int = store.ANGLES_FULL_MAX_CLASSES,
     nearest_k: int = store.ANGLES_NEAREST_K,
+    file_per_model: bool = False,
 ) -> Path:
-    """The run; `bits=False` leaves out evaluations' correct_bits, as another tool's run may."""
+    """The run; `bits=False` leaves out evaluations' correct_bits, as another tool's run may;
+    `file_per_model` writes each model's samples as one file of a row group per evaluation set
+    (any file may hold several sets: docs/store.md) instead of a file per set."""
     rng = np.random.default_rng(seed)
     angles = (
         {"full": store.ANGLES_ALL}
@@ -119,14 +123,17 @@ def write_synthetic_run(
             else f"net-{METHODS[(m - 1) % len(METHODS)]}-s{10 * (1 + (m - 1) // len(METHODS)) % 100 or 90}-{m}"
         )
         sparsity = 0.0 if m == 0 else min(0.95, 0.1 * (1 + (m - 1) // len(METHODS)))
-        clean_acc = None
+        clean_acc, parts = None, []
         for k, (corr, sev) in enumerate(sets):
             k = angles.get("k") if corr != store.CLEAN else None
             table, summary = sample_table(rng, samples, classes, min(0.9, sparsity / 2 + sev / 10), k)
             table = table.set_column(0, "corruption", pa.array([corr] * samples, pa.string())).set_column(
                 1, "severity", pa.array(np.full(samples, sev, np.int8))
             )
-            store.write_samples(table, store.samples_path(run, mid, corr, sev))
+            if file_per_model:
+                parts.append(table)
+            else:
+                store.write_samples(table, store.samples_path(run, mid, corr, sev))
             eval_rows.append(
                 {
                     "model_id": mid,
@@ -138,6 +145,8 @@ def write_synthetic_run(
             )
             if corr == store.CLEAN:
                 clean_acc = summary["accuracy"]
+        if parts:
+            write_row_groups(parts, store.samples_path(run, mid, "all", 0).with_name("samples.parquet"))
         model_rows.append(
             {
                 "model_id": mid,
@@ -193,6 +202,16 @@ def write_synthetic_run(
     return run
 
 
+def write_row_groups(tables: list[pa.Table], path: Path) -> None:
+    """One Parquet file of a row group per table, written as store.write_table writes (atomic, zstd, checksums)."""
+    with (
+        store.atomic_path(path) as tmp,
+        pq.ParquetWriter(tmp, tables[0].schema, compression="zstd", write_page_checksum=True) as writer,
+    ):
+        for table in tables:
+            writer.write_table(table, row_group_size=table.num_rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("store")
@@ -206,6 +225,9 @@ def main() -> None:
     )
     ap.add_argument("--full-angles-max-classes", type=int, default=store.ANGLES_FULL_MAX_CLASSES)
     ap.add_argument("--nearest-k", type=int, default=store.ANGLES_NEAREST_K)
+    ap.add_argument(
+        "--file-per-model", action="store_true", help="one samples file per model, a row group per evaluation set"
+    )
     args = ap.parse_args()
     t = time.perf_counter()
     run = write_synthetic_run(
@@ -218,6 +240,7 @@ def main() -> None:
         full_angles_max_classes=args.full_angles_max_classes,
         nearest_k=args.nearest_k,
         bits=not args.no_bits,
+        file_per_model=args.file_per_model,
     )
     rows = args.models * min(args.evalsets, 96) * args.samples
     problems = store.validate_run(run)
