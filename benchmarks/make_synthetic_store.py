@@ -248,8 +248,12 @@ def main() -> None:
         f"{run}: {rows:,} sample rows in {time.perf_counter() - t:.1f} s; "
         f"validate: {'ok' if not problems else problems[:3]}"
     )
-    print(bytes_per_row(run, args.classes, args.samples))
-    if args.classes > store.ANGLES_FULL_MAX_CLASSES:
+    if args.file_per_model:  # no file per set to tell clean rows from corrupted ones
+        size = sum(p.stat().st_size for p in (run / store.SAMPLES_DIR).glob("*/*.parquet"))
+        print(f"bytes per row at {args.classes} classes: {size / rows:.0f} (one file per model)")
+    else:
+        print(bytes_per_row(run, args.classes, args.samples))
+    if args.classes > store.ANGLES_FULL_MAX_CLASSES and not args.file_per_model:
         print(class_read(run, args.classes))
 
 
