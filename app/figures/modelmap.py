@@ -69,7 +69,8 @@ def lineage(models: pd.DataFrame) -> pd.DataFrame:
 def map_frame(models: pd.DataFrame, evals: pd.DataFrame) -> pd.DataFrame:
     """One row per model: its facts, `robustness` (mean accuracy over its corrupted evaluation
     sets; NaN without any), its `lane` label (the variant, and a scope other than global or
-    layer) and its predecessor (`from_id`, `stored`)."""
+    layer), its predecessor (`from_id`, `stored`) and its `hover` text (memoised with the frame,
+    so a redraw for a new reference does not format it again)."""
     corrupted = evals[evals["corruption"] != "clean"].groupby("model_id")["accuracy"].mean().rename("robustness")
     frame = models.merge(corrupted, left_on="model_id", right_index=True, how="left")
     scope = frame["scope"].astype(object)
@@ -77,7 +78,8 @@ def map_frame(models: pd.DataFrame, evals: pd.DataFrame) -> pd.DataFrame:
     frame["lane"] = (
         frame["arch"].astype(str) + " · " + variant_labels(frame) + (", " + scope.astype(str)).where(local, "")
     )
-    return frame.merge(lineage(models), on="model_id", how="left")
+    frame = frame.merge(lineage(models), on="model_id", how="left")
+    return frame.assign(hover=_hover(frame))
 
 
 def _hover(frame: pd.DataFrame) -> pd.Series:
@@ -150,7 +152,6 @@ def _nodes(
     frame: pd.DataFrame,
     x: pd.Series,
     y: pd.Series,
-    hover: pd.Series,
     ref: str | None,
     cmp: str | None,
     highlighted: Collection[str] | None,
@@ -158,13 +159,13 @@ def _nodes(
     """One marker trace per method (colour the method, size the sparsity, the models outside a
     brushed group faded), then a ring around the reference and one around the compared model."""
     traces = []
-    methods = sorted(
-        set(frame["method"].astype(str)), key=lambda m: (list(METHODS).index(m) if m in METHODS else 99, m)
-    )
-    for method in methods:
-        mask = (frame["method"].astype(str) == method).to_numpy()
-        part = frame[mask]
-        ids = part["model_id"].astype(str).to_numpy()
+    method = frame["method"].astype(str).to_numpy()
+    model_ids = frame["model_id"].astype(str).to_numpy()
+    xs, ys, hover, size = x.to_numpy(), y.to_numpy(), frame["hover"].to_numpy(), node_size(frame["sparsity"])
+    methods = sorted(set(method), key=lambda m: (list(METHODS).index(m) if m in METHODS else 99, m))
+    for name in methods:
+        mask = method == name
+        ids = model_ids[mask]
         opacity = (
             np.where(np.isin(ids, list(highlighted)), 1.0, FADED) if highlighted is not None else np.ones(len(ids))
         )
@@ -172,33 +173,33 @@ def _nodes(
             {
                 "type": "scatter",
                 "mode": "markers",
-                "name": facts(method).label,
-                "x": x[mask].to_numpy(),
-                "y": y[mask].to_numpy(),
+                "name": facts(name).label,
+                "x": xs[mask],
+                "y": ys[mask],
                 "customdata": [[m, "clean", 0] for m in ids],
-                "hovertext": hover[mask].to_numpy(),
+                "hovertext": hover[mask],
                 "hoverinfo": "text",
                 "marker": {
-                    "color": facts(method).color,
-                    "size": node_size(part["sparsity"]),
+                    "color": facts(name).color,
+                    "size": size[mask],
                     "opacity": opacity,
                     "line": {"width": 0.5, "color": "#ffffff"},
                 },
             }
         )
     for (role, color), model in zip(RINGS, (ref, cmp)):
-        at = (frame["model_id"] == model).to_numpy()
+        at = model_ids == model
         if model is not None and at.any():
             traces.append(
                 {
                     "type": "scatter",
                     "mode": "markers",
                     "name": role,
-                    "x": x[at].to_numpy(),
-                    "y": y[at].to_numpy(),
+                    "x": xs[at],
+                    "y": ys[at],
                     "marker": {
                         "symbol": "circle-open",
-                        "size": node_size(frame["sparsity"][at]) + 8,
+                        "size": size[at] + 8,
                         "color": color,
                         "line": {"width": 3, "color": color},
                     },
@@ -268,7 +269,7 @@ def model_map(
         note = "no corrupted evaluations in this run (no robustness): placed by provenance"
     x, y, xaxis, yaxis = _positions(frame, placement)
     edges = _edges(frame, x, y) if placement == "provenance" else []
-    nodes = _nodes(frame, x, y, _hover(frame), ref, cmp, highlighted)
+    nodes = _nodes(frame, x, y, ref, cmp, highlighted)
     return figure({"data": [*edges, *nodes], "layout": _layout(xaxis, yaxis, height, note)})
 
 
@@ -287,7 +288,7 @@ def similarity_map(
     axis = {"showticklabels": False, "zeroline": False}
     return figure(
         {
-            "data": _nodes(shown, shown["x"], shown["y"], _hover(shown), ref, cmp, highlighted),
+            "data": _nodes(shown, shown["x"], shown["y"], ref, cmp, highlighted),
             "layout": _layout(axis, {**axis, "scaleanchor": "x"}, height, f"MDS of 1 − {measure_label}", "lasso"),
         }
     )

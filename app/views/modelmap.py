@@ -41,7 +41,7 @@ def layout() -> html.Div:
 
 def draw(reader: StoreReader, run: str, placement: str, ref: Combo | None, cmp: Combo | None, highlight) -> dict:
     """The map of `run` with the reference and compared ringed and a brushed group highlighted."""
-    frame = reader.derived(run, "map_frame", lambda: map_frame(reader.models(run), reader.evaluations(run)))
+    frame = reader.derived(run, "map_frame:hover", lambda: map_frame(reader.models(run), reader.evaluations(run)))
     return model_map(
         frame,
         placement,

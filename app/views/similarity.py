@@ -102,7 +102,9 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
             evalset = EvalSet.parse(set_name)
             sim = reader.similarity(run, evalset.corruption, evalset.severity)
             embedding = reader.similarity_embedding(run, evalset.corruption, evalset.severity, measure)
-            frame = reader.derived(run, "map_frame", lambda: map_frame(reader.models(run), reader.evaluations(run)))
+            frame = reader.derived(
+                run, "map_frame:hover", lambda: map_frame(reader.models(run), reader.evaluations(run))
+            )
         except StoreError as exc:
             return empty_figure(f"{exc.problem} — {exc.fix}"), ""
         if embedding.empty:
