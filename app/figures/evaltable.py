@@ -83,13 +83,25 @@ def cell_mode(n_columns: int, bars_per_cell: int, mode: str = "auto") -> str:
 def table_frame(evals: pd.DataFrame, severity: int | str) -> pd.DataFrame:
     """One accuracy per (model, column): clean, and each corruption at `severity` (or their mean);
     the run's main models only (store.main_models: no single-layer models, no other seeds)."""
+    return table_columns(table_rows(evals), severity)
+
+
+def table_rows(evals: pd.DataFrame) -> pd.DataFrame:
+    """The run's main models' evaluations with their table `row` (what does not depend on the
+    severity or a selection: the view memoises it per run version)."""
     evals = evals[main_models(evals)]
     if evals.empty:
-        return evals.assign(row=pd.Series(dtype=str), column=pd.Series(dtype=str))
+        return evals.assign(row=pd.Series(dtype=str))
     scope = scopes(evals)  # a layer-wise and a global run of one method are two rows
-    ev = evals.assign(
+    return evals.assign(
         row=evals["arch"].astype(str) + " · " + variant_labels(evals) + (", " + scope).where(scope.ne(""), "")
     )
+
+
+def table_columns(ev: pd.DataFrame, severity: int | str) -> pd.DataFrame:
+    """table_frame from table_rows' frame: the clean column and each corruption at `severity`."""
+    if ev.empty:
+        return ev.assign(column=pd.Series(dtype=str))
     clean = ev[ev["corruption"] == "clean"]
     corrupted = ev[ev["corruption"] != "clean"]
     if severity == "mean":

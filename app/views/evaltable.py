@@ -9,11 +9,12 @@ shared cache while the table says so, and then draws the table with the selectio
 from __future__ import annotations
 
 import dash
+import pandas as pd
 from dash import Input, Output, Patch, State, dcc, html
 
 from app import ids
 from app.background import job_error_message
-from app.figures.evaltable import MODES, bar_models, evaluation_table, outlines, table_frame
+from app.figures.evaltable import MODES, bar_models, evaluation_table, outlines, table_columns, table_rows
 from app.figures.local import empty_figure
 from app.reader import StoreError, StoreReader
 from app.snapshot import Context, Part, fig, section
@@ -65,6 +66,11 @@ def layout() -> html.Div:
     )
 
 
+def _rows(reader: StoreReader, run: str) -> pd.DataFrame:
+    """table_rows of the run, memoised per run version."""
+    return reader.derived(run, "evaltable-rows", lambda: table_rows(reader.evaluations(run)))
+
+
 def _table(
     reader: StoreReader,
     run: str,
@@ -77,13 +83,14 @@ def _table(
 ) -> dict:
     """The table, with the selection's accuracy when there is a selection, and a brushed group of
     models (`ids.MODEL_HIGHLIGHT`) opaque while the others fade; `mode` the cells' drawing."""
-    frame = table_frame(reader.evaluations(run), severity)
+    rows = _rows(reader, run)
+    frame = table_columns(rows, severity)
     chosen = selected_ids(selection)
     subset = None
     if chosen:
         sub = reader.subset_accuracy(run, sorted(chosen))
-        sub = sub.merge(reader.evaluations(run).drop(columns=["accuracy"]), on=["model_id", "corruption", "severity"])
-        subset = table_frame(sub, severity)[["model_id", "column", "accuracy"]]
+        sub = sub.merge(rows.drop(columns=["accuracy"]), on=["model_id", "corruption", "severity"])
+        subset = table_columns(sub, severity)[["model_id", "column", "accuracy"]]
     return evaluation_table(
         frame,
         ref.model_id if ref else None,
@@ -125,7 +132,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
                 bars = reader.derived(
                     run,
                     f"evaltable-bars:{severity}",
-                    lambda: bar_models(table_frame(reader.evaluations(run), severity)),
+                    lambda: bar_models(table_columns(_rows(reader, run), severity)),
                 )
                 patch["data"][0]["marker"]["line"]["width"] = outlines(
                     bars, ref.model_id if ref else None, cmp.model_id if cmp else None
