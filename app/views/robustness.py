@@ -85,22 +85,28 @@ def layout() -> html.Div:
     )
 
 
-def figures(
-    reader: StoreReader, run: str, ref: Combo | None, cmp: Combo | None, margin_label: str = "margin"
-) -> tuple[Figure, Figure, list[dict]]:
-    """The margin change densities, accuracy vs sparsity and the rows of Table 1 (NaN as None);
-    `margin_label` names the run's margin definition."""
+def margin_figure(reader: StoreReader, run: str, ref: Combo | None, cmp: Combo | None, margin_label: str) -> Figure:
+    """The margin change densities of the reference and compared models."""
     curves = [(c.model_id, reader.margin_changes(run, c.model_id)) for c in dict.fromkeys(c for c in (ref, cmp) if c)]
     if ref and cmp and ref.model_id == cmp.model_id:
         curves = curves[:1]
-    sweet = accuracy_vs_sparsity(
+    return margin_change(curves, margin_label)
+
+
+def sweet_figure(reader: StoreReader, run: str, ref: Combo | None) -> Figure:
+    """Clean accuracy vs sparsity, the reference model ringed."""
+    return accuracy_vs_sparsity(
         reader.models(run),
         selected=ref.model_id if ref else None,
         title="clean accuracy vs sparsity",
         legend_below=True,
         height=420,
     )
-    table = [
+
+
+def table1_rows(reader: StoreReader, run: str) -> list[dict]:
+    """The rows of Table 1 (NaN as None)."""
+    return [
         {
             "model": r.model_id,
             **{k: None if np.isnan(getattr(r, k)) else round(float(getattr(r, k)), 3) for k in METRICS},
@@ -108,7 +114,14 @@ def figures(
         }
         for r in reader.table1(run).itertuples()
     ]
-    return margin_change(curves, margin_label), sweet, table
+
+
+def figures(
+    reader: StoreReader, run: str, ref: Combo | None, cmp: Combo | None, margin_label: str = "margin"
+) -> tuple[Figure, Figure, list[dict]]:
+    """The margin change densities, accuracy vs sparsity and the rows of Table 1 (NaN as None);
+    `margin_label` names the run's margin definition."""
+    return margin_figure(reader, run, ref, cmp, margin_label), sweet_figure(reader, run, ref), table1_rows(reader, run)
 
 
 def table1_html(table: list[dict], highlight: set[str], margin_label: str = "margin") -> html.Table:
@@ -130,27 +143,53 @@ def table1_html(table: list[dict], highlight: set[str], margin_label: str = "mar
 
 
 def register(app: dash.Dash, reader: StoreReader) -> None:
+    """Three callbacks, so that a new reference redraws only what shows it: the densities (reference
+    and compared), accuracy vs sparsity (the reference ringed), and Table 1 (once per run)."""
+
     @app.callback(
         Output(ids.ROBUST_MARGIN, "figure"),
-        Output(ids.ROBUST_SWEETSPOT, "figure"),
-        Output(ids.ROBUST_TABLE1, "data"),
-        Output(ids.ROBUST_TABLE1, "tooltip_data"),
-        Output(ids.ROBUST_TABLE1, "columns"),
         Input(ids.RUN, "data"),
         Input(ids.REFERENCE_DROPDOWN, "value"),
         Input(ids.COMPARED_DROPDOWN, "value"),
     )
-    def draw(run, ref_key, cmp_key):
+    def draw_margin(run, ref_key, cmp_key):
         if not run:
-            return empty_figure("no run"), empty_figure("no run"), [], [], dash.no_update
+            return empty_figure("no run")
         try:
             margin_label = store.margin_label(reader.meta(run))
-            margin, sweet, table = figures(reader, run, Combo.parse(ref_key), Combo.parse(cmp_key), margin_label)
+            return margin_figure(reader, run, Combo.parse(ref_key), Combo.parse(cmp_key), margin_label)
         except StoreError as exc:
-            msg = empty_figure(f"{exc.problem} — {exc.fix}")
-            return msg, msg, [], [], dash.no_update
+            return empty_figure(f"{exc.problem} — {exc.fix}")
+
+    @app.callback(
+        Output(ids.ROBUST_SWEETSPOT, "figure"),
+        Input(ids.RUN, "data"),
+        Input(ids.REFERENCE_DROPDOWN, "value"),
+    )
+    def draw_sweet(run, ref_key):
+        if not run:
+            return empty_figure("no run")
+        try:
+            return sweet_figure(reader, run, Combo.parse(ref_key))
+        except StoreError as exc:
+            return empty_figure(f"{exc.problem} — {exc.fix}")
+
+    @app.callback(
+        Output(ids.ROBUST_TABLE1, "data"),
+        Output(ids.ROBUST_TABLE1, "tooltip_data"),
+        Output(ids.ROBUST_TABLE1, "columns"),
+        Input(ids.RUN, "data"),
+    )
+    def draw_table(run):
+        if not run:
+            return [], [], dash.no_update
+        try:
+            margin_label = store.margin_label(reader.meta(run))
+            table = table1_rows(reader, run)
+        except StoreError:
+            return [], [], dash.no_update  # the densities' figure says why
         notes = any(row["note"] for row in table)
-        return margin, sweet, table, [{"model": row["model"]} for row in table], table1_columns(margin_label, notes)
+        return table, [{"model": row["model"]} for row in table], table1_columns(margin_label, notes)
 
 
 def snapshot(ctx: Context) -> Part:
