@@ -26,6 +26,7 @@ from app.main import create_app
 from app.reader import StoreReader
 from pipeline import store
 from pipeline.store import Problem, PruneScopeError
+from pipeline.store.io import expected_sets
 from tests.conftest import free_port
 from tests.foreign_runs import CLASSES, DAMAGES, DENSE, SETS, N, write_foreign_run
 
@@ -169,6 +170,15 @@ def test_a_set_reads_the_same_from_its_row_groups_as_from_a_filtered_scan(foreig
             assert sorted(zip(*got.to_pydict().values())) == sorted(
                 zip(want["sample_id"], want["margin"].astype(np.float32).tolist())
             )
+
+
+def test_expected_sets_follow_a_rewritten_evaluations_table(foreign_store, tmp_path):
+    run = tmp_path / "toy"
+    shutil.copytree(foreign_store / "toy", run)
+    assert set(expected_sets(run)) == {"dense", "pruned"}
+    evals = pq.read_table(run / "evaluations.parquet")
+    store.write_table(evals.filter(pa.compute.equal(evals.column("model_id"), "dense")), run / "evaluations.parquet")
+    assert set(expected_sets(run)) == {"dense"}  # read again: not the first version's
 
 
 def test_casts_that_lose_information_are_errors():

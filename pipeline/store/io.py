@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -520,8 +521,16 @@ def samples_dataset(run_dir: Path, num_classes: int | None = None) -> pads.Datas
 
 
 def expected_sets(run_dir: Path) -> dict[str, set[EvalSet]]:
-    """Per model, the evaluation sets evaluations.parquet lists."""
-    table = load(run_dir, EVALUATIONS_TABLE, ["model_id", "corruption", "severity"])
+    """Per model, the evaluation sets evaluations.parquet lists (read once per version of the file:
+    a view that reads model by model asks for it once per model; callers must not change it)."""
+    path = Path(run_dir) / EVALUATIONS_TABLE.path
+    st = path.stat() if path.exists() else None
+    return _expected_sets(str(run_dir), (st.st_ino, st.st_mtime_ns, st.st_size) if st else None)
+
+
+@functools.lru_cache(maxsize=8)
+def _expected_sets(run_dir: str, stamp: tuple[int, int, int] | None) -> dict[str, set[EvalSet]]:
+    table = load(Path(run_dir), EVALUATIONS_TABLE, ["model_id", "corruption", "severity"])
     out: dict[str, set[EvalSet]] = {}
     for m, c, s in zip(*(table.column(k).to_pylist() for k in table.column_names)):
         out.setdefault(m, set()).add(EvalSet(c, s))

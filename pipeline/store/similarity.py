@@ -144,8 +144,8 @@ def run_similarity(run_dir: Path, evalset: EvalSet = CLEAN_SET, seed: int = SEED
     meta, _ = run_meta(run_dir)
     order = load(run_dir, MODELS_TABLE, ["model_id"]).column("model_id").to_pylist()
     rows = set_samples(run_dir, order, ["sample_id", "pred"], meta["num_classes"], evalset)
-    mids = rows.column("model_id").to_numpy(zero_copy_only=False)
-    model_ids = [m for m in order if m in set(mids)]
+    present_ids = set(pc.unique(rows.column("model_id")).to_pylist())
+    model_ids = [m for m in order if m in present_ids]
     if not model_ids:
         listed = sorted({es.name for sets in expected_sets(run_dir).values() for es in sets})
         raise PruneScopeError(
@@ -155,7 +155,8 @@ def run_similarity(run_dir: Path, evalset: EvalSet = CLEAN_SET, seed: int = SEED
     n_ids = int(sample.max()) + 1 if len(sample) else 0
     preds = np.full((len(model_ids), n_ids), -1, np.int64)
     row_of = {m: i for i, m in enumerate(model_ids)}
-    preds[np.array([row_of[m] for m in mids], np.int64), sample] = rows.column("pred").to_numpy()
+    at = pc.index_in(rows.column("model_id"), value_set=pa.array(model_ids, pa.string())).to_numpy()
+    preds[at.astype(np.int64), sample] = rows.column("pred").to_numpy()
     present = (preds >= 0).all(axis=0)
     agreement = agreement_matrix(preds)
     cka = np.full_like(agreement, np.nan)
