@@ -410,11 +410,8 @@ def read_samples(
         where = f"{index.where}/{path.name}"
         wanted = [c for c in columns if c not in ANGLE_FORM_COLUMNS]
         try:
-            table = _read_set(path, index.groups.get((path, evalset), []), evalset, wanted, "angles" in columns)
-            if labels is not None:
-                table = table.filter(
-                    pc.is_in(table.column("label"), value_set=pa.array(list(labels), table.column("label").type))
-                )
+            groups = index.groups.get((path, evalset), []) if labels is None else []
+            table = _read_set(path, groups, evalset, wanted, "angles" in columns, labels)
         except (pa.ArrowException, OSError) as exc:
             raise damaged(where, exc) from None
         out = conform(table, SAMPLES_TABLE, wanted, {"num_classes": num_classes}, where)[0]
@@ -425,19 +422,23 @@ def read_samples(
     return pa.concat_tables(parts)
 
 
-def _read_set(path: Path, groups: list[int] | None, evalset: EvalSet, wanted: list[str], angles: bool) -> pa.Table:
-    """The rows of `evalset` in one file, with the `wanted` columns it has (and its angle forms, and
-    `label`): a plain read of a file that holds the set alone (`groups` None) or of the row groups
-    that do, without a filter; else a filtered scan of the file."""
-    with pq.ParquetFile(path) as pf:
+def _read_set(
+    path: Path, groups: list[int] | None, evalset: EvalSet, wanted: list[str], angles: bool, labels: list[int] | None
+) -> pa.Table:
+    """The rows of `evalset` (and `labels`) in one file, with the `wanted` columns it has and its
+    angle forms: a plain read of a file that holds the set alone (`groups` None) or of the row
+    groups that do; else a filtered scan, whose row-group statistics skip what the filter rules
+    out (a class of a file grouped by label). Page checksums are verified either way."""
+    with pq.ParquetFile(path, page_checksum_verification=True) as pf:
         have = pf.schema_arrow.names
-        cols = [c for c in dict.fromkeys([*wanted, "label"]) if c in have]
-        cols += [c for c in ANGLE_FORM_COLUMNS if angles and c in have]
+        cols = [c for c in wanted if c in have] + [c for c in ANGLE_FORM_COLUMNS if angles and c in have]
         if groups is None:
             return pf.read(columns=cols)
         if groups:
             return pf.read_row_groups(groups, columns=cols)
     flt = (pc.field("corruption") == evalset.corruption) & (pc.field("severity") == evalset.severity)
+    if labels is not None:
+        flt = flt & pc.field("label").isin(list(labels))
     return pads.dataset(path, format=PARQUET).to_table(columns=cols, filter=flt)
 
 
