@@ -7,13 +7,18 @@ code; never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import PruneScopeError
+
+if TYPE_CHECKING:
+    from pipeline.config import ExecutionConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,10 +28,28 @@ def default_store() -> Path:
     return Path(os.environ.get("PRUNESCOPE_STORE", REPO_ROOT / "cache" / "store"))
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    import dataclasses
+def override_execution(execution: ExecutionConfig, given: dict[str, Any]) -> ExecutionConfig:
+    """The config's [execution] with the command line's settings (`given`) over it: `--workers` or
+    `--scheduler` alone mean Dask, each replaces the other, and with `--executor` the config's
+    workers and scheduler stay only where that executor takes them (`--executor serial` on a
+    config of worker processes runs serially)."""
+    from pipeline.config import execution_config
 
-    from pipeline.config import execution_config, load_config
+    merged = {**dataclasses.asdict(execution), **given}
+    if "executor" not in given and ("workers" in given or "scheduler" in given):
+        merged["executor"] = "dask"
+    if "workers" in given:
+        merged["scheduler"] = None
+    if "scheduler" in given:
+        merged["workers"] = None
+    if "executor" in given:
+        takes = {"serial": (), "processes": ("workers",), "dask": ("workers", "scheduler")}.get(merged["executor"], ())
+        merged.update({k: None for k in ("workers", "scheduler") if k not in given and k not in takes})
+    return execution_config(**merged)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config
     from pipeline.runner import build_run
 
     cfg = load_config(args.config, args.corrupted_root, args.set)
@@ -34,14 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         k: getattr(args, k) for k in ("executor", "workers", "scheduler", "threads") if getattr(args, k) is not None
     }
     if given:  # the command line overrides the config's [execution] table
-        merged = {**dataclasses.asdict(cfg.execution), **given}
-        if "executor" not in given and ("workers" in given or "scheduler" in given):
-            merged["executor"] = "dask"
-        if "workers" in given:
-            merged["scheduler"] = None
-        if "scheduler" in given:
-            merged["workers"] = None
-        cfg = dataclasses.replace(cfg, execution=execution_config(**merged))
+        cfg = dataclasses.replace(cfg, execution=override_execution(cfg.execution, given))
     summary = build_run(cfg, Path(args.store), force=args.force)
     print(summary.line())
     for note in summary.warnings:

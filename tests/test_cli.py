@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 
 from pipeline import store
-from pipeline.config import parse_config
+from pipeline.cli import override_execution
+from pipeline.config import execution_config, load_config, parse_config
+from pipeline.errors import PruneScopeError
 from pipeline.plan import plan_run
 from pipeline.units import finished
 from tests.conftest import tiny_config, write_toml
@@ -103,3 +106,16 @@ def test_existing_run_with_other_config_is_kept(tiny_run, tmp_path):
     assert_clean_error(cli("run", str(other), "--store", str(store_dir)), "different config", "--force")
     assert (store_dir / "tiny" / store.MODELS).read_bytes() == before
     assert cli("run", str(other), "--store", str(store_dir), "--force").returncode == 0
+
+
+def test_command_line_execution_settings_override_the_configs():
+    demo = load_config("configs/demo.toml").execution
+    assert (demo.executor, demo.workers) == ("processes", 2)
+    assert override_execution(demo, {"executor": "serial"}) == execution_config("serial", threads=1)
+    assert override_execution(demo, {"executor": "dask"}) == execution_config("dask", workers=2, threads=1)
+    assert override_execution(demo, {"workers": 4}) == execution_config("dask", workers=4, threads=1)
+    assert override_execution(demo, {"scheduler": "tcp://h:8786"}).workers is None
+    processes = override_execution(execution_config("dask", scheduler="tcp://h:8786"), {"executor": "processes"})
+    assert (processes.executor, processes.workers, processes.scheduler) == ("processes", None, None)
+    with pytest.raises(PruneScopeError, match="apply to the dask and processes executors only"):
+        override_execution(demo, {"executor": "serial", "workers": 2})
