@@ -71,8 +71,8 @@ class ProcessesExecutor(Executor):
     """Units on a pool of local worker processes (spawned, never forked after CUDA), each unit
     handed to the pool as soon as its dependencies are finished, in plan order.
 
-    The cheap way to use the cores of one machine: a unit costs well under a millisecond to hand
-    over, against about 17 ms on Dask (benchmarks/bench_dask.py), which matters for runs of many
+    The cheap way to use the cores of one machine: a unit costs about 3 ms to hand over
+    (bench_dask.pool_overhead), against about 17 ms on Dask (benchmarks/bench_dask.py), which matters for runs of many
     small units such as the demo. Unlike Dask it does not retry: a worker that dies stops the
     run, and running it again resumes the finished units."""
 
