@@ -41,8 +41,10 @@ class Normalizer:
 
 @lru_cache(maxsize=16)
 def _channel_stats(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device) -> tuple[torch.Tensor, ...]:
-    """Mean and std as (1, C, 1, 1) tensors on `device`, made once (each new one is a copy the GPU waits for)."""
-    return tuple(torch.tensor(v, device=device).view(1, -1, 1, 1) for v in (mean, std))
+    """Mean and std as (1, C, 1, 1) tensors on `device`, made once (each new one is a copy the GPU waits for),
+    as normal tensors even when first asked for in inference mode: autograd may use them later."""
+    with torch.inference_mode(False):
+        return tuple(torch.tensor(v, device=device).view(1, -1, 1, 1) for v in (mean, std))
 
 
 def make_normalizer(data: ImageDataset, normalization: str | dict[str, tuple[float, ...]]) -> Normalizer:
@@ -206,14 +208,16 @@ def extract(
     ran before it in the process."""
     captured: list[torch.Tensor] = []
     hook = head.register_forward_hook(lambda mod, inp, out: captured.append(inp[0].detach().flatten(1)))
-    model.to(device, memory_format=torch.channels_last).eval()
+    with torch.inference_mode(False):  # weights converted in inference mode could never be trained or attributed
+        model.to(device, memory_format=torch.channels_last).eval()
     try:
         x_all = torch.as_tensor(images)
         for lo in range(0, len(x_all), batch_size):
             model(norm(x_all[lo : lo + batch_size], device).contiguous(memory_format=torch.channels_last))
     finally:
         hook.remove()
-        model.to(memory_format=torch.contiguous_format)
+        with torch.inference_mode(False):
+            model.to(memory_format=torch.contiguous_format)
     if not captured:
         return torch.empty((0, head.in_features), device=device)
     return torch.cat(captured)

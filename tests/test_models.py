@@ -102,3 +102,19 @@ def test_extract_features_do_not_depend_on_the_batch_size_or_the_memory_format()
     assert torch.equal(extract(model, head, images, norm, cpu, 64), whole)
     conv = model[3].weight  # handed back in the default layout: what runs the model next does not depend on it
     assert conv.is_contiguous() and not conv.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_model_features_were_extracted_from_still_trains_and_gets_gradients():
+    """extract runs in inference mode; the weights it converts and the normaliser's cached statistics must not
+    become inference tensors, or the attribution unit that follows in the same process fails (CI, Dask)."""
+    from pipeline.training import Normalizer, extract
+
+    torch.manual_seed(0)
+    model = build_model("digits_cnn", None, {"pool_first": True}, 1, (8, 8), 10).eval()
+    images = torch.randint(0, 256, (4, 8, 8, 1), dtype=torch.uint8).numpy()
+    norm, cpu = Normalizer((0.4,), (0.3,)), torch.device("cpu")  # statistics first made inside extract
+    extract(model, model[-1], images, norm, cpu, 2)
+    assert not any(p.is_inference() for p in model.parameters())
+    x = norm(images, cpu).requires_grad_()
+    model(x).sum().backward()
+    assert x.grad is not None and all(p.grad is not None for p in model.parameters())
