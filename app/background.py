@@ -32,6 +32,7 @@ HEARTBEAT_S = 1.0  # how often a worker (and a running job) refreshes its key
 ALIVE_TTL_S = 6  # a key not refreshed for this long means its process is gone
 WORKER_ALIVE = "prunescope:worker-alive"  # refreshed by every live worker: no key, no worker
 JOB_ALIVE = "prunescope:job-alive:"  # + task id, refreshed while the job executes
+JOB_TAKEN = "prunescope:job-taken:"  # + task id, set once a worker starts the job (Celery stores STARTED just after)
 WORKER_COMMAND = "python -m celery -A app:celery_app worker"
 LOST_JOB = PruneScopeError(
     "the background worker running this job stopped before it finished (killed, or its host went down)",
@@ -107,6 +108,7 @@ class WatchedCeleryManager(dash.CeleryManager):
 
     def _job_started(self, task_id: str, task: Any, **_: Any) -> None:
         if task.app is self.handle:  # runs before Celery stores STARTED: a started job always had a beat
+            self.redis.set(JOB_TAKEN + task_id, os.getpid(), ex=RESULT_EXPIRY_S)  # a kill before STARTED is stored
             self._beats[task_id] = stop = threading.Event()
             self._beat(JOB_ALIVE + task_id, stop)
 
@@ -120,7 +122,8 @@ class WatchedCeleryManager(dash.CeleryManager):
     def lost(self, job: str) -> PruneScopeError | None:
         """Why `job` will never give a result, or None while it may still."""
         state = self.get_task(job).state
-        if state == "STARTED" and not self.redis.exists(JOB_ALIVE + job):
+        taken = state == "STARTED" or (state == "PENDING" and self.redis.exists(JOB_TAKEN + job))
+        if taken and not self.redis.exists(JOB_ALIVE + job):
             return LOST_JOB
         if state == "PENDING" and not self.redis.exists(WORKER_ALIVE):
             return NO_WORKER

@@ -72,6 +72,9 @@ def test_a_job_without_a_live_worker_is_reported_not_awaited(redis_url, tmp_path
     assert manager.lost("running") is None
     client.delete(background.JOB_ALIVE + "running")
     assert manager.lost("running") is background.LOST_JOB, "started, and its heartbeat stopped"
+    client.set(background.JOB_TAKEN + "taken", 1)
+    client.delete(background.WORKER_ALIVE)
+    assert manager.lost("taken") is background.LOST_JOB, "its worker died before Celery stored STARTED"
     error = manager.get_result("no-result-yet", "running")["background_callback_error"]
     assert background.job_error_message(Exception(error["msg"])).startswith(background.LOST_JOB.problem)
     assert background.job_error_message(ValueError("boom")).startswith(background.JOB_FAILED.problem)
