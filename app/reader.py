@@ -28,10 +28,8 @@ from pipeline.store import (
     EvalSet,
     Problem,
     PruneScopeError,
-    relative_margin_change,
     run_angle_summary,
     run_table1,
-    trim,
 )
 from pipeline.store.bits import KEYS as BIT_KEYS
 from pipeline.store.io import (
@@ -300,32 +298,48 @@ class StoreReader:
         bits = (packed[:, ids >> 3] >> (7 - (ids & 7)).astype(np.uint8)) & 1
         return keys.assign(accuracy=bits.mean(axis=1) if len(ids) else np.nan)
 
-    def margin_changes(self, run: str, model_id: str) -> np.ndarray:
-        """Relative margin change of every sample under every corrupted version, trimmed 0.5 %
-        each side; reads two columns of this model's files only."""
+    def margin_change(self, run: str, model_id: str) -> dict:
+        """Fig. 10's density of a model (pipeline.store.margin_change_summary), memoised: from its
+        clean file's footer where the pipeline wrote it for the model's current sets (one footer
+        read), else computed from the margins of every evaluation file of the model."""
         self.check_model(run, model_id)
 
-        def read() -> np.ndarray:
-            ev = self.evaluations(run)
-            mine = ev[ev["model_id"] == model_id]
-            sets = [EvalSet(c, s) for c, s in zip(mine["corruption"], mine["severity"]) if c != store.CLEAN]
-            if not sets or not (mine["corruption"] == store.CLEAN).any():
-                return np.empty(0)
-            index, num_classes = self.index(run, model_id), self.meta(run)["num_classes"]
-            with store_errors(), ThreadPoolExecutor(4) as pool:  # pyarrow reads without the GIL
-                tables = list(
-                    pool.map(
-                        lambda es: read_samples(index, es, ["sample_id", "margin"], num_classes),
-                        [store.CLEAN_SET, *sets],
-                    )
-                )
-            n = max((int(np.max(t.column("sample_id").to_numpy())) if t.num_rows else 0) for t in tables) + 1
-            matrix = np.full((len(tables), n), np.nan, np.float32)
-            for row, t in enumerate(tables):
-                matrix[row, t.column("sample_id").to_numpy()] = t.column("margin").to_numpy()
-            return trim(relative_margin_change(matrix[0], matrix[1:]))
+        def read() -> dict:
+            sets = self._corrupted_sets(run, model_id)
+            if not sets:
+                return store.margin_change_summary(np.empty(0))
+            files = self.index(run, model_id).files.get(store.CLEAN_SET, [])
+            pairs = [(es.corruption, es.severity) for es in sets]
+            stored = store.stored_margin_change(files[0], pairs) if [f.stem for f in files] == [store.CLEAN] else None
+            return stored or store.margin_change_summary(self.margin_changes(run, model_id))
 
-        return self._memo(run, "margin_changes", (model_id,), read)
+        return self._memo(run, "margin_change", (model_id,), read)
+
+    def margin_changes(self, run: str, model_id: str) -> np.ndarray:
+        """Relative margin change of every sample under every corrupted version, trimmed 0.5 %
+        each side, from the files (not memoised: margin_change() keeps their summary); reads two
+        columns of this model's files only."""
+        self.check_model(run, model_id)
+        sets = self._corrupted_sets(run, model_id)
+        if not sets:
+            return np.empty(0)
+        index, num_classes = self.index(run, model_id), self.meta(run)["num_classes"]
+        with store_errors(), ThreadPoolExecutor(4) as pool:  # pyarrow reads without the GIL
+            tables = list(
+                pool.map(
+                    lambda es: read_samples(index, es, ["sample_id", "margin"], num_classes),
+                    [store.CLEAN_SET, *sets],
+                )
+            )
+        return store.margin_change_values(tables[0], tables[1:])
+
+    def _corrupted_sets(self, run: str, model_id: str) -> list[EvalSet] | None:
+        """The model's corrupted evaluation sets, from evaluations.parquet; None without a clean one."""
+        ev = self.evaluations(run)
+        mine = ev[ev["model_id"] == model_id]
+        if not (mine["corruption"] == store.CLEAN).any():
+            return None
+        return [EvalSet(c, int(s)) for c, s in zip(mine["corruption"], mine["severity"]) if c != store.CLEAN]
 
     def table1(self, run: str) -> pd.DataFrame:
         """Pearson correlation of per-sample robustness with the clean angle, length and margin, per model."""

@@ -123,7 +123,7 @@ def write_synthetic_run(
             else f"net-{METHODS[(m - 1) % len(METHODS)]}-s{10 * (1 + (m - 1) // len(METHODS)) % 100 or 90}-{m}"
         )
         sparsity = 0.0 if m == 0 else min(0.95, 0.1 * (1 + (m - 1) // len(METHODS)))
-        clean_acc, parts = None, []
+        clean_acc, parts, margins = None, [], {}
         for k, (corr, sev) in enumerate(sets):
             k = angles.get("k") if corr != store.CLEAN else None
             table, summary = sample_table(rng, samples, classes, min(0.9, sparsity / 2 + sev / 10), k)
@@ -132,8 +132,11 @@ def write_synthetic_run(
             )
             if file_per_model:
                 parts.append(table)
+            elif corr == store.CLEAN:
+                clean = table  # written last, with the summary of the margin changes as the pipeline writes it
             else:
                 store.write_samples(table, store.samples_path(run, mid, corr, sev))
+                margins[(corr, sev)] = table.select(["sample_id", "margin"])
             eval_rows.append(
                 {
                     "model_id": mid,
@@ -147,6 +150,9 @@ def write_synthetic_run(
                 clean_acc = summary["accuracy"]
         if parts:
             write_row_groups(parts, store.samples_path(run, mid, "all", 0).with_name("samples.parquet"))
+        else:
+            clean = store.with_margin_change(clean, list(margins.values()), list(margins))
+            store.write_samples(clean, store.samples_path(run, mid, store.CLEAN, 0))
         model_rows.append(
             {
                 "model_id": mid,

@@ -233,7 +233,8 @@ def test_box_constraints_brush_the_axes_a_box_covers():
 
 
 def test_robustness_and_sweetspot_figures():
-    fig = F(margin_change([("a", np.random.default_rng(0).normal(0, 1, 200)), ("b", np.array([1.0]))]))
+    summary = store.margin_change_summary
+    fig = F(margin_change([("a", summary(np.random.default_rng(0).normal(0, 1, 200))), ("b", summary([1.0]))]))
     assert len([t for t in fig.data if t.fill == "tozeroy"]) == 1
     assert "no corrupted evaluations" in F(margin_change([])).layout.annotations[0].text
     models = evals_frame().query("corruption == 'clean'").assign(clean_accuracy=lambda d: d["accuracy"])
@@ -277,7 +278,7 @@ def _every_builder() -> dict[str, dict]:
             [{"type": "rect", "xref": "x", "yref": "y", "x0": 0.8, "x1": 1.2, "y0": 0.1, "y1": 0.6}],
         ),
         "strips": density_strips(df, samples_frame(seed=2), dims),
-        "margin": margin_change([("a", np.random.default_rng(0).normal(0, 1, 200))]),
+        "margin": margin_change([("a", store.margin_change_summary(np.random.default_rng(0).normal(0, 1, 200)))]),
         "margin-empty": margin_change([]),
         "sweetspot": accuracy_vs_sparsity(models, selected="m-mag-50"),
         "sweetspot-empty": accuracy_vs_sparsity(models.iloc[0:0]),
@@ -435,7 +436,7 @@ def test_reader_filters_and_memo(tiny_run, tmp_path):
     assert dense["accuracy"].iloc[0] == pytest.approx(df["correct"].mean())
     pngs, corrupted = reader.images("tiny", [0, 5])
     assert set(pngs) == {0, 5} and not corrupted and pngs[0].startswith(b"\x89PNG")
-    assert reader.margin_changes("tiny", "digits_cnn-dense").size == 0  # no corrupted sets in this run
+    assert reader.margin_change("tiny", "digits_cnn-dense")["n"] == 0  # no corrupted sets in this run
     assert set(reader.table1("tiny")["model_id"]) == set(reader.models("tiny")["model_id"])
     calls = []
     for _ in range(2):  # a view's derived table is computed once per run version

@@ -18,6 +18,7 @@ from app.figures.local import trajectories
 from app.reader import StoreError, StoreReader
 from app.state import Combo
 from app.views.local import default_class, flips_per_class
+from pipeline import store
 from pipeline.errors import PruneScopeError
 from tests.conftest import HOSTILE_NAMES
 
@@ -213,7 +214,7 @@ def test_snapshot_names_the_runs_margin_definition(snapshot):
     label = "margin (eq. 5)"
     assert f"<th>{label}</th>" in snapshot
     assert f"last axis: {label}" in data["figures"]["global"]["layout"]["title"]["text"]
-    fig10 = margin_change([("m", np.linspace(-1, 1, 50))], label)
+    fig10 = margin_change([("m", store.margin_change_summary(np.linspace(-1, 1, 50)))], label)
     assert label in fig10["layout"]["title"]["text"] and "signed margin" not in fig10["layout"]["title"]["text"]
     titles = [v.get("title", {}).get("text") for k, v in data["figures"]["local"]["layout"].items() if "axis" in k]
     assert label in titles

@@ -124,7 +124,7 @@ def test_the_reader_reads_another_tools_run(foreign_store):
         assert df["robustness"].isna().all()
     keys, packed = reader.correctness("toy")
     assert len(keys) == 2 * len(SETS) and packed.shape[1] * 8 >= N
-    assert len(reader.margin_changes("toy", "pruned")) > 0
+    assert reader.margin_change("toy", "pruned")["n"] > 0
     assert set(reader.table1("toy")["model_id"]) == {"dense", "pruned"}
     images, corrupted = reader.images("toy", [0, 1])
     assert set(images) == {0, 1} and not corrupted

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from app.figures import Figure, figure
-from app.figures.density import kde
+from app.figures.density import kde_of
 from app.figures.local import empty_figure
 from app.figures.style import FONT, GREY, YELLOW
 
 
-def margin_change(curves: list[tuple[str, np.ndarray]], margin_label: str = "margin") -> Figure:
-    """Densities of (m_clean − m_corrupted) / m_clean, already trimmed 0.5 % each side; `margin_label`
-    names the run's margin definition."""
-    curves = [(label, v) for label, v in curves if len(v) > 1]
+def margin_change(curves: list[tuple[str, dict]], margin_label: str = "margin") -> Figure:
+    """Densities of (m_clean − m_corrupted) / m_clean, one a model from its summary of the changes
+    trimmed 0.5 % each side (pipeline.store.margin_change_summary, as stored or computed);
+    `margin_label` names the run's margin definition."""
+    curves = [(label, summary) for label, summary in curves if summary["n"] > 1]
     if not curves:
         return empty_figure(
             "no corrupted evaluations in this run: add [evaluation] corruptions to the config", height=300
         )
     traces = []
-    for (label, values), color in zip(curves, (GREY, YELLOW, "#1f77b4", "#ff7f0e")):
-        x, d = kde(values, points=160)
+    for (label, summary), color in zip(curves, (GREY, YELLOW, "#1f77b4", "#ff7f0e")):
+        x, d = kde_of(summary, points=160)
         traces.append(
             {
                 "type": "scatter",
@@ -28,7 +27,7 @@ def margin_change(curves: list[tuple[str, np.ndarray]], margin_label: str = "mar
                 "y": d,
                 "mode": "lines",
                 "fill": "tozeroy",
-                "name": f"{label} (median {np.median(values):+.2f})",
+                "name": f"{label} (median {summary['median']:+.2f})",
                 "line": {"color": color, "width": 2},
                 "opacity": 0.8,
             }

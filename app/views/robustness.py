@@ -87,7 +87,7 @@ def layout() -> html.Div:
 
 def margin_figure(reader: StoreReader, run: str, ref: Combo | None, cmp: Combo | None, margin_label: str) -> Figure:
     """The margin change densities of the reference and compared models."""
-    curves = [(c.model_id, reader.margin_changes(run, c.model_id)) for c in dict.fromkeys(c for c in (ref, cmp) if c)]
+    curves = [(c.model_id, reader.margin_change(run, c.model_id)) for c in dict.fromkeys(c for c in (ref, cmp) if c)]
     if ref and cmp and ref.model_id == cmp.model_id:
         curves = curves[:1]
     return margin_change(curves, margin_label)

@@ -108,8 +108,13 @@ from pipeline.store.schema import (
     samples_schema,
 )
 from pipeline.store.stats import (
+    DENSITY_BINS,
     KINDS,
+    MARGIN_CHANGE_KEY,
+    density_bins,
     map_drift,
+    margin_change_summary,
+    margin_change_values,
     model_kinds,
     pearson,
     pooled,
@@ -117,13 +122,22 @@ from pipeline.store.stats import (
     relative_margin_change,
     run_angle_summary,
     run_table1,
+    stored_margin_change,
     table1,
     trim,
+    with_margin_change,
 )
 from pipeline.store.validate import check_run, validate_run
 from pipeline.store.write import write_run
 
 __all__ = [
+    "DENSITY_BINS",
+    "MARGIN_CHANGE_KEY",
+    "density_bins",
+    "margin_change_summary",
+    "margin_change_values",
+    "stored_margin_change",
+    "with_margin_change",
     "FLIPS",
     "PIE",
     "SENSITIVITY_METRICS",

@@ -91,6 +91,116 @@ def trim(values: np.ndarray, fraction: float = TRIM) -> np.ndarray:
     return v[(v >= lo) & (v <= hi)]
 
 
+def margin_change_values(clean: pa.Table, corrupted: list[pa.Table]) -> np.ndarray:
+    """trim(relative_margin_change()) of one model (Fig. 10): its clean rows and each corrupted
+    set's rows (columns sample_id, margin), matched by sample id; margins as stored (float32)."""
+    tables = [clean, *corrupted]
+    n = max((int(np.max(t.column("sample_id").to_numpy())) + 1 if t.num_rows else 0) for t in tables)
+    matrix = np.full((len(tables), n), np.nan, np.float32)
+    for row, t in enumerate(tables):
+        matrix[row, t.column("sample_id").to_numpy()] = t.column("margin").to_numpy(zero_copy_only=False)
+    return trim(relative_margin_change(matrix[0], matrix[1:]))
+
+
+DENSITY_BINS = 256  # a density of more values than this is estimated from their histogram of this many bins
+SCOTT = 1.06  # Scott's rule: bandwidth 1.06 · std · n^(-1/5)
+
+
+def density_bins(
+    values: np.ndarray, lo: float | None = None, hi: float | None = None, bins: int = DENSITY_BINS
+) -> dict | None:
+    """What a Gaussian kernel density estimate of the finite `values` needs: their count `n`,
+    Scott's bandwidth `bw`, the ends `lo`, `hi` of the values (unless given), and the `values`
+    themselves, or for more than `bins` of them their `counts` in `bins` even bins on
+    [lo − bw, hi + bw] (at that many values the estimate of the binned values is the same to the
+    eye, cheaper, and a summary of fixed size). None when undefined: under two values, or all equal."""
+    v = np.asarray(values, np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if len(v) < 2 or np.ptp(v) == 0:
+        return None
+    lo = float(v.min()) if lo is None else float(lo)
+    hi = float(v.max()) if hi is None else float(hi)
+    bw = float(SCOTT * v.std() * len(v) ** (-1 / 5))
+    if len(v) > bins:
+        return {"n": len(v), "bw": bw, "lo": lo, "hi": hi, "counts": np.histogram(v, bins, (lo - bw, hi + bw))[0]}
+    return {"n": len(v), "bw": bw, "lo": lo, "hi": hi, "values": v}
+
+
+MARGIN_CHANGE_KEY = "prunescope.margin_change"  # a published clean file's footer: margin_change_summary()
+
+
+def margin_change_summary(changes: np.ndarray) -> dict:
+    """Fig. 10's density of one model from its trimmed relative margin changes: `n` and `median`
+    of the finite ones, and density_bins() of them where defined (`bw`, `lo`, `hi`, `counts` or `values`)."""
+    v = np.asarray(changes, np.float64).ravel()
+    v = v[np.isfinite(v)]
+    return {"n": len(v), "median": float(np.median(v)) if len(v) else None} | (density_bins(v) or {})
+
+
+def with_margin_change(clean: pa.Table, corrupted: list[pa.Table], sets: list[tuple[str, int]]) -> pa.Table:
+    """The `clean` rows of a model with margin_change_summary() of them and its `corrupted` sets'
+    rows (sample_id, margin; one table a set of `sets`) in their footer (key MARGIN_CHANGE_KEY,
+    with the clean row count and the sets it holds for), so that the dashboard reads one footer
+    instead of every evaluation file of the model."""
+    summary = margin_change_summary(margin_change_values(clean.select(["sample_id", "margin"]), corrupted))
+    for key in ("counts", "values"):
+        if key in summary:
+            summary[key] = summary[key].tolist()
+    record = {**summary, "rows": clean.num_rows, "sets": sorted([str(c), int(s)] for c, s in sets)}
+    footer = {**(clean.schema.metadata or {}), MARGIN_CHANGE_KEY.encode(): json.dumps(record).encode()}
+    return clean.replace_schema_metadata(footer)
+
+
+def stored_margin_change(path: Path, sets: list[tuple[str, int]]) -> dict | None:
+    """margin_change_summary() of a model from its clean samples file's footer (docs/store.md), or
+    None where the footer does not hold one for the file's rows and the model's corrupted `sets`
+    (another tool's file, an older run, rows or sets changed since) or holds an odd one."""
+    try:
+        meta = pq.read_metadata(path)
+        raw = (meta.metadata or {}).get(MARGIN_CHANGE_KEY.encode())
+        record = json.loads(raw) if raw else None
+    except (pa.ArrowException, OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("rows") != meta.num_rows:
+        return None
+    try:
+        if sorted((str(c), int(s)) for c, s in record["sets"]) != sorted((str(c), int(s)) for c, s in sets):
+            return None
+        return _checked_density(record)
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return None
+
+
+def _checked_density(record: dict) -> dict | None:
+    """A stored margin_change_summary() with its numbers checked (arrays as numpy), or None when
+    it does not describe a density: a wrong type, a count that does not add up, a bandwidth ≤ 0."""
+    n = record["n"]
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        return None
+    median = None if record.get("median") is None else float(record["median"])
+    if (median is None) != (n == 0) or (median is not None and not np.isfinite(median)):
+        return None
+    out = {"n": n, "median": median}
+    if not {"bw", "counts", "values"} & record.keys():
+        return out  # no density: under two values, or all equal
+    bw, lo, hi = float(record["bw"]), float(record["lo"]), float(record["hi"])
+    if not (np.isfinite([bw, lo, hi]).all() and bw > 0 and lo <= hi and n >= 2):
+        return None
+    if ("counts" in record) == ("values" in record):
+        return None
+    if "counts" in record:
+        counts = np.asarray(record["counts"])
+        if counts.ndim != 1 or not len(counts) or counts.dtype.kind not in "iu" or counts.min() < 0:
+            return None
+        if int(counts.sum()) != n:
+            return None
+        return out | {"bw": bw, "lo": lo, "hi": hi, "counts": counts}
+    values = np.asarray(record["values"], np.float64)
+    if values.shape != (n,) or not np.isfinite(values).all():
+        return None
+    return out | {"bw": bw, "lo": lo, "hi": hi, "values": values}
+
+
 def table1(samples: pd.DataFrame, accuracy: dict[str, float] | None = None) -> pd.DataFrame:
     """Table 1: Pearson correlation, per model, of per-sample robustness with the clean angle,
     length and margin. `samples`: the clean rows with model_id, robustness, angle, length,
