@@ -621,12 +621,7 @@ def run_robustness_unit(ctx: RunContext, plan: ModelPlan) -> None:
     meta = {**clean.schema.metadata, ROBUSTNESS_META_KEY.encode(): json.dumps(corrupted).encode()}
     idx = clean.schema.get_field_index("robustness")
     published = clean.set_column(idx, "robustness", robustness).replace_schema_metadata(meta)
-    margins = [  # a plain read of two columns: a dataset scan costs twice as much a file (95 files a model)
-        pq.ParquetFile(store.samples_path(run_dir, plan.model_id, c, s), page_checksum_verification=True).read(
-            ["sample_id", "margin"]
-        )
-        for c, s in corrupted
-    ]
+    margins = store.read_margins(run_dir, plan.model_id, corrupted)
     published = store.with_margin_change(published, margins, corrupted)  # Fig. 10's density: one footer to read
     store.write_samples(published, store.samples_path(run_dir, plan.model_id, store.CLEAN, 0))
 

@@ -137,6 +137,21 @@ def margin_change_summary(changes: np.ndarray) -> dict:
     return {"n": len(v), "median": float(np.median(v)) if len(v) else None} | (density_bins(v) or {})
 
 
+def read_margins(run_dir: Path, model_id: str, sets: list[tuple[str, int]]) -> list[pa.Table]:
+    """sample_id and margin of each of `sets` of a model, from the files the pipeline writes (one a
+    set): a plain read of two columns, page checksums verified (a dataset scan costs twice as much
+    a file, and a model has 95 corrupted sets)."""
+    from pipeline.store.layout import samples_path
+
+    out = []
+    for corruption, severity in sets:
+        with pq.ParquetFile(
+            samples_path(run_dir, model_id, corruption, severity), page_checksum_verification=True
+        ) as f:
+            out.append(f.read(["sample_id", "margin"], use_threads=False))
+    return out
+
+
 def with_margin_change(clean: pa.Table, corrupted: list[pa.Table], sets: list[tuple[str, int]]) -> pa.Table:
     """The `clean` rows of a model with margin_change_summary() of them and its `corrupted` sets'
     rows (sample_id, margin; one table a set of `sets`) in their footer (key MARGIN_CHANGE_KEY,
