@@ -137,6 +137,19 @@ def margin_change_summary(changes: np.ndarray) -> dict:
     return {"n": len(v), "median": float(np.median(v)) if len(v) else None} | (density_bins(v) or {})
 
 
+def footer_record(path: Path, key: str) -> dict | None:
+    """The JSON object under `key` in a Parquet file's metadata where it holds for the file's rows
+    (its `rows` equals the file's row count), else None (no such key, another JSON value, an
+    unreadable file, rows rewritten since it was written)."""
+    try:
+        meta = pq.read_metadata(path)
+        raw = (meta.metadata or {}).get(key.encode())
+        record = json.loads(raw) if raw else None
+    except (pa.ArrowException, OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("rows") == meta.num_rows else None
+
+
 def read_margins(run_dir: Path, model_id: str, sets: list[tuple[str, int]]) -> list[pa.Table]:
     """sample_id and margin of each of `sets` of a model, from the files the pipeline writes (one a
     set): a plain read of two columns, page checksums verified (a dataset scan costs twice as much
@@ -170,13 +183,8 @@ def stored_margin_change(path: Path, sets: list[tuple[str, int]]) -> dict | None
     """margin_change_summary() of a model from its clean samples file's footer (docs/store.md), or
     None where the footer does not hold one for the file's rows and the model's corrupted `sets`
     (another tool's file, an older run, rows or sets changed since) or holds an odd one."""
-    try:
-        meta = pq.read_metadata(path)
-        raw = (meta.metadata or {}).get(MARGIN_CHANGE_KEY.encode())
-        record = json.loads(raw) if raw else None
-    except (pa.ArrowException, OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or record.get("rows") != meta.num_rows:
+    record = footer_record(path, MARGIN_CHANGE_KEY)
+    if record is None:
         return None
     try:
         if sorted((str(c), int(s)) for c, s in record["sets"]) != sorted((str(c), int(s)) for c, s in sets):
@@ -356,13 +364,8 @@ def angle_stats(labels: np.ndarray, own: np.ndarray, mat: np.ndarray) -> dict[st
 def stored_angle_stats(path: Path) -> dict[str, float] | None:
     """angle_stats() of a clean samples file from its footer (docs/store.md), or None where the
     footer does not hold them for the file's rows (another tool's file, or rows rewritten since)."""
-    try:
-        meta = pq.read_metadata(path)
-        raw = (meta.metadata or {}).get(ANGLE_STATS_KEY.encode())
-        stats = json.loads(raw) if raw else None
-    except (pa.ArrowException, OSError, ValueError):
-        return None
-    if not isinstance(stats, dict) or stats.get("rows") != meta.num_rows:
+    stats = footer_record(path, ANGLE_STATS_KEY)
+    if stats is None:
         return None
     try:
         return {k: int(stats[k]) if k == "n" else float(stats[k]) for k in ANGLE_STATS}
