@@ -316,3 +316,9 @@ def test_the_angle_summary_reads_clean_footers_and_equals_the_one_computed_from_
     stale = pq.read_table(clean[0])
     pq.write_table(stale.slice(0, 10), first)  # rows rewritten, footer kept: it no longer holds for them
     assert store.stats.stored_angle_stats(first) is None
+
+
+def test_the_class_in_focus_is_named_once_whatever_its_name():
+    dims = [{}, {}, {}, {}]  # two class axes plus the two fixed ones
+    assert global_._note(["0", "1"], 1, dims, False) == "class 1"
+    assert global_._note(["class 0", "class 1"], 1, dims, False) == "class 1"

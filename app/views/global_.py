@@ -70,7 +70,8 @@ def _frames(
 def _note(names: list[str], focus: int, dims: list, compared: bool, nearest_k: int | None = None) -> str:
     """Which class and axes are shown; with `nearest_k`, that corrupted sets hold the angles of their
     k nearest classes only (docs/store.md), so a line leaves a gap on the other axes."""
-    note = f"class {names[focus]}"
+    name = names[focus]
+    note = name if name.lower().startswith("class") else f"class {name}"  # never "class class 10"
     if len(dims) - 2 < len(names):
         note += f": {len(dims) - 2} of {len(names)} class axes (most confused{', most changed' if compared else ''})"
     if nearest_k is not None:
