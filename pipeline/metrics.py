@@ -26,6 +26,8 @@ from pipeline.store import MARGIN_DEFINITIONS, MARGIN_EQ5
 
 CHUNK_ROWS = 4096  # rows of X per product: a few MiB, still in cache when their norms are taken
 CACHE_ELEMENTS = 1 << 17  # products per pass of the element-wise work: half a MiB, in L2
+# A CPU block holds at least one full element-wise pass: with few classes, a pass of 4096 rows is so
+# small that each operation's fixed cost (about as much as its work at C = 10) would dominate.
 # On a GPU, kernel launches cost more than memory traffic: a pass covers up to 2^26 products
 # (256 MiB, two scratch buffers of it), i.e. every row of a CIFAR evaluation set in one go.
 GPU_ELEMENTS = 1 << 26
@@ -120,10 +122,12 @@ def device_metrics(
         **{k: torch.empty(n, **f32) for k in ("angle", "length", "margin", "confidence", "loss")},
         "pred": torch.empty(n, dtype=torch.int64, device=x.device),
     }
-    rows, elements = block_sizes(x.device.type, c)
+    rows, product_rows, elements = block_sizes(x.device.type, c)
+    workers = min(torch.get_num_threads(), -(-n // rows)) if x.device.type == "cpu" else 1
+    if workers > 1:  # as many blocks for each worker, so that none waits for the other's last one
+        rows = -(-n // (-(-n // (rows * workers)) * workers))
     blocks = [(lo, min(lo + rows, n)) for lo in range(0, n, rows)]
-    work = partial(_block, x, w, b, y, head, margin == MARGIN_EQ5, out, elements)
-    workers = min(torch.get_num_threads(), len(blocks)) if x.device.type == "cpu" else 1
+    work = partial(_block, x, w, b, y, head, margin == MARGIN_EQ5, out, product_rows, elements)
     if workers > 1:  # one single-threaded stream of blocks per core: no thread barrier per operation
         with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
             list(pool.map(work, blocks))
@@ -142,12 +146,13 @@ def host_metrics(out: dict[str, torch.Tensor], labels: np.ndarray) -> dict[str, 
     return host
 
 
-def block_sizes(device_type: str, c: int) -> tuple[int, int]:
-    """Rows of X per product and products per element-wise pass: cache-sized on a CPU, as large
-    as memory allows on a GPU (where each pass is a kernel launch)."""
+def block_sizes(device_type: str, c: int) -> tuple[int, int, int]:
+    """Rows of X per block, per product and products per element-wise pass: cache-sized on a CPU,
+    as large as memory allows on a GPU (where each pass is a kernel launch)."""
     if device_type == "cpu":
-        return CHUNK_ROWS, CACHE_ELEMENTS
-    return max(1, GPU_ELEMENTS // max(c, 1)), GPU_ELEMENTS
+        return max(CHUNK_ROWS, CACHE_ELEMENTS // max(c, 1)), CHUNK_ROWS, CACHE_ELEMENTS
+    rows = max(1, GPU_ELEMENTS // max(c, 1))
+    return rows, rows, GPU_ELEMENTS
 
 
 def _finish(out: dict[str, torch.Tensor], y: torch.Tensor, eq5: bool) -> None:
@@ -170,14 +175,17 @@ def _block(
     head: HeadGeometry,
     eq5: bool,
     out: dict[str, torch.Tensor],
+    product_rows: int,
     elements: int,
     block: tuple[int, int],
 ) -> None:
-    """Every metric of the rows lo..hi, `elements` products per element-wise pass: X is read
-    once (its product, then its norms while still in cache)."""
+    """Every metric of the rows lo..hi, `product_rows` rows per product, `elements` products per
+    element-wise pass: X is read once (each slice's product, then its norms while still in cache)."""
     lo, hi = block
-    torch.mm(x[lo:hi], w.T, out=out["angles"][lo:hi])  # W_j·X, turned into angles in place by _chunk
-    torch.linalg.vector_norm(x[lo:hi], dim=1, out=out["length"][lo:hi])
+    for start in range(lo, hi, product_rows):
+        rows = slice(start, min(start + product_rows, hi))
+        torch.mm(x[rows], w.T, out=out["angles"][rows])  # W_j·X, turned into angles in place by _chunk
+        torch.linalg.vector_norm(x[rows], dim=1, out=out["length"][rows])
     step = max(1, min(hi - lo, elements // max(w.shape[0], 1)))
     scratch = (
         torch.empty((step, w.shape[0]), dtype=x.dtype, device=x.device),

@@ -188,12 +188,13 @@ def test_chunking_is_invisible(monkeypatch):
     w = rng.normal(size=(7, 8)).astype(np.float32)
     y = rng.integers(0, 7, 103)
     whole = sample_metrics(x, w, None, y)
-    monkeypatch.setattr(metrics, "CHUNK_ROWS", 10)
-    monkeypatch.setattr(metrics, "CACHE_ELEMENTS", 7 * 3)  # blocks of 10 rows, element-wise passes over 3
-    chunked = sample_metrics(x, w, None, y)
     assert (~whole["correct"]).any()
-    for k in whole:
-        np.testing.assert_allclose(whole[k], chunked[k], rtol=1e-5, atol=1e-5)  # BLAS blocking may differ
+    for chunk_rows, elements in ((10, 7 * 3), (4, 7 * 11)):  # passes over 3 rows of 10-row blocks; 4-row
+        monkeypatch.setattr(metrics, "CHUNK_ROWS", chunk_rows)  # products in blocks of 11 rows
+        monkeypatch.setattr(metrics, "CACHE_ELEMENTS", elements)
+        chunked = sample_metrics(x, w, None, y)
+        for k in whole:
+            np.testing.assert_allclose(whole[k], chunked[k], rtol=1e-5, atol=1e-5)  # BLAS blocking may differ
 
 
 def test_gpu_passes_cover_an_evaluation_set_and_give_the_same_numbers(monkeypatch):
@@ -201,7 +202,7 @@ def test_gpu_passes_cover_an_evaluation_set_and_give_the_same_numbers(monkeypatc
     the GPU's sizes, run here on the CPU, give what the cache-sized chunks give."""
     import pipeline.metrics as metrics
 
-    assert metrics.block_sizes("cuda", 1000)[0] >= 10_000 and metrics.block_sizes("cpu", 10) == (4096, 1 << 17)
+    assert metrics.block_sizes("cuda", 1000)[0] >= 10_000 and metrics.block_sizes("cpu", 1000) == (4096, 4096, 1 << 17)
     rng = np.random.default_rng(6)
     x = rng.normal(size=(9000, 16)).astype(np.float32)
     w = rng.normal(size=(10, 16)).astype(np.float32)
