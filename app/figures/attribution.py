@@ -149,7 +149,7 @@ def drift_vs_sparsity(drift: pd.DataFrame, metric: str = "spearman", height: int
                     for cell in cells[0]
                 ],
                 "dragmode": "select",
-                "legend": {"font": {"size": 9}},
+                "legend": {"font": {"size": 9}, "tracegroupgap": 0},  # a group per variant: no gaps, no scrolling
                 **merge_axes(axes, updates),
             },
         }
