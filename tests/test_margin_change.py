@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -183,3 +184,24 @@ def test_the_synthetic_store_writes_the_summary_the_reader_would_compute(tmp_pat
         assert footer(clean_file(run, model))["n"] == stored["n"] == computed["n"] > store.DENSITY_BINS
         np.testing.assert_array_equal(stored["counts"], computed["counts"])
         assert [stored[k] for k in ("median", "bw", "lo", "hi")] == [computed[k] for k in ("median", "bw", "lo", "hi")]
+
+
+def test_write_run_stores_the_summary_as_the_pipeline_does(browser_store, tmp_path):
+    src = browser_store / "tiny"
+    samples = pd.concat(
+        [
+            pd.read_parquet(p).assign(model_id=p.parent.name.split("=", 1)[1])
+            for p in sorted((src / store.SAMPLES_DIR).glob("*/*.parquet"))
+        ],
+        ignore_index=True,
+    )
+    models, heads = pd.read_parquet(src / store.MODELS), pd.read_parquet(src / store.HEADS)
+    run = store.write_run(tmp_path / "mine", models, samples, heads, store.read_run_json(src)["class_names"])
+    assert footer(clean_file(run))["sets"] == [list(s) for s in SETS]
+    reader = StoreReader(tmp_path)
+    stored, computed = (
+        reader.margin_change("mine", MODEL),
+        store.margin_change_summary(reader.margin_changes("mine", MODEL)),
+    )
+    assert_same_figure(margin_change([(MODEL, stored)]), margin_change([(MODEL, computed)]))
+    assert stored["n"] == footer(clean_file(src))["n"]

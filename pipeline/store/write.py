@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -12,7 +13,7 @@ import pyarrow as pa
 from pipeline.store.bits import KEYS, pack_correct
 from pipeline.store.errors import PruneScopeError
 from pipeline.store.io import conform, remove_run, write_json, write_samples, write_table
-from pipeline.store.layout import RUN_JSON, EvalSet, check_id, samples_path
+from pipeline.store.layout import CLEAN_SET, RUN_JSON, EvalSet, check_id, samples_path
 from pipeline.store.schema import (
     ANGLE_FORM_COLUMNS,
     EVALUATIONS_TABLE,
@@ -23,6 +24,7 @@ from pipeline.store.schema import (
     SCHEMA_VERSION,
     TableSpec,
 )
+from pipeline.store.stats import with_margin_change
 from pipeline.store.validate import check_run
 
 
@@ -66,12 +68,19 @@ def write_run(
     if "model_id" not in samples.columns:
         raise PruneScopeError("samples has no model_id column", "add the model_id of every row")
     forms = [c for c in ANGLE_FORM_COLUMNS if c not in samples.columns]  # angle columns not written (nor all-null ones)
-    parts = []
+    parts, sets = [], {}
     for (model_id, corruption, severity), rows in samples.groupby(["model_id", "corruption", "severity"], sort=True):
         es = EvalSet(str(corruption), int(severity))
         empty = [c for c in ANGLE_FORM_COLUMNS if c in rows.columns and rows[c].isna().all()]
         table = _conform(rows.drop(columns=["model_id"]), SAMPLES_TABLE, {"num_classes": num_classes}, forms + empty)
+        sets.setdefault(str(model_id), {})[es] = len(parts)
         parts.append((samples_path(run_dir, check_id(str(model_id)), es.corruption, es.severity), table))
+    for where in sets.values():  # Fig. 10's summary in each clean file's footer, as the pipeline writes it
+        if CLEAN_SET in where:
+            corrupted = [es for es in where if es != CLEAN_SET]
+            path, clean = parts[where[CLEAN_SET]]
+            margins = [parts[where[es]][1].select(["sample_id", "margin"]) for es in corrupted]
+            parts[where[CLEAN_SET]] = (path, with_margin_change(clean, margins, [astuple(es) for es in corrupted]))
     for table, spec in conformed:
         write_table(table, run_dir / spec.path)
     for path, table in parts:
