@@ -23,9 +23,7 @@ from app.figures.dimension import angle_dimension
 from app.figures.evaltable import (
     CHAR_PX,
     PLOT_PX,
-    bar_models,
     evaluation_table,
-    outlines,
     row_labels,
     table_frame,
 )
@@ -581,19 +579,22 @@ def test_evaluation_table_numbers_mode_writes_each_sparsity_and_accuracy_on_its_
     values = next(t for t in fig.data if t.name == "values")
     bars = fig.data[0]
     assert bars.orientation == "h" and len(values.text) == len(arr(bars.y)) == 3 * 22
-    assert "50 <b>78</b>" in values.text and np.allclose(arr(values.y), arr(bars.y))
+    assert values.texttemplate == "%{customdata} <b>%{text}</b>" and np.allclose(arr(values.y), arr(bars.y))
+    assert ("50", "78") in set(zip(values.customdata, values.text))  # "50 <b>78</b>": sparsity and accuracy
     rows = next(t for t in fig.data if t.name == "row labels")
     assert set(rows.text) == {"mag", "rand"}  # short labels where a full name does not fit a column at 1280 px
     assert {t.name for t in F(evaluation_table(frame, mode="bars")).data} >= {"sparsity labels", "accuracy labels"}
     assert "values" in {t.name for t in F(evaluation_table(table_frame(evals, 3), mode="numbers")).data}
 
 
-def test_a_highlight_update_outlines_the_bars_the_full_table_outlines():
+def test_the_table_outlines_the_selected_model_thick_and_the_compared_one_thinner():
     frame = table_frame(evals_frame(), 3)
     for selected, compared in (("m-mag-50", "m-rand-50"), ("m-mag-90", None), (None, None)):
-        full = arr(F(evaluation_table(frame, selected, compared)).data[0].marker.line.width)
-        assert outlines(bar_models(frame), selected, compared).tolist() == full.tolist()
-        assert full.max(initial=0) == (2.5 if selected else 0)
+        bars = F(evaluation_table(frame, selected, compared)).data[0]
+        widths = dict(zip([c[0] for c in bars.customdata], arr(bars.marker.line.width)))
+        assert {m for m, w in widths.items() if w == 2.5} == ({selected} - {None})
+        assert {m for m, w in widths.items() if w == 1.5} == ({compared} - {None})
+        assert {m for m, w in widths.items() if w == 0} == set(widths) - {selected, compared}
 
 
 def test_evaluation_table_rows_keep_scopes_apart():

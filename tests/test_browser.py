@@ -98,7 +98,10 @@ def test_box_selection_drives_samples_global_and_table(dash_app):
             and dash_app.find_element(f"#{ids.SAMPLES_COUNT}").text != before
         ),
     )
-    wait(dash_app, lambda: any(t.get("name") == "difference" for t in figure_data(dash_app, ids.EVAL_TABLE)))
+    wait(
+        dash_app,
+        lambda: any(t.get("name") == "difference" and t["n"] > 0 for t in figure_data(dash_app, ids.EVAL_TABLE)),
+    )
     wait(
         dash_app,
         lambda: any(t.get("name") == "selected" and t["n"] > 0 for t in figure_data(dash_app, ids.GLOBAL_GRAPH)),
@@ -131,7 +134,10 @@ def test_box_over_an_axis_in_global_geometry_drives_the_other_views(dash_app):
     drag.release().perform()
     wait(dash_app, lambda: "selected (global)" in dash_app.find_element(f"#{ids.SELECTION_BADGE}").text)
     wait(dash_app, lambda: "selected" in dash_app.find_element(f"#{ids.SAMPLES_COUNT}").text)
-    wait(dash_app, lambda: any(t.get("name") == "difference" for t in figure_data(dash_app, ids.EVAL_TABLE)))
+    wait(
+        dash_app,
+        lambda: any(t.get("name") == "difference" and t["n"] > 0 for t in figure_data(dash_app, ids.EVAL_TABLE)),
+    )
     wait(
         dash_app,
         lambda: any(t.get("name") == "selected" and t["n"] > 0 for t in figure_data(dash_app, ids.GLOBAL_GRAPH)),

@@ -47,13 +47,14 @@ def decode_array(value: Any) -> np.ndarray | Any:
     return value
 
 
-def _encode(node: Any) -> Any:
+def encode(node: Any) -> Any:
+    """Any part of a spec as `figure` encodes it (a partial update's values, as the full figure's)."""
     if isinstance(node, np.ndarray):
         return typed_array(node)
     if isinstance(node, dict):
-        return {k: (v if k == "range" else _encode(v)) for k, v in node.items()}
+        return {k: (v if k == "range" else encode(v)) for k, v in node.items()}
     if isinstance(node, list):
-        return [_encode(v) for v in node]
+        return [encode(v) for v in node]
     return node
 
 
@@ -62,4 +63,4 @@ def figure(spec: Figure) -> Figure:
     numeric numpy arrays as plotly.js typed arrays (base64). Plotly's Figure objects validate
     and copy every property, which costs more than building the spec (70 % of the local
     geometry's time); the unit tests validate every builder's output instead."""
-    return _encode(spec)
+    return encode(spec)

@@ -17,12 +17,16 @@ and a blue (better) or red (worse) segment marks the difference from the whole t
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from app.figures import Figure, figure
+from app.figures import Figure, encode, figure
 from app.figures.style import BLUE, FONT, RED
 from app.figures.sweetspot import variant_labels
 from pipeline.store import main_models
@@ -118,10 +122,8 @@ def table_columns(ev: pd.DataFrame, severity: int | str) -> pd.DataFrame:
     return out
 
 
-def layout_cells(
-    frame: pd.DataFrame, columns: list[str], selected: str | None, compared: str | None
-) -> tuple[pd.DataFrame, int]:
-    """Every pruned model's bar: position, size and outline, vectorised; and the number of rows."""
+def layout_cells(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, int]:
+    """Every pruned model's bar: position and size, vectorised; and the number of rows."""
     pruned = frame[frame["method"] != "dense"].copy()
     n_rows = max(pruned["row"].nunique(), 1)
     pruned["k"] = pruned["column"].map({c: k for k, c in enumerate(columns)})
@@ -137,21 +139,12 @@ def layout_cells(
     pruned["x"] = pruned["k"] + CELL_PAD + slot * (pruned["i"] + 0.5)
     pruned["width"] = slot * 0.85
     pruned["floor"] = n_rows - 1 - pruned["rank"]  # the bottom of the cell's row
-    pruned["outline"] = outlines(pruned["model_id"], selected, compared)
     return pruned, n_rows
 
 
 def outlines(model_ids: pd.Series, selected: str | None, compared: str | None) -> np.ndarray:
     """The bars' outline widths: the selected model's thick, the compared one's thinner, others none."""
     return np.where(model_ids == selected, 2.5, np.where(model_ids == compared, 1.5, 0.0))
-
-
-def bar_models(frame: pd.DataFrame) -> pd.Series:
-    """The model of every bar, in the figure's bar order: what a highlight-only update needs
-    (memoised per run version and severity by the view, so it does not lay the table out again)."""
-    if frame.empty:
-        return pd.Series([], dtype=object)
-    return layout_cells(frame, _columns(frame), None, None)[0]["model_id"]
 
 
 def _columns(frame: pd.DataFrame) -> list[str]:
@@ -191,22 +184,32 @@ def _rgba(color: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def evaluation_table(
-    frame: pd.DataFrame,
-    selected: str | None = None,
-    compared: str | None = None,
-    subset: pd.DataFrame | None = None,
-    subset_size: int | None = None,
-    highlighted: Collection[str] | None = None,
-    mode: str = "auto",
-) -> Figure:
-    """`frame` from `table_frame`; `subset` (model_id, column, accuracy) switches to subset mode;
-    with `highlighted` (model ids, a group brushed in the similarity map) the other bars fade;
-    `mode` one of MODES."""
+SUBSET, OUTLINE, OPACITY = "subset", "outline", "opacity"
+PARTS = (SUBSET, OUTLINE, OPACITY)  # what a selection, the outlined models and a highlighted group set
+Path = tuple[int | str, ...]  # a property's place in a figure's "data": the trace's index, then its keys
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table's structure (rows, columns, models, sets, cell mode): its figure without the parts
+    (PARTS), and what the parts are placed with. Pure and picklable: the view memoises it per run
+    version, severity and mode, so a brush computes and sends only its parts."""
+
+    figure: Figure  # every trace and the layout; trace 0 the bars, without the parts' properties
+    cells: pd.DataFrame  # one row per bar in trace 0's order: model_id, column, accuracy, sparsity, anchors
+    numbers: bool  # cells drawn as numbers, else as bars
+    unit: float  # one pixel in row units
+    traces: dict[str, int]  # index of each trace in the figure's data, by name
+    key: str  # the structure's identity: parts update a drawn table of the same key
+
+
+def table_structure(frame: pd.DataFrame, mode: str = "auto") -> Table | None:
+    """The table of `frame` (table_frame) with its cells in `mode` (one of MODES), without its
+    parts; None where `frame` has no pruned models."""
     if frame.empty or (frame["method"] != "dense").sum() == 0:
-        return _empty()
+        return None
     columns = _columns(frame)
-    cells, n_rows = layout_cells(frame, columns, selected, compared)
+    cells, n_rows = layout_cells(frame, columns)
     per_cell = int(cells.groupby(["column", "row"]).size().max())
     numbers = cell_mode(len(columns), per_cell, mode) == "numbers"
     first = cells.drop_duplicates(["column", "row"])
@@ -216,8 +219,6 @@ def evaluation_table(
     row_px = body_px + label_lines * LINE_PX + 4
     unit = 1 / row_px  # one pixel in row units
 
-    acc = cells["accuracy"].to_numpy()
-    shown, diff = acc, np.zeros(len(acc))
     hover = (
         cells["model_id"]
         + "<br>"
@@ -227,83 +228,42 @@ def evaluation_table(
         + "<br>sparsity "
         + cells["sparsity"].map("{:.2f}".format)
     )
-    has = np.zeros(len(acc), dtype=bool)
-    if subset is not None and not subset.empty:
-        sub = cells[["model_id", "column"]].merge(subset, on=["model_id", "column"], how="left")["accuracy"].to_numpy()
-        has = ~np.isnan(sub)
-        shown = np.where(has, sub, acc)
-        diff = np.where(has, sub - acc, 0.0)
-        hover = hover + pd.Series(
-            np.where(
-                has,
-                [f"<br>selection ({subset_size}): {v:.3f} ({d:+.3f})" for v, d in zip(np.nan_to_num(sub), diff)],
-                "",
-            ),
-            index=cells.index,
-        )
-    colors = cells["method"].map(lambda m: facts(m).color)
+    colors = cells["method"].map({m: facts(m).color for m in cells["method"].unique()})
     floor = cells["floor"].to_numpy()
-    left = (cells["k"] + CELL_PAD).to_numpy()
-    if numbers:  # line i of a cell: its centre, counted down from under the label
-        line_y = floor + (body_px - (cells["i"].to_numpy() + 0.5) * LINE_PX) * unit
-        thick = (LINE_PX - 2) * unit
-        geometry = {"orientation": "h", "y": line_y, "x": BAR_SPACE * shown, "base": left, "width": thick}
-        fill = colors.map(lambda c: _rgba(c, 0.35)).to_numpy()
-        delta = {"orientation": "h", "y": line_y - thick / 2 + 1.5 * unit, "x": BAR_SPACE * np.abs(diff)}
-        delta |= {"base": left + BAR_SPACE * np.minimum(acc, shown), "width": 3 * unit}
+    cells["left"] = cells["k"] + CELL_PAD
+    cells["line_y"] = floor + (body_px - (cells["i"].to_numpy() + 0.5) * LINE_PX) * unit  # numbers: line i's centre
+    cells["bottom"] = floor + (3 + LINE_PX + 2) * unit  # bars: the bars' bottom
+    if numbers:
+        bars = {"orientation": "h", "y": cells["line_y"].to_numpy(), "base": cells["left"].to_numpy()}
+        bars["width"] = (LINE_PX - 2) * unit
+        fill = colors.map({c: _rgba(c, 0.35) for c in colors.unique()}).to_numpy()
     else:
-        bottom = floor + (3 + LINE_PX + 2) * unit
-        geometry = {"x": cells["x"].to_numpy(), "y": BAR_PX * unit * shown, "base": bottom}
-        geometry["width"] = cells["width"].to_numpy()
+        bars = {"x": cells["x"].to_numpy(), "base": cells["bottom"].to_numpy(), "width": cells["width"].to_numpy()}
         fill = colors.to_numpy()
-        delta = {"x": geometry["x"], "y": BAR_PX * unit * np.abs(diff), "width": geometry["width"]}
-        delta["base"] = bottom + BAR_PX * unit * np.minimum(acc, shown)
     traces = [
-        {  # trace 0: the accuracy bars, the trace highlight patches address
+        {  # trace 0: the accuracy bars; their accuracy, selection, outline and opacity are parts
             "type": "bar",
-            **geometry,
+            **bars,
             "customdata": np.column_stack([cells["model_id"], cells["corruption"], cells["severity"].astype(int)]),
-            "marker": {
-                "color": fill,
-                "opacity": np.ones(len(cells))
-                if highlighted is None
-                else np.where(cells["model_id"].isin(list(highlighted)), 1.0, FADED),
-                "line": {"width": cells["outline"].to_numpy(), "color": "black"},
-            },
+            "marker": {"color": fill, "line": {"color": "black"}},
             "hovertext": hover.to_numpy(),
-            "hoverinfo": "text",
+            # the hover's selection line (hovertemplate, text) is a part
+            "textposition": "none",
             "name": "accuracy",
             "showlegend": False,
-        }
+        },
+        {"type": "bar", "name": "difference", "hoverinfo": "skip", "showlegend": False},  # a part: the selection's
     ]
-    if has.any():
-        traces.append(
-            {
-                "type": "bar",
-                **{k: (v[has] if isinstance(v, np.ndarray) else v) for k, v in delta.items()},
-                "marker": {"color": np.where(diff[has] >= 0, BLUE, RED)},
-                "hoverinfo": "skip",
-                "showlegend": False,
-                "name": "difference",
-            }
-        )
     text = {"type": "scatter", "mode": "text", "hoverinfo": "skip", "showlegend": False, "textfont": TEXT}
-    if numbers:
+    if numbers:  # the lines' text ("sparsity accuracy") is a part
+        traces.append(text | {"x": cells["left"].to_numpy() + 0.02, "y": bars["y"], "name": "values"})
+        traces[-1] |= {"customdata": _pct(cells["sparsity"]), "texttemplate": "%{customdata} <b>%{text}</b>"}
+        traces[-1]["textposition"] = "middle right"
+    else:  # the accuracies' text and height are a part
         traces.append(
             text
             | {
-                "x": left + 0.02,
-                "y": line_y,
-                "text": (pd.Series(_pct(cells["sparsity"])) + " <b>" + _pct(shown) + "</b>").to_numpy(),
-                "textposition": "middle right",
-                "name": "values",
-            }
-        )
-    else:
-        traces.append(
-            text
-            | {
-                "x": geometry["x"],
+                "x": bars["x"],
                 "y": floor + (3 + LINE_PX / 2) * unit,
                 "text": _pct(cells["sparsity"]),
                 "textposition": "middle center",
@@ -311,16 +271,7 @@ def evaluation_table(
                 "name": "sparsity labels",
             }
         )
-        traces.append(
-            text
-            | {
-                "x": geometry["x"],
-                "y": bottom + BAR_PX * unit * np.maximum(acc, shown) + (LINE_PX / 2 + 1) * unit,
-                "text": _pct(shown),
-                "textposition": "middle center",
-                "name": "accuracy labels",
-            }
-        )
+        traces.append(text | {"x": bars["x"], "textposition": "middle center", "name": "accuracy labels"})
     traces.append(
         text
         | {
@@ -387,7 +338,7 @@ def evaluation_table(
         if numbers
         else "bar: accuracy (%, written above it) · under it: sparsity (% removed)"
     )
-    return figure(
+    spec = figure(
         {
             "data": traces,
             "layout": {
@@ -428,3 +379,118 @@ def evaluation_table(
             },
         }
     )
+    digest = hashlib.sha256(json.dumps(spec, default=lambda v: v.tolist()).encode()).hexdigest()[:16]
+    kept = ["model_id", "column", "accuracy", "sparsity", "x", "width", "left", "line_y", "bottom"]
+    return Table(spec, cells[kept], numbers, unit, {t["name"]: i for i, t in enumerate(traces)}, digest)
+
+
+def table_parts(
+    table: Table,
+    parts: Collection[str] = PARTS,
+    selected: str | None = None,
+    compared: str | None = None,
+    subset: pd.DataFrame | None = None,
+    subset_size: int | None = None,
+    highlighted: Collection[str] | None = None,
+) -> list[tuple[Path, Any]]:
+    """The properties that `parts` (of PARTS) set in `table`'s figure, each as (its path in the
+    figure's data, its value): the selected model's bars outlined thick and the compared one's
+    thinner (outline); with `highlighted` (a group brushed in the similarity map) the other bars
+    faded (opacity); with `subset` (model_id, column, accuracy) the bars at the subset's accuracy, a
+    blue (better) or red (worse) segment for the difference from the whole set, and the numbers and
+    hover saying so (subset). The one drawing of these: the full figure (draw_table) and a partial
+    update of a drawn table with the same key both set them."""
+    cells, out = table.cells, []
+    if OUTLINE in parts:
+        out.append(((0, "marker", "line", "width"), outlines(cells["model_id"], selected, compared)))
+    if OPACITY in parts:
+        opaque = np.ones(len(cells)) if highlighted is None else cells["model_id"].isin(list(highlighted)).to_numpy()
+        out.append(((0, "marker", "opacity"), np.where(opaque, 1.0, FADED)))
+    if SUBSET in parts:
+        out += _subset_parts(table, subset, subset_size)
+    return [(path, encode(value)) for path, value in out]
+
+
+def _subset_parts(table: Table, subset: pd.DataFrame | None, subset_size: int | None) -> list[tuple[Path, Any]]:
+    cells, unit, at = table.cells, table.unit, table.traces
+    acc = cells["accuracy"].to_numpy()
+    sub = np.full(len(acc), np.nan)
+    if subset is not None and not subset.empty:
+        sub = cells[["model_id", "column"]].merge(subset, on=["model_id", "column"], how="left")["accuracy"].to_numpy()
+    has = ~np.isnan(sub)
+    shown = np.where(has, sub, acc)
+    diff = np.where(has, sub - acc, 0.0)
+    hover = np.full(len(acc), "no value", dtype=object)  # the hover's selection line: its numbers only
+    hover[has] = [f"{v:.3f} ({d:+.3f})" for v, d in zip(sub[has], diff[has])]
+    difference = {"type": "bar", "name": "difference", "hoverinfo": "skip", "showlegend": False}
+    difference["marker"] = {"color": diff[has] >= 0, "colorscale": [[0, RED], [1, BLUE]], "cmin": 0, "cmax": 1}
+    if table.numbers:
+        left, line_y = cells["left"].to_numpy(), cells["line_y"].to_numpy()
+        thick = (LINE_PX - 2) * unit
+        difference |= {
+            "orientation": "h",
+            "y": line_y[has] - thick / 2 + 1.5 * unit,
+            "x": BAR_SPACE * np.abs(diff[has]),
+        }
+        difference |= {"base": (left + BAR_SPACE * np.minimum(acc, shown))[has], "width": 3 * unit}
+        out = [((0, "x"), BAR_SPACE * shown), ((at["values"], "text"), _pct(shown))]
+    else:
+        bottom = cells["bottom"].to_numpy()
+        difference |= {"x": cells["x"].to_numpy()[has], "y": BAR_PX * unit * np.abs(diff[has])}
+        difference |= {
+            "width": cells["width"].to_numpy()[has],
+            "base": (bottom + BAR_PX * unit * np.minimum(acc, shown))[has],
+        }
+        labels_y = bottom + BAR_PX * unit * np.maximum(acc, shown) + (LINE_PX / 2 + 1) * unit
+        out = [((0, "y"), BAR_PX * unit * shown), ((at["accuracy labels"], "y"), labels_y)]
+        out.append(((at["accuracy labels"], "text"), _pct(shown)))
+    line = f"<br>selection ({subset_size}): %{{text}}" if has.any() else ""  # the hover's, under the bar's own
+    out += [
+        ((0, "hovertemplate"), "%{hovertext}" + line + "<extra></extra>"),
+        ((0, "text"), hover if has.any() else ""),
+    ]
+    return out + [((at["difference"],), difference)]
+
+
+def with_parts(fig: Figure, parts: list[tuple[Path, Any]]) -> Figure:
+    """`fig` with each part set, copied along each part's path (`fig`, a memoised structure, stays as it is)."""
+    data = list(fig["data"])
+    for (trace, *keys), value in parts:
+        if not keys:
+            data[trace] = value
+            continue
+        node = data[trace] = dict(data[trace])
+        for k in keys[:-1]:
+            node[k] = dict(node[k])
+            node = node[k]
+        node[keys[-1]] = value
+    return {**fig, "data": data}
+
+
+def draw_table(
+    table: Table | None,
+    selected: str | None = None,
+    compared: str | None = None,
+    subset: pd.DataFrame | None = None,
+    subset_size: int | None = None,
+    highlighted: Collection[str] | None = None,
+) -> Figure:
+    """The whole figure of `table` (table_structure) with every part (table_parts)."""
+    if table is None:
+        return _empty()
+    return with_parts(table.figure, table_parts(table, PARTS, selected, compared, subset, subset_size, highlighted))
+
+
+def evaluation_table(
+    frame: pd.DataFrame,
+    selected: str | None = None,
+    compared: str | None = None,
+    subset: pd.DataFrame | None = None,
+    subset_size: int | None = None,
+    highlighted: Collection[str] | None = None,
+    mode: str = "auto",
+) -> Figure:
+    """`frame` from `table_frame`; `subset` (model_id, column, accuracy) switches to subset mode;
+    with `highlighted` (model ids, a group brushed in the similarity map) the other bars fade;
+    `mode` one of MODES."""
+    return draw_table(table_structure(frame, mode), selected, compared, subset, subset_size, highlighted)

@@ -14,7 +14,20 @@ from dash import Input, Output, Patch, State, dcc, html
 
 from app import ids
 from app.background import job_error_message
-from app.figures.evaltable import MODES, bar_models, evaluation_table, outlines, table_columns, table_rows
+from app.figures.evaltable import (
+    MODES,
+    OPACITY,
+    OUTLINE,
+    PARTS,
+    SUBSET,
+    Table,
+    draw_table,
+    table_columns,
+    table_parts,
+    table_rows,
+    table_structure,
+    with_parts,
+)
 from app.figures.local import empty_figure
 from app.reader import StoreError, StoreReader
 from app.snapshot import Context, Part, fig, section
@@ -61,6 +74,7 @@ def layout() -> html.Div:
                 **{"aria-label": "Evaluation table: arrow keys move between bars, Enter picks the bar in focus"},
             ),
             dcc.Store(id=ids.EVAL_PREPARE),
+            dcc.Store(id=ids.EVAL_DRAWN),
         ],
         [mode, severity],
     )
@@ -69,6 +83,43 @@ def layout() -> html.Div:
 def _rows(reader: StoreReader, run: str) -> pd.DataFrame:
     """table_rows of the run, memoised per run version."""
     return reader.derived(run, "evaltable-rows", lambda: table_rows(reader.evaluations(run)))
+
+
+def _structure(reader: StoreReader, run: str, severity, mode: str) -> Table | None:
+    """The table's structure at `severity` in `mode`, memoised per run version: what a brush, a
+    highlight or another reference leaves as it is."""
+    return reader.derived(
+        run,
+        f"evaltable-structure:{severity}:{mode}",
+        lambda: table_structure(table_columns(_rows(reader, run), severity), mode),
+    )
+
+
+def _subset(reader: StoreReader, run: str, severity, selection) -> tuple[pd.DataFrame | None, int | None]:
+    """The selection's accuracy in each of the table's cells (model_id, column, accuracy), and its size."""
+    chosen = selected_ids(selection)
+    if not chosen:
+        return None, None
+    keys = ["model_id", "corruption", "severity"]  # the table's evaluations (main models), nothing else: cheap
+    sub = reader.subset_accuracy(run, sorted(chosen)).merge(_rows(reader, run)[keys], on=keys)
+    return table_columns(sub, severity)[["model_id", "column", "accuracy"]], len(chosen)
+
+
+def _parts(
+    reader: StoreReader,
+    run: str,
+    table: Table,
+    parts,
+    severity,
+    selection,
+    ref: Combo | None,
+    cmp: Combo | None,
+    highlight,
+) -> list:
+    """table_parts of the table with the view's inputs; the selection's accuracy only where `parts` has it."""
+    subset, size = _subset(reader, run, severity, selection) if SUBSET in parts else (None, None)
+    models = (ref.model_id if ref else None, cmp.model_id if cmp else None)
+    return table_parts(table, parts, *models, subset, size, highlighted_models(highlight))
 
 
 def _table(
@@ -80,26 +131,26 @@ def _table(
     cmp: Combo | None,
     highlight=None,
     mode: str = "auto",
-) -> dict:
-    """The table, with the selection's accuracy when there is a selection, and a brushed group of
-    models (`ids.MODEL_HIGHLIGHT`) opaque while the others fade; `mode` the cells' drawing."""
-    rows = _rows(reader, run)
-    frame = table_columns(rows, severity)
-    chosen = selected_ids(selection)
-    subset = None
-    if chosen:
-        sub = reader.subset_accuracy(run, sorted(chosen))
-        sub = sub.merge(rows.drop(columns=["accuracy"]), on=["model_id", "corruption", "severity"])
-        subset = table_columns(sub, severity)[["model_id", "column", "accuracy"]]
-    return evaluation_table(
-        frame,
-        ref.model_id if ref else None,
-        cmp.model_id if cmp else None,
-        subset,
-        len(chosen) if chosen else None,
-        highlighted_models(highlight),
-        mode,
-    )
+) -> tuple[dict, str | None]:
+    """The whole table, with the selection's accuracy when there is a selection, and a brushed group of
+    models (`ids.MODEL_HIGHLIGHT`) opaque while the others fade; `mode` the cells' drawing. And the
+    table's structure key (None for a table without pruned models)."""
+    table = _structure(reader, run, severity, mode)
+    if table is None:
+        return draw_table(None), None
+    parts = _parts(reader, run, table, PARTS, severity, selection, ref, cmp, highlight)
+    return with_parts(table.figure, parts), table.key
+
+
+def _patch(parts: list) -> Patch:
+    """The parts (table_parts) as a partial update of the drawn figure: only their properties travel."""
+    patch = Patch()
+    for path, value in parts:
+        node = patch["data"]
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+    return patch
 
 
 def _job_failed(exc: Exception) -> object:
@@ -108,12 +159,22 @@ def _job_failed(exc: Exception) -> object:
     return dash.no_update
 
 
+# the inputs that change a part of the drawn table, not its structure (any other input draws it whole)
+PART_OF = {
+    f"{ids.SELECTION}.data": SUBSET,
+    f"{ids.REFERENCE_DROPDOWN}.value": OUTLINE,
+    f"{ids.COMPARED_DROPDOWN}.value": OUTLINE,
+    f"{ids.MODEL_HIGHLIGHT}.data": OPACITY,
+}
+
+
 def register(app: dash.Dash, reader: StoreReader) -> None:
     store_dir, cache_dir = reader.store_dir, reader.cache_dir
 
     @app.callback(
         Output(ids.EVAL_TABLE, "figure"),
         Output(ids.EVAL_PREPARE, "data"),
+        Output(ids.EVAL_DRAWN, "data"),
         Input(ids.RUN, "data"),
         Input(ids.EVAL_SEVERITY, "value"),
         Input(ids.SELECTION, "data"),
@@ -121,32 +182,33 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Input(ids.COMPARED_DROPDOWN, "value"),
         Input(ids.MODEL_HIGHLIGHT, "data"),
         Input(ids.EVAL_MODE, "value"),
+        State(ids.EVAL_DRAWN, "data"),
     )
-    def draw(run, severity, selection, ref_key, cmp_key, highlight, mode):
+    def draw(run, severity, selection, ref_key, cmp_key, highlight, mode, drawn):
+        """A partial update (Patch) of the parts the changed inputs set where the drawn table has this
+        structure's key, else the whole table; a selection whose accuracy needs the run's correctness
+        matrix, not computed yet, is drawn by the background job (`prepare`)."""
         if not run:
-            return empty_figure("no run selected"), dash.no_update
+            return empty_figure("no run selected"), dash.no_update, None
         ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)
+        parts = {PART_OF.get(p) for p in dash.ctx.triggered_prop_ids}
         try:
-            if dash.ctx.triggered_id in (ids.REFERENCE_DROPDOWN, ids.COMPARED_DROPDOWN):
-                patch = Patch()  # only the highlight changed: send the outline widths, not the figure
-                bars = reader.derived(
-                    run,
-                    f"evaltable-bars:{severity}",
-                    lambda: bar_models(table_columns(_rows(reader, run), severity)),
-                )
-                patch["data"][0]["marker"]["line"]["width"] = outlines(
-                    bars, ref.model_id if ref else None, cmp.model_id if cmp else None
-                ).tolist()
-                return patch, dash.no_update
-            if selected_ids(selection) and not reader.correctness_ready(run):
-                table = _table(reader, run, severity, None, ref, cmp, highlight, mode)
-                return table, run  # the background job draws it with the selection
-            return _table(reader, run, severity, selection, ref, cmp, highlight, mode), dash.no_update
+            table = _structure(reader, run, severity, mode)
+            patching = table is not None and drawn == table.key and bool(parts) and None not in parts
+            prepare = dash.no_update
+            if (not patching or SUBSET in parts) and selected_ids(selection) and not reader.correctness_ready(run):
+                selection, prepare = None, run  # the background job draws it with the selection
+            if patching:
+                update = _patch(_parts(reader, run, table, parts, severity, selection, ref, cmp, highlight))
+                return update, prepare, dash.no_update
+            figure, key = _table(reader, run, severity, selection, ref, cmp, highlight, mode)
+            return figure, prepare, key
         except StoreError as exc:
-            return empty_figure(f"{exc.problem} — {exc.fix}"), dash.no_update
+            return empty_figure(f"{exc.problem} — {exc.fix}"), dash.no_update, None
 
     @app.callback(
         Output(ids.EVAL_TABLE, "figure", allow_duplicate=True),
+        Output(ids.EVAL_DRAWN, "data", allow_duplicate=True),
         Input(ids.EVAL_PREPARE, "data"),
         State(ids.EVAL_SEVERITY, "value"),
         State(ids.SELECTION, "data"),
@@ -178,10 +240,10 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
                 mode,
             )
         except StoreError:
-            return dash.no_update
+            return dash.no_update, dash.no_update
 
 
 def snapshot(ctx: Context) -> Part:
     """The table at the snapshot's severity (3 for a clean comparison), reference and compared outlined."""
-    figure = _table(ctx.reader, ctx.run, ctx.ref.severity or 3, None, ctx.ref, ctx.cmp)
+    figure, _ = _table(ctx.reader, ctx.run, ctx.ref.severity or 3, None, ctx.ref, ctx.cmp)
     return Part(section("Evaluation table", HELP, fig("evaltable")), {"evaltable": figure})
