@@ -207,7 +207,10 @@ def main() -> None:
         client = app.server.test_client()
         drv = Driver(
             client.get("/_dash-dependencies").get_json(),
-            lambda path, body: client.post(path, data=body, content_type="application/json").status_code,
+            lambda path, body: (lambda r: (r.status_code, r.data))(
+                client.post(path, data=body, content_type="application/json")
+            ),
+            keep=[(ids.EVAL_DRAWN, "data")],  # the drawn table's structure comes back, as from the browser
         )
         drv.state.update(initial_state(client.get("/_dash-layout").get_json()))
         drv.state[(ids.RUN, "data")] = args.run

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Callable
+from typing import Callable, Collection
 
 import requests
 
-Post = Callable[[str, bytes], int]  # (path, JSON body) -> HTTP status
+Post = Callable[[str, bytes], tuple[int, bytes]]  # (path, JSON body) -> HTTP status, response body
 
 
 def parse_outputs(key: str) -> list[dict]:
@@ -42,11 +42,14 @@ def initial_state(layout: object) -> dict[tuple[str, str], object]:
 
 
 class Driver:
-    """Fires every callback that one of the changed properties feeds, with the current state."""
+    """Fires every callback that one of the changed properties feeds, with the current state; the
+    outputs named in `keep` come back into the state from the answers, as the renderer keeps them
+    (e.g. the evaluation table's drawn structure, which tells the server a Patch will do)."""
 
-    def __init__(self, dependencies: list[dict], post: Post) -> None:
+    def __init__(self, dependencies: list[dict], post: Post, keep: Collection[tuple[str, str]] = ()) -> None:
         self.callbacks = [d for d in dependencies if not d.get("clientside_function")]
         self.post = post
+        self.keep = set(keep)
         self.state: dict[tuple[str, str], object] = {}
         self.took: dict[str, float] = {}  # seconds of each callback (by output key) of the last fire
 
@@ -74,11 +77,14 @@ class Driver:
                 "changedPropIds": trig,
             }
             t = time.perf_counter()
-            status = self.post("/_dash-update-component", json.dumps(payload, default=str).encode())
+            status, body = self.post("/_dash-update-component", json.dumps(payload, default=str).encode())
             took = self.took[key] = time.perf_counter() - t
             total, longest = total + took, max(longest, took)
             if status not in (200, 204):
                 raise RuntimeError(f"{key}: HTTP {status}")
+            if status == 200 and self.keep:
+                for cid, props in json.loads(body).get("response", {}).items():
+                    self.state.update({(cid, p): v for p, v in props.items() if (cid, p) in self.keep})
         return total, longest
 
 

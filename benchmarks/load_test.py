@@ -118,7 +118,7 @@ def user(
     session = requests.Session()
     session.headers["Authorization"] = "Basic " + base64.b64encode(f"load:{PASSWORD}".encode()).decode()
 
-    def timed(method: str, path: str, body: bytes | None = None) -> int:
+    def timed(method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         t = time.perf_counter()
         try:
             res = session.request(
@@ -128,19 +128,20 @@ def user(
                 headers={"Content-Type": "application/json"} if body else None,
                 timeout=30,
             )
-            status, error = (
+            status, content, error = (
                 res.status_code,
+                res.content,
                 (None if res.status_code in (200, 204) else f"{path}: HTTP {res.status_code}"),
             )
         except requests.RequestException as exc:
-            status, error = 599, f"{path}: {type(exc).__name__}"
+            status, content, error = 599, b"", f"{path}: {type(exc).__name__}"
         rec.add(time.perf_counter() - t, error)
-        return status
+        return status, content
 
     timed("GET", "/")
     timed("GET", "/_dash-layout")
     deps = session.get(url + "/_dash-dependencies", timeout=30).json()
-    drv = Driver(deps, lambda path, body: timed("POST", path, body))
+    drv = Driver(deps, lambda path, body: timed("POST", path, body), keep=[(ids.EVAL_DRAWN, "data")])
     drv.state.update(INITIAL_STATE)
     drv.state[(ids.RUN, "data")] = names["run"]
     drv.state[(ids.REFERENCE_DROPDOWN, "value")] = Combo(names["models"][0], "clean", 0).key

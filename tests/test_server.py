@@ -35,8 +35,12 @@ def callback_body(run: object, ref: object = None) -> str:
     """The evaluation table's callback request, as the renderer posts it."""
     return json.dumps(
         {
-            "output": f"..{ids.EVAL_TABLE}.figure...{ids.EVAL_PREPARE}.data..",
-            "outputs": [{"id": ids.EVAL_TABLE, "property": "figure"}, {"id": ids.EVAL_PREPARE, "property": "data"}],
+            "output": f"..{ids.EVAL_TABLE}.figure...{ids.EVAL_PREPARE}.data...{ids.EVAL_DRAWN}.data..",
+            "outputs": [
+                {"id": ids.EVAL_TABLE, "property": "figure"},
+                {"id": ids.EVAL_PREPARE, "property": "data"},
+                {"id": ids.EVAL_DRAWN, "property": "data"},
+            ],
             "inputs": [
                 {"id": ids.RUN, "property": "data", "value": run},
                 {"id": ids.EVAL_SEVERITY, "property": "value", "value": 3},
@@ -47,7 +51,7 @@ def callback_body(run: object, ref: object = None) -> str:
                 {"id": ids.EVAL_MODE, "property": "value", "value": "auto"},
             ],
             "changedPropIds": [f"{ids.RUN}.data"],
-            "state": [],
+            "state": [{"id": ids.EVAL_DRAWN, "property": "data", "value": None}],
         }
     )
 

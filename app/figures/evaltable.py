@@ -13,6 +13,10 @@ otherwise, and row labels break onto two lines where one does not fit: every num
 readable without a hover. The dense model is a dashed line in every cell of its architecture;
 the selected models' bars are outlined; with a sample subset, bars show the subset's accuracy
 and a blue (better) or red (worse) segment marks the difference from the whole test set.
+
+A brush, a highlight or another reference changes the bars' heights, texts and outlines, not the
+table's structure: `table_structure` (memoised by the view) draws what stays, `table_parts` what
+those inputs set, for the whole figure (`draw_table`) and for a partial update (a dash Patch) alike.
 """
 
 from __future__ import annotations
@@ -255,7 +259,7 @@ def table_structure(frame: pd.DataFrame, mode: str = "auto") -> Table | None:
         {"type": "bar", "name": "difference", "hoverinfo": "skip", "showlegend": False},  # a part: the selection's
     ]
     text = {"type": "scatter", "mode": "text", "hoverinfo": "skip", "showlegend": False, "textfont": TEXT}
-    if numbers:  # the lines' text ("sparsity accuracy") is a part
+    if numbers:  # a line's "sparsity accuracy": its sparsity stays (customdata), its accuracy (text) is a part
         traces.append(text | {"x": cells["left"].to_numpy() + 0.02, "y": bars["y"], "name": "values"})
         traces[-1] |= {"customdata": _pct(cells["sparsity"]), "texttemplate": "%{customdata} <b>%{text}</b>"}
         traces[-1]["textposition"] = "middle right"
@@ -421,7 +425,7 @@ def _subset_parts(table: Table, subset: pd.DataFrame | None, subset_size: int | 
     shown = np.where(has, sub, acc)
     diff = np.where(has, sub - acc, 0.0)
     hover = np.full(len(acc), "no value", dtype=object)  # the hover's selection line: its numbers only
-    hover[has] = [f"{v:.3f} ({d:+.3f})" for v, d in zip(sub[has], diff[has])]
+    hover[has] = [f"{v:.3f} ({d:+.3f})" for v, d in zip(sub[has].tolist(), diff[has].tolist())]  # floats: 4× faster
     difference = {"type": "bar", "name": "difference", "hoverinfo": "skip", "showlegend": False}
     difference["marker"] = {"color": diff[has] >= 0, "colorscale": [[0, RED], [1, BLUE]], "cmin": 0, "cmax": 1}
     if table.numbers:

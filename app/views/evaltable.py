@@ -100,9 +100,14 @@ def _subset(reader: StoreReader, run: str, severity, selection) -> tuple[pd.Data
     chosen = selected_ids(selection)
     if not chosen:
         return None, None
-    keys = ["model_id", "corruption", "severity"]  # the table's evaluations (main models), nothing else: cheap
-    sub = reader.subset_accuracy(run, sorted(chosen)).merge(_rows(reader, run)[keys], on=keys)
-    return table_columns(sub, severity)[["model_id", "column", "accuracy"]], len(chosen)
+    sub = reader.subset_accuracy(run, sorted(chosen))  # every evaluation, in the correctness matrix's order
+    keys = ["model_id", "corruption", "severity"]
+    shown = reader.derived(  # which of them the table shows (its main models), memoised: no merge per brush
+        run,
+        "evaltable-matrix-rows",
+        lambda: pd.MultiIndex.from_frame(sub[keys]).isin(pd.MultiIndex.from_frame(_rows(reader, run)[keys])),
+    )
+    return table_columns(sub[shown], severity)[["model_id", "column", "accuracy"]], len(chosen)
 
 
 def _parts(
