@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.support.ui import WebDriverWait
 
 from app import ids
 from app.main import create_app
-from tests.conftest import free_port
+from tests.conftest import free_port, without_bits
 
 pytestmark = pytest.mark.browser
 
@@ -24,7 +27,7 @@ TRACES = """
 const el = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
 if (!el || !el.data) return [];
 const size = a => !a ? 0 : (a.length !== undefined ? a.length : \
-(a._inputArray ? Object.keys(a._inputArray).length : 0));
+(a._inputArray && a._inputArray.length !== undefined ? a._inputArray.length : 0));
 return el.data.map(t => ({type: t.type, name: t.name, mode: t.mode, fill: t.fill, n: size(t.x)}));
 """
 
@@ -147,6 +150,43 @@ def test_box_over_an_axis_in_global_geometry_drives_the_other_views(dash_app):
     )
     assert len(boxes) == 1, "the redrawn figure keeps the user's box"
     assert dash_app.get_logs() == []
+
+
+BAR_LENGTHS = """
+const t = document.querySelector('#' + arguments[0] + ' .js-plotly-plot')._fullData[0];
+return Array.from(t.orientation === 'h' ? t.x : t.y);
+"""
+
+
+def test_a_first_brush_waits_for_the_background_job_and_the_next_is_patched(dash_duo, browser_store, tmp_path):
+    """A run without correct_bits: the first brush's accuracy comes from the background job (`prepare`),
+    the next brush from a Patch of the drawn table; both change the bars the page shows."""
+    store = tmp_path / "store"
+    without_bits(Path(shutil.copytree(browser_store / "tiny", store / "tiny")))
+    dash_duo.start_server(create_app(store, "tiny", cache_dir=tmp_path / "dc"), port=free_port())
+    dash_duo.driver.set_window_size(1440, 900)
+    wait(dash_duo, lambda: settled(dash_duo))
+    lengths = lambda: dash_duo.driver.execute_script(BAR_LENGTHS, ids.EVAL_TABLE)  # noqa: E731
+
+    def brush(samples: list[int]) -> None:
+        selection = {"samples": samples, "source": "local"}
+        dash_duo.driver.execute_script(
+            "window.dash_clientside.set_props(arguments[0], {data: arguments[1]});", ids.SELECTION, selection
+        )
+
+    whole = lengths()
+    brush(list(range(0, 60, 2)))
+    wait(
+        dash_duo,
+        lambda: any(t.get("name") == "difference" and t["n"] > 0 for t in figure_data(dash_duo, ids.EVAL_TABLE)),
+        timeout=60,
+    )
+    first = lengths()
+    assert len(first) == len(whole) and first != whole, "the bars show the selection's accuracy"
+    brush(list(range(1, 60, 2)))
+    wait(dash_duo, lambda: lengths() not in (first, whole))
+    wait(dash_duo, lambda: dash_duo._wait_for_callbacks())
+    assert dash_duo.get_logs() == []
 
 
 def test_clicking_a_bar_compares_and_draws_trajectories(dash_app):
