@@ -609,10 +609,11 @@ def run_robustness_unit(ctx: RunContext, plan: ModelPlan) -> None:
     run_dir, evalsets = ctx.run_dir, model_evalsets(plan, ctx.cfg.evaluation.evalsets())
     corrupted = [(c, s) for c, s in evalsets if c != store.CLEAN]
     clean = store.read_table(eval_output_path(run_dir, plan.model_id, store.CLEAN, 0))
+    margins = store.read_margins(run_dir, plan.model_id, corrupted)  # each file opened once: footer and margins
     if corrupted:
         hits = np.zeros(clean.num_rows, np.float64)
-        for c, s in corrupted:
-            hits += _correct(run_dir, plan.model_id, c, s, clean.num_rows)
+        for (c, s), table in zip(corrupted, margins):
+            hits += _correct(run_dir, plan.model_id, c, s, clean.num_rows, table.schema.metadata)
         robustness = pa.array((hits / len(corrupted)).astype(np.float32)).take(
             pc.cast(clean.column("sample_id"), pa.int64())
         )
@@ -621,15 +622,17 @@ def run_robustness_unit(ctx: RunContext, plan: ModelPlan) -> None:
     meta = {**clean.schema.metadata, ROBUSTNESS_META_KEY.encode(): json.dumps(corrupted).encode()}
     idx = clean.schema.get_field_index("robustness")
     published = clean.set_column(idx, "robustness", robustness).replace_schema_metadata(meta)
-    margins = store.read_margins(run_dir, plan.model_id, corrupted)
     published = store.with_margin_change(published, margins, corrupted)  # Fig. 10's density: one footer to read
     store.write_samples(published, store.samples_path(run_dir, plan.model_id, store.CLEAN, 0))
 
 
-def _correct(run_dir: Path, model_id: str, corruption: str, severity: int, n: int) -> np.ndarray:
+def _correct(
+    run_dir: Path, model_id: str, corruption: str, severity: int, n: int, footer: dict[bytes, bytes] | None
+) -> np.ndarray:
     """Which samples (by id, 0..n-1) an evaluation classified correctly: from its record's bitset
-    (its samples file's footer), or from the file's rows for records written before bitsets."""
-    bits = (eval_record(run_dir, model_id, corruption, severity) or {}).get("correct_bits")
+    (in its samples file's `footer`, as already read), or from the file's rows for records written before bitsets."""
+    record = (footer or {}).get(EVAL_META_KEY.encode())
+    bits = (json.loads(record) if record else {}).get("correct_bits")
     out = np.zeros(n, bool)
     if bits:
         row = np.unpackbits(np.frombuffer(base64.b64decode(bits), np.uint8))[:n]

@@ -296,3 +296,29 @@ def test_failing_unit_names_unit_and_model_and_the_run_resumes(tmp_path, monkeyp
     summary = build_run(cfg, tmp_path)
     assert summary.units_done == 2 and summary.units_reused == 3, summary
     assert store.validate_run(summary.run_dir) == []
+
+
+def test_robustness_reads_correctness_from_the_footer_it_already_has_or_from_the_rows(browser_store):
+    """The robustness unit takes each set's correctness from the footer read with its margins; a
+    record written before bitsets (no correct_bits) falls back to the file's rows, with the same answer."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from pipeline import store
+    from pipeline.units import EVAL_META_KEY, _correct
+
+    run = browser_store / "tiny"  # a run with corrupted sets
+    path = next(p for p in (run / "samples").rglob("*.parquet") if p.stem != store.CLEAN)
+    model_id, (corruption, severity) = path.parent.name.split("=", 1)[1], path.stem.rsplit("-", 1)
+    table = pq.read_table(path)
+    n = table.num_rows
+    expect = np.zeros(n, bool)
+    expect[table.column("sample_id").to_numpy()] = table.column("correct").to_numpy(zero_copy_only=False)
+    footer = table.schema.metadata
+    record = json.loads(footer[EVAL_META_KEY.encode()])
+    assert record["correct_bits"]
+    older = {EVAL_META_KEY.encode(): json.dumps({k: v for k, v in record.items() if k != "correct_bits"}).encode()}
+    for given in (footer, older, None):
+        got = _correct(run, model_id, corruption, int(severity), n, given)
+        assert np.array_equal(got, expect) and (~got).any()
