@@ -170,6 +170,30 @@ def test_a_brush_sends_a_patch_that_draws_the_figure_drawn_from_scratch(client):
     assert max(sizes[:2]) < 0.8, f"a brush sends less than the figure: {sizes}"
 
 
+def test_a_patch_draws_the_right_figure_when_the_renderer_dropped_the_call_before_it(client):
+    """The renderer drops a call still running when the same callback is called again, and its answer:
+    each patch sets every part, so the table never keeps what the dropped call was to change."""
+    first = client.post((ids.RUN, "data"))
+    figure, key = first[ids.EVAL_TABLE]["figure"], first[ids.EVAL_DRAWN]["data"]
+    client.values[(ids.EVAL_DRAWN, "data")] = key
+    highlight, selection = (ids.MODEL_HIGHLIGHT, "data"), (ids.SELECTION, "data")
+    compared = (ids.COMPARED_DROPDOWN, "value")
+    steps = [  # (the input of the dropped call, its value), then (the input of the call answered, its value)
+        ((highlight, {"models": ["digits_cnn-dense"], "source": "similarity"}), (selection, {"samples": [0, 3, 6]})),
+        ((selection, {"samples": list(range(1, 40, 2))}), (compared, Combo("digits_cnn-dense", "clean", 0).key)),
+        ((compared, None), (highlight, None)),
+    ]
+    for (dropped, dropped_value), (changed, value) in steps:
+        client.values[dropped] = dropped_value
+        client.post(dropped)  # its answer never reaches the figure
+        client.values[changed] = value
+        figure = apply(figure, client.post(changed)[ids.EVAL_TABLE]["figure"])
+        client.values[(ids.EVAL_DRAWN, "data")] = None
+        scratch = client.post(changed)[ids.EVAL_TABLE]["figure"]
+        client.values[(ids.EVAL_DRAWN, "data")] = key
+        assert canonical(figure) == canonical(scratch), f"{dropped} dropped, then {changed}"
+
+
 def test_a_new_severity_or_mode_draws_the_whole_table(client):
     key = client.post((ids.RUN, "data"))[ids.EVAL_DRAWN]["data"]
     client.values[(ids.EVAL_DRAWN, "data")] = key

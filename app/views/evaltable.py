@@ -16,10 +16,7 @@ from app import ids
 from app.background import job_error_message
 from app.figures.evaltable import (
     MODES,
-    OPACITY,
-    OUTLINE,
     PARTS,
-    SUBSET,
     Table,
     draw_table,
     table_columns,
@@ -114,17 +111,16 @@ def _parts(
     reader: StoreReader,
     run: str,
     table: Table,
-    parts,
     severity,
     selection,
     ref: Combo | None,
     cmp: Combo | None,
     highlight,
 ) -> list:
-    """table_parts of the table with the view's inputs; the selection's accuracy only where `parts` has it."""
-    subset, size = _subset(reader, run, severity, selection) if SUBSET in parts else (None, None)
+    """Every part of table_parts for the view's inputs."""
+    subset, size = _subset(reader, run, severity, selection)
     models = (ref.model_id if ref else None, cmp.model_id if cmp else None)
-    return table_parts(table, parts, *models, subset, size, highlighted_models(highlight))
+    return table_parts(table, PARTS, *models, subset, size, highlighted_models(highlight))
 
 
 def _table(
@@ -143,7 +139,7 @@ def _table(
     table = _structure(reader, run, severity, mode)
     if table is None:
         return draw_table(None), None
-    parts = _parts(reader, run, table, PARTS, severity, selection, ref, cmp, highlight)
+    parts = _parts(reader, run, table, severity, selection, ref, cmp, highlight)
     return with_parts(table.figure, parts), table.key
 
 
@@ -164,12 +160,12 @@ def _job_failed(exc: Exception) -> object:
     return dash.no_update
 
 
-# the inputs that change a part of the drawn table, not its structure (any other input draws it whole)
-PART_OF = {
-    f"{ids.SELECTION}.data": SUBSET,
-    f"{ids.REFERENCE_DROPDOWN}.value": OUTLINE,
-    f"{ids.COMPARED_DROPDOWN}.value": OUTLINE,
-    f"{ids.MODEL_HIGHLIGHT}.data": OPACITY,
+# the inputs that change only parts of the drawn table, not its structure (any other input draws it whole)
+PART_INPUTS = {
+    f"{ids.SELECTION}.data",
+    f"{ids.REFERENCE_DROPDOWN}.value",
+    f"{ids.COMPARED_DROPDOWN}.value",
+    f"{ids.MODEL_HIGHLIGHT}.data",
 }
 
 
@@ -190,21 +186,22 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         State(ids.EVAL_DRAWN, "data"),
     )
     def draw(run, severity, selection, ref_key, cmp_key, highlight, mode, drawn):
-        """A partial update (Patch) of the parts the changed inputs set where the drawn table has this
-        structure's key, else the whole table; a selection whose accuracy needs the run's correctness
+        """A partial update (Patch) of the table's parts where only parts' inputs changed and the drawn
+        table has this structure's key, else the whole table; a selection whose accuracy needs the run's correctness
         matrix, not computed yet, is drawn by the background job (`prepare`)."""
         if not run:
             return empty_figure("no run selected"), dash.no_update, None
         ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)
-        parts = {PART_OF.get(p) for p in dash.ctx.triggered_prop_ids}
+        triggered = set(dash.ctx.triggered_prop_ids)
         try:
             table = _structure(reader, run, severity, mode)
-            patching = table is not None and drawn == table.key and bool(parts) and None not in parts
+            patching = table is not None and drawn == table.key and bool(triggered) and triggered <= PART_INPUTS
             prepare = dash.no_update
-            if (not patching or SUBSET in parts) and selected_ids(selection) and not reader.correctness_ready(run):
+            if selected_ids(selection) and not reader.correctness_ready(run):
                 selection, prepare = None, run  # the background job draws it with the selection
-            if patching:
-                update = _patch(_parts(reader, run, table, parts, severity, selection, ref, cmp, highlight))
+            if patching:  # every part, not only the changed input's: the renderer drops a call still running
+                # when the same callback is called again, and its patch with it
+                update = _patch(_parts(reader, run, table, severity, selection, ref, cmp, highlight))
                 return update, prepare, dash.no_update
             figure, key = _table(reader, run, severity, selection, ref, cmp, highlight, mode)
             return figure, prepare, key
