@@ -40,9 +40,15 @@ def scatter_type(points: int) -> str:
     return "scattergl" if points >= WEBGL_FROM else "scatter"
 
 
+def _sample(n: int, limit: int) -> np.ndarray:
+    """Positions of at most `limit` of `n` rows: all of them, or a fixed random sample (pandas'
+    `sample(limit, random_state=0)`, drawn the same way)."""
+    return np.arange(n) if n <= limit else np.random.RandomState(0).choice(n, limit, replace=False)
+
+
 def _sampled(df: pd.DataFrame, limit: int) -> tuple[pd.DataFrame, int]:
-    """At most `limit` rows (a fixed random sample), and the number there were."""
-    return (df if len(df) <= limit else df.sample(limit, random_state=0)), len(df)
+    """At most `limit` rows (_sample), and the number there were."""
+    return (df if len(df) <= limit else df.iloc[_sample(len(df), limit)]), len(df)
 
 
 RANK_CONFUSION, RANK_CHANGE = "confusion", "change"
@@ -128,22 +134,27 @@ def small_multiples(
     kind = scatter_type(int(df["label"].isin(classes).sum()))
     plain = {"showgrid": False, "showticklabels": False, "zeroline": False}
     in_legend: set[str] = set()
+    label, correct = df["label"].to_numpy(), df["correct"].to_numpy(bool)
+    column = {k: df[k].to_numpy() for k in ("sample_id", "angle", "length", "margin")}
+    chosen = np.isin(column["sample_id"], list(selected)) if selected else np.zeros(len(df), bool)
     for i, c in enumerate(classes):
         r, col = 2 * (i // ncols), 2 * (i % ncols)
         top, main, side, corner = cells[r][col], cells[r + 1][col], cells[r + 1][col + 1], cells[r][col + 1]
-        g, total = _sampled(df[df["label"] == c], MAX_POINTS)
+        rows = np.flatnonzero(label == c)  # positions, not pandas masks: this loop runs per class and per set
+        total, accuracy = len(rows), correct[rows].mean()
+        rows = rows[_sample(total, MAX_POINTS)]
         for ok, color, name in ((True, GREY, "correct"), (False, RED, "incorrect")):
-            part = g[g["correct"] == ok]
-            sel = part["sample_id"].isin(selected).to_numpy() if selected else np.zeros(len(part), bool)
+            part = rows[correct[rows] == ok]
+            value = {k: v[part] for k, v in column.items()}
             if len(part):
                 in_legend.add(name)
             traces.append(
                 {
                     "type": kind,
-                    "x": part["angle"].to_numpy(),
-                    "y": part["length"].to_numpy(),
+                    "x": value["angle"],
+                    "y": value["length"],
                     "mode": "markers",
-                    "customdata": part["sample_id"].to_numpy(),
+                    "customdata": value["sample_id"],
                     "name": name,
                     "legendgroup": name,
                     "showlegend": name not in in_legend and len(part) > 0,
@@ -151,7 +162,7 @@ def small_multiples(
                         "color": color,
                         "size": 5,
                         "opacity": 0.75,
-                        "line": {"width": np.where(sel, 1.5, 0.0), "color": "black"},
+                        "line": {"width": np.where(chosen[part], 1.5, 0.0), "color": "black"},
                     },
                     "hovertemplate": "sample %{customdata}<br>angle %{x:.1f}°<br>length %{y:.2f}<extra>"
                     + name
@@ -159,7 +170,7 @@ def small_multiples(
                     **main.anchors,
                 }
             )
-            x, d = kde(part["angle"].to_numpy(), a_lo, a_hi)
+            x, d = kde(value["angle"], a_lo, a_hi)
             traces.append(
                 {
                     "type": "scatter",
@@ -173,7 +184,7 @@ def small_multiples(
                     **top.anchors,
                 }
             )
-            y, d = kde(part["length"].to_numpy(), l_lo, l_hi)
+            y, d = kde(value["length"], l_lo, l_hi)
             traces.append(
                 {
                     "type": "scatter",
@@ -187,7 +198,7 @@ def small_multiples(
                     **side.anchors,
                 }
             )
-            x, d = kde(part["margin"].to_numpy())
+            x, d = kde(value["margin"])
             traces.append(
                 {
                     "type": "scatter",
@@ -218,9 +229,9 @@ def small_multiples(
             "title": {"text": margin_label, "font": {"size": 8}, "standoff": 0},
         }
         updates[corner.ykey] = plain
-        notes.append(cell_title(top, _title(df, c, class_names)))
-        if total > len(g):
-            notes.append(cell_note(main, f"{len(g)} of {total} shown", 1, 1, {"size": 9}))
+        notes.append(cell_title(top, f"<b>{class_names[c]}</b> · {accuracy:.1%} ({total})"))
+        if total > len(rows):
+            notes.append(cell_note(main, f"{len(rows)} of {total} shown", 1, 1, {"size": 9}))
     layout = {
         **merge_axes(axes, updates),
         "annotations": notes,
@@ -232,11 +243,6 @@ def small_multiples(
         "uirevision": "local",
     }
     return figure({"data": traces, "layout": layout})
-
-
-def _title(df: pd.DataFrame, c: int, class_names: list[str]) -> str:
-    g = df[df["label"] == c]
-    return f"<b>{class_names[c]}</b> · {g['correct'].mean():.1%} ({len(g)})"
 
 
 def trajectories(ref: pd.DataFrame, cmp: pd.DataFrame) -> pd.DataFrame:
