@@ -224,24 +224,25 @@ def density_strips(ref: pd.DataFrame, cmp: pd.DataFrame | None, dims: list[tuple
     """One small density per axis, reference grey and compared yellow, each centred over its
     axis of the parallel coordinates (same width and margins)."""
     k = len(dims)
-    frames = [
-        (f, color, name)
+    columns = [col for col, _ in dims]
+    frames = [  # every axis's values as one matrix per frame: a column lookup per axis costs more than its density
+        (f[columns].to_numpy(dtype=float), color, name)
         for f, color, name in ((ref, GREY, "reference"), (cmp, YELLOW, "compared"))
         if f is not None and not f.empty
     ]
     traces, layout = [], {}
-    for i, (col, _) in enumerate(dims):
+    for i in range(k):
         suffix = "" if i == 0 else str(i + 1)
         centre, half = axis_position(i, k), 0.4 / k
         layout[f"xaxis{suffix}"] = {"domain": [centre - half, centre + half], "anchor": f"y{suffix}", "visible": False}
         layout[f"yaxis{suffix}"] = {"anchor": f"x{suffix}", "visible": False}
-        values = np.concatenate([f[col].to_numpy(dtype=float) for f, _, _ in frames]) if frames else np.empty(0)
+        values = np.concatenate([m[:, i] for m, _, _ in frames]) if frames else np.empty(0)
         values = values[np.isfinite(values)]  # an angle a row does not hold (k nearest only) is NaN
         if not len(values):
             continue
         lo, hi = float(values.min()), float(values.max())
-        for frame, color, _ in frames:
-            x, d = kde(frame[col].to_numpy(), lo, hi)
+        for matrix, color, _ in frames:
+            x, d = kde(matrix[:, i], lo, hi)
             traces.append(
                 {
                     "type": "scatter",
