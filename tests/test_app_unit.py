@@ -41,7 +41,7 @@ from app.figures.parallel import (
 )
 from app.figures.robustness import margin_change
 from app.figures.sensitivity import pie_per_class, sensitivity_heatmap
-from app.figures.sweetspot import accuracy_vs_sparsity
+from app.figures.sweetspot import accuracy_vs_sparsity, sweet_spot_curves, sweet_spot_figure
 from app.reader import StoreError, StoreReader
 from app.snapshot import to_html
 from app.state import Combo, make_selection, selected_ids
@@ -242,6 +242,18 @@ def test_robustness_and_sweetspot_figures():
     rows = -(-len(sweet.data) // 2)  # the legend's rows sit in the bottom margin, under the axis title
     assert below["legend"]["yref"] == "container" and below["margin"]["b"] >= 50 + 18 * rows
     assert below["height"] - below["margin"]["b"] == 420 - 50
+
+
+def test_the_sweet_spot_rings_each_reference_on_curves_built_once():
+    models = evals_frame().query("corruption == 'clean'").assign(clean_accuracy=lambda d: d["accuracy"])
+    curves = sweet_spot_curves(models)
+    for selected in ["m-mag-50", "m-rand-50", None, "no-such-model", "m-mag-50"]:
+        kept = sweet_spot_figure(curves, "t", selected, legend_below=True, height=420)
+        built = accuracy_vs_sparsity(models, title="t", selected=selected, legend_below=True, height=420)
+        assert json.dumps(kept, sort_keys=True, default=str) == json.dumps(built, sort_keys=True, default=str)
+    ring = [t for t in F(sweet_spot_figure(curves, selected="m-rand-50")).data if t.name == "selected"]
+    row = models.set_index("model_id").loc["m-rand-50"]
+    assert len(ring) == 1 and (ring[0].x[0], ring[0].y[0]) == (row["sparsity"], row["clean_accuracy"])
 
 
 def test_table1_columns_format_numbers_and_drop_an_empty_note_column():

@@ -34,6 +34,12 @@ def accuracy_vs_sparsity(
     dashed reference line. `models` needs model_id, method, schedule, steps, finetune_epochs,
     sparsity and the `accuracy` column; `selected` (a model id) is ringed. The run's main models only
     (store.main_models: single-layer models and other seeds have their own views)."""
+    return sweet_spot_figure(sweet_spot_curves(models, accuracy), title, selected, legend_below, height)
+
+
+def sweet_spot_curves(models: pd.DataFrame, accuracy: str = "clean_accuracy") -> dict:
+    """What accuracy_vs_sparsity draws whichever model is ringed (traces, shapes, notes, and each
+    model's point): a view keeps it per run and rings a new reference without building it again."""
     models = models[main_models(models)]
     traces, shapes, notes = [], [], []
     if models.empty:
@@ -82,13 +88,26 @@ def accuracy_vs_sparsity(
                 "yanchor": "top",
             }
         )
-    if selected is not None and selected in set(df["model_id"]):
-        row = df.set_index("model_id").loc[selected]
+    points = dict(zip(df["model_id"], zip(df["sparsity"], df[accuracy])))
+    return {"traces": traces, "shapes": shapes, "notes": notes, "points": points}
+
+
+def sweet_spot_figure(
+    curves: dict,
+    title: str = "Clean accuracy vs sparsity",
+    selected: str | None = None,
+    legend_below: bool = False,
+    height: int | None = None,
+) -> Figure:
+    """The figure of sweet_spot_curves, `selected` (a model id) ringed."""
+    traces, shapes, notes = list(curves["traces"]), curves["shapes"], curves["notes"]
+    if selected in curves["points"]:
+        x, y = curves["points"][selected]
         traces.append(
             {
                 "type": "scatter",
-                "x": [row["sparsity"]],
-                "y": [row[accuracy]],
+                "x": [x],
+                "y": [y],
                 "mode": "markers",
                 "name": "selected",
                 "marker": {"size": 16, "color": "rgba(0,0,0,0)", "line": {"width": 2, "color": "black"}},

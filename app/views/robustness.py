@@ -12,7 +12,7 @@ from app import ids
 from app.figures import Figure
 from app.figures.local import empty_figure
 from app.figures.robustness import margin_change
-from app.figures.sweetspot import accuracy_vs_sparsity
+from app.figures.sweetspot import sweet_spot_curves, sweet_spot_figure
 from app.reader import StoreError, StoreReader
 from app.snapshot import Context, Part, fig, section, to_html
 from app.state import Combo
@@ -94,13 +94,10 @@ def margin_figure(reader: StoreReader, run: str, ref: Combo | None, cmp: Combo |
 
 
 def sweet_figure(reader: StoreReader, run: str, ref: Combo | None) -> Figure:
-    """Clean accuracy vs sparsity, the reference model ringed."""
-    return accuracy_vs_sparsity(
-        reader.models(run),
-        selected=ref.model_id if ref else None,
-        title="clean accuracy vs sparsity",
-        legend_below=True,
-        height=420,
+    """Clean accuracy vs sparsity, the reference model ringed (the curves kept per run version)."""
+    curves = reader.derived(run, "sweet-spot-curves", lambda: sweet_spot_curves(reader.models(run)))
+    return sweet_spot_figure(
+        curves, "clean accuracy vs sparsity", ref.model_id if ref else None, legend_below=True, height=420
     )
 
 
