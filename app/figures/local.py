@@ -60,20 +60,28 @@ def class_ranking(ref: pd.DataFrame, cmp: pd.DataFrame | None, by: str, num_clas
     accuracy on the reference (then the lowest mean margin); by change (with a compared
     combination), the most samples whose correctness flips between the two.
     Columns: class, n, accuracy, flips (NaN without a comparison)."""
-    g = ref.groupby("label")
-    out = pd.DataFrame({"class": np.arange(num_classes)})
-    out["n"] = out["class"].map(g.size()).fillna(0).astype(int)
-    out["accuracy"] = out["class"].map(g["correct"].mean())
-    margin = out["class"].map(g["margin"].mean())
-    out["flips"] = np.nan
-    keys = [out["accuracy"].fillna(np.inf), margin.fillna(np.inf)]
+    label, correct = ref["label"].to_numpy(np.int64), ref["correct"].to_numpy(float)
+    margin = ref["margin"].to_numpy(float)
+    known = (label >= 0) & (label < num_classes)
+    n = np.bincount(label[known], minlength=num_classes)
+    measured = known & np.isfinite(margin)  # a mean of the margins there are, as pandas' mean skips NaN
+    with np.errstate(invalid="ignore", divide="ignore"):  # a class without samples: NaN, ranked last
+        accuracy = np.bincount(label[known], correct[known], num_classes) / n
+        margins = np.bincount(label[measured], margin[measured], num_classes) / np.bincount(
+            label[measured], minlength=num_classes
+        )
+    out = pd.DataFrame({"class": np.arange(num_classes), "n": n, "accuracy": accuracy, "flips": np.nan})
+    keys = [np.nan_to_num(accuracy, nan=np.inf), np.nan_to_num(margins, nan=np.inf)]
     if cmp is not None:
-        both = ref[["sample_id", "label", "correct"]].merge(cmp[["sample_id", "correct"]], on="sample_id")
-        flipped = both[both["correct_x"] != both["correct_y"]].groupby("label").size()
-        out["flips"] = out["class"].map(flipped).fillna(0).astype(int)
+        _, mine, theirs = np.intersect1d(
+            ref["sample_id"].to_numpy(), cmp["sample_id"].to_numpy(), assume_unique=True, return_indices=True
+        )
+        flipped = mine[correct[mine] != cmp["correct"].to_numpy(float)[theirs]]
+        flips = np.bincount(label[flipped][known[flipped]], minlength=num_classes)
+        out["flips"] = flips
         if by == RANK_CHANGE:
-            keys = [-out["flips"]]  # ties by class index, as the export's default class
-    order = np.lexsort([k.to_numpy(dtype=float) for k in reversed(keys)])  # lexsort: the last key sorts first
+            keys = [-flips.astype(float)]  # ties by class index, as the export's default class
+    order = np.lexsort(keys[::-1])  # lexsort: the last key sorts first
     return out.iloc[order].reset_index(drop=True)
 
 
