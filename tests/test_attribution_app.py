@@ -83,6 +83,28 @@ def test_the_gallery_compares_the_two_maps_of_a_sample(reader):
     assert rhos == sorted(rhos), "by map drift, low ρ first"
 
 
+def test_the_gallery_picks_its_samples_before_sorting_them_as_after(reader):
+    """rows() with `chosen` or `label` is the whole table's rows of those samples, in the same order."""
+    ref, cmp = Combo(DENSE, "clean", 0), Combo(CHILD, "clean", 0)
+    maps = samples.Maps(reader, "tiny", ref, cmp, "gradcam")
+    for other, sort, m in [
+        (None, "margin", None),
+        (cmp, "angle", None),
+        (cmp, "margin", maps),
+        (cmp, "map_drift", maps),
+    ]:
+        whole = samples.rows(reader, "tiny", ref, other, sort, m)
+        assert whole["sample_id"].is_unique and len(whole) > 20
+        if other is not None:
+            assert {"pred_cmp", "correct_cmp", "margin_cmp"} <= set(whole.columns) and "label_cmp" not in whole
+        chosen = set(whole["sample_id"].iloc[::3])
+        for picked, expected in [
+            (samples.rows(reader, "tiny", ref, other, sort, m, chosen=chosen), whole[whole["sample_id"].isin(chosen)]),
+            (samples.rows(reader, "tiny", ref, other, sort, m, label=1), whole[whole["label"] == 1]),
+        ]:
+            assert len(expected) and picked.reset_index(drop=True).equals(expected.reset_index(drop=True))
+
+
 def test_the_snapshot_embeds_the_maps_of_the_samples_it_embeds(reader):
     page = build_snapshot(reader, "tiny", DENSE, CHILD)
     ids = reader.attribution_maps("tiny", DENSE, "occlusion", "clean", 0)["sample_id"]

@@ -79,26 +79,43 @@ def layout() -> html.Div:
 
 
 def rows(
-    reader: StoreReader, run: str, ref: Combo, cmp: Combo | None, sort: str, maps: "Maps | None" = None
+    reader: StoreReader,
+    run: str,
+    ref: Combo,
+    cmp: Combo | None,
+    sort: str,
+    maps: "Maps | None" = None,
+    chosen: set[int] | None = None,
+    label: int | None = None,
 ) -> pd.DataFrame:
     """One row per sample with the reference's (and the compared model's, suffix _cmp) prediction
     and metrics, in the order of `sort` (with no compared model: reference margin, low first);
-    with `maps`, the samples that have maps come first (by map drift, low ρ first, for that sort)."""
+    with `maps`, the samples that have maps come first (by map drift, low ρ first, for that sort).
+    Only the `chosen` samples, or only those of class `label`, when given: the gallery shows a
+    few dozen of them, so they are picked before the two sets are aligned and sorted."""
     cols = ["sample_id", "label", "pred", "correct", "angle", "length", "margin"]
-    df = reader.samples(run, ref.model_id, ref.corruption, ref.severity)[cols]
-    if cmp is not None:
+    a = reader.samples(run, ref.model_id, ref.corruption, ref.severity)
+    keep = a["sample_id"].isin(chosen) if chosen else (a["label"] == label if label is not None else None)
+    df = a.loc[keep, cols] if keep is not None else a[cols]
+    if cmp is not None:  # both sorted by sample id (StoreReader.samples): aligned by position, not a merge
         b = reader.samples(run, cmp.model_id, cmp.corruption, cmp.severity)
-        df = df.merge(b[cols[:1] + cols[2:]], on="sample_id", suffixes=("", "_cmp"))
+        _, mine, theirs = np.intersect1d(
+            df["sample_id"].to_numpy(), b["sample_id"].to_numpy(), assume_unique=True, return_indices=True
+        )
+        df = pd.DataFrame(
+            {c: df[c].to_numpy()[mine] for c in cols} | {f"{c}_cmp": b[c].to_numpy()[theirs] for c in cols[2:]}
+        )
     if cmp is not None and sort in ("margin", "angle", "length"):
-        df = df.assign(_key=-(df[f"{sort}_cmp"] - df[sort]).abs()).sort_values("_key", kind="stable")
+        key = -np.abs(df[f"{sort}_cmp"].to_numpy() - df[sort].to_numpy())  # in the stored precision: same ties
     else:
-        df = df.assign(_key=0.0).sort_values("margin", kind="stable")
+        key = df["margin"].to_numpy()
+    df = df.iloc[np.argsort(key, kind="stable")]
     if maps is not None and maps.ids:
         rho = df["sample_id"].map(lambda s: maps.drift.get(int(s), (np.nan,))[0])
         first = df["sample_id"].isin(maps.ids)
         df = df.assign(_key=np.where(first, rho.fillna(2.0) if sort == "map_drift" else -1.0, np.inf))
-        df = df.sort_values("_key", kind="stable")
-    return df.drop(columns="_key")
+        df = df.sort_values("_key", kind="stable").drop(columns="_key")
+    return df
 
 
 class Maps:
@@ -224,8 +241,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
             names = reader.meta(run)["class_names"]
             chosen = selected_ids(selection)
             maps = Maps(reader, run, ref, cmp, method) if method in reader.attribution_methods(run) else None
-            df = rows(reader, run, ref, cmp, sort, maps)
-            df = df[df["sample_id"].isin(chosen)] if chosen else df[df["label"] == int(focus or 0)]
+            df = rows(reader, run, ref, cmp, sort, maps, chosen, None if chosen else int(focus or 0))
             shown = df.head(MAX_IMAGES)
             pngs, corrupted = reader.images(run, shown["sample_id"].tolist(), ref.corruption, ref.severity)
         except StoreError as exc:
