@@ -217,6 +217,7 @@ FIELDS: dict[tuple[str, str], Spec] = {
     (ids.LOCAL_GRAPH, "selectedData"): nullable(plot_event(_sample_point)),
     (ids.LOCAL_GRAPH, "figure"): nullable(record("a figure", data=list_of(_trace, 10_000))),
     (ids.LOCAL_DIFF_RANGE, "value"): percentile_range,
+    (ids.LOCAL_DRAWN, "data"): nullable(name),  # the key of what the figure shows (hex digits)
     (ids.GLOBAL_GRAPH, "relayoutData"): nullable(record("a relayout event", selections=_boxes)),
     (ids.GLOBAL_BOXES, "data"): nullable(_boxes),
     (ids.SENS_GRAPH, "clickData"): nullable(plot_event(_sweet_point)),  # a cell's model id

@@ -36,6 +36,7 @@ CLICK_TARGET = "click-target"  # what a click in the evaluation table sets: the 
 LOCAL_GRAPH = "local-graph"
 LOCAL_DIFF_METRIC = "local-diff-metric"
 LOCAL_DIFF_RANGE = "local-diff-range"
+LOCAL_DRAWN = "local-drawn"  # the key of what the local geometry figure shows: its own brush leaves it as it is
 CLASS_DROPDOWN = "class-dropdown"
 CLASS_RANK = "class-rank"  # how the class pre-selection ranks classes: by confusion or by change (issue 14)
 

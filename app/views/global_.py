@@ -143,9 +143,10 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
             )
         except StoreError as exc:
             return empty_figure(f"{exc.problem} — {exc.fix}"), empty_figure("", height=96), "", []
-        if own:  # the brush came from here: keep the user's boxes, the strips and the note
-            return lines, dash.no_update, dash.no_update, dash.no_update
-        return lines, strips, note, []
+        # A brush from here keeps the user's boxes; the strips and the note are sent all the same: the
+        # renderer drops a call still running when this callback is called again, and it may have been
+        # the one to change them.
+        return lines, strips, note, dash.no_update if own else []
 
     @app.callback(
         Output(ids.SELECTION, "data", allow_duplicate=True),

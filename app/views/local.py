@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import dash
 import numpy as np
 import pandas as pd
@@ -161,10 +164,16 @@ def layout(class_names: list[str] | None = None) -> html.Div:
         [
             dcc.Loading(
                 graph(ids.LOCAL_GRAPH, 710, {"displaylogo": False, "modeBarButtonsToRemove": ["toImage"]}), type="dot"
-            )
+            ),
+            dcc.Store(id=ids.LOCAL_DRAWN),
         ],
         controls,
     )
+
+
+def drawn_key(*inputs: object) -> str:
+    """A short digest of the inputs a figure was drawn for (hex digits, as app.guard checks it)."""
+    return hashlib.sha256(json.dumps(inputs, default=str).encode()).hexdigest()[:16]
 
 
 def register(app: dash.Dash, reader: StoreReader) -> None:
@@ -196,6 +205,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
 
     @app.callback(
         Output(ids.LOCAL_GRAPH, "figure"),
+        Output(ids.LOCAL_DRAWN, "data"),
         Input(ids.REFERENCE_DROPDOWN, "value"),
         Input(ids.COMPARED_DROPDOWN, "value"),
         Input(ids.CLASS_DROPDOWN, "value"),
@@ -203,20 +213,25 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Input(ids.LOCAL_DIFF_METRIC, "value"),
         Input(ids.LOCAL_DIFF_RANGE, "value"),
         State(ids.RUN, "data"),
+        State(ids.LOCAL_DRAWN, "data"),
     )
-    def draw(ref_key, cmp_key, focus, selection, metric, pct, run):
-        if dash.ctx.triggered_id == ids.SELECTION and (selection or {}).get("source") == "local":
-            return dash.no_update  # the selection came from here: keep the user's box on screen
+    def draw(ref_key, cmp_key, focus, selection, metric, pct, run, drawn):
+        """The figure, and the key of what it shows; a selection brushed here leaves a figure of the
+        same key as it is (the user's box stays on screen). The key, not the input that fired, says
+        so: the renderer drops a call still running when this callback is called again."""
+        key = drawn_key(run, ref_key, cmp_key, focus, metric, pct)
+        if (selection or {}).get("source") == "local" and drawn == key:
+            return dash.no_update, dash.no_update
         ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)
         if not run or ref is None:
-            return empty_figure("pick a reference combination in the evaluation table")
+            return empty_figure("pick a reference combination in the evaluation table"), None
         try:
             chosen, focus = selected_ids(selection), int(focus or 0)
             if cmp is None:
-                return single(reader, run, ref, focus, chosen)
-            return compare(reader, run, ref, cmp, focus, chosen, metric, pct)
+                return single(reader, run, ref, focus, chosen), key
+            return compare(reader, run, ref, cmp, focus, chosen, metric, pct), key
         except StoreError as exc:
-            return empty_figure(f"{exc.problem} — {exc.fix}")
+            return empty_figure(f"{exc.problem} — {exc.fix}"), None
 
     @app.callback(
         Output(ids.SELECTION, "data", allow_duplicate=True),
