@@ -99,9 +99,8 @@ def compare(
     """The trajectories of the class in focus, only the samples whose |Δ metric| is within the
     percentile range `pct`."""
     names = reader.meta(run)["class_names"]
-    a = reader.samples(run, ref.model_id, ref.corruption, ref.severity, labels=[focus])
-    b = reader.samples(run, cmp.model_id, cmp.corruption, cmp.severity, labels=[focus])
-    moves = trajectories(a, b)
+    a, b = (reader.samples(run, c.model_id, c.corruption, c.severity) for c in (ref, cmp))  # the class list's
+    moves = trajectories(a[a["label"] == focus], b[b["label"] == focus])  # frames: no file read of their own
     if len(moves) and pct and list(pct) != [0, 100]:
         delta = moves[f"d_{metric}"].abs()
         lo, hi = np.nanpercentile(delta, pct[0]), np.nanpercentile(delta, pct[1])
