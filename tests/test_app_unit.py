@@ -554,6 +554,30 @@ def test_to_html_renders_the_views_markup_escaped():
         to_html(object())
 
 
+def test_an_element_is_the_components_json_and_renders_the_same():
+    """app.views.common.element: what the renderer receives for the same dash.html component."""
+    import plotly.io.json as pj
+    from dash import html
+
+    from app.views.common import element
+
+    def json_of(node):
+        return json.loads(pj.to_json_plotly(node))
+
+    made = element("Div", [element("Span", "<b>", className="x"), element("Img", src="a&b")], **{"data-sample-id": 3})
+    component = html.Div([html.Span("<b>", className="x"), html.Img(src="a&b")], **{"data-sample-id": 3})
+    assert json_of(made) == json_of(component)
+    assert (
+        to_html(made)
+        == to_html(component)
+        == '<div data-sample-id="3"><span class="x">&lt;b&gt;</span><img src="a&amp;b"></div>'
+    )
+    assert to_html([element("Div", [html.B("mixed")])]) == "<div><b>mixed</b></div>"
+    for bad in ({"type": "Div", "namespace": "dash_core_components", "props": {}}, {"type": "script", "props": {}}):
+        with pytest.raises(TypeError):
+            to_html(bad)
+
+
 def test_an_empty_trajectory_panel_says_none_and_messages_wrap():
     df = samples_frame()
     same = df.assign(correct=True)

@@ -66,19 +66,22 @@ def _kebab(name: str) -> str:
 
 
 def to_html(node: Any) -> str:
-    """HTML of a tree of `dash.html` components (what a view's callback returns), so that the
-    snapshot shows the view's own markup; text and attributes are escaped."""
+    """HTML of a tree of `dash.html` components or their elements (app.views.common.element), what a
+    view's callback returns, so that the snapshot shows the view's own markup; text and attributes are
+    escaped."""
     if node is None:
         return ""
     if isinstance(node, (list, tuple)):
         return "".join(to_html(n) for n in node)
     if isinstance(node, (str, int, float)):
         return html.escape(str(node))
-    tag = type(node).__name__
-    if not TAGS.match(tag) or getattr(node, "_namespace", "") != "dash_html_components":
+    element = isinstance(node, dict)  # an element as the renderer receives it (app.views.common.element)
+    tag = str(node.get("type", "")) if element else type(node).__name__
+    namespace = node.get("namespace") if element else getattr(node, "_namespace", "")
+    if not TAGS.match(tag) or namespace != "dash_html_components":
         raise TypeError(f"to_html renders dash.html components, not {tag}")
+    props = node.get("props", {}) if element else node.to_plotly_json()["props"]
     tag = tag.lower()
-    props = node.to_plotly_json()["props"]
     attrs = []
     for key, value in props.items():
         if key == "children" or value is None:

@@ -12,7 +12,7 @@ from app.reader import StoreError, StoreReader
 from app.snapshot import Context, Part, section, to_html
 from app.state import Combo
 from app.views import sensitivity
-from app.views.common import card, labelled, message, radios
+from app.views.common import card, element, labelled, message, radios
 from pipeline.store.methods import facts
 
 HELP = (
@@ -219,21 +219,24 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
             return message(exc.problem, exc.fix)
 
 
-def details_list(reader: StoreReader, run: str, keys: list[str], ref_key: str | None, cmp_key: str | None) -> html.Ul:
-    """The picked combinations with their model's facts and accuracy, reference and compared marked."""
-    models = reader.models(run).set_index("model_id")
-    evals = reader.evaluations(run)
+def _accuracy(evals: pd.DataFrame) -> dict[tuple[str, str, int], float]:
+    """Each evaluation's accuracy by (model id, corruption, severity)."""
+    keys = zip(evals["model_id"], evals["corruption"], evals["severity"].astype(int))
+    return dict(zip(keys, evals["accuracy"]))
+
+
+def details_list(reader: StoreReader, run: str, keys: list[str], ref_key: str | None, cmp_key: str | None) -> dict:
+    """The picked combinations with their model's facts and accuracy, reference and compared marked
+    (elements, app.views.common.element: the list is drawn again on every reference change)."""
+    models = reader.derived(run, "models-by-id", lambda: reader.models(run).set_index("model_id"))
+    accuracy = reader.derived(run, "accuracy-by-evaluation", lambda: _accuracy(reader.evaluations(run)))
     items = []
     for key in keys:
         combo = Combo.parse(key)
         if combo is None or combo.model_id not in models.index:
             continue
         m = models.loc[combo.model_id]
-        ev = evals[
-            (evals["model_id"] == combo.model_id)
-            & (evals["corruption"] == combo.corruption)
-            & (evals["severity"] == combo.severity)
-        ]
+        acc = accuracy.get((combo.model_id, combo.corruption, combo.severity))
         role = "reference" if key == ref_key else "compared" if key == cmp_key else ""
         schedule = (
             ""
@@ -241,19 +244,22 @@ def details_list(reader: StoreReader, run: str, keys: list[str], ref_key: str | 
             else f" · {m['scope']}, {m['schedule']}" + (f" ×{int(m['steps'])}" if m["schedule"] == "iterative" else "")
         )
         items.append(
-            html.Li(
+            element(
+                "Li",
                 [
-                    html.Div(
+                    element(
+                        "Div",
                         [
-                            html.Span(role, className=f"role role-{role}") if role else None,
-                            html.Span(combo.model_id, className="mono"),
-                        ]
+                            element("Span", role, className=f"role role-{role}") if role else None,
+                            element("Span", combo.model_id, className="mono"),
+                        ],
                     ),
-                    html.Div(
+                    element(
+                        "Div",
                         f"{m['arch']} · {facts(str(m['method'])).label}{schedule} · sparsity {m['sparsity']:.2f}"
                         f" · fine-tune {int(m['finetune_epochs'])} ep"
-                        f" · init {m.get('init', '–')} · {combo.evalset}: accuracy {ev['accuracy'].iloc[0]:.3f}"
-                        if not ev.empty
+                        f" · init {m.get('init', '–')} · {combo.evalset}: accuracy {acc:.3f}"
+                        if acc is not None
                         else "",
                         className="combo-meta",
                     ),
@@ -261,7 +267,7 @@ def details_list(reader: StoreReader, run: str, keys: list[str], ref_key: str | 
                 className=f"combo-item {role}",
             )
         )
-    return html.Ul(items, className="combo-list")
+    return element("Ul", items, className="combo-list")
 
 
 def snapshot(ctx: Context) -> Part:

@@ -17,7 +17,7 @@ from app.figures.attribution import method_label, overlay_png
 from app.reader import StoreError, StoreReader
 from app.snapshot import Context, Part, section, to_html
 from app.state import Combo, selected_ids
-from app.views.common import card, labelled, message
+from app.views.common import card, element, labelled, message
 from pipeline import store
 
 HELP = (
@@ -137,7 +137,7 @@ class Maps:
                 )
                 self.drift = {int(s): (float(r), float(i)) for s, r, i in zip(both["sample_id"], rho, iou)}
 
-    def panel(self, sid: int, png: bytes | None) -> html.Div | None:
+    def panel(self, sid: int, png: bytes | None) -> dict | None:
         """The sample's two maps over its image, or None when it has none."""
         if sid not in self.ids:
             return None
@@ -147,14 +147,18 @@ class Maps:
                 continue
             hit = df[df["sample_id"] == sid]
             if hit.empty:
-                imgs.append(html.Div("no map", className="map-img noimg"))
+                imgs.append(element("Div", "no map", className="map-img noimg"))
                 continue
             src = "data:image/png;base64," + base64.b64encode(overlay_png(png, hit["map"].iloc[0])).decode()
-            imgs.append(html.Img(src=src, className="map-img", title=f"{who}: {method_label(self.method)}"))
+            imgs.append(element("Img", src=src, className="map-img", title=f"{who}: {method_label(self.method)}"))
         rho, iou = self.drift.get(sid, (np.nan, np.nan))
         drift = f" ρ {_number(rho, 2)} · IoU {_number(iou, 2)}" if self.cmp is not None else ""
         note = method_label(self.method) + drift
-        return html.Div([html.Div(imgs, className="map-pair"), html.Div(note, className="metrics")], className="maps")
+        return element(
+            "Div",
+            [element("Div", imgs, className="map-pair"), element("Div", note, className="metrics")],
+            className="maps",
+        )
 
 
 def _number(value: float, digits: int, sign: bool = False) -> str:
@@ -170,26 +174,32 @@ def _metrics(row: tuple, suffix: str) -> str:
 
 
 def sample_card(
-    row: tuple, names: list[str], compared: bool, png: bytes | None, maps: list[html.Div] | None = None
-) -> html.Div:
+    row: tuple, names: list[str], compared: bool, png: bytes | None, maps: list[dict] | None = None
+) -> dict:
     """One sample: its image (or a placeholder), label, predictions (wrong ones marked) and metrics,
     then its attribution `maps` panels (Maps.panel) when it has any."""
     sid = int(row.sample_id)
     image = (
-        html.Img(
-            src="data:image/png;base64," + base64.b64encode(png).decode(), className="sample-img", title=f"sample {sid}"
+        element(
+            "Img",
+            src="data:image/png;base64," + base64.b64encode(png).decode(),
+            className="sample-img",
+            title=f"sample {sid}",
         )
         if png is not None
-        else html.Div("image not embedded", className="sample-img noimg")
+        else element("Div", "image not embedded", className="sample-img noimg")
     )
-    preds = [html.Span(f"ref: {names[int(row.pred)]}", className="ok" if row.correct else "bad")]
-    metrics = [html.Div(_metrics(row, ""), className="metrics")]
+    preds = [element("Span", f"ref: {names[int(row.pred)]}", className="ok" if row.correct else "bad")]
+    metrics = [element("Div", _metrics(row, ""), className="metrics")]
     if compared:
-        preds.append(html.Span(f" cmp: {names[int(row.pred_cmp)]}", className="ok" if row.correct_cmp else "bad"))
-        metrics.append(html.Div(_metrics(row, "_cmp"), className="metrics cmp"))
-    caption = html.Div(f"#{sid} · label {names[int(row.label)]}", className="caption")
-    return html.Div(
-        [image, caption, html.Div(preds), *metrics, *(maps or [])], className="sample-card", **{"data-sample-id": sid}
+        preds.append(element("Span", f" cmp: {names[int(row.pred_cmp)]}", className="ok" if row.correct_cmp else "bad"))
+        metrics.append(element("Div", _metrics(row, "_cmp"), className="metrics cmp"))
+    caption = element("Div", f"#{sid} · label {names[int(row.label)]}", className="caption")
+    return element(
+        "Div",
+        [image, caption, element("Div", preds), *metrics, *(maps or [])],
+        className="sample-card",
+        **{"data-sample-id": sid},
     )
 
 
@@ -205,7 +215,7 @@ def method_options(reader: StoreReader, run: str | None) -> tuple[list[dict], st
     return [{"label": method_label(m), "value": m} for m in methods], (methods[0] if methods else None)
 
 
-def _card(r: tuple, names: list[str], cmp: Combo | None, png: bytes | None, maps: list["Maps"]) -> html.Div:
+def _card(r: tuple, names: list[str], cmp: Combo | None, png: bytes | None, maps: list["Maps"]) -> dict:
     panels = [m.panel(int(r.sample_id), png) for m in maps]
     return sample_card(r, names, cmp is not None, png, [p for p in panels if p is not None])
 
