@@ -111,6 +111,7 @@ from pipeline.store.stats import (
     DENSITY_BINS,
     KINDS,
     MARGIN_CHANGE_KEY,
+    TABLE1_KEY,
     density_bins,
     map_drift,
     margin_change_summary,
@@ -124,9 +125,12 @@ from pipeline.store.stats import (
     run_angle_summary,
     run_table1,
     stored_margin_change,
+    stored_table1,
     table1,
+    table1_stats,
     trim,
     with_margin_change,
+    with_table1,
 )
 from pipeline.store.validate import check_run, validate_run
 from pipeline.store.write import write_run
@@ -140,6 +144,10 @@ __all__ = [
     "read_margins",
     "stored_margin_change",
     "with_margin_change",
+    "TABLE1_KEY",
+    "stored_table1",
+    "table1_stats",
+    "with_table1",
     "FLIPS",
     "PIE",
     "SENSITIVITY_METRICS",

@@ -34,7 +34,12 @@ def chance_level(labels: np.ndarray) -> float:
 
 def at_chance(accuracy: float, labels: np.ndarray) -> bool:
     """Whether a clean accuracy is no better than predicting the most frequent class (+ CHANCE_MARGIN)."""
-    return bool(np.isfinite(accuracy) and len(labels) and accuracy <= chance_level(labels) + CHANCE_MARGIN)
+    return at_chance_level(accuracy, chance_level(labels))
+
+
+def at_chance_level(accuracy: float, chance: float) -> bool:
+    """at_chance() from the share of the most frequent class (`chance`; NaN: no labels, never at chance)."""
+    return bool(np.isfinite(accuracy) and np.isfinite(chance) and accuracy <= chance + CHANCE_MARGIN)
 
 
 def map_drift(a: np.ndarray, b: np.ndarray, top: float = TOP_FRACTION) -> tuple[np.ndarray, np.ndarray]:
@@ -224,38 +229,93 @@ def _checked_density(record: dict) -> dict | None:
     return out | {"bw": bw, "lo": lo, "hi": hi, "values": values}
 
 
-def table1(samples: pd.DataFrame, accuracy: dict[str, float] | None = None) -> pd.DataFrame:
-    """Table 1: Pearson correlation, per model, of per-sample robustness with the clean angle,
-    length and margin. `samples`: the clean rows with model_id, robustness, angle, length,
-    margin (and label). A model whose clean `accuracy` is at chance (`at_chance`) keeps its
-    row with NaN correlations and a `note` saying it is left out."""
-    rows = {}
-    for model_id, g in samples.groupby("model_id", sort=True):
-        acc = (accuracy or {}).get(model_id, float("nan"))
-        if "label" in g and at_chance(acc, g["label"].to_numpy()):
-            rows[model_id] = dict.fromkeys(TABLE1_MEASURES, float("nan")) | {
-                "note": f"at chance (accuracy {acc:.3f}): left out"
-            }
-        else:
-            rows[model_id] = {m: pearson(g["robustness"].to_numpy(), g[m].to_numpy()) for m in TABLE1_MEASURES} | {
-                "note": ""
-            }
-    return pd.DataFrame.from_dict(rows, orient="index", columns=[*TABLE1_MEASURES, "note"]).astype(
-        dict.fromkeys(TABLE1_MEASURES, float)
-    )
+TABLE1_KEY = "prunescope.table1"  # a clean samples file's footer: table1_stats() of its rows
+
+
+def table1_stats(labels: np.ndarray, robustness: np.ndarray, measures: dict[str, np.ndarray]) -> dict[str, float]:
+    """Table 1's numbers of one model's clean rows: the Pearson correlation of per-sample
+    `robustness` with each of TABLE1_MEASURES (arrays in `measures`), and `chance`, the share of
+    the most frequent label (chance_level), which decides with the model's accuracy whether it is
+    left out."""
+    return {m: pearson(robustness, measures[m]) for m in TABLE1_MEASURES} | {"chance": chance_level(labels)}
+
+
+def table1_row(stats: dict[str, float], accuracy: float) -> dict:
+    """One row of Table 1 from table1_stats(): the correlations and an empty note, or NaN and a
+    note for a model whose clean `accuracy` is at chance (at most `chance` + CHANCE_MARGIN)."""
+    if at_chance_level(accuracy, stats["chance"]):
+        return dict.fromkeys(TABLE1_MEASURES, float("nan")) | {"note": f"at chance (accuracy {accuracy:.3f}): left out"}
+    return {m: stats[m] for m in TABLE1_MEASURES} | {"note": ""}
+
+
+def table1(rows: dict[str, dict]) -> pd.DataFrame:
+    """Table 1 from table1_row() of each model (by model id): one row per model, sorted by id."""
+    return pd.DataFrame.from_dict(
+        {m: rows[m] for m in sorted(rows)}, orient="index", columns=[*TABLE1_MEASURES, "note"]
+    ).astype(dict.fromkeys(TABLE1_MEASURES, float))
+
+
+def with_table1(clean: pa.Table) -> pa.Table:
+    """The `clean` rows of a model with table1_stats() of them in their footer (key TABLE1_KEY,
+    with the row count they hold for; an undefined correlation as null), so that Table 1 reads
+    one footer a model instead of its clean rows. As given where a column Table 1 needs is missing."""
+    names = ["label", "robustness", *TABLE1_MEASURES]
+    if not set(names) <= set(clean.column_names):
+        return clean
+    cols = {c: clean.column(c).to_numpy(zero_copy_only=False) for c in names}
+    stats = table1_stats(cols.pop("label"), cols.pop("robustness"), cols)
+    record = {k: v if np.isfinite(v) else None for k, v in stats.items()} | {"rows": clean.num_rows}
+    return clean.replace_schema_metadata({**(clean.schema.metadata or {}), TABLE1_KEY.encode(): json.dumps(record)})
+
+
+def stored_table1(path: Path) -> dict[str, float] | None:
+    """table1_stats() of a clean samples file from its footer (docs/store.md), or None where the
+    footer does not hold them for the file's rows (another tool's file, rows rewritten since) or
+    holds an odd record (a correlation outside [-1, 1], a share outside (0, 1], a NaN or an
+    infinity where undefined is null)."""
+    record = footer_record(path, TABLE1_KEY)
+    if record is None:
+        return None
+    try:
+        out = {k: float("nan") if record[k] is None else float(record[k]) for k in (*TABLE1_MEASURES, "chance")}
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return None
+    held = [record[k] is not None for k in out]
+    if any(h and not np.isfinite(v) for h, v in zip(held, out.values())):
+        return None  # undefined is null: a NaN or an infinity written as a number is odd
+    if any(not -1.0 <= out[m] <= 1.0 for m in TABLE1_MEASURES if np.isfinite(out[m])):
+        return None
+    if np.isfinite(out["chance"]) and not 0.0 < out["chance"] <= 1.0:
+        return None
+    return out
 
 
 def run_table1(run_dir: Path) -> pd.DataFrame:
-    """Table 1 of a run folder, read from its models' clean samples; models at chance left out with a note."""
-    from pipeline.store.io import clean_samples, load, run_meta
+    """Table 1 of a run folder, per main model: from its clean file's footer where the pipeline
+    wrote it for the file's rows (one footer a model), else from its clean rows; models at chance
+    left out with a note."""
+    from pipeline.store.io import SamplesIndex, clean_samples, expected_sets, load, run_meta
+    from pipeline.store.layout import CLEAN, CLEAN_SET
     from pipeline.store.schema import MODELS_TABLE
 
+    run_dir = Path(run_dir)
     meta, _ = run_meta(run_dir)
     frame = load(run_dir, MODELS_TABLE, ["model_id", "clean_accuracy", "scope", "replicate"]).to_pandas()
-    models = frame[main_models(frame)].to_dict("list")
+    accuracy = dict(zip(frame["model_id"], frame["clean_accuracy"].astype(float)))
+    expected = expected_sets(run_dir)
+    stats, unread = {}, []
+    for model_id in frame.loc[main_models(frame), "model_id"]:
+        files = SamplesIndex(run_dir, model_id, expected.get(model_id)).files.get(CLEAN_SET, [])
+        found = stored_table1(files[0]) if len(files) == 1 and files[0].stem == CLEAN else None
+        if found is not None:
+            stats[model_id] = found
+        elif files:
+            unread.append(model_id)
     columns = ["label", "robustness", *TABLE1_MEASURES]
-    samples = clean_samples(run_dir, models["model_id"], columns, meta["num_classes"]).to_pandas()
-    return table1(samples, dict(zip(models["model_id"], models["clean_accuracy"])))
+    samples = clean_samples(run_dir, unread, columns, meta["num_classes"]).to_pandas() if unread else None
+    for model_id, g in samples.groupby("model_id", sort=False) if samples is not None else ():
+        stats[model_id] = table1_stats(g["label"].to_numpy(), g["robustness"].to_numpy(), g)
+    return table1({m: table1_row(s, accuracy.get(m, float("nan"))) for m, s in stats.items()})
 
 
 # Kinds of model in Fig. 3, from models.parquet: an untrained network, the trained dense one, and pruned ones.
