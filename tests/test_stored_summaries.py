@@ -16,6 +16,7 @@ import pytest
 
 from pipeline import store
 from pipeline.store import io as store_io
+from pipeline.store import validate
 from pipeline.store.stats import TABLE1_MEASURES
 
 
@@ -187,3 +188,46 @@ def test_a_clean_file_of_another_name_is_read_from_its_rows(external_run, tmp_pa
     path.rename(path.with_name("all.parquet"))  # any name may hold any sets: its footer is not the contract's
     pd.testing.assert_frame_equal(store.run_table1(copy), expected, rtol=1e-12)
 
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def errors(run: Path, deep: bool) -> list[str]:
+    return [f"{p.where}: {p.what}" for p in store.check_run(run, deep=deep) if p.error]
+
+
+def test_the_quick_check_glances_at_every_file_of_a_small_run_and_at_a_sample_of_a_large_one(
+    browser_store, tmp_path, monkeypatch
+):
+    run = tmp_path / "tiny"
+    shutil.copytree(browser_store / "tiny", run)
+    files = sorted((run / store.SAMPLES_DIR).glob("*/*.parquet"))
+    clean = [p for p in files if p.name == "clean.parquet"]
+    corrupted = [p for p in files if p.name != "clean.parquet"]
+    truncate(clean[0])
+    truncate(corrupted[0])
+    found = errors(run, deep=False)
+    assert len(files) <= validate.GLANCE_FILES and len(found) == 2  # all glanced
+    assert all("is not a readable samples file (truncated" in e for e in found)
+    glanced = []
+    looks = validate._looks_like_parquet
+    monkeypatch.setattr(validate, "_looks_like_parquet", lambda p: glanced.append(p) or looks(p))
+    monkeypatch.setattr(validate, "GLANCE_FILES", len(clean) + 1)  # a large run: every clean file and one more
+    found = errors(run, deep=False)
+    assert len(glanced) == len(clean) + 1 and set(clean) <= set(glanced)
+    assert f"{clean[0].parent.name}/clean.parquet: is not" in found[0]
+    assert len(errors(run, deep=True)) == 2  # validate checks every file
+
+
+def test_the_quick_check_names_an_evaluation_set_without_its_file_as_validate_does(browser_store, tmp_path):
+    run = tmp_path / "tiny"
+    shutil.copytree(browser_store / "tiny", run)
+    model = "digits_cnn-dense"
+    store.samples_path(run, model, "fog", 3).unlink()
+    message = f"{store.SAMPLES_DIR}/model_id={model}/: evaluation fog s3 is in evaluations.parquet but has no"
+    assert errors(run, deep=False) == errors(run, deep=True) and len(errors(run, deep=True)) == 1
+    assert errors(run, deep=False)[0].startswith(message)
+    # a file of another name may hold any sets: the listing cannot tell, the deep check reads its footer
+    shutil.copy(store.samples_path(run, model, "gaussian_noise", 3), store.samples_path(run, model, "x", 0))
+    assert errors(run, deep=False) == [] and [e[: len(message)] for e in errors(run, deep=True)] == [message]

@@ -45,12 +45,12 @@ def bit_matrix(rows: Sequence[bytes], width: int = 0) -> np.ndarray:
 
 def count_correct(bits: bytes) -> int:
     """How many samples a bitset marks correct."""
-    return int(np.unpackbits(np.frombuffer(bits, dtype=np.uint8)).sum())
+    return int(np.bitwise_count(np.frombuffer(bits, dtype=np.uint8)).sum(dtype=np.int64))
 
 
 def row_counts(matrix: np.ndarray) -> np.ndarray:
     """Set bits of each row of a packed matrix."""
-    return np.unpackbits(matrix, axis=1).sum(axis=1) if matrix.size else np.zeros(len(matrix), np.int64)
+    return np.bitwise_count(matrix).sum(axis=1, dtype=np.int64) if matrix.size else np.zeros(len(matrix), np.int64)
 
 
 def scan_bits(rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
