@@ -36,7 +36,10 @@ def pack_correct(sample_ids: np.ndarray, correct: np.ndarray) -> bytes | None:
 def bit_matrix(rows: Sequence[bytes], width: int = 0) -> np.ndarray:
     """The packed rows as one (evaluations × bytes) uint8 matrix, padded with zeros to the
     longest row (or `width` bytes)."""
-    width = max(width, max((len(r) for r in rows), default=0))
+    lengths = {len(r) for r in rows}
+    width = max(width, max(lengths, default=0))
+    if lengths == {width}:  # rows of one length (one evaluation set size): one copy, not a loop over rows
+        return np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(len(rows), width).copy()
     matrix = np.zeros((len(rows), width), dtype=np.uint8)
     for i, r in enumerate(rows):
         matrix[i, : len(r)] = np.frombuffer(r, dtype=np.uint8)
