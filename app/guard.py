@@ -188,6 +188,11 @@ def _typed_or_plain_array(v: Any) -> bool:
         return False
 
 
+def _view_tab(v: Any) -> bool:
+    """one of the views' tabs (tab-paper, tab-models)"""
+    return isinstance(v, str) and v in (ids.TAB_PAPER, ids.TAB_MODELS)
+
+
 _clicked_model = nullable(_clicked_combination)
 _clicked_model.__doc__ = "a combination [model id, evaluation set, severity]"
 _sample_point = nullable(sample_id)
@@ -235,6 +240,7 @@ FIELDS: dict[tuple[str, str], Spec] = {
     (ids.SAMPLES_ATTR_METHOD, "value"): nullable(name),  # the run's attribution methods, set per run
     (ids.ATTR_DRIFT, "selectedData"): nullable(plot_event(_sample_point)),
     (ids.ATTR_DRIFT, "figure"): nullable(record("a figure", data=list_of(_trace, 10_000))),
+    (ids.VIEW_TABS, "active_tab"): _view_tab,  # the shown tab: the model-level views draw only in theirs
 }
 
 

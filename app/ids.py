@@ -86,3 +86,8 @@ SIMILARITY_NOTE = "similarity-note"
 SAMPLES_ATTR_METHOD = "samples-attr-method"
 ATTR_DRIFT = "attr-drift"
 ATTR_METRIC = "attr-metric"
+
+# the views' tabs (issue 14): the paper's views (shown first) and the model-level views, which draw only while shown
+VIEW_TABS = "view-tabs"
+TAB_PAPER = "tab-paper"
+TAB_MODELS = "tab-models"

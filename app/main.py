@@ -154,20 +154,41 @@ def layout(
         dbc.Row(
             [dbc.Col(evaltable.layout(), lg=8), dbc.Col(combinations.layout(initial, options), lg=4)], className="g-2"
         ),
-        dbc.Row([dbc.Col(modelmap.layout(), lg=7), dbc.Col(similarity.layout(), lg=5)], className="g-2"),
-        dbc.Row([dbc.Col(local.layout(class_names), lg=12)], className="g-2"),
-        dbc.Row([dbc.Col(global_.layout(), lg=7), dbc.Col(samples.layout(), lg=5)], className="g-2"),
-        robustness.layout(),
-        dbc.Row([dbc.Col(sensitivity.layout(), lg=7), dbc.Col(pie.layout(), lg=5)], className="g-2 mt-1"),
-        dbc.Row([dbc.Col(attribution.layout(), lg=12)], className="g-2 mt-1"),
-        dbc.Row([dbc.Col(dimension.layout(), lg=12)], className="g-2 mt-1"),
+        view_tabs(
+            [
+                dbc.Row([dbc.Col(local.layout(class_names), lg=12)], className="g-2"),
+                dbc.Row([dbc.Col(global_.layout(), lg=7), dbc.Col(samples.layout(), lg=5)], className="g-2"),
+                robustness.layout(),
+                dbc.Row([dbc.Col(dimension.layout(), lg=12)], className="g-2 mt-1"),
+            ],
+            [
+                dbc.Row([dbc.Col(modelmap.layout(), lg=7), dbc.Col(similarity.layout(), lg=5)], className="g-2"),
+                dbc.Row([dbc.Col(sensitivity.layout(), lg=7), dbc.Col(pie.layout(), lg=5)], className="g-2 mt-1"),
+                dbc.Row([dbc.Col(attribution.layout(), lg=12)], className="g-2 mt-1"),
+            ],
+        ),
     ]
     return html.Div([header, dbc.Container(body, fluid=True), *stores])
 
 
+def view_tabs(paper: list, models: list) -> dbc.Tabs:
+    """The views below the evaluation table, in two tabs: the paper's views (shown first) and the
+    model-level views, whose callbacks draw only while their tab is shown (issue 14: a page load draws
+    the paper's views alone). Both panes stay mounted; a hidden one is display: none."""
+    return dbc.Tabs(
+        [
+            dbc.Tab(paper, label="geometry and robustness", tab_id=ids.TAB_PAPER, id=ids.TAB_PAPER),
+            dbc.Tab(models, label="models", tab_id=ids.TAB_MODELS, id=ids.TAB_MODELS),
+        ],
+        id=ids.VIEW_TABS,
+        active_tab=ids.TAB_PAPER,
+        className="view-tabs mt-1 mb-2",
+    )
+
+
 def _hidden_controls() -> html.Div:
     """The views' components, hidden, so that every callback has its inputs on an empty store."""
-    return html.Div([v.layout() for v in views()], style={"display": "none"})
+    return html.Div([view_tabs([v.layout() for v in views()], [])], style={"display": "none"})
 
 
 def register_shell(app: dash.Dash) -> None:

@@ -25,8 +25,8 @@ def parse_outputs(key: str) -> list[dict]:
 
 
 def initial_state(layout: object) -> dict[tuple[str, str], object]:
-    """Every control's starting `value` and every store's `data`, from the app's `/_dash-layout`
-    JSON: what the renderer sends before anyone touches the page."""
+    """Every control's starting `value`, every store's `data` and the tabs' `active_tab`, from the
+    app's `/_dash-layout` JSON: what the renderer sends before anyone touches the page."""
     state: dict[tuple[str, str], object] = {}
     stack = [layout]
     while stack:
@@ -36,7 +36,7 @@ def initial_state(layout: object) -> dict[tuple[str, str], object]:
         elif isinstance(node, dict) and isinstance(node.get("props"), dict):
             props = node["props"]
             if isinstance(props.get("id"), str):
-                state.update({(props["id"], k): props[k] for k in ("value", "data") if k in props})
+                state.update({(props["id"], k): props[k] for k in ("value", "data", "active_tab") if k in props})
             stack.append(props.get("children"))
     return state
 

@@ -45,6 +45,7 @@ INITIAL_STATE = {
     (ids.LOCAL_DIFF_RANGE, "value"): [0, 100],
     (ids.SAMPLES_SORT, "value"): "margin",
     (ids.COMBINATIONS, "data"): [],
+    (ids.VIEW_TABS, "active_tab"): ids.TAB_PAPER,
 }
 
 

@@ -64,10 +64,22 @@ def shoot(driver, element_id: str, out: Path) -> None:
     print(out)
 
 
+def open_tab(driver, tab_id: str) -> None:
+    """Click one of the views' tabs (ids.TAB_PAPER, ids.TAB_MODELS) as a user does; returns once it is shown."""
+    link = WebDriverWait(driver, 60, 0.1).until(lambda d: d.find_element("css selector", f"#{tab_id} .nav-link"))
+    driver.execute_script(
+        "window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 150, behavior: 'instant'});",
+        link,
+    )
+    link.click()
+    WebDriverWait(driver, 30, 0.1).until(lambda _: "active" in link.get_attribute("class").split())
+
+
 def model_views(driver, outdir: Path) -> None:
     """The model map by accuracy vs robustness with a compared model, by provenance, and the
     similarity map (issue 16), at 1280 px, the narrowest width the page is laid out for."""
     driver.set_window_size(1280, 900)
+    open_tab(driver, ids.TAB_MODELS)
     WebDriverWait(driver, 120, 0.2).until(
         lambda d: d.find_elements("css selector", f"#{ids.SIMILARITY_GRAPH} .scatterlayer .point")
     )
@@ -131,7 +143,6 @@ def main() -> None:
             (ids.ROBUST_SWEETSPOT, "robustness_sweetspot"),
             (ids.ROBUST_TABLE1, "robustness_table1"),
             (ids.DIM_GRAPH, "dimension"),
-            (ids.ATTR_DRIFT, "attribution_drift"),
         ):
             shoot(driver, view, outdir / f"view_{name}.png")
         bars = driver.find_elements("css selector", f"#{ids.EVAL_TABLE} .trace.bars .point path")
@@ -147,7 +158,7 @@ def main() -> None:
         shoot(driver, ids.LOCAL_GRAPH, outdir / "view_local_comparison.png")
         shoot(driver, ids.GLOBAL_GRAPH, outdir / "view_global_comparison.png")
         shoot(driver, ids.SAMPLES_GRID, outdir / "view_samples_comparison.png")
-        attribution(driver, outdir / "view_samples_attribution.png")
+        attribution(driver, outdir)
         for width, height in ((1280, 800), (1440, 900), (1920, 1080)):
             driver.set_window_size(width, height)
             driver.execute_script("window.scrollTo({top: 0, behavior: 'instant'});")
@@ -196,9 +207,15 @@ def many_classes(driver, outdir: Path, search: str) -> None:
     driver.save_screenshot(str(outdir / "many_classes_compared_1440x900.png"))
 
 
-def attribution(driver, out: Path) -> None:
-    """A box over the first panel of the attribution drift view selects the mapped samples; the
-    gallery then shows each one's map in the reference and the compared model side by side."""
+def attribution(driver, outdir: Path) -> None:
+    """The attribution drift view (models tab); a box over its first panel selects the mapped samples,
+    and the gallery (first tab) then shows each one's map in the reference and the compared model."""
+    open_tab(driver, ids.TAB_MODELS)
+    WebDriverWait(driver, 60, 0.2).until(
+        lambda d: d.find_elements("css selector", f'#{ids.ATTR_DRIFT} .nsewdrag[data-subplot="xy"]')
+    )
+    settle(driver, 2)
+    shoot(driver, ids.ATTR_DRIFT, outdir / "view_attribution_drift.png")
     plot = driver.find_element("css selector", f'#{ids.ATTR_DRIFT} .nsewdrag[data-subplot="xy"]')
     driver.execute_script(
         "window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 120, behavior: 'instant'});",
@@ -212,8 +229,9 @@ def attribution(driver, out: Path) -> None:
     WebDriverWait(driver, 60, 0.2).until(
         lambda d: "selected (attribution)" in d.find_element("id", ids.SELECTION_BADGE).text
     )
+    open_tab(driver, ids.TAB_PAPER)
     settle(driver, 2)
-    shoot(driver, ids.SAMPLES_GRID, out)
+    shoot(driver, ids.SAMPLES_GRID, outdir / "view_samples_attribution.png")
     driver.find_element("id", ids.CLEAR_SELECTION).click()
     settle(driver, 2)
 

@@ -24,7 +24,7 @@ from app import ids  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.reader import StoreReader  # noqa: E402
 from scripts.render_png import chrome_options  # noqa: E402
-from scripts.screenshots import free_port, settle, shoot  # noqa: E402
+from scripts.screenshots import free_port, open_tab, settle, shoot  # noqa: E402
 
 # The centre of heatmap cell (row, column) in the viewport's pixels, for a real mouse click.
 CELL = """
@@ -76,6 +76,7 @@ def main() -> None:
     driver.set_window_size(1280, 900)
     try:
         driver.get(f"http://127.0.0.1:{port}/")
+        open_tab(driver, ids.TAB_MODELS)
         WebDriverWait(driver, 60, 0.2).until(lambda d: d.find_elements("css selector", f"#{ids.SENS_GRAPH} .hm"))
         settle(driver, 2)
         pick_option(driver, ids.COMPARED_DROPDOWN, f"{compared} · clean")
@@ -88,7 +89,10 @@ def main() -> None:
         )
         settle(driver, 2)
         shoot(driver, ids.PIE_GRAPH, outdir / "view_pie.png")
+        open_tab(driver, ids.TAB_PAPER)
+        settle(driver, 2)
         shoot(driver, ids.SAMPLES_GRID, outdir / "view_pie_samples.png")
+        open_tab(driver, ids.TAB_MODELS)
         click_cell(driver, ids.SENS_GRAPH, most)
         WebDriverWait(driver, 60, 0.2).until(
             lambda d: most in d.find_element("css selector", f"#{ids.COMPARED_DROPDOWN}").text

@@ -9,6 +9,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 
 from app import ids
 from app.main import create_app
+from scripts.screenshots import open_tab
 from tests.conftest import free_port
 from tests.test_browser import figure_data, wait
 from tests.test_browser_views import pick_by_keyboard
@@ -35,6 +36,7 @@ def test_the_gallery_shows_both_maps_and_a_box_in_the_drift_view_selects_their_s
     wait(duo, lambda: duo.driver.execute_script(PAIRS) == [2], timeout=60)  # the class in focus has one mapped sample
     assert "ρ" in duo.find_element(f"#{ids.SAMPLES_GRID} .maps").text
 
+    open_tab(duo.driver, ids.TAB_MODELS)
     wait(duo, lambda: any(t["name"] == "samples" and t["n"] > 0 for t in figure_data(duo, ids.ATTR_DRIFT)), 60)
     plot = duo.find_element(f'#{ids.ATTR_DRIFT} .nsewdrag[data-subplot="xy"]')
     duo.driver.execute_script(
@@ -48,5 +50,6 @@ def test_the_gallery_shows_both_maps_and_a_box_in_the_drift_view_selects_their_s
     drag.release().perform()
     wait(duo, lambda: "selected (attribution)" in duo.find_element(f"#{ids.SELECTION_BADGE}").text)
     wait(duo, lambda: (lambda p: len(p) > 3 and set(p) == {2})(duo.driver.execute_script(PAIRS)), timeout=60)
+    open_tab(duo.driver, ids.TAB_PAPER)  # the gallery
     assert "with maps" in duo.find_element(f"#{ids.SAMPLES_COUNT}").text
     assert duo.get_logs() == []

@@ -10,6 +10,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 
 from app import ids
 from app.main import create_app
+from scripts.screenshots import open_tab
 from tests.conftest import free_port
 from tests.test_browser import figure_data, wait
 
@@ -67,6 +68,7 @@ def click_model(duo, graph_id: str, model_id: str) -> None:
 
 
 def test_model_map_click_sets_compared_then_reference_and_rings_follow(duo):
+    open_tab(duo.driver, ids.TAB_MODELS)
     wait(duo, lambda: len(nodes(duo, ids.MODELMAP_GRAPH)) >= 3)
     drawn = nodes(duo, ids.MODELMAP_GRAPH)
     assert set(drawn) >= {"dense", "random", "magnitude", "reference"}
@@ -95,6 +97,7 @@ def test_model_map_click_sets_compared_then_reference_and_rings_follow(duo):
 
 
 def test_similarity_lasso_highlights_models_in_the_table_and_the_map(duo):
+    open_tab(duo.driver, ids.TAB_MODELS)
     wait(duo, lambda: len(nodes(duo, ids.SIMILARITY_GRAPH)) >= 3)
     wait(duo, lambda: "models on clean" in duo.find_element(f"#{ids.SIMILARITY_NOTE}").text)
     plot = duo.find_element(f"#{ids.SIMILARITY_GRAPH} .nsewdrag")
@@ -128,6 +131,7 @@ def test_similarity_lasso_highlights_models_in_the_table_and_the_map(duo):
 
 
 def test_similarity_by_cka_and_a_click_compares(duo):
+    open_tab(duo.driver, ids.TAB_MODELS)
     wait(duo, lambda: len(nodes(duo, ids.SIMILARITY_GRAPH)) >= 3)
     duo.select_dcc_dropdown(f"#{ids.SIMILARITY_MEASURE}", "linear CKA")
     wait(

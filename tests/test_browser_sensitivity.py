@@ -10,6 +10,7 @@ from app import ids
 from app.main import create_app
 from app.reader import StoreReader
 from pipeline import store
+from scripts.screenshots import open_tab
 from scripts.screenshots_sensitivity import click_cell, pick_option
 from tests.conftest import free_port
 from tests.test_browser import wait
@@ -35,6 +36,7 @@ def heatmap(duo) -> dict | None:
 
 def test_a_click_on_a_sensitivity_cell_compares_its_model_with_the_dense_model(duo, sensitivity_store):
     table = StoreReader(sensitivity_store).sensitivity("sens")
+    open_tab(duo.driver, ids.TAB_MODELS)
     wait(duo, lambda: (heatmap(duo) or {}).get("type") == "heatmap")
     drawn = heatmap(duo)
     assert drawn["y"] == ["0", "2", "6", "8"] and drawn["x"] == ["50 %", "90 %"]
@@ -58,6 +60,7 @@ def test_a_click_on_a_sensitivity_cell_compares_its_model_with_the_dense_model(d
 def test_selecting_the_pie_of_a_seeded_population_fills_the_gallery(duo, sensitivity_store):
     pie = StoreReader(sensitivity_store).pie("sens", SEEDED)
     assert pie.mode == store.PIE and pie.count > 0
+    open_tab(duo.driver, ids.TAB_MODELS)
     wait(duo, lambda: (heatmap(duo) or {}).get("type") == "heatmap")
     pick_option(duo.driver, ids.COMPARED_DROPDOWN, f"{SEEDED} · clean")
     wait(duo, lambda: "modal prediction of 3 pruned models" in duo.find_element(f"#{ids.PIE_NOTE}").text)
@@ -65,6 +68,7 @@ def test_selecting_the_pie_of_a_seeded_population_fills_the_gallery(duo, sensiti
     wait(duo, lambda: button.text == f"select the {pie.count} PIE")
     button.click()
     wait(duo, lambda: f"{pie.count} samples selected (PIE)" in duo.find_element(f"#{ids.SELECTION_BADGE}").text)
+    open_tab(duo.driver, ids.TAB_PAPER)  # the gallery
     wait(duo, lambda: f"of {pie.count} samples selected" in duo.find_element(f"#{ids.SAMPLES_COUNT}").text)
     shown = {
         int(e.get_attribute("data-sample-id"))
@@ -74,6 +78,7 @@ def test_selecting_the_pie_of_a_seeded_population_fills_the_gallery(duo, sensiti
     # a click on a class's bar selects that class's PIE only
     counts = pie.per_class(10)
     most = max(range(10), key=counts.__getitem__)
+    open_tab(duo.driver, ids.TAB_MODELS)
     bar = duo.driver.find_elements("css selector", f"#{ids.PIE_GRAPH} .trace.bars .point path")[most]
     ActionChains(duo.driver).move_to_element(bar).click().perform()
     wait(duo, lambda: f"{counts[most]} samples selected (PIE)" in duo.find_element(f"#{ids.SELECTION_BADGE}").text)
@@ -81,6 +86,7 @@ def test_selecting_the_pie_of_a_seeded_population_fills_the_gallery(duo, sensiti
 
 
 def test_one_seed_per_model_says_pie_fall_back_to_flips(duo):
+    open_tab(duo.driver, ids.TAB_MODELS)
     wait(duo, lambda: (heatmap(duo) or {}).get("type") == "heatmap")
     pick_option(duo.driver, ids.COMPARED_DROPDOWN, "digits_cnn-random-global-oneshot-s50-ft0 · clean")
     wait(duo, lambda: "one seed per model" in duo.find_element(f"#{ids.PIE_NOTE}").text)

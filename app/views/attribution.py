@@ -13,7 +13,7 @@ from app.figures.local import empty_figure
 from app.reader import StoreError, StoreReader
 from app.snapshot import Context, Part, fig, section
 from app.state import make_selection
-from app.views.common import card, graph, labelled
+from app.views.common import MODELS_TAB, card, draw_while_shown, graph, labelled
 from app.views.local import points_to_ids
 
 HELP = (
@@ -49,8 +49,9 @@ def draw_figure(reader: StoreReader, run: str, metric: str) -> dict:
 
 
 def register(app: dash.Dash, reader: StoreReader) -> None:
-    @app.callback(Output(ids.ATTR_DRIFT, "figure"), Input(ids.RUN, "data"), Input(ids.ATTR_METRIC, "value"))
-    def draw(run, metric):
+    @app.callback(Output(ids.ATTR_DRIFT, "figure"), Input(ids.RUN, "data"), Input(ids.ATTR_METRIC, "value"), MODELS_TAB)
+    def draw(run, metric, tab):
+        draw_while_shown(tab)
         return draw_figure(reader, run, metric) if run else empty_figure("no run")
 
     @app.callback(

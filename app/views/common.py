@@ -7,8 +7,10 @@ from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import dcc, html
+from dash import Input, dcc, html
+from dash.exceptions import PreventUpdate
 
+from app import ids
 from app.figures.local import empty_figure
 from pipeline.store import PruneScopeError
 
@@ -69,6 +71,16 @@ def graph(graph_id: str, height: int, config: dict) -> dcc.Graph:
     plot whose axes plotly lays out and measures before the first callback replaces it."""
     blank = {"data": [], "layout": {"height": height, "xaxis": {"visible": False}, "yaxis": {"visible": False}}}
     return dcc.Graph(id=graph_id, figure=blank, config=config)
+
+
+MODELS_TAB = Input(ids.VIEW_TABS, "active_tab")  # an input of every model-level view's drawing callback
+
+
+def draw_while_shown(active_tab: str | None) -> None:
+    """Stop a model-level view's drawing callback while its tab is hidden (no update: nothing read, nothing
+    sent, no graph for the browser to draw); opening the tab fires it again, from the current state."""
+    if active_tab != ids.TAB_MODELS:
+        raise PreventUpdate
 
 
 def callback_error(exc: Exception) -> Any:

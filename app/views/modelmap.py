@@ -15,7 +15,7 @@ from app.figures.modelmap import PLACEMENTS, map_frame, model_map
 from app.reader import StoreError, StoreReader
 from app.snapshot import Context, Part, fig, section
 from app.state import Combo, highlighted_models
-from app.views.common import card, graph, labelled, radios
+from app.views.common import MODELS_TAB, card, draw_while_shown, graph, labelled, radios
 
 HELP = (
     "Every model of the run: colour = pruning method, size = sparsity. Placed by clean accuracy against "
@@ -59,8 +59,10 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Input(ids.REFERENCE_DROPDOWN, "value"),
         Input(ids.COMPARED_DROPDOWN, "value"),
         Input(ids.MODEL_HIGHLIGHT, "data"),
+        MODELS_TAB,
     )
-    def update(run, placement, ref_key, cmp_key, highlight):
+    def update(run, placement, ref_key, cmp_key, highlight, tab):
+        draw_while_shown(tab)
         if not run:
             return empty_figure("no run selected")
         try:

@@ -16,7 +16,7 @@ from app.figures.local import empty_figure
 from app.figures.sensitivity import pie_per_class
 from app.reader import StoreError, StoreReader
 from app.state import Combo, make_selection
-from app.views.common import card, graph
+from app.views.common import MODELS_TAB, card, draw_while_shown, graph
 
 HELP = (
     "Pruning-identified exemplars of the compared model (clean test set): samples whose modal prediction over "
@@ -59,8 +59,10 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Output(ids.PIE_SELECT, "children"),
         Input(ids.RUN, "data"),
         Input(ids.COMPARED_DROPDOWN, "value"),
+        MODELS_TAB,
     )
-    def draw(run, cmp_key):
+    def draw(run, cmp_key, tab):
+        draw_while_shown(tab)
         if not run:
             return empty_figure("no run selected"), "", True, "select the PIE"
         try:

@@ -12,7 +12,7 @@ from app.figures.sensitivity import sensitivity_heatmap
 from app.reader import StoreError, StoreReader
 from app.snapshot import Context, Part, fig, section
 from app.state import Combo
-from app.views.common import card, graph, labelled
+from app.views.common import MODELS_TAB, card, draw_while_shown, graph, labelled
 from pipeline.store import CLEAN, SENSITIVITY_METRICS
 
 HELP = (
@@ -74,8 +74,10 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Input(ids.SENS_METRIC, "value"),
         Input(ids.SENS_METHOD, "value"),
         Input(ids.COMPARED_DROPDOWN, "value"),
+        MODELS_TAB,
     )
-    def draw(run, metric, method, cmp_key):
+    def draw(run, metric, method, cmp_key, tab):
+        draw_while_shown(tab)
         if not run:
             return empty_figure("no run selected"), [], None, ""
         try:

@@ -15,7 +15,7 @@ from app.figures.local import empty_figure
 from app.figures.modelmap import map_frame, similarity_map
 from app.reader import StoreError, StoreReader
 from app.state import Combo
-from app.views.common import card, graph, labelled
+from app.views.common import MODELS_TAB, card, draw_while_shown, graph, labelled
 from pipeline.store import CLEAN, EvalSet
 from pipeline.store.similarity import MEASURES
 
@@ -93,8 +93,10 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Input(ids.REFERENCE_DROPDOWN, "value"),
         Input(ids.COMPARED_DROPDOWN, "value"),
         Input(ids.CLEAR_SELECTION, "n_clicks"),
+        MODELS_TAB,
     )
-    def draw(run, measure, set_name, ref_key, cmp_key, cleared):
+    def draw(run, measure, set_name, ref_key, cmp_key, cleared, tab):
+        draw_while_shown(tab)
         if not run or not set_name:
             return empty_figure("no run or evaluation set selected"), ""
         ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)
