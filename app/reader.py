@@ -84,7 +84,10 @@ class StoreReader:
         return store.list_runs(self.store_dir)
 
     def run_dir(self, run: str) -> Path:
-        """The folder of `run`, which must be one of the store's runs (never a path from a request)."""
+        """The folder of `run`, which must be one of the store's runs (never a path from a request);
+        asked for on every memoised read, so it tests this one name, not the store's listing."""
+        if store.is_run(self.store_dir, run):
+            return self.store_dir / run
         runs = self.runs()
         if run not in runs:
             raise StoreError(
@@ -94,7 +97,8 @@ class StoreReader:
         return self.store_dir / run
 
     def check_model(self, run: str, model_id: str) -> str:
-        if model_id not in set(self.models(run)["model_id"]):
+        known = self._memo(run, "model_ids", (), lambda: frozenset(self.models(run)["model_id"]))
+        if model_id not in known:
             raise StoreError(
                 f"run {run!r} has no model {model_id!r}",
                 "pick one of the run's model ids "

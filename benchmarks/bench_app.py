@@ -41,7 +41,7 @@ from app.figures.local import RANK_CHANGE, RANK_CONFUSION
 from app.main import create_app
 from app.reader import SCALAR_COLUMNS, StoreReader
 from app.state import Combo
-from benchmarks.dash_client import Driver, initial_state
+from benchmarks.dash_client import DRAWN, Driver, initial_state
 from pipeline import store
 
 
@@ -228,7 +228,7 @@ def main() -> None:
             lambda path, body: (lambda r: (r.status_code, r.data))(
                 client.post(path, data=body, content_type="application/json")
             ),
-            keep=[(ids.EVAL_DRAWN, "data")],  # the drawn table's structure comes back, as from the browser
+            keep=DRAWN,  # what the views drew comes back, as from the browser
         )
         drv.state.update(initial_state(client.get("/_dash-layout").get_json()))
         drv.state[(ids.RUN, "data")] = args.run

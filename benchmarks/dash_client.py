@@ -11,6 +11,8 @@ from typing import Callable, Collection
 
 import requests
 
+from app import ids
+
 Post = Callable[[str, bytes], tuple[int, bytes]]  # (path, JSON body) -> HTTP status, response body
 
 
@@ -39,6 +41,11 @@ def initial_state(layout: object) -> dict[tuple[str, str], object]:
                 state.update({(props["id"], k): props[k] for k in ("value", "data", "active_tab") if k in props})
             stack.append(props.get("children"))
     return state
+
+
+# the keys of what a view has drawn, which the renderer keeps and sends back: with them the server
+# patches the evaluation table and leaves the local geometry as it is after a brush of its own
+DRAWN = ((ids.EVAL_DRAWN, "data"), (ids.LOCAL_DRAWN, "data"))
 
 
 class Driver:

@@ -34,7 +34,7 @@ from werkzeug.security import generate_password_hash
 from app import ids
 from app.reader import StoreReader
 from app.state import Combo
-from benchmarks.dash_client import Driver
+from benchmarks.dash_client import DRAWN, Driver
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "load-test"
@@ -142,7 +142,7 @@ def user(
     timed("GET", "/")
     timed("GET", "/_dash-layout")
     deps = session.get(url + "/_dash-dependencies", timeout=30).json()
-    drv = Driver(deps, lambda path, body: timed("POST", path, body), keep=[(ids.EVAL_DRAWN, "data")])
+    drv = Driver(deps, lambda path, body: timed("POST", path, body), keep=DRAWN)
     drv.state.update(INITIAL_STATE)
     drv.state[(ids.RUN, "data")] = names["run"]
     drv.state[(ids.REFERENCE_DROPDOWN, "value")] = Combo(names["models"][0], "clean", 0).key

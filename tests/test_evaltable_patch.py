@@ -141,10 +141,16 @@ def client(tiny_run, tmp_path) -> Client:
     return Client(tiny_run.parent, tmp_path / "dc")
 
 
+def locations(patch: dict) -> list[list]:
+    """The figure paths a Patch sets."""
+    return [op["location"] for op in patch["operations"]]
+
+
 def test_a_brush_sends_a_patch_that_draws_the_figure_drawn_from_scratch(client):
     first = client.post((ids.RUN, "data"))
     figure, key = first[ids.EVAL_TABLE]["figure"], first[ids.EVAL_DRAWN]["data"]
-    assert PATCH not in figure and key, "a new run: the whole table, and its structure key"
+    assert PATCH not in figure and key, "a new run: the whole table, and the key of what it shows"
+    structure = key.split(".")[0]
     client.values[(ids.EVAL_DRAWN, "data")] = key
     steps = [
         ((ids.SELECTION, "data"), {"samples": list(range(0, 60, 3)), "source": "local"}),
@@ -159,20 +165,24 @@ def test_a_brush_sends_a_patch_that_draws_the_figure_drawn_from_scratch(client):
         answer = client.post(changed)
         patch = answer[ids.EVAL_TABLE]["figure"]
         assert patch.get(PATCH) == PATCH, f"{changed}: a Patch, not the whole figure"
-        assert ids.EVAL_DRAWN not in answer, "the structure, and its key, stay"
+        key = answer[ids.EVAL_DRAWN]["data"]
+        assert key.split(".")[0] == structure, "the structure stays; the key says which parts are drawn"
         figure = apply(figure, patch)
         client.values[(ids.EVAL_DRAWN, "data")] = None  # a table of no known structure: drawn from scratch
-        scratch = client.post(changed)[ids.EVAL_TABLE]["figure"]
+        scratch = client.post(changed)
         client.values[(ids.EVAL_DRAWN, "data")] = key
-        assert PATCH not in scratch
-        assert canonical(figure) == canonical(scratch), changed
-        sizes.append(len(json.dumps(patch)) / len(json.dumps(scratch)))
+        assert PATCH not in scratch[ids.EVAL_TABLE]["figure"] and scratch[ids.EVAL_DRAWN]["data"] == key
+        assert canonical(figure) == canonical(scratch[ids.EVAL_TABLE]["figure"]), changed
+        sizes.append(len(json.dumps(patch)) / len(json.dumps(scratch[ids.EVAL_TABLE]["figure"])))
+        if changed == (ids.COMPARED_DROPDOWN, "value"):
+            assert all(loc[-3:] == ["marker", "line", "width"] for loc in locations(patch)), "the outlines alone"
     assert max(sizes[:2]) < 0.8, f"a brush sends less than the figure: {sizes}"
+    assert client.post((ids.SELECTION, "data")) == {}, "nothing differs from the drawn table: no update"
 
 
 def test_a_patch_draws_the_right_figure_when_the_renderer_dropped_the_call_before_it(client):
-    """The renderer drops a call still running when the same callback is called again, and its answer:
-    each patch sets every part, so the table never keeps what the dropped call was to change."""
+    """The renderer drops a call still running when the same callback is called again, and its answer
+    (the figure and the key of what it shows): the next patch sets what differs from what is drawn."""
     first = client.post((ids.RUN, "data"))
     figure, key = first[ids.EVAL_TABLE]["figure"], first[ids.EVAL_DRAWN]["data"]
     client.values[(ids.EVAL_DRAWN, "data")] = key
@@ -185,9 +195,11 @@ def test_a_patch_draws_the_right_figure_when_the_renderer_dropped_the_call_befor
     ]
     for (dropped, dropped_value), (changed, value) in steps:
         client.values[dropped] = dropped_value
-        client.post(dropped)  # its answer never reaches the figure
+        client.post(dropped)  # its answer never reaches the page
         client.values[changed] = value
-        figure = apply(figure, client.post(changed)[ids.EVAL_TABLE]["figure"])
+        answer = client.post(changed)
+        figure = apply(figure, answer[ids.EVAL_TABLE]["figure"])
+        key = answer[ids.EVAL_DRAWN]["data"]
         client.values[(ids.EVAL_DRAWN, "data")] = None
         scratch = client.post(changed)[ids.EVAL_TABLE]["figure"]
         client.values[(ids.EVAL_DRAWN, "data")] = key

@@ -46,11 +46,6 @@ def _sample(n: int, limit: int) -> np.ndarray:
     return np.arange(n) if n <= limit else np.random.RandomState(0).choice(n, limit, replace=False)
 
 
-def _sampled(df: pd.DataFrame, limit: int) -> tuple[pd.DataFrame, int]:
-    """At most `limit` rows (_sample), and the number there were."""
-    return (df if len(df) <= limit else df.iloc[_sample(len(df), limit)]), len(df)
-
-
 RANK_CONFUSION, RANK_CHANGE = "confusion", "change"
 RANKINGS = {RANK_CONFUSION: "confusion", RANK_CHANGE: "change"}
 
@@ -255,7 +250,19 @@ def small_multiples(
 
 def trajectories(ref: pd.DataFrame, cmp: pd.DataFrame) -> pd.DataFrame:
     """Reference and compared rows of the same samples side by side, with category and deltas."""
-    m = ref.merge(cmp, on=["sample_id", "label"], suffixes=("_ref", "_cmp"))
+    _, mine, theirs = np.intersect1d(  # a merge on (sample_id, label), by position: views call it per change
+        ref["sample_id"].to_numpy(), cmp["sample_id"].to_numpy(), assume_unique=True, return_indices=True
+    )
+    same = ref["label"].to_numpy()[mine] == cmp["label"].to_numpy()[theirs]
+    order = np.argsort(mine[same], kind="stable")  # in the reference's order, as a merge keeps it
+    mine, theirs = mine[same][order], theirs[same][order]
+    keys = {k: ref[k].to_numpy()[mine] for k in ("sample_id", "label")}
+    rest = [c for c in ref.columns if c not in keys]
+    m = pd.DataFrame(
+        keys
+        | {f"{c}_ref": ref[c].to_numpy()[mine] for c in rest}
+        | {f"{c}_cmp": cmp[c].to_numpy()[theirs] for c in cmp.columns if c not in keys}
+    )
     rw, cw = m["correct_ref"], m["correct_cmp"]
     m["category"] = np.select(
         [~rw & ~cw, rw & ~cw, ~rw & cw], ["both_wrong", "right_wrong", "wrong_right"], "both_right"
@@ -277,13 +284,18 @@ def comparison(moves: pd.DataFrame, class_name: str, selected: set[int] | None =
     traces, notes, updates = [], [], {}
     y_lo = float(np.nanmin(moves[["length_ref", "length_cmp"]].to_numpy()))
     y_hi = float(np.nanmax(moves[["length_ref", "length_cmp"]].to_numpy()))
+    column = {k: moves[k].to_numpy() for k in ("sample_id", "angle_ref", "angle_cmp", "length_ref", "length_cmp")}
+    category = moves["category"].to_numpy()
+    chosen = np.isin(column["sample_id"], list(selected)) if selected else np.zeros(len(moves), bool)
     for i, ((key, label, color), cell) in enumerate(zip(CATEGORIES, cells[0])):
-        g = moves if key == "all" else moves[moves["category"] == key]
-        g, total = _sampled(g, MAX_POINTS)
-        groups = g.groupby("category") if key == "all" else [(key, g)]
+        rows = np.arange(len(moves)) if key == "all" else np.flatnonzero(category == key)  # positions, as above
+        total = len(rows)
+        rows = rows[_sample(total, MAX_POINTS)]
+        groups = [(c, rows[category[rows] == c]) for c in np.unique(category[rows])] if key == "all" else [(key, rows)]
         for cat, part in groups:
-            xs = np.column_stack([part["angle_ref"], part["angle_cmp"], np.full(len(part), np.nan)]).ravel()
-            ys = np.column_stack([part["length_ref"], part["length_cmp"], np.full(len(part), np.nan)]).ravel()
+            ends = [column["angle_ref"][part], column["angle_cmp"][part], np.full(len(part), np.nan)]
+            xs = np.column_stack(ends).ravel()
+            ys = np.column_stack([column["length_ref"][part], column["length_cmp"][part], ends[2]]).ravel()
             traces.append(
                 {
                     "type": kind,
@@ -297,22 +309,21 @@ def comparison(moves: pd.DataFrame, class_name: str, selected: set[int] | None =
                     **cell.anchors,
                 }
             )
-        sel = g["sample_id"].isin(selected).to_numpy() if selected else np.zeros(len(g), bool)
         for which, mcolor, name in (("ref", GREY, "reference"), ("cmp", YELLOW, "compared")):
             traces.append(
                 {
                     "type": kind,
-                    "x": g[f"angle_{which}"].to_numpy(),
-                    "y": g[f"length_{which}"].to_numpy(),
+                    "x": column[f"angle_{which}"][rows],
+                    "y": column[f"length_{which}"][rows],
                     "mode": "markers",
-                    "customdata": g["sample_id"].to_numpy(),
+                    "customdata": column["sample_id"][rows],
                     "name": name,
                     "legendgroup": name,
                     "showlegend": i == 0,
                     "marker": {
                         "color": mcolor,
                         "size": 5,
-                        "line": {"width": np.where(sel, 1.5, 0.0), "color": "black"},
+                        "line": {"width": np.where(chosen[rows], 1.5, 0.0), "color": "black"},
                     },
                     "hovertemplate": "sample %{customdata}<br>angle %{x:.1f}°<br>length %{y:.2f}<extra>"
                     + name
@@ -320,7 +331,7 @@ def comparison(moves: pd.DataFrame, class_name: str, selected: set[int] | None =
                     **cell.anchors,
                 }
             )
-        count = len(moves) if key == "all" else int((moves["category"] == key).sum())
+        count = total
         notes.append(cell_title(cell, f"{label} ({count})"))
         updates[cell.xkey] = {"title": {"text": "angle (°)", "font": {"size": 10}}}
         updates[cell.ykey] = {
@@ -332,8 +343,8 @@ def comparison(moves: pd.DataFrame, class_name: str, selected: set[int] | None =
             updates[cell.xkey] = {"visible": False}
             updates[cell.ykey] = {**updates[cell.ykey], "showgrid": False, "showticklabels": i == 0, "zeroline": False}
             notes.append(cell_note(cell, "none", 0.5, 0.5, {"size": 13, "color": "#888"}))
-        if total > len(g):
-            notes.append(cell_note(cell, f"{len(g)} of {total} shown", 1, 1, {"size": 9}))
+        if total > len(rows):
+            notes.append(cell_note(cell, f"{len(rows)} of {total} shown", 1, 1, {"size": 9}))
     layout = {
         **merge_axes(axes, updates),
         "annotations": notes,

@@ -8,6 +8,10 @@ shared cache while the table says so, and then draws the table with the selectio
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Collection
+
 import dash
 import pandas as pd
 from dash import Input, Output, Patch, State, dcc, html
@@ -16,7 +20,10 @@ from app import ids
 from app.background import job_error_message
 from app.figures.evaltable import (
     MODES,
+    OPACITY,
+    OUTLINE,
     PARTS,
+    SUBSET,
     Table,
     draw_table,
     table_columns,
@@ -116,11 +123,34 @@ def _parts(
     ref: Combo | None,
     cmp: Combo | None,
     highlight,
+    parts: Collection[str] = PARTS,
 ) -> list:
-    """Every part of table_parts for the view's inputs."""
-    subset, size = _subset(reader, run, severity, selection)
+    """table_parts of `parts` for the view's inputs (the selection's accuracy only where asked for)."""
+    subset, size = _subset(reader, run, severity, selection) if SUBSET in parts else (None, None)
     models = (ref.model_id if ref else None, cmp.model_id if cmp else None)
-    return table_parts(table, PARTS, *models, subset, size, highlighted_models(highlight))
+    return table_parts(table, parts, *models, subset, size, highlighted_models(highlight))
+
+
+def _drawn(table: Table, selection, ref: Combo | None, cmp: Combo | None, highlight) -> str:
+    """What a figure of `table` shows: its structure key, then a digest of each part's inputs (in
+    PARTS' order). It travels with the figure in the same answer: when the renderer drops a call, it
+    drops both, so the key always says what is on screen, and a patch sets just the parts that differ."""
+    inputs = {
+        SUBSET: sorted(selected_ids(selection) or []),
+        OUTLINE: [ref.model_id if ref else None, cmp.model_id if cmp else None],
+        OPACITY: sorted(highlighted_models(highlight) or []),
+    }
+    digests = (hashlib.sha256(json.dumps(inputs[p]).encode()).hexdigest()[:8] for p in PARTS)
+    return ".".join([table.key, *digests])
+
+
+def _changed(drawn: str | None, now: str) -> set[str] | None:
+    """The parts whose inputs differ between the drawn key and `now` (_drawn); None when the drawn
+    table has another structure (or none), which a patch cannot turn into this one."""
+    old, new = (drawn or "").split("."), now.split(".")
+    if len(old) != len(new) or old[0] != new[0]:
+        return None
+    return {p for p, a, b in zip(PARTS, old[1:], new[1:]) if a != b}
 
 
 def _table(
@@ -135,12 +165,12 @@ def _table(
 ) -> tuple[dict, str | None]:
     """The whole table, with the selection's accuracy when there is a selection, and a brushed group of
     models (`ids.MODEL_HIGHLIGHT`) opaque while the others fade; `mode` the cells' drawing. And the
-    table's structure key (None for a table without pruned models)."""
+    key of what it shows (_drawn; None for a table without pruned models)."""
     table = _structure(reader, run, severity, mode)
     if table is None:
         return draw_table(None), None
     parts = _parts(reader, run, table, severity, selection, ref, cmp, highlight)
-    return with_parts(table.figure, parts), table.key
+    return with_parts(table.figure, parts), _drawn(table, selection, ref, cmp, highlight)
 
 
 def _patch(parts: list) -> Patch:
@@ -186,23 +216,26 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         State(ids.EVAL_DRAWN, "data"),
     )
     def draw(run, severity, selection, ref_key, cmp_key, highlight, mode, drawn):
-        """A partial update (Patch) of the table's parts where only parts' inputs changed and the drawn
-        table has this structure's key, else the whole table; a selection whose accuracy needs the run's correctness
-        matrix, not computed yet, is drawn by the background job (`prepare`)."""
+        """A partial update (Patch) of the parts whose inputs differ from the drawn table's (ids.EVAL_DRAWN)
+        where only parts' inputs changed and the drawn table has this structure, else the whole table; a
+        selection whose accuracy needs the run's correctness matrix, not computed yet, is drawn by the
+        background job (`prepare`)."""
         if not run:
             return empty_figure("no run selected"), dash.no_update, None
         ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)
         triggered = set(dash.ctx.triggered_prop_ids)
         try:
             table = _structure(reader, run, severity, mode)
-            patching = table is not None and drawn == table.key and bool(triggered) and triggered <= PART_INPUTS
             prepare = dash.no_update
             if selected_ids(selection) and not reader.correctness_ready(run):
                 selection, prepare = None, run  # the background job draws it with the selection
-            if patching:  # every part, not only the changed input's: the renderer drops a call still running
-                # when the same callback is called again, and its patch with it
-                update = _patch(_parts(reader, run, table, severity, selection, ref, cmp, highlight))
-                return update, prepare, dash.no_update
+            now = _drawn(table, selection, ref, cmp, highlight) if table is not None else None
+            changed = _changed(drawn, now) if now and triggered and triggered <= PART_INPUTS else None
+            if changed is not None:  # the drawn table has this structure: patch the parts that differ
+                if not changed:
+                    return dash.no_update, prepare, dash.no_update
+                parts = _parts(reader, run, table, severity, selection, ref, cmp, highlight, changed)
+                return _patch(parts), prepare, now
             figure, key = _table(reader, run, severity, selection, ref, cmp, highlight, mode)
             return figure, prepare, key
         except StoreError as exc:

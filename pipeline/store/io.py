@@ -178,12 +178,17 @@ def read_run_json(run_dir: Path) -> dict[str, Any]:
     return meta
 
 
+def is_run(store: Path, name: str) -> bool:
+    """Whether `name` is a run of the store: a folder with a run.json, under a safe name."""
+    return isinstance(name, str) and SAFE_ID.match(name) is not None and (Path(store) / name / RUN_JSON).is_file()
+
+
 def list_runs(store: Path) -> list[str]:
-    """Names of the run folders in a store (folders with a run.json), sorted."""
+    """Names of the run folders in a store (is_run), sorted."""
     store = Path(store)
     if not store.is_dir():
         return []
-    return sorted(p.name for p in store.iterdir() if p.is_dir() and (p / RUN_JSON).is_file() and SAFE_ID.match(p.name))
+    return sorted(p.name for p in store.iterdir() if p.is_dir() and is_run(store, p.name))
 
 
 def remove_run(run_dir: Path) -> None:
