@@ -216,7 +216,7 @@ FIELDS: dict[tuple[str, str], Spec] = {
     (ids.EXPORT_BUTTON, "n_clicks"): nullable(count),
     (ids.EXPORT_CANCEL, "n_clicks"): nullable(count),  # Dash's own callback for a background job's cancel
     (ids.EVAL_PREPARE, "data"): nullable(name),
-    (ids.EVAL_DRAWN, "data"): nullable(name),  # the drawn table's structure key (hex digits)
+    (ids.EVAL_DRAWN, "data"): nullable(name),  # what the drawn table shows: hex digests joined by dots
     (ids.EVAL_TABLE, "clickData"): nullable(plot_event(_clicked_model)),
     (ids.ROBUST_SWEETSPOT, "clickData"): nullable(plot_event(_sweet_point)),
     (ids.LOCAL_GRAPH, "selectedData"): nullable(plot_event(_sample_point)),

@@ -24,7 +24,7 @@ EVAL_MODE = "eval-mode"  # cells as bars or as numbers
 EVAL_KEYS = "eval-keys"  # the table's keyboard focus: arrow keys move between bars, Enter picks
 EVAL_NOTE = "eval-note"
 EVAL_PREPARE = "eval-prepare"  # run whose correctness matrix the table asked the background to compute
-EVAL_DRAWN = "eval-drawn"  # the drawn table's structure key: a brush patches a table of that key
+EVAL_DRAWN = "eval-drawn"  # what the drawn table shows (structure and parts): a patch sets the parts that differ
 
 # selected combinations
 COMBO_TABLE = "combo-table"
