@@ -24,7 +24,16 @@ def test_random_angle_stats_match_sampling_and_shrink():
         assert m == 90 and abs(angles.mean() - 90) < 0.6
         assert s == pytest.approx(angles.std(), rel=0.02)
     assert np.all(np.diff(std) < 0)
-    assert std[0] == pytest.approx(180 / np.sqrt(12), rel=1e-4)  # uniform on [0°, 180°] in the plane
+    assert std[0] == pytest.approx(180 / np.sqrt(12), rel=1e-6)  # uniform on [0°, 180°] in the plane
+    assert std[1] == pytest.approx(np.degrees(np.sqrt((np.pi**2 - 8) / 4)), rel=1e-6)  # density sin θ / 2 in 3-D
+
+
+def test_random_angle_stats_stay_exact_in_high_dimensions():
+    """The quadrature follows the density as it narrows: the spread of a large d matches the
+    asymptotic 1/√(d − 1) rad (its relative error is O(1/d))."""
+    dims = np.array([10_000, 100_000, 1_000_000])
+    _, std = random_angle_stats(dims)
+    assert std == pytest.approx(np.degrees(1 / np.sqrt(dims - 1)), rel=2 / dims.min())
 
 
 def test_pooled_is_the_std_of_the_union():

@@ -329,20 +329,25 @@ def model_kinds(method: pd.Series, init: pd.Series) -> pd.Series:
     return kind.mask(init.eq(INIT_UNTRAINED), "untrained")
 
 
+QUADRATURE_CELLS = 4000
+
+
 def random_angle_stats(dims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation, in degrees, of the angle between two independent isotropic
     random vectors of each dimension d (Fig. 3, top): its density is ∝ sin^(d−2) θ on [0°, 180°],
-    so the mean is 90° and the spread shrinks about as 57.3°/√d. Exact by quadrature (no sampling)."""
+    so the mean is 90° and the spread shrinks about as 57.3°/√d. Exact by quadrature (no sampling):
+    the midpoint rule in u = θ − 90° over ±12 spreads of the density ∝ cos^(d−2) u (all of it for
+    small d), 4,000 cells whatever d, within 1e-6 of the exact values (a few ms for Fig. 3's grid)."""
     dims = np.asarray(dims, dtype=np.int64)
-    theta = np.linspace(0.0, np.pi, 200_001)[1:-1]
-    log_sin = np.log(np.sin(theta))
     mean, std = np.full(dims.shape, 90.0), np.empty(dims.shape)
     for i, d in enumerate(dims.ravel()):
         if d < 2:  # two random signs: 0° or 180°
             std.flat[i] = 90.0
             continue
-        w = np.exp((d - 2) * (log_sin - log_sin.max()))
-        std.flat[i] = np.degrees(np.sqrt(np.sum(w * (theta - np.pi / 2) ** 2) / np.sum(w)))
+        half = min(np.pi / 2, 12 / np.sqrt(d - 1))  # the spread is about 1/√(d − 1) rad
+        u = (np.arange(QUADRATURE_CELLS) + 0.5) * (2 * half / QUADRATURE_CELLS) - half
+        w = np.exp((d - 2) * np.log(np.cos(u)))
+        std.flat[i] = np.degrees(np.sqrt(np.sum(w * u * u) / np.sum(w)))
     return mean, std
 
 
