@@ -27,12 +27,11 @@ from werkzeug.exceptions import BadRequest
 
 from app import ids
 from app.auth import HOW_TO, HashedBasicAuth, served_locally
-from app.figures import decode_array
 from app.state import Combo
 from pipeline.store import SAFE_ID, PruneScopeError
 
 MAX_BODY_ENV = "PRUNESCOPE_MAX_BODY_MB"
-DEFAULT_MAX_BODY_MB = 8.0  # the largest request the page sends: a local selection, with the local figure
+DEFAULT_MAX_BODY_MB = 8.0  # the largest request the page sends: a box over all 40,000 points of the local view
 TRAVERSAL = ("../", "..\\", "\x00")
 MAX_CLASSES = 100_000  # a class index beyond any data set's class count
 MAX_ITEMS = 1_000_000  # sample ids in a selection
@@ -176,18 +175,6 @@ def _box(v: Any) -> bool:
     return isinstance(v, dict) and all(k not in v or _is_number(v[k]) for k in ("x0", "x1", "y0", "y1"))
 
 
-def _typed_or_plain_array(v: Any) -> bool:
-    """a trace array: a list of JSON scalars, or a typed array {dtype, bdata}"""
-    if isinstance(v, list):
-        return all(x is None or isinstance(x, (str, int, float)) for x in v)
-    if not isinstance(v, dict) or "bdata" not in v:
-        return False
-    try:
-        return decode_array(v).dtype.kind in "iuf"
-    except (KeyError, TypeError, ValueError):
-        return False
-
-
 def _view_tab(v: Any) -> bool:
     """one of the views' tabs (tab-paper, tab-models)"""
     return isinstance(v, str) and v in (ids.TAB_PAPER, ids.TAB_MODELS)
@@ -197,7 +184,6 @@ _clicked_model = nullable(_clicked_combination)
 _clicked_model.__doc__ = "a combination [model id, evaluation set, severity]"
 _sample_point = nullable(sample_id)
 _sweet_point = nullable(name)
-_trace = record("a trace", customdata=_typed_or_plain_array)
 _boxes = list_of(_box, 1000)
 
 # The value each (component id, property) that a callback reads may hold; values the layout offers as
@@ -220,7 +206,6 @@ FIELDS: dict[tuple[str, str], Spec] = {
     (ids.EVAL_TABLE, "clickData"): nullable(plot_event(_clicked_model)),
     (ids.ROBUST_SWEETSPOT, "clickData"): nullable(plot_event(_sweet_point)),
     (ids.LOCAL_GRAPH, "selectedData"): nullable(plot_event(_sample_point)),
-    (ids.LOCAL_GRAPH, "figure"): nullable(record("a figure", data=list_of(_trace, 10_000))),
     (ids.LOCAL_DIFF_RANGE, "value"): percentile_range,
     (ids.LOCAL_DRAWN, "data"): nullable(name),  # the key of what the figure shows (hex digits)
     (ids.GLOBAL_GRAPH, "relayoutData"): nullable(record("a relayout event", selections=_boxes)),
@@ -239,7 +224,6 @@ FIELDS: dict[tuple[str, str], Spec] = {
     ),
     (ids.SAMPLES_ATTR_METHOD, "value"): nullable(name),  # the run's attribution methods, set per run
     (ids.ATTR_DRIFT, "selectedData"): nullable(plot_event(_sample_point)),
-    (ids.ATTR_DRIFT, "figure"): nullable(record("a figure", data=list_of(_trace, 10_000))),
     (ids.VIEW_TABS, "active_tab"): _view_tab,  # the shown tab: the model-level views draw only in theirs
 }
 

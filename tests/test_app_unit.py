@@ -142,6 +142,10 @@ def test_local_small_multiples_and_comparison():
     assert any(t.type == "scatter" and t.mode == "markers" for t in fig.data)  # few points: SVG
     many = F(small_multiples(samples_frame(n=3000), ["a", "b", "c"], [0, 1, 2]))
     assert {t.type for t in many.data if t.mode == "markers"} == {"scattergl"}  # many: WebGL
+    raw = small_multiples(samples_frame(n=3000), ["a", "b", "c"], [0, 1, 2])["data"]  # as the browser gets it
+    markers = [t for t in raw if t["mode"] == "markers"]  # dcc.Graph gives WebGL points the customdata it holds:
+    assert all(isinstance(t["customdata"], list) for t in markers)  # a plain list, which it can index
+    assert sorted(v for t in markers for v in t["customdata"]) == sorted(samples_frame(n=3000)["sample_id"])
     assert "a</b> · " in fig.layout.annotations[0].text
     one = F(small_multiples(df[df["label"] == 1], ["a", "b", "c"], [0, 1, 2]))
     assert sum(t.mode == "markers" for t in one.data) == 2  # one class: correct + incorrect
@@ -150,6 +154,7 @@ def test_local_small_multiples_and_comparison():
     assert set(moves["category"]) <= {"both_wrong", "right_wrong", "wrong_right", "both_right"}
     assert (moves["d_margin"] == moves["margin_cmp"] - moves["margin_ref"]).all()
     cmp = F(comparison(moves[moves["label"] == 0], "a"))
+    assert all(isinstance(t.customdata, tuple) for t in cmp.data if t.mode == "markers")  # plain lists, as above
     assert [a.text.split(" (")[0] for a in cmp.layout.annotations[:5]] == [
         "all samples",
         "both wrong",
@@ -427,8 +432,7 @@ def test_state_helpers_and_typed_arrays():
     assert selected_ids(make_selection([3, 1, 3], "local")) == {1, 3} and selected_ids(None) is None
     encoded = {"dtype": "i8", "bdata": "AQAAAAAAAAACAAAAAAAAAAMAAAAAAAAA"}
     assert list(decode_array(encoded)) == [1, 2, 3]
-    figure = {"data": [{"customdata": encoded}]}
-    assert points_to_ids([{"curveNumber": 0, "pointIndex": 2}, {"customdata": 9}], figure) == [3, 9]
+    assert points_to_ids([{"curveNumber": 0, "pointIndex": 2}, {"customdata": 9}, {"customdata": "9"}]) == [9]
 
 
 def test_reader_filters_and_memo(tiny_run, tmp_path):

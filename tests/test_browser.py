@@ -16,6 +16,15 @@ from tests.conftest import free_port, without_bits
 pytestmark = pytest.mark.browser
 
 
+@pytest.fixture(params=["scatter", "scattergl"])
+def local_kind(request, monkeypatch) -> str:
+    """The local geometry's marker traces in SVG (the tiny run's few points) or in WebGL, whose
+    selected points reach dcc.Graph without their customdata (it copies it from the figure)."""
+    if request.param == "scattergl":
+        monkeypatch.setattr("app.figures.local.WEBGL_FROM", 1)
+    return request.param
+
+
 @pytest.fixture
 def dash_app(dash_duo, browser_store, tmp_path):
     dash_duo.start_server(create_app(browser_store, "tiny", cache_dir=tmp_path / "dc"), port=free_port())
@@ -74,8 +83,9 @@ def test_every_view_draws_data_without_console_errors(dash_app):
     assert dash_app.get_logs() == []
 
 
-def test_box_selection_drives_samples_global_and_table(dash_app):
+def test_box_selection_drives_samples_global_and_table(local_kind, dash_app):
     wait(dash_app, lambda: settled(dash_app))
+    assert {t["type"] for t in figure_data(dash_app, ids.LOCAL_GRAPH) if t.get("mode") == "markers"} == {local_kind}
     before = dash_app.find_element(f"#{ids.SAMPLES_COUNT}").text
     subplot = dash_app.driver.execute_script(  # the first class's scatter panel
         f"const t = document.querySelector('#{ids.LOCAL_GRAPH} .js-plotly-plot').data.find(t => t.mode === 'markers'); "

@@ -256,8 +256,6 @@ def test_mistyped_range_answers_400(live, value):
         ((ids.LOCAL_GRAPH, "selectedData"), {"points": [{"customdata": "abc"}]}),
         ((ids.LOCAL_GRAPH, "selectedData"), {"points": "all"}),
         ((ids.LOCAL_GRAPH, "selectedData"), {"points": [{"curveNumber": "0", "pointIndex": 1}]}),
-        ((ids.LOCAL_GRAPH, "figure"), {"data": [{"customdata": {"dtype": "object", "bdata": "AAAA"}}]}),
-        ((ids.LOCAL_GRAPH, "figure"), {"data": [{"customdata": {"dtype": "i4", "bdata": "not base64!"}}]}),
         ((ids.EVAL_TABLE, "clickData"), {"points": [{"customdata": ["digits_cnn-dense", "clean", "abc"]}]}),
         ((ids.ROBUST_SWEETSPOT, "clickData"), {"points": [{"customdata": ["x"]}]}),
         ((ids.GLOBAL_GRAPH, "relayoutData"), {"selections": [{"type": "rect", "x0": "a"}]}),

@@ -38,6 +38,13 @@ def typed_array(values: np.ndarray) -> dict | np.ndarray:
     return {"dtype": short, "bdata": base64.b64encode(np.ascontiguousarray(values)).decode("ascii")}
 
 
+def sample_ids(values: np.ndarray) -> list[int]:
+    """Sample ids for a selectable trace's customdata, as a plain list: dcc.Graph copies a selected
+    point's customdata from the figure it holds, and cannot index a typed array there (a WebGL
+    point, which plotly sends without it, would then come back without its sample)."""
+    return np.asarray(values).astype(np.int64).tolist()
+
+
 def decode_array(value: Any) -> np.ndarray | Any:
     """A trace array as a numpy array when it is a typed array ({dtype, bdata}, as the builders
     and the browser hold them); anything else as it is."""

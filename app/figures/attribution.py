@@ -9,7 +9,7 @@ import io
 import numpy as np
 import pandas as pd
 
-from app.figures import Figure, figure
+from app.figures import Figure, figure, sample_ids
 from app.figures.grid import grid, merge_axes, title
 from app.figures.local import empty_figure
 from app.figures.style import BLUE, FONT, GREY, RED
@@ -83,7 +83,7 @@ def drift_vs_sparsity(drift: pd.DataFrame, metric: str = "spearman", height: int
                 "legendgroup": "samples",
                 "showlegend": k == 0,
                 "marker": {"size": 4, "color": GREY, "opacity": 0.45},
-                "customdata": mine["sample_id"].to_numpy(np.int32),
+                "customdata": sample_ids(mine["sample_id"]),
                 "text": mine["model_id"].to_numpy(),
                 "hovertemplate": "sample %{customdata}<br>%{text}<br>%{y:.2f}<extra></extra>",
                 **cell.anchors,

@@ -16,7 +16,7 @@ import textwrap
 import numpy as np
 import pandas as pd
 
-from app.figures import Figure, figure
+from app.figures import Figure, figure, sample_ids
 from app.figures.density import kde
 from app.figures.grid import grid, merge_axes
 from app.figures.grid import note as cell_note
@@ -157,7 +157,7 @@ def small_multiples(
                     "x": value["angle"],
                     "y": value["length"],
                     "mode": "markers",
-                    "customdata": value["sample_id"],
+                    "customdata": sample_ids(value["sample_id"]),
                     "name": name,
                     "legendgroup": name,
                     "showlegend": name not in in_legend and len(part) > 0,
@@ -316,7 +316,7 @@ def comparison(moves: pd.DataFrame, class_name: str, selected: set[int] | None =
                     "x": column[f"angle_{which}"][rows],
                     "y": column[f"length_{which}"][rows],
                     "mode": "markers",
-                    "customdata": column["sample_id"][rows],
+                    "customdata": sample_ids(column["sample_id"][rows]),
                     "name": name,
                     "legendgroup": name,
                     "showlegend": i == 0,

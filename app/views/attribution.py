@@ -5,7 +5,7 @@ samples in every view (the gallery then shows their maps side by side)."""
 from __future__ import annotations
 
 import dash
-from dash import Input, Output, State, dcc, html
+from dash import Input, Output, dcc, html
 
 from app import ids
 from app.figures.attribution import DRIFT_METRICS, drift_vs_sparsity
@@ -57,19 +57,13 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
     @app.callback(
         Output(ids.SELECTION, "data", allow_duplicate=True),
         Input(ids.ATTR_DRIFT, "selectedData"),
-        State(ids.ATTR_DRIFT, "figure"),
         prevent_initial_call=True,
     )
-    def select(selected, figure):
+    def select(selected):
+        """The samples in the box or lasso (the variants' means carry no sample id: left out)."""
         if not selected or not selected.get("points"):
             return None if selected is not None else dash.no_update
-        samples = [p for p in selected["points"] if p.get("curveNumber") in _sample_traces(figure)]
-        return make_selection(points_to_ids(samples, figure), "attribution")
-
-
-def _sample_traces(figure: dict | None) -> set[int]:
-    """The traces whose points are samples (the others are the variants' means)."""
-    return {i for i, t in enumerate((figure or {}).get("data", [])) if t.get("legendgroup") == "samples"}
+        return make_selection(points_to_ids(selected["points"]), "attribution")
 
 
 def snapshot(ctx: Context) -> Part:

@@ -11,7 +11,7 @@ import pandas as pd
 from dash import Input, Output, State, dcc, html
 
 from app import ids
-from app.figures import Figure, decode_array
+from app.figures import Figure
 from app.figures.local import (
     MAX_CLASSES,
     RANK_CHANGE,
@@ -235,31 +235,18 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
     @app.callback(
         Output(ids.SELECTION, "data", allow_duplicate=True),
         Input(ids.LOCAL_GRAPH, "selectedData"),
-        State(ids.LOCAL_GRAPH, "figure"),
         prevent_initial_call=True,
     )
-    def select(selected, figure):
+    def select(selected):
         if not selected or not selected.get("points"):
             return None if selected is not None else dash.no_update
-        return make_selection(points_to_ids(selected["points"], figure), "local")
+        return make_selection(points_to_ids(selected["points"]), "local")
 
 
-def points_to_ids(points: list[dict], figure: dict | None) -> list[int]:
-    """Sample ids of selected points: their customdata, or (WebGL traces do not send it) the
-    customdata of their trace at their index in the figure we drew."""
-    data = (figure or {}).get("data", [])
-    out = []
-    for p in points:
-        if "customdata" in p:
-            out.append(int(p["customdata"]))
-            continue
-        curve, index = p.get("curveNumber"), p.get("pointIndex", p.get("pointNumber"))
-        if curve is None or index is None or curve >= len(data):
-            continue
-        custom = decode_array(data[curve].get("customdata"))
-        if custom is not None and index < len(custom):
-            out.append(int(custom[index]))
-    return out
+def points_to_ids(points: list[dict]) -> list[int]:
+    """Sample ids of selected points: their customdata (the builders send it as plain lists, so
+    that dcc.Graph gives it for WebGL points too); points of traces without it are left out."""
+    return [int(p["customdata"]) for p in points if isinstance(p.get("customdata"), int)]
 
 
 def snapshot(ctx: Context) -> Part:
