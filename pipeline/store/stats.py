@@ -6,6 +6,7 @@ contract package so that both compute them the same way.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -142,17 +143,27 @@ def margin_change_summary(changes: np.ndarray) -> dict:
     return {"n": len(v), "median": float(np.median(v)) if len(v) else None} | (density_bins(v) or {})
 
 
+@functools.lru_cache(maxsize=8192)
+def _footer(path: str, mtime_ns: int, size: int) -> tuple[dict[bytes, bytes], int]:
+    """A Parquet file's key-value metadata and row count, read once per version of the file (its
+    path, modification time and size): a model's clean file holds several summaries, which the
+    first page reads in several callbacks (one footer read a file instead of one a summary)."""
+    meta = pq.read_metadata(path)
+    return dict(meta.metadata or {}), meta.num_rows
+
+
 def footer_record(path: Path, key: str) -> dict | None:
     """The JSON object under `key` in a Parquet file's metadata where it holds for the file's rows
     (its `rows` equals the file's row count), else None (no such key, another JSON value, an
     unreadable file, rows rewritten since it was written)."""
     try:
-        meta = pq.read_metadata(path)
-        raw = (meta.metadata or {}).get(key.encode())
+        stat = Path(path).stat()
+        metadata, rows = _footer(str(path), stat.st_mtime_ns, stat.st_size)
+        raw = metadata.get(key.encode())
         record = json.loads(raw) if raw else None
     except (pa.ArrowException, OSError, ValueError):
         return None
-    return record if isinstance(record, dict) and record.get("rows") == meta.num_rows else None
+    return record if isinstance(record, dict) and record.get("rows") == rows else None
 
 
 def read_margins(run_dir: Path, model_id: str, sets: list[tuple[str, int]]) -> list[pa.Table]:
