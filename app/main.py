@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import gc
-import importlib
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from app.views import (
     views,
 )
 from app.views.common import callback_error, message
+from app.warmup import IdleImports
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,8 +53,6 @@ def create_app(
     failed logins back off by `backoff` (default: app.auth.Backoff())."""
     cache_dir = Path(cache_dir) if cache_dir is not None else REPO / "cache" / "diskcache"
     reader = StoreReader(store_dir, cache_dir)
-    # The model similarity view's MDS imports scikit-learn (2 s): on a second core while the first page loads.
-    threading.Thread(target=importlib.import_module, args=("sklearn.manifold",), daemon=True).start()
     runs = reader.runs()
     start = run if run in runs else (runs[0] if runs else None)
     app = dash.Dash(
@@ -65,6 +62,7 @@ def create_app(
         background_callback_manager=background.manager(cache_dir),
         on_error=callback_error,  # a failing callback shows its message in its view, never a 500
     )
+    IdleImports(app.server, ["sklearn.manifold"])  # the similarity map's MDS, once the first page is served
     auth = HashedBasicAuth(app, users, backoff) if users else None
     initial, class_names, options = None, None, None
     if start is not None:

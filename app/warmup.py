@@ -1,0 +1,70 @@
+"""Imports that a later view needs, done while the server is idle.
+
+The models tab's similarity map imports scikit-learn's MDS (about 2 s). Imported in a thread at
+start, it held the GIL while the first page's callbacks ran and doubled their server time; imported
+by the view, it adds 2 s to the tab's first opening. So a background thread imports it once the
+server has served a request and none has been in flight for `quiet` seconds since: after the
+first page's waves of callbacks (the browser sends the next wave when it has drawn the last one's
+answers, up to a second apart on 2 cores), while the user looks at the page.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from collections.abc import Sequence
+
+from flask import Flask, g
+
+QUIET_S = 2.0  # idle this long after the first page's requests: the page is drawn, the user looks at it
+POLL_S = 0.1  # how often the thread looks whether the server is idle, once it has served a request
+
+
+def idle(in_flight: int, last_activity: float, now: float, quiet: float) -> bool:
+    """Whether a server with `in_flight` requests, the last one begun or ended at `last_activity`,
+    has been idle for `quiet` seconds at `now` (monotonic seconds)."""
+    return in_flight == 0 and now - last_activity >= quiet
+
+
+class IdleImports:
+    """Counts the requests `server` serves and imports `modules` in a daemon thread once it has
+    served one and been idle for `quiet` seconds since; `done` is set when they are imported (or
+    failed to: the view that needs one then imports it itself and says why)."""
+
+    def __init__(self, server: Flask, modules: Sequence[str], quiet: float = QUIET_S) -> None:
+        self.modules, self.quiet = tuple(modules), quiet
+        self.in_flight, self.last_activity = 0, time.monotonic()
+        self.lock, self.served, self.done = threading.Lock(), threading.Event(), threading.Event()
+        server.before_request(self._begin)
+        server.teardown_request(self._end)
+        threading.Thread(target=self._run, name="idle-imports", daemon=True).start()
+
+    def _begin(self) -> None:
+        g.idle_imports_counted = True
+        with self.lock:
+            self.in_flight += 1
+            self.last_activity = time.monotonic()
+        self.served.set()
+
+    def _end(self, _exc: BaseException | None) -> None:
+        if not g.pop("idle_imports_counted", False):  # an earlier before_request answered (a refused request)
+            return
+        with self.lock:
+            self.in_flight -= 1
+            self.last_activity = time.monotonic()
+
+    def _run(self) -> None:
+        self.served.wait()
+        while True:
+            with self.lock:
+                ready = idle(self.in_flight, self.last_activity, time.monotonic(), self.quiet)
+            if ready:
+                break
+            time.sleep(POLL_S)
+        for name in self.modules:
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                continue
+        self.done.set()

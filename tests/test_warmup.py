@@ -1,0 +1,50 @@
+"""The idle-time imports (app.warmup): nothing before the first request, nothing while requests run."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from flask import Flask
+
+from app.warmup import IdleImports, idle
+
+NOT_YET_S = 0.3  # how long a test gives the thread to do what it must not
+
+
+@pytest.mark.parametrize(
+    "in_flight, last, now, expected",
+    [(0, 0.0, 2.0, True), (0, 0.0, 1.9, False), (1, 0.0, 10.0, False), (0, 5.0, 7.0, True)],
+)
+def test_idle_needs_no_request_in_flight_for_the_quiet_period(in_flight, last, now, expected):
+    assert idle(in_flight, last, now, 2.0) is expected
+
+
+@pytest.fixture
+def probe(tmp_path, monkeypatch) -> str:
+    """A module not imported yet."""
+    (tmp_path / "prunescope_warmup_probe.py").write_text("LOADED = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "prunescope_warmup_probe"
+    sys.modules.pop("prunescope_warmup_probe", None)
+
+
+def test_imports_once_the_first_request_is_done_and_the_server_is_quiet(probe):
+    server = Flask(__name__)
+    warm = IdleImports(server, [probe, "no_such_module_here"], quiet=0.05)
+    assert not warm.done.wait(NOT_YET_S), "nothing served yet: a local server waits for the first page"
+    with server.test_request_context("/"):
+        server.preprocess_request()
+        assert warm.in_flight == 1
+        assert not warm.done.wait(NOT_YET_S), "a request in flight: the page is still loading"
+        assert probe not in sys.modules
+    assert warm.done.wait(10) and sys.modules[probe].LOADED, "a missing module is left to its view"
+    assert warm.in_flight == 0
+
+
+def test_a_request_refused_before_it_was_counted_is_not_uncounted(probe):
+    server = Flask(__name__)
+    server.before_request(lambda: ("refused", 401))  # as the guard and the login answer first
+    warm = IdleImports(server, [probe], quiet=60)
+    assert server.test_client().get("/").status_code == 401
+    assert warm.in_flight == 0 and not warm.served.is_set()
