@@ -144,6 +144,11 @@ def write_synthetic_run(
                     "severity": sev,
                     **summary,
                     **({} if bits else {"correct_bits": None}),
+                    "preds": (
+                        store.pack_preds(np.arange(samples), table.column("pred").to_numpy())
+                        if store.stores_preds(corr)
+                        else None
+                    ),
                 }
             )
             if corr == store.CLEAN:

@@ -97,7 +97,7 @@ def similarity_json(run_dir: Path, evalset: str = store.CLEAN) -> dict:
         "models": sim.model_ids,
         "agreement": rows(sim.agreement),
         "cka": rows(sim.cka),
-        "notes": sim.notes,
+        "notes": [*sim.warnings, *sim.notes],
     }
 
 

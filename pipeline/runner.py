@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pyarrow as pa
 import torch
 from tqdm.auto import tqdm
@@ -31,6 +32,7 @@ from pipeline.errors import PruneScopeError
 from pipeline.executors import EXECUTORS, Executor
 from pipeline.models import load_state
 from pipeline.plan import ModelPlan, Unit, model_evalsets, plan_run
+from pipeline.store.schema import EVALUATION_SUMMARY
 from pipeline.units import context, eval_output_path, eval_record, execute, file_lock, finished, read_record
 
 LOCKS_DIR = ".locks"  # in the store folder: one lock file per run name, never deleted
@@ -40,6 +42,18 @@ def record_bits(run_dir: Path, plan: ModelPlan, corruption: str, severity: int) 
     """An evaluation's bitset from its samples file, for units recorded before records had one."""
     rows = store.read_table(eval_output_path(run_dir, plan.model_id, corruption, severity), ["sample_id", "correct"])
     return store.pack_correct(rows.column("sample_id").to_numpy(), rows.column("correct").to_numpy())
+
+
+def record_preds(run_dir: Path, model_id: str, ev: dict) -> np.ndarray | None:
+    """An evaluation's stored predictions (clean sets only): from its record, or from its samples
+    file for units recorded before records had them."""
+    c, s = ev["corruption"], ev["severity"]
+    if not store.stores_preds(c):
+        return None
+    if ev.get("preds"):
+        return np.frombuffer(base64.b64decode(ev["preds"]), "<i2").astype(np.int16)
+    rows = store.read_table(eval_output_path(run_dir, model_id, c, s), ["sample_id", "pred"])
+    return store.pack_preds(rows.column("sample_id").to_numpy(), rows.column("pred").to_numpy())
 
 
 def assemble(run_dir: Path, plans: list[ModelPlan], evalsets: list[tuple[str, int]]) -> None:
@@ -52,7 +66,8 @@ def assemble(run_dir: Path, plans: list[ModelPlan], evalsets: list[tuple[str, in
             ev = eval_record(run_dir, plan.model_id, c, s)
             assert ev is not None, (plan.model_id, c, s)
             bits = ev.get("correct_bits")  # base64 in the unit's JSON record
-            evals.append({**ev, "correct_bits": base64.b64decode(bits) if bits else record_bits(run_dir, plan, c, s)})
+            bits = base64.b64decode(bits) if bits else record_bits(run_dir, plan, c, s)
+            evals.append({**ev, "correct_bits": bits, "preds": record_preds(run_dir, plan.model_id, ev)})
             if c == store.CLEAN:
                 rec["clean_accuracy"] = ev["accuracy"]
         models.append(rec)
@@ -195,7 +210,8 @@ def _build(cfg: RunConfig, run_dir: Path, executor: Executor, start: float) -> R
         {**(read_record(run_dir, "model", p.model_id) or {}), "clean_accuracy": accs[p.model_id]} for p in models
     ]
     labels = context(cfg, run_dir).data.test_labels
-    notes = model_warnings(records, store.read_table(run_dir / store.EVALUATIONS).to_pylist(), labels)
+    evals = store.read_table(run_dir / store.EVALUATIONS, EVALUATION_SUMMARY).to_pylist()
+    notes = model_warnings(records, evals, labels)
     evaluations = sum(len(model_evalsets(p, evalsets)) for p in models)
     return RunSummary(run_dir, len(models), evaluations, len(todo), reused, time.perf_counter() - start, accs, notes)
 

@@ -573,6 +573,8 @@ def _publish_set(
         "mean_margin": float(np.nanmean(m["margin"])) if n else float("nan"),
         "correct_bits": base64.b64encode(store.pack_correct(np.arange(n), m["correct"])).decode("ascii"),
     }
+    if store.stores_preds(corruption):  # little-endian int16, as evaluations.parquet's `preds` holds them
+        record["preds"] = base64.b64encode(store.pack_preds(np.arange(n), m["pred"]).astype("<i2").tobytes()).decode()
     table = table.replace_schema_metadata({EVAL_META_KEY: json.dumps(record)})
     store.write_table(table, eval_output_path(ctx.run_dir, plan.model_id, corruption, severity))
 

@@ -132,6 +132,13 @@ def _angles_as_double(run: Path) -> None:
         pq.write_table(table.set_column(i, "angles", table.column("angles").cast(pa.list_(pa.float64()))), path)
 
 
+def _preds_out_of_range(run: Path) -> None:
+    table = pq.read_table(run / "evaluations.parquet")
+    preds = [None if v is None else [999, *v[1:]] for v in table.column("preds").to_pylist()]
+    i = table.schema.get_field_index("preds")
+    pq.write_table(table.set_column(i, "preds", pa.array(preds, pa.list_(pa.int16()))), run / "evaluations.parquet")
+
+
 DENSE = "digits_cnn-dense"
 
 # damage name -> (what it does to a copy of a pipeline run, a phrase of its message or None when the run
@@ -159,4 +166,5 @@ DAMAGES: dict[str, tuple[Callable[[Path], None], str | None, int]] = {
         1,
     ),
     "angles as list<double>": (_angles_as_double, None, 0),
+    "stored predictions of a class out of range": (_preds_out_of_range, "preds holds class 999", 1),
 }

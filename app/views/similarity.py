@@ -110,7 +110,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         except StoreError as exc:
             return empty_figure(f"{exc.problem} — {exc.fix}"), ""
         if embedding.empty:
-            return empty_figure(" · ".join(sim.notes) or f"no model has {MEASURES[measure]}"), ""
+            return empty_figure(" · ".join([*sim.warnings, *sim.notes]) or f"no model has {MEASURES[measure]}"), ""
         figure = similarity_map(
             frame,
             embedding,
@@ -120,7 +120,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         )
         figure["layout"]["uirevision"] = f"{run}|{measure}|{set_name}"
         figure["layout"]["selectionrevision"] = f"{run}|{measure}|{set_name}|{cleared or 0}"  # "clear" drops the lasso
-        notes = sim.notes if measure == "cka" else []
+        notes = [*sim.warnings, *(sim.notes if measure == "cka" else [])]
         samples = sim.cka_n if measure == "cka" else sim.n
         return figure, " · ".join([f"{len(embedding)} models on {evalset.label}, {samples} samples", *notes])
 

@@ -81,6 +81,7 @@ from pipeline.store.populations import (
     sensitivity_grid,
     sensitivity_of,
 )
+from pipeline.store.preds import pack_preds, stores_preds, unpack_preds
 from pipeline.store.schema import (
     ANGLES_ALL,
     ANGLES_CLEAN,
@@ -167,8 +168,11 @@ __all__ = [
     "bit_matrix",
     "count_correct",
     "pack_correct",
+    "pack_preds",
     "row_counts",
     "scan_bits",
+    "stores_preds",
+    "unpack_preds",
     "CHECKPOINTS_DIR",
     "CLEAN",
     "CLEAN_SET",

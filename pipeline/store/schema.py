@@ -194,11 +194,19 @@ EVALUATIONS_TABLE = TableSpec(
             required=False,
             derived=True,
         ),
+        Column(
+            "preds",
+            pa.list_(pa.int16()),
+            "the samples' `pred` in sample_id order (-1 for an id without a row); the pipeline writes it for the "
+            "clean set; readers read the samples where it is missing or null",
+            required=False,
+            derived=True,
+        ),
     ),
 )
 
-# evaluations.parquet without its bitsets, which only selections read
-EVALUATION_SUMMARY = [c for c in EVALUATIONS_TABLE.names if c != "correct_bits"]
+# evaluations.parquet without its per-sample arrays, which only selections and the similarity view read
+EVALUATION_SUMMARY = [c.name for c in EVALUATIONS_TABLE.columns if not c.derived]
 
 HEADS_TABLE = TableSpec(
     "heads",

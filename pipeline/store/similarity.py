@@ -24,10 +24,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
+from pipeline.store.bits import KEYS
 from pipeline.store.errors import Problem, PruneScopeError
 from pipeline.store.io import RESUME, conform, expected_sets, load, run_meta, set_samples
 from pipeline.store.layout import CLEAN_SET, FEATURES_DIR, EvalSet, partition_dir
-from pipeline.store.schema import FEATURES_TABLE, MODELS_TABLE
+from pipeline.store.preds import unpack_preds
+from pipeline.store.schema import EVALUATIONS_TABLE, FEATURES_TABLE, MODELS_TABLE
 
 MEASURES = {"agreement": "prediction agreement", "cka": "linear CKA of the last-layer features"}
 CKA_SAMPLES = 1000  # linear CKA on at most this many samples (a seeded subset): its Gram matrices are n × n
@@ -92,7 +94,8 @@ def mds_embedding(similarity: np.ndarray, seed: int = SEED) -> np.ndarray:
 class Similarity:
     """The similarity of a run's models on one evaluation set: `model_ids` (M) in models.parquet
     order, `agreement` (M, M), `cka` (M, M, NaN rows for the models without stored features),
-    `n` the samples of the agreement and `cka_n` those of the CKA (0: no features)."""
+    `n` the samples of the agreement and `cka_n` those of the CKA (0: no features); `notes` are
+    about the CKA, `warnings` name stored values that were malformed and read from the samples instead."""
 
     evalset: EvalSet
     model_ids: list[str]
@@ -101,6 +104,7 @@ class Similarity:
     n: int
     cka_n: int
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def matrix(self, measure: str) -> np.ndarray:
         return self.cka if measure == "cka" else self.agreement
@@ -139,14 +143,35 @@ def read_features(run_dir: Path, model_id: str, evalset: EvalSet) -> tuple[np.nd
     return ids, flat.reshape(len(ids), -1)
 
 
+def stored_preds(run_dir: Path, evalset: EvalSet, num_classes: int) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The predictions on `evalset` that evaluations.parquet stores (its optional `preds`), by
+    model, and warnings naming the values that are malformed (those models are read from the samples)."""
+    try:
+        evals = load(run_dir, EVALUATIONS_TABLE, [*KEYS, "n", "preds"])
+    except PruneScopeError as exc:
+        return {}, [f"{exc.problem}: the predictions come from the samples files (python -m pipeline validate)"]
+    mine = pc.and_(
+        pc.equal(evals.column("corruption"), evalset.corruption), pc.equal(evals.column("severity"), evalset.severity)
+    )
+    stored, wrong = unpack_preds(evals.filter(mine), num_classes)
+    warnings = [
+        f"{EVALUATIONS_TABLE.path}: model {m!r} on {evalset.label}: {what}; its predictions come from the samples "
+        "(python -m pipeline validate)"
+        for (m, _, _), what in wrong.items()
+    ]
+    return {m: row for (m, _, _), row in stored.items()}, warnings
+
+
 def run_similarity(run_dir: Path, evalset: EvalSet = CLEAN_SET, seed: int = SEED) -> Similarity:
     """Agreement and linear CKA of every pair of the run's models on `evalset` (models without
     that evaluation set are left out)."""
     run_dir = Path(run_dir)
     meta, _ = run_meta(run_dir)
     order = load(run_dir, MODELS_TABLE, ["model_id"]).column("model_id").to_pylist()
-    rows = set_samples(run_dir, order, ["sample_id", "pred"], meta["num_classes"], evalset)
-    present_ids = set(pc.unique(rows.column("model_id")).to_pylist())
+    stored, warnings = stored_preds(run_dir, evalset, meta["num_classes"])
+    rest = [m for m in order if m not in stored]
+    rows = set_samples(run_dir, rest, ["sample_id", "pred"], meta["num_classes"], evalset)  # none read if none rest
+    present_ids = set(stored) | set(pc.unique(rows.column("model_id")).to_pylist())
     model_ids = [m for m in order if m in present_ids]
     if not model_ids:
         listed = sorted({es.name for sets in expected_sets(run_dir).values() for es in sets})
@@ -154,11 +179,15 @@ def run_similarity(run_dir: Path, evalset: EvalSet = CLEAN_SET, seed: int = SEED
             f"no model of run {run_dir.name!r} was evaluated on {evalset.name}", f"pick one of: {', '.join(listed)}"
         )
     sample = rows.column("sample_id").to_numpy().astype(np.int64)
-    n_ids = int(sample.max()) + 1 if len(sample) else 0
+    n_ids = max([int(sample.max()) + 1 if len(sample) else 0, *(len(stored[m]) for m in model_ids if m in stored)])
     preds = np.full((len(model_ids), n_ids), -1, np.int64)
     row_of = {m: i for i, m in enumerate(model_ids)}
-    at = pc.index_in(rows.column("model_id"), value_set=pa.array(model_ids, pa.string())).to_numpy()
-    preds[at.astype(np.int64), sample] = rows.column("pred").to_numpy()
+    for m in model_ids:
+        if m in stored:
+            preds[row_of[m], : len(stored[m])] = stored[m]
+    if rows.num_rows:
+        at = pc.index_in(rows.column("model_id"), value_set=pa.array(model_ids, pa.string())).to_numpy()
+        preds[at.astype(np.int64), sample] = rows.column("pred").to_numpy()
     present = (preds >= 0).all(axis=0)
     agreement = agreement_matrix(preds)
     cka = np.full_like(agreement, np.nan)
@@ -187,5 +216,5 @@ def run_similarity(run_dir: Path, evalset: EvalSet = CLEAN_SET, seed: int = SEED
     elif not with_features:
         notes.append(f'the run stores no features on {evalset.label}: no CKA ([evaluation] features = "clean")')
     return Similarity(
-        evalset, model_ids, agreement, cka, int(present.sum()), len(chosen) if with_features else 0, notes
+        evalset, model_ids, agreement, cka, int(present.sum()), len(chosen) if with_features else 0, notes, warnings
     )

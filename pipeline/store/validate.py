@@ -26,8 +26,11 @@ from pipeline.store.io import (
     run_meta,
     samples_dataset,
     samples_names,
+    set_samples,
 )
 from pipeline.store.layout import ATTRIBUTIONS_DIR, CLEAN, RUN_JSON, SAFE_ID, SAMPLES_DIR, EvalSet, partition_dir
+from pipeline.store.preds import FIX as PREDS_FIX
+from pipeline.store.preds import NO_PRED, unpack_preds
 from pipeline.store.schema import (
     ANGLES_ALL,
     ANGLES_CLEAN,
@@ -148,6 +151,7 @@ def _check_models(
                     )
                 )
         problems += _check_bits(run_dir, evals, num_classes, deep)
+        problems += _check_preds(run_dir, evals, num_classes, deep)
     if "heads" in tables:
         counts = pa.TableGroupBy(tables["heads"], "model_id").aggregate([([], "count_all")]).to_pydict()
         rows = dict(zip(counts["model_id"], counts["count_all"]))
@@ -195,6 +199,33 @@ def _check_bits(run_dir: Path, evals: pa.Table, num_classes: int, deep: bool) ->
         if b is not None and not np.array_equal(bit_matrix([b], width)[0], np.pad(row, (0, width - len(row)))):
             what = f"model {m!r} on {EvalSet(c, s).label}: correct_bits differ from the samples' correct"
             problems.append(Problem(EVALUATIONS_TABLE.path, what, fix))
+    return problems
+
+
+def _check_preds(run_dir: Path, evals: pa.Table, num_classes: int, deep: bool) -> list[Problem]:
+    """The optional stored predictions hold one class in range per evaluated sample and, when
+    `deep`, equal the samples' `pred` (a stale array would make the similarity view wrong)."""
+    stored, wrong = unpack_preds(evals, num_classes)
+    where = EVALUATIONS_TABLE.path
+    problems = [
+        Problem(where, f"model {m!r} on {EvalSet(c, s).label}: {what}", PREDS_FIX) for (m, c, s), what in wrong.items()
+    ]
+    if not deep or problems:
+        return problems
+    for es in sorted({EvalSet(c, s) for _, c, s in stored}, key=lambda e: e.name):
+        got = {m: row for (m, c, s), row in stored.items() if EvalSet(c, s) == es}
+        try:
+            rows = set_samples(run_dir, list(got), ["sample_id", "pred"], num_classes, es)
+        except (PruneScopeError, pa.ArrowException, OSError):
+            continue  # the samples' own checks name the damage
+        for m, mine in rows.to_pandas().groupby("model_id"):
+            ids, want = mine["sample_id"].to_numpy(np.int64), np.full(len(got[m]), NO_PRED, np.int64)
+            fits = not len(ids) or (ids.min() >= 0 and ids.max() < len(want))
+            if fits:
+                want[ids] = mine["pred"].to_numpy()
+            if not fits or not np.array_equal(want, got[m]):
+                what = f"model {m!r} on {es.label}: preds differ from the samples' pred"
+                problems.append(Problem(where, what, PREDS_FIX))
     return problems
 
 

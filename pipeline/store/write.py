@@ -14,6 +14,7 @@ from pipeline.store.bits import KEYS, pack_correct
 from pipeline.store.errors import PruneScopeError
 from pipeline.store.io import conform, remove_run, write_json, write_samples, write_table
 from pipeline.store.layout import CLEAN_SET, RUN_JSON, EvalSet, check_id, samples_path
+from pipeline.store.preds import pack_preds, stores_preds
 from pipeline.store.schema import (
     ANGLE_FORM_COLUMNS,
     EVALUATIONS_TABLE,
@@ -56,11 +57,12 @@ def write_run(
     num_classes = len(class_names)
     if evaluations is None:
         evaluations = summarise(samples)
-    elif "correct_bits" not in evaluations.columns:  # the bitsets come from the samples at hand
+    elif not {"correct_bits", "preds"} <= set(evaluations.columns):  # the arrays come from the samples at hand
         computed = summarise(samples)
-        bits = dict(zip(computed[KEYS].itertuples(index=False, name=None), computed["correct_bits"]))
-        keys = zip(evaluations["model_id"], evaluations["corruption"], evaluations["severity"])
-        evaluations = evaluations.assign(correct_bits=[bits.get((m, c, int(s))) for m, c, s in keys])
+        for name in {"correct_bits", "preds"} - set(evaluations.columns):
+            given = dict(zip(computed[KEYS].itertuples(index=False, name=None), computed[name]))
+            keys = zip(evaluations["model_id"], evaluations["corruption"], evaluations["severity"])
+            evaluations = evaluations.assign(**{name: [given.get((m, c, int(s))) for m, c, s in keys]})
     tables = [(models, MODELS_TABLE, {}), (evaluations, EVALUATIONS_TABLE, {}), (heads, HEADS_TABLE, {})]
     if images is not None:
         tables.append((images, IMAGES_TABLE, {}))
@@ -103,8 +105,8 @@ def write_run(
 
 
 def summarise(samples: pd.DataFrame) -> pd.DataFrame:
-    """evaluations.parquet's rows from per-sample rows: n, accuracy, mean angle, length, margin
-    and the correctness bitset."""
+    """evaluations.parquet's rows from per-sample rows: n, accuracy, mean angle, length, margin,
+    the correctness bitset and (clean sets) the predictions."""
     groups = samples.groupby(["model_id", "corruption", "severity"], sort=True)
     out = groups.agg(
         n=("sample_id", "size"),
@@ -116,6 +118,12 @@ def summarise(samples: pd.DataFrame) -> pd.DataFrame:
     out["correct_bits"] = [  # none where `correct` has a gap: the count would not match the accuracy
         None if g["correct"].isna().any() else pack_correct(g["sample_id"].to_numpy(), g["correct"].to_numpy())
         for _, g in groups
+    ]
+    out["preds"] = [  # the clean sets' predictions, as the pipeline stores them; none where `pred` has a gap
+        pack_preds(g["sample_id"].to_numpy(), g["pred"].to_numpy())
+        if stores_preds(str(c)) and "pred" in g and g["pred"].notna().all()
+        else None
+        for (_, c, _), g in groups
     ]
     return out.reset_index()
 
