@@ -83,6 +83,44 @@ def test_every_view_draws_data_without_console_errors(dash_app):
     assert dash_app.get_logs() == []
 
 
+PLOT_COUNT = """
+window.plotsDrawn = {};
+document.addEventListener('DOMContentLoaded', () => new MutationObserver(() =>
+  document.querySelectorAll('.js-plotly-plot').forEach(gd => {
+    if (gd.countsPlots || !gd.on) return;
+    gd.countsPlots = true;
+    const id = gd.parentElement.id;
+    gd.on('plotly_afterplot', () => { window.plotsDrawn[id] = (window.plotsDrawn[id] || 0) + 1; });
+  })).observe(document, {childList: true, subtree: true}));
+"""
+FIRST_TAB = (ids.EVAL_TABLE, ids.LOCAL_GRAPH, ids.GLOBAL_GRAPH, ids.ROBUST_MARGIN, ids.ROBUST_SWEETSPOT, ids.DIM_GRAPH)
+
+
+def test_each_view_of_the_first_page_is_drawn_once(dash_app):
+    """dcc.Graph resizes a graph after drawing it, and plotly.js draws a graph again on every resize
+    of the same size: assets/plotly-resize.js answers those at once (each view used to be drawn twice)."""
+    dash_app.driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": PLOT_COUNT})
+    dash_app.driver.get(dash_app.server_url)
+    wait(dash_app, lambda: settled(dash_app))
+    wait(dash_app, lambda: not dash_app.driver.find_elements("css selector", ".dash-graph--pending"))
+    drawn = dash_app.driver.execute_script("return window.plotsDrawn")
+    assert {view: drawn.get(view) for view in FIRST_TAB} == dict.fromkeys(FIRST_TAB, 1), drawn
+    width = dash_app.driver.execute_script(
+        f"return document.querySelector('#{ids.LOCAL_GRAPH} .main-svg').width.baseVal.value"
+    )
+    dash_app.driver.set_window_size(1100, 900)  # a resize that changes the box still redraws
+    wait(
+        dash_app,
+        lambda: (
+            dash_app.driver.execute_script(
+                f"return document.querySelector('#{ids.LOCAL_GRAPH} .main-svg').width.baseVal.value"
+            )
+            < width - 100
+        ),
+    )
+    assert dash_app.driver.execute_script("return window.plotsDrawn")[ids.LOCAL_GRAPH] == 2
+
+
 def test_box_selection_drives_samples_global_and_table(local_kind, dash_app):
     wait(dash_app, lambda: settled(dash_app))
     assert {t["type"] for t in figure_data(dash_app, ids.LOCAL_GRAPH) if t.get("mode") == "markers"} == {local_kind}
