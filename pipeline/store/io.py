@@ -577,7 +577,7 @@ def set_samples(
     run_dir: Path, model_ids: list[str], columns: list[str], num_classes: int, evalset: EvalSet
 ) -> pa.Table:
     """The rows of one evaluation set of the given models, with model_id; models without it are left out."""
-    expected = expected_sets(run_dir)
+    expected = expected_sets(run_dir) if model_ids else {}
     parts = []
     for mid in model_ids:
         index = SamplesIndex(run_dir, mid, expected.get(mid))

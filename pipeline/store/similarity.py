@@ -170,7 +170,7 @@ def run_similarity(run_dir: Path, evalset: EvalSet = CLEAN_SET, seed: int = SEED
     order = load(run_dir, MODELS_TABLE, ["model_id"]).column("model_id").to_pylist()
     stored, warnings = stored_preds(run_dir, evalset, meta["num_classes"])
     rest = [m for m in order if m not in stored]
-    rows = set_samples(run_dir, rest, ["sample_id", "pred"], meta["num_classes"], evalset)  # none read if none rest
+    rows = set_samples(run_dir, rest, ["sample_id", "pred"], meta["num_classes"], evalset)
     present_ids = set(stored) | set(pc.unique(rows.column("model_id")).to_pylist())
     model_ids = [m for m in order if m in present_ids]
     if not model_ids:
