@@ -91,21 +91,32 @@ def interactions(reader, run: str, rng: random.Random):
     }
 
 
-def open_models_tab(drv: Driver, select_model) -> tuple[tuple[float, float], tuple[float, float], tuple[str, float]]:
-    """Server time of opening the models tab: the first time (its views' first draw on this run), and
-    again after going back to the first tab and selecting another model there; (one worker, in
-    parallel) each, and the slowest callback of the first opening."""
+Opening = tuple[float, float, int]  # seconds on one worker, seconds with callbacks in parallel, bytes sent
+
+
+def open_models_tab(drv: Driver, select_model) -> tuple[Opening, Opening, Opening, tuple[str, float]]:
+    """Server time of opening the models tab: the first time (its views' first draw on this run), again
+    after going back to the first tab with nothing changed, and again after selecting another model
+    there; (one worker, in parallel, bytes of the answers) each, and the slowest callback of the first opening."""
     tab = (ids.VIEW_TABS, "active_tab")
+
+    def reopen() -> Opening:
+        drv.state[tab] = ids.TAB_PAPER
+        drv.fire([tab])
+        drv.state[tab] = ids.TAB_MODELS
+        return (*drv.fire([tab]), drv.received)
+
     drv.state[tab] = ids.TAB_MODELS
-    first = drv.fire([tab])
+    first = (*drv.fire([tab]), drv.received)
     slowest = max(drv.took.items(), key=lambda kv: kv[1])
+    unchanged = reopen()
     drv.state[tab] = ids.TAB_PAPER
     drv.fire([tab])
     drv.fire(select_model(drv.state))
-    drv.state[tab] = ids.TAB_MODELS
-    again = drv.fire([tab])
+    changed = reopen()
     drv.state[tab] = ids.TAB_PAPER
-    return first, again, slowest
+    drv.fire([tab])
+    return first, unchanged, changed, slowest
 
 
 def percentile(values, q: float) -> float:
@@ -306,9 +317,11 @@ def main() -> None:
         print(f"slowest callback of {name}: {key.strip('.').split('.')[0]} {took * 1e3:.0f} ms (median)")
     print(
         "opening the models tab (model map, similarity, sensitivity, PIE, attribution drift; they draw only while "
-        f"shown): first {tab[0][0] * 1e3:.0f} ms on one worker ({tab[0][1] * 1e3:.0f} ms in parallel), "
-        f"after another model was selected {tab[1][0] * 1e3:.0f} ms ({tab[1][1] * 1e3:.0f} ms); "
-        f"slowest callback {tab[2][0].strip('.').split('.')[0]} {tab[2][1] * 1e3:.0f} ms (first)"
+        f"shown): first {tab[0][0] * 1e3:.0f} ms on one worker ({tab[0][1] * 1e3:.0f} ms in parallel, "
+        f"{tab[0][2] / 1e3:.0f} kB sent), again with nothing changed {tab[1][0] * 1e3:.0f} ms "
+        f"({tab[1][1] * 1e3:.0f} ms, {tab[1][2] / 1e3:.0f} kB), after another model was selected "
+        f"{tab[2][0] * 1e3:.0f} ms ({tab[2][1] * 1e3:.0f} ms, {tab[2][2] / 1e3:.0f} kB); "
+        f"slowest callback {tab[3][0].strip('.').split('.')[0]} {tab[3][1] * 1e3:.0f} ms (first)"
     )
     print(f"peak resident memory of the process serving the app (before the baselines): {rss_mb:,.0f} MB")
     if whole is not None:

@@ -59,12 +59,13 @@ class Driver:
         self.keep = set(keep)
         self.state: dict[tuple[str, str], object] = {}
         self.took: dict[str, float] = {}  # seconds of each callback (by output key) of the last fire
+        self.received = 0  # bytes of the answers of the last fire
 
     def fire(self, changed: list[tuple[str, str]]) -> tuple[float, float]:
         """Seconds summed over the triggered callbacks (one worker) and the longest one (enough
         workers to run them in parallel)."""
         total, longest = 0.0, 0.0
-        self.took = {}
+        self.took, self.received = {}, 0
         for spec in self.callbacks:
             trig = [f"{i['id']}.{i['property']}" for i in spec["inputs"] if (i["id"], i["property"]) in changed]
             if not trig:
@@ -86,7 +87,7 @@ class Driver:
             t = time.perf_counter()
             status, body = self.post("/_dash-update-component", json.dumps(payload, default=str).encode())
             took = self.took[key] = time.perf_counter() - t
-            total, longest = total + took, max(longest, took)
+            total, longest, self.received = total + took, max(longest, took), self.received + len(body)
             if status not in (200, 204):
                 raise RuntimeError(f"{key}: HTTP {status}")
             if status == 200 and self.keep:
