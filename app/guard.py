@@ -225,6 +225,10 @@ FIELDS: dict[tuple[str, str], Spec] = {
     (ids.SAMPLES_ATTR_METHOD, "value"): nullable(name),  # the run's attribution methods, set per run
     (ids.ATTR_DRIFT, "selectedData"): nullable(plot_event(_sample_point)),
     (ids.VIEW_TABS, "active_tab"): _view_tab,  # the shown tab: the model-level views draw only in theirs
+    **{  # the key of what each model-level view shows (hex digits)
+        (drawn, "data"): nullable(name)
+        for drawn in (ids.MODELMAP_DRAWN, ids.SIMILARITY_DRAWN, ids.SENS_DRAWN, ids.PIE_DRAWN, ids.ATTR_DRAWN)
+    },
 }
 
 

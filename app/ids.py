@@ -91,3 +91,10 @@ ATTR_METRIC = "attr-metric"
 VIEW_TABS = "view-tabs"
 TAB_PAPER = "tab-paper"
 TAB_MODELS = "tab-models"
+# the key of what each model-level view's figure shows (app.views.common.draw_while_shown): opening their tab
+# again with nothing changed sends nothing
+MODELMAP_DRAWN = "modelmap-drawn"
+SIMILARITY_DRAWN = "similarity-drawn"
+SENS_DRAWN = "sens-drawn"
+PIE_DRAWN = "pie-drawn"
+ATTR_DRAWN = "attr-drawn"

@@ -124,7 +124,8 @@ class StoreReader:
 
     # ------------------------------------------------------------ memo
 
-    def _version(self, run: str) -> str:
+    def version(self, run: str) -> str:
+        """A stamp of the run's tables (its run.json, models and evaluations): another stamp, another run version."""
         run_dir = self.run_dir(run)
         stamps = [
             f"{p.stat().st_mtime_ns}"
@@ -135,7 +136,7 @@ class StoreReader:
 
     def _memo_key(self, run: str, name: str, args: Sequence[Any]) -> str:
         return hashlib.sha256(
-            repr((str(self.store_dir), run, self._version(run), name, tuple(args))).encode()
+            repr((str(self.store_dir), run, self.version(run), name, tuple(args))).encode()
         ).hexdigest()
 
     def _memoised(self, run: str, name: str, args: Sequence[Any] = ()) -> bool:

@@ -11,7 +11,7 @@ from typing import Callable, Collection
 
 import requests
 
-from app import ids
+from app.views.common import DRAWN_KEYS
 
 Post = Callable[[str, bytes], tuple[int, bytes]]  # (path, JSON body) -> HTTP status, response body
 
@@ -44,8 +44,9 @@ def initial_state(layout: object) -> dict[tuple[str, str], object]:
 
 
 # the keys of what a view has drawn, which the renderer keeps and sends back: with them the server
-# patches the evaluation table and leaves the local geometry as it is after a brush of its own
-DRAWN = ((ids.EVAL_DRAWN, "data"), (ids.LOCAL_DRAWN, "data"))
+# patches the evaluation table, leaves the local geometry as it is after a brush of its own and sends
+# nothing for a model-level view whose inputs did not change while its tab was hidden
+DRAWN = tuple((key, "data") for key in sorted(DRAWN_KEYS))
 
 
 class Driver:

@@ -5,7 +5,7 @@ samples in every view (the gallery then shows their maps side by side)."""
 from __future__ import annotations
 
 import dash
-from dash import Input, Output, dcc, html
+from dash import Input, Output, State, dcc, html
 
 from app import ids
 from app.figures.attribution import DRIFT_METRICS, drift_vs_sparsity
@@ -37,7 +37,8 @@ def layout() -> html.Div:
             style={"width": "230px"},
         ),
     )
-    return card(TITLE, HELP, [graph(ids.ATTR_DRIFT, 360, {"displayModeBar": False})], [metric])
+    body = [graph(ids.ATTR_DRIFT, 360, {"displayModeBar": False}), dcc.Store(id=ids.ATTR_DRAWN)]
+    return card(TITLE, HELP, body, [metric])
 
 
 def draw_figure(reader: StoreReader, run: str, metric: str) -> dict:
@@ -49,10 +50,17 @@ def draw_figure(reader: StoreReader, run: str, metric: str) -> dict:
 
 
 def register(app: dash.Dash, reader: StoreReader) -> None:
-    @app.callback(Output(ids.ATTR_DRIFT, "figure"), Input(ids.RUN, "data"), Input(ids.ATTR_METRIC, "value"), MODELS_TAB)
-    def draw(run, metric, tab):
-        draw_while_shown(tab)
-        return draw_figure(reader, run, metric) if run else empty_figure("no run")
+    @app.callback(
+        Output(ids.ATTR_DRIFT, "figure"),
+        Output(ids.ATTR_DRAWN, "data"),
+        Input(ids.RUN, "data"),
+        Input(ids.ATTR_METRIC, "value"),
+        MODELS_TAB,
+        State(ids.ATTR_DRAWN, "data"),
+    )
+    def draw(run, metric, tab, drawn):
+        key = draw_while_shown(tab, drawn, reader, run, metric)
+        return (draw_figure(reader, run, metric) if run else empty_figure("no run")), key
 
     @app.callback(
         Output(ids.SELECTION, "data", allow_duplicate=True),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from typing import Any
 
@@ -12,6 +14,7 @@ from dash.exceptions import PreventUpdate
 
 from app import ids
 from app.figures.local import empty_figure
+from app.reader import StoreError, StoreReader
 from pipeline.store import PruneScopeError
 
 LOG = logging.getLogger("prunescope.app")
@@ -73,23 +76,52 @@ def graph(graph_id: str, height: int, config: dict) -> dcc.Graph:
     return dcc.Graph(id=graph_id, figure=blank, config=config)
 
 
+def drawn_key(*inputs: object) -> str:
+    """A short digest of the inputs a figure was drawn for (hex digits, as app.guard checks it)."""
+    return hashlib.sha256(json.dumps(inputs, default=str).encode()).hexdigest()[:16]
+
+
 MODELS_TAB = Input(ids.VIEW_TABS, "active_tab")  # an input of every model-level view's drawing callback
+# the stores of the keys of what a view's figure shows: a failed call empties its key, so the next one draws anew
+DRAWN_KEYS = frozenset(
+    (
+        ids.EVAL_DRAWN,
+        ids.LOCAL_DRAWN,
+        ids.MODELMAP_DRAWN,
+        ids.SIMILARITY_DRAWN,
+        ids.SENS_DRAWN,
+        ids.PIE_DRAWN,
+        ids.ATTR_DRAWN,
+    )
+)
 
 
-def draw_while_shown(active_tab: str | None) -> None:
-    """Stop a model-level view's drawing callback while its tab is hidden (no update: nothing read, nothing
-    sent, no graph for the browser to draw); opening the tab fires it again, from the current state."""
+def draw_while_shown(active_tab: str | None, drawn: str | None, reader: StoreReader, run: str | None, *inputs) -> str:
+    """The key of a model-level view's drawing from `run` (its version) and its other `inputs`, which the
+    callback sends with the figure, in the same answer. No update (nothing read, nothing sent, no graph for
+    the browser to draw) while the view's tab is hidden, nor when the shown figure was drawn from these same
+    inputs (`drawn`, the key that came with it): opening the tab again with nothing changed costs nothing,
+    and a change made while it was hidden draws it anew. The renderer drops a call that is still running
+    when the same callback is called again, and its answer, key included: the key says what is on screen."""
     if active_tab != ids.TAB_MODELS:
         raise PreventUpdate
+    try:
+        version = reader.version(run) if run else None
+    except StoreError:
+        version = None
+    key = drawn_key(run, version, *inputs)
+    if key == drawn:
+        raise PreventUpdate
+    return key
 
 
 def callback_error(exc: Exception) -> Any:
     """The app's one answer to a callback that fails (dash's `on_error`): never a 500.
 
     Each output of the failed callback shows the message where the view draws: a figure
-    becomes an empty plot with the message, children become the message; other properties
-    keep their value. A StoreError carries its own message and fix; anything else is logged
-    with its traceback and named in one line.
+    becomes an empty plot with the message, children become the message, a key of what a figure
+    shows (DRAWN_KEYS) is emptied; other properties keep their value. A StoreError carries its own
+    message and fix; anything else is logged with its traceback and named in one line.
     """
     if isinstance(exc, PruneScopeError):
         text, fix = exc.problem, exc.fix
@@ -103,6 +135,8 @@ def callback_error(exc: Exception) -> Any:
             return empty_figure(f"{text} — {fix}" if fix else text)
         if prop == "children":
             return message(text, fix)
+        if prop == "data" and spec.get("id") in DRAWN_KEYS:
+            return None
         return dash.no_update
 
     outputs = dash.ctx.outputs_list

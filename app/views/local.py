@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 import dash
 import numpy as np
 import pandas as pd
@@ -27,7 +24,7 @@ from app.figures.local import (
 from app.reader import StoreError, StoreReader
 from app.snapshot import Context, Part, fig, section
 from app.state import Combo, make_selection, selected_ids
-from app.views.common import card, graph, labelled, radios
+from app.views.common import card, drawn_key, graph, labelled, radios
 from pipeline import store
 
 HELP = (
@@ -168,11 +165,6 @@ def layout(class_names: list[str] | None = None) -> html.Div:
         ],
         controls,
     )
-
-
-def drawn_key(*inputs: object) -> str:
-    """A short digest of the inputs a figure was drawn for (hex digits, as app.guard checks it)."""
-    return hashlib.sha256(json.dumps(inputs, default=str).encode()).hexdigest()[:16]
 
 
 def register(app: dash.Dash, reader: StoreReader) -> None:

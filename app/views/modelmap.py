@@ -7,7 +7,7 @@ and a group brushed in the similarity map stays opaque here and in the table."""
 from __future__ import annotations
 
 import dash
-from dash import Input, Output, dcc, html
+from dash import Input, Output, State, dcc, html
 
 from app import ids
 from app.figures.local import empty_figure
@@ -34,7 +34,10 @@ def layout() -> html.Div:
     return card(
         "Model map",
         HELP,
-        [dcc.Loading(graph(ids.MODELMAP_GRAPH, 460, {"displaylogo": False}), type="dot")],
+        [
+            dcc.Loading(graph(ids.MODELMAP_GRAPH, 460, {"displaylogo": False}), type="dot"),
+            dcc.Store(id=ids.MODELMAP_DRAWN),
+        ],
         [placement],
     )
 
@@ -54,21 +57,23 @@ def draw(reader: StoreReader, run: str, placement: str, ref: Combo | None, cmp: 
 def register(app: dash.Dash, reader: StoreReader) -> None:
     @app.callback(
         Output(ids.MODELMAP_GRAPH, "figure"),
+        Output(ids.MODELMAP_DRAWN, "data"),
         Input(ids.RUN, "data"),
         Input(ids.MODELMAP_PLACEMENT, "value"),
         Input(ids.REFERENCE_DROPDOWN, "value"),
         Input(ids.COMPARED_DROPDOWN, "value"),
         Input(ids.MODEL_HIGHLIGHT, "data"),
         MODELS_TAB,
+        State(ids.MODELMAP_DRAWN, "data"),
     )
-    def update(run, placement, ref_key, cmp_key, highlight, tab):
-        draw_while_shown(tab)
+    def update(run, placement, ref_key, cmp_key, highlight, tab, drawn):
+        key = draw_while_shown(tab, drawn, reader, run, placement, ref_key, cmp_key, highlight)
         if not run:
-            return empty_figure("no run selected")
+            return empty_figure("no run selected"), key
         try:
-            return draw(reader, run, placement, Combo.parse(ref_key), Combo.parse(cmp_key), highlight)
+            return draw(reader, run, placement, Combo.parse(ref_key), Combo.parse(cmp_key), highlight), key
         except StoreError as exc:
-            return empty_figure(f"{exc.problem} — {exc.fix}")
+            return empty_figure(f"{exc.problem} — {exc.fix}"), None
 
 
 def snapshot(ctx: Context) -> Part:

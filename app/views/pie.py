@@ -35,6 +35,7 @@ def layout() -> html.Div:
         [
             html.Div(id=ids.PIE_NOTE, className="note"),
             dcc.Loading(graph(ids.PIE_GRAPH, 260, {"displayModeBar": False}), type="dot"),
+            dcc.Store(id=ids.PIE_DRAWN),
         ],
         [button],
     )
@@ -57,24 +58,26 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Output(ids.PIE_NOTE, "children"),
         Output(ids.PIE_SELECT, "disabled"),
         Output(ids.PIE_SELECT, "children"),
+        Output(ids.PIE_DRAWN, "data"),
         Input(ids.RUN, "data"),
         Input(ids.COMPARED_DROPDOWN, "value"),
         MODELS_TAB,
+        State(ids.PIE_DRAWN, "data"),
     )
-    def draw(run, cmp_key, tab):
-        draw_while_shown(tab)
+    def draw(run, cmp_key, tab, drawn):
+        key = draw_while_shown(tab, drawn, reader, run, cmp_key)
         if not run:
-            return empty_figure("no run selected"), "", True, "select the PIE"
+            return empty_figure("no run selected"), "", True, "select the PIE", key
         try:
             result, why = _pie(reader, run, cmp_key)
             if result is None:
-                return empty_figure(why), why, True, "select the PIE"
+                return empty_figure(why), why, True, "select the PIE", key
             names = reader.meta(run)["class_names"]
         except StoreError as exc:
-            return empty_figure(f"{exc.problem} — {exc.fix}"), "", True, "select the PIE"
+            return empty_figure(f"{exc.problem} — {exc.fix}"), "", True, "select the PIE", None
         what = "flips" if result.mode == "flips" else "PIE"
         figure = pie_per_class(result.per_class(len(names)), names, f"{what} per class ({result.count} in all)")
-        return figure, result.note, result.count == 0, f"select the {result.count} {what}"
+        return figure, result.note, result.count == 0, f"select the {result.count} {what}", key
 
     @app.callback(
         Output(ids.SELECTION, "data", allow_duplicate=True),

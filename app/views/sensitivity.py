@@ -4,7 +4,7 @@ one layer alone. A click on a cell compares that model (compared) with its dense
 from __future__ import annotations
 
 import dash
-from dash import Input, Output, dcc, html
+from dash import Input, Output, State, dcc, html
 
 from app import ids
 from app.figures.local import empty_figure
@@ -45,6 +45,7 @@ def layout() -> html.Div:
         [
             html.Div(id=ids.SENS_NOTE, className="note"),
             dcc.Loading(graph(ids.SENS_GRAPH, 300, {"displayModeBar": False}), type="dot"),
+            dcc.Store(id=ids.SENS_DRAWN),
         ],
         [metric, method],
     )
@@ -70,20 +71,22 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Output(ids.SENS_METHOD, "options"),
         Output(ids.SENS_METHOD, "value"),
         Output(ids.SENS_NOTE, "children"),
+        Output(ids.SENS_DRAWN, "data"),
         Input(ids.RUN, "data"),
         Input(ids.SENS_METRIC, "value"),
         Input(ids.SENS_METHOD, "value"),
         Input(ids.COMPARED_DROPDOWN, "value"),
         MODELS_TAB,
+        State(ids.SENS_DRAWN, "data"),
     )
-    def draw(run, metric, method, cmp_key, tab):
-        draw_while_shown(tab)
+    def draw(run, metric, method, cmp_key, tab, drawn):
+        key = draw_while_shown(tab, drawn, reader, run, metric, method, cmp_key)
         if not run:
-            return empty_figure("no run selected"), [], None, ""
+            return empty_figure("no run selected"), [], None, "", key
         try:
             table = reader.sensitivity(run)
         except StoreError as exc:
-            return empty_figure(f"{exc.problem} — {exc.fix}"), [], None, ""
+            return empty_figure(f"{exc.problem} — {exc.fix}"), [], None, "", None
         methods = list(dict.fromkeys(table["method"])) if not table.empty else []
         method = method if method in methods else (methods[0] if methods else None)
         cmp = Combo.parse(cmp_key)
@@ -92,7 +95,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         note = "click a cell to compare its model with the dense model" if methods else ""
         if not shown.empty:
             note = f"compared: layer {shown['layer'].iloc[0]} alone at sparsity {shown['target_sparsity'].iloc[0]:g}"
-        return figure, [{"label": m, "value": m} for m in methods], method, note
+        return figure, [{"label": m, "value": m} for m in methods], method, note, key
 
 
 def snapshot(ctx: Context) -> Part:

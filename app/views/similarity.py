@@ -56,6 +56,7 @@ def layout() -> html.Div:
         [
             html.Div(id=ids.SIMILARITY_NOTE, className="note"),
             dcc.Loading(graph(ids.SIMILARITY_GRAPH, 460, {"displaylogo": False}), type="dot"),
+            dcc.Store(id=ids.SIMILARITY_DRAWN),
         ],
         [measure, evalset],
     )
@@ -87,6 +88,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
     @app.callback(
         Output(ids.SIMILARITY_GRAPH, "figure"),
         Output(ids.SIMILARITY_NOTE, "children"),
+        Output(ids.SIMILARITY_DRAWN, "data"),
         Input(ids.RUN, "data"),
         Input(ids.SIMILARITY_MEASURE, "value"),
         Input(ids.SIMILARITY_SET, "value"),
@@ -94,11 +96,12 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Input(ids.COMPARED_DROPDOWN, "value"),
         Input(ids.CLEAR_SELECTION, "n_clicks"),
         MODELS_TAB,
+        State(ids.SIMILARITY_DRAWN, "data"),
     )
-    def draw(run, measure, set_name, ref_key, cmp_key, cleared, tab):
-        draw_while_shown(tab)
+    def draw(run, measure, set_name, ref_key, cmp_key, cleared, tab, drawn):
+        key = draw_while_shown(tab, drawn, reader, run, measure, set_name, ref_key, cmp_key, cleared)
         if not run or not set_name:
-            return empty_figure("no run or evaluation set selected"), ""
+            return empty_figure("no run or evaluation set selected"), "", key
         ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)
         try:
             evalset = EvalSet.parse(set_name)
@@ -108,9 +111,9 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
                 run, "map_frame:hover", lambda: map_frame(reader.models(run), reader.evaluations(run))
             )
         except StoreError as exc:
-            return empty_figure(f"{exc.problem} — {exc.fix}"), ""
+            return empty_figure(f"{exc.problem} — {exc.fix}"), "", None
         if embedding.empty:
-            return empty_figure(" · ".join([*sim.warnings, *sim.notes]) or f"no model has {MEASURES[measure]}"), ""
+            return empty_figure(" · ".join([*sim.warnings, *sim.notes]) or f"no model has {MEASURES[measure]}"), "", key
         figure = similarity_map(
             frame,
             embedding,
@@ -122,7 +125,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         figure["layout"]["selectionrevision"] = f"{run}|{measure}|{set_name}|{cleared or 0}"  # "clear" drops the lasso
         notes = [*sim.warnings, *(sim.notes if measure == "cka" else [])]
         samples = sim.cka_n if measure == "cka" else sim.n
-        return figure, " · ".join([f"{len(embedding)} models on {evalset.label}, {samples} samples", *notes])
+        return figure, " · ".join([f"{len(embedding)} models on {evalset.label}, {samples} samples", *notes]), key
 
     @app.callback(
         Output(ids.MODEL_HIGHLIGHT, "data"),
