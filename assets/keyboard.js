@@ -2,7 +2,7 @@
    around a dcc.Graph takes the focus with Tab; the arrow keys move to the nearest point of the plot's
    first trace in that direction and show its hover label; Enter sends the click a mouse would
    (dcc.Graph turns it into clickData, the same callback then runs); Escape hides the label.
-   The point in focus is the box's data-point attribute. */
+   The point in focus is the box's data-point attribute; a box that scrolls (the table's) scrolls it into sight. */
 (function () {
   "use strict";
   const STEP = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
@@ -34,6 +34,13 @@
 
   function show(box, gd, index) {
     box.dataset.point = String(index);
+    const point = centres(gd)[index];
+    if (point && box.scrollHeight > box.clientHeight) {  // a box that scrolls: the point in focus in sight
+      const view = box.getBoundingClientRect();
+      const margin = 40 + point.h / 2;
+      if (point.y - margin < view.top) box.scrollTop -= view.top - point.y + margin;
+      else if (point.y + margin > view.bottom) box.scrollTop += point.y + margin - view.bottom;
+    }
     window.Plotly.Fx.hover(gd, [{ curveNumber: 0, pointNumber: index }]);
   }
 

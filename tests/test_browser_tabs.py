@@ -1,11 +1,15 @@
 """Browser tier for the views' tabs (issue 14): a page load draws the paper's views and leaves the
 model-level views undrawn; opening the models tab draws them; a model-map click there compares, and
 back on the first tab the local geometry shows the comparison at its full width (it was redrawn while
-hidden). Waits on conditions, never sleeps."""
+hidden). On a run of as many models as the demo, the tab bar is on the first screen: the evaluation
+table scrolls in a box of bounded height, where hovering and clicking a bar still work. Waits on
+conditions, never sleeps."""
 
 from __future__ import annotations
 
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.keys import Keys
 
 from app import ids
 from app.main import create_app
@@ -24,10 +28,87 @@ WIDTH = """
 const el = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
 return [el._fullLayout.width, el.getBoundingClientRect().width];
 """
+HOVER = """
+const el = document.querySelector('#' + arguments[0] + ' .hoverlayer');
+return el ? el.textContent : '';
+"""
 COMPARISON = f"""
 const el = document.querySelector('#{ids.LOCAL_GRAPH} .js-plotly-plot');
 return !!el && !!el.layout && (el.layout.annotations || []).some(a => (a.text || '').includes('right → wrong'));
 """
+
+
+TOPS = f"""
+const tabs = document.getElementById('{ids.VIEW_TABS}').getBoundingClientRect();
+const box = document.getElementById('{ids.EVAL_KEYS}');
+const plot = box.querySelector('.js-plotly-plot');
+return {{inner: window.innerHeight, scrolled: window.scrollY, tabsBottom: tabs.bottom, boxHeight: box.clientHeight,
+         boxScrolls: box.scrollHeight, plotHeight: plot.getBoundingClientRect().height,
+         figure: plot._fullLayout ? plot._fullLayout.height : 0}};
+"""
+LOWEST_BAR = f"""
+const box = document.getElementById('{ids.EVAL_KEYS}');
+box.scrollTop = box.scrollHeight;
+const frame = box.getBoundingClientRect();
+const bars = Array.from(document.querySelectorAll('#{ids.EVAL_TABLE} .trace.bars .point path'));
+let best = -1, y = -Infinity;
+bars.forEach((b, i) => {{
+  const r = b.getBoundingClientRect();
+  if (r.height > 2 && r.top > frame.top && r.bottom < frame.bottom && r.top > y) {{ best = i; y = r.top; }}
+}});
+const data = document.querySelector('#{ids.EVAL_TABLE} .js-plotly-plot').data;
+return [best, best >= 0 ? data[0].customdata[best][0] : null, box.scrollTop];
+"""
+
+IN_SIGHT = f"""
+const box = document.getElementById('{ids.EVAL_KEYS}');
+const frame = box.getBoundingClientRect();
+const bars = document.querySelectorAll('#{ids.EVAL_TABLE} .trace.bars .point path');
+const bar = bars[Number(box.dataset.point)];
+const r = bar ? bar.getBoundingClientRect() : {{top: -1, bottom: -1}};
+return [box.scrollTop, frame.top, frame.bottom, (r.top + r.bottom) / 2];
+"""
+
+
+@pytest.fixture(scope="module")
+def many_models(tmp_path_factory):
+    """A run of 70 models, as many as the demo: its evaluation table is taller than a laptop's window."""
+    from benchmarks.make_synthetic_store import write_synthetic_run
+
+    store_dir = tmp_path_factory.mktemp("many-models")
+    write_synthetic_run(store_dir, "many", models=70, n_evalsets=1, samples=20, classes=10, file_per_model=True)
+    return store_dir
+
+
+def test_the_tab_bar_is_on_the_first_screen_and_the_scrolled_table_still_hovers_and_clicks(
+    dash_duo, many_models, tmp_path
+):
+    dash_duo.start_server(create_app(many_models, "many", cache_dir=tmp_path / "dc"), port=free_port())
+    bars = f"#{ids.EVAL_TABLE} .trace.bars .point path"
+    for width, height in ((1440, 900), (1280, 720)):
+        dash_duo.driver.set_window_size(width, height)
+        wait(dash_duo, lambda: len(dash_duo.driver.find_elements("css selector", bars)) > 50, 60)
+        wait(dash_duo, lambda: dash_duo.driver.execute_script(TOPS)["figure"] > 0)
+        at = dash_duo.driver.execute_script(TOPS)
+        assert at["scrolled"] == 0 and at["tabsBottom"] <= at["inner"], (width, height, at)
+        assert at["plotHeight"] == pytest.approx(at["figure"], abs=1), "the table's whole figure, in its box"
+        assert at["figure"] > at["inner"] - 200 and at["boxScrolls"] > at["boxHeight"], "a table that scrolls"
+    index, model, scrolled = dash_duo.driver.execute_script(LOWEST_BAR)
+    assert index >= 0 and model and scrolled > 0, "a bar of the table's last row, scrolled into sight"
+    bar = dash_duo.driver.find_elements("css selector", bars)[index]
+    ActionChains(dash_duo.driver).move_to_element(bar).perform()
+    wait(dash_duo, lambda: model in dash_duo.driver.execute_script(HOVER, ids.EVAL_TABLE))
+    ActionChains(dash_duo.driver).click().perform()
+    wait(dash_duo, lambda: model in dash_duo.find_element(f"#{ids.COMPARED_DROPDOWN}").text)
+
+    dash_duo.driver.execute_script(f"const b = document.getElementById('{ids.EVAL_KEYS}'); b.scrollTop = 0; b.focus();")
+    keys = dash_duo.driver.switch_to.active_element
+    for _ in range(12):  # from the keyboard, down the column: the box scrolls the bar in focus into sight
+        keys.send_keys(Keys.ARROW_DOWN)
+    wait(dash_duo, lambda: dash_duo.driver.execute_script(IN_SIGHT)[0] > 0)
+    scrolled, top, bottom, point_y = dash_duo.driver.execute_script(IN_SIGHT)
+    assert top <= point_y <= bottom, "the bar in focus is in the box's sight"
+    assert dash_duo.get_logs() == []
 
 
 @pytest.fixture

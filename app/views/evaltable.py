@@ -69,10 +69,10 @@ def layout() -> html.Div:
         HELP,
         [
             html.Div(id=ids.EVAL_NOTE, className="note"),
-            html.Div(  # keyboard: Tab here, the arrow keys move between bars, Enter picks one (assets/keyboard.js)
+            html.Div(  # keyboard: Tab here, the arrow keys move between bars, Enter picks one (assets/keyboard.js);
                 dcc.Loading(graph(ids.EVAL_TABLE, 400, {"displayModeBar": False}), type="dot"),
-                id=ids.EVAL_KEYS,
-                className="keyboard-plot",
+                id=ids.EVAL_KEYS,  # a box of bounded height that scrolls: the views' tabs on the first screen
+                className="keyboard-plot table-scroll",
                 tabIndex="0",
                 role="application",
                 **{"aria-label": "Evaluation table: arrow keys move between bars, Enter picks the bar in focus"},
