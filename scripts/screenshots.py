@@ -53,14 +53,19 @@ def settle(driver, seconds: float = 1.5) -> None:
 
 
 def shoot(driver, element_id: str, out: Path) -> None:
+    """The view's card; a table that scrolls in its box (the evaluation table's) shown whole, every row."""
     el = driver.find_element("css selector", f"#{element_id}")
     card = el.find_element("xpath", "./ancestor::div[contains(@class,'view-card')]")
+    driver.execute_script(
+        "arguments[0].querySelectorAll('.table-scroll').forEach(b => b.style.maxHeight = 'none');", card
+    )
     driver.execute_script(
         "window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 70, behavior: 'instant'});",
         card,
     )
     settle(driver, 1.0)
     card.screenshot(str(out))
+    driver.execute_script("arguments[0].querySelectorAll('.table-scroll').forEach(b => b.style.maxHeight = '');", card)
     print(out)
 
 
