@@ -22,6 +22,11 @@
 
   window.Plotly.Plots.resize = function (gd) {
     const el = typeof gd === "string" ? document.getElementById(gd) : gd;
-    return unchanged(el) ? Promise.resolve(el) : resize.apply(this, arguments);
+    const args = arguments;
+    // Measured before the next frame, when the browser lays the page out anyway: measured at once,
+    // each call forced a layout of the page (about 10 ms each on 2 cores, two calls a graph).
+    return new Promise((resolve) => {
+      window.requestAnimationFrame(() => resolve(unchanged(el) ? el : resize.apply(this, args)));
+    });
   };
 })();
