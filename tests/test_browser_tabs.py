@@ -95,11 +95,17 @@ def test_the_tab_bar_is_on_the_first_screen_and_the_scrolled_table_still_hovers_
         assert at["scrolled"] == 0 and at["tabsBottom"] <= at["inner"], (width, height, at)
         assert at["plotHeight"] == pytest.approx(at["figure"], abs=1), "the table's whole figure, in its box"
         assert at["figure"] > at["inner"] - 200 and at["boxScrolls"] > at["boxHeight"], "a table that scrolls"
+    wait(dash_duo, lambda: dash_duo._wait_for_callbacks())  # the new size's redraw done: it would drop a hover
+    wait(dash_duo, lambda: not dash_duo.driver.find_elements("css selector", ".dash-graph--pending"))
     index, model, scrolled = dash_duo.driver.execute_script(LOWEST_BAR)
     assert index >= 0 and model and scrolled > 0, "a bar of the table's last row, scrolled into sight"
-    bar = dash_duo.driver.find_elements("css selector", bars)[index]
-    ActionChains(dash_duo.driver).move_to_element(bar).perform()
-    wait(dash_duo, lambda: model in dash_duo.driver.execute_script(HOVER, ids.EVAL_TABLE))
+
+    def hovered() -> bool:  # the bar found again each time: a redraw replaces the elements
+        bar = dash_duo.driver.find_elements("css selector", bars)[index]
+        ActionChains(dash_duo.driver).move_to_element(bar).move_by_offset(1, 0).perform()  # a move every time
+        return model in dash_duo.driver.execute_script(HOVER, ids.EVAL_TABLE)
+
+    wait(dash_duo, hovered)
     ActionChains(dash_duo.driver).click().perform()
     wait(dash_duo, lambda: model in dash_duo.find_element(f"#{ids.COMPARED_DROPDOWN}").text)
 
