@@ -1,7 +1,8 @@
 """Time `run_similarity` (the similarity view's read: every model's predictions on one evaluation
 set) in a fresh process, from evaluations.parquet's stored `preds` and from the samples files (the
 same run as another tool may write it: a folder of links to the run's files whose
-evaluations.parquet has no `preds`), and check that both give the same numbers.
+evaluations.parquet has no `preds`), and check that both give the same numbers; then the bytes
+`preds` adds to evaluations.parquet on the clean sets and, were it stored there, on every set.
 
     python -m benchmarks.bench_similarity RUN_DIR [--set clean] [--repeat 3]
 """
@@ -16,6 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import store
@@ -52,6 +55,29 @@ def without_preds(run_dir: Path, into: Path) -> Path:
     return out
 
 
+def column_bytes(path: Path, column: str) -> int:
+    """Compressed bytes of one column of a Parquet file, from its footer."""
+    meta = pq.ParquetFile(path).metadata
+    leaves = [k for k in range(meta.num_columns) if meta.schema.column(k).path.split(".")[0] == column]
+    return sum(meta.row_group(g).column(k).total_compressed_size for g in range(meta.num_row_groups) for k in leaves)
+
+
+def preds_bytes(models: int, sets: int, n: int, classes: int, seed: int = 0) -> int:
+    """Bytes of a `preds` column of `models` × `sets` arrays of n predictions of 80-95 % accuracy on
+    labels in random order (real data: synthetic runs' labels repeat 0, 1, ..., C − 1 and compress
+    better), written as the store writes tables."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, n)
+    rows = []
+    for _ in range(models * sets):
+        wrong = rng.random(n) > rng.uniform(0.8, 0.95)
+        rows.append(np.where(wrong, rng.integers(0, classes, n), labels).astype(np.int16))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "preds.parquet"
+        store.write_table(pa.table({"preds": pa.array(rows, pa.list_(pa.int16()))}), path)
+        return path.stat().st_size
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=Path)
@@ -76,6 +102,17 @@ def main() -> None:
     print("  same numbers: " + ("yes" if len(answers) == 1 else f"NO ({answers})"))
     if not has:
         print("  (the run stores no preds)")
+    path = args.run_dir / store.EVALUATIONS
+    models = len(set(stored.column("model_id").to_pylist()))
+    sets = stored.num_rows // max(models, 1)
+    classes = json.loads((args.run_dir / store.RUN_JSON).read_text())["num_classes"]
+    print(
+        f"evaluations.parquet: {path.stat().st_size / 1e6:.2f} MB, "
+        f"its preds {column_bytes(path, 'preds') / 1e6:.2f} MB; "
+        f"real predictions at this shape ({models} models × {sets} sets × {first['n']} samples): "
+        f"clean sets {preds_bytes(models, 1, first['n'], classes) / 1e6:.2f} MB, every set about "
+        f"{preds_bytes(min(models, 20), sets, first['n'], classes) * models / min(models, 20) / 1e6:.0f} MB"
+    )
 
 
 if __name__ == "__main__":

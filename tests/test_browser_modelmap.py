@@ -5,6 +5,8 @@ Waits on conditions, never sleeps."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 
@@ -12,6 +14,7 @@ from app import ids
 from app.main import create_app
 from scripts.screenshots import open_tab
 from tests.conftest import free_port
+from tests.foreign_runs import DAMAGES
 from tests.test_browser import figure_data, wait
 
 pytestmark = pytest.mark.browser
@@ -155,3 +158,17 @@ def test_similarity_by_cka_and_a_click_compares(duo):
     click_model(duo, ids.SIMILARITY_GRAPH, target)
     wait(duo, lambda: duo.find_element(f"#{ids.COMPARED_DROPDOWN}").text.startswith(target))
     assert duo.get_logs() == []
+
+
+def test_similarity_of_a_run_with_malformed_stored_predictions_draws_and_says_so(dash_duo, browser_store, tmp_path):
+    """A stored prediction out of range: the map draws from the samples, and its note names the array."""
+    shutil.copytree(browser_store / "tiny", tmp_path / "store" / "tiny")
+    damage, phrase, _ = DAMAGES["stored predictions of a class out of range"]
+    damage(tmp_path / "store" / "tiny")
+    dash_duo.start_server(create_app(tmp_path / "store", "tiny", cache_dir=tmp_path / "dc"), port=free_port())
+    dash_duo.driver.set_window_size(1280, 900)
+    open_tab(dash_duo.driver, ids.TAB_MODELS)
+    wait(dash_duo, lambda: len(nodes(dash_duo, ids.SIMILARITY_GRAPH)) >= 3)
+    wait(dash_duo, lambda: phrase in dash_duo.find_element(f"#{ids.SIMILARITY_NOTE}").text)
+    note = dash_duo.find_element(f"#{ids.SIMILARITY_NOTE}").text
+    assert "models on clean" in note and "come from the samples" in note and len(note) < 400, note

@@ -155,9 +155,9 @@ def stored_preds(run_dir: Path, evalset: EvalSet, num_classes: int) -> tuple[dic
     )
     stored, wrong = unpack_preds(evals.filter(mine), num_classes)
     warnings = [
-        f"{EVALUATIONS_TABLE.path}: model {m!r} on {evalset.label}: {what}; its predictions come from the samples "
-        "(python -m pipeline validate)"
-        for (m, _, _), what in wrong.items()
+        f"{EVALUATIONS_TABLE.path}: the stored preds of {len(wrong)} model(s) on {evalset.label} are malformed "
+        f"(model {m!r}: {what}); their predictions come from the samples (python -m pipeline validate lists them)"
+        for (m, _, _), what in list(wrong.items())[:1]
     ]
     return {m: row for (m, _, _), row in stored.items()}, warnings
 
