@@ -62,7 +62,8 @@ def create_app(
         background_callback_manager=background.manager(cache_dir),
         on_error=callback_error,  # a failing callback shows its message in its view, never a 500
     )
-    IdleImports(app.server, ["sklearn.manifold"])  # the similarity map's MDS, once the first page is served
+    # the similarity map's MDS, once the first page is served (benchmarks wait on its `done`)
+    app.server.extensions["prunescope.idle_imports"] = IdleImports(app.server, ["sklearn.manifold"])
     auth = HashedBasicAuth(app, users, backoff) if users else None
     initial, class_names, options = None, None, None
     if start is not None:
