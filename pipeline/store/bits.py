@@ -18,19 +18,27 @@ KEYS = ["model_id", "corruption", "severity"]
 SPARSE_IDS = 64  # ids spread over more than 64 bits per sample: no bitset (readers scan instead)
 
 
-def pack_correct(sample_ids: np.ndarray, correct: np.ndarray) -> bytes | None:
-    """Bit i (most significant bit first, numpy's packbits order) is 1 when sample i is
-    classified correctly; ids without a row are 0. Shapes: (n,) ids ≥ 0 and (n,) booleans.
-    None where the ids are so sparse that the bitset would dwarf the samples."""
+def by_sample_id(sample_ids: np.ndarray, values: np.ndarray, fill: object, dtype: type) -> np.ndarray | None:
+    """A (max id + 1,) array whose entry i is the value of sample i, `fill` for ids without a row;
+    shapes: (n,) ids ≥ 0 and (n,) values. None where the ids are so sparse that the array would
+    dwarf the samples (more than SPARSE_IDS entries a sample)."""
     ids = np.asarray(sample_ids, dtype=np.int64)
     if ids.size and ids.min() < 0:
         raise PruneScopeError("sample ids must be non-negative", "number the test samples 0, 1, 2, ...")
     width = int(ids.max()) + 1 if ids.size else 0
     if width > SPARSE_IDS * max(ids.size, 1) + 1024:
         return None
-    row = np.zeros(width, dtype=bool)
-    row[ids] = np.asarray(correct, dtype=bool)
-    return np.packbits(row).tobytes()
+    row = np.full(width, fill, dtype=dtype)
+    row[ids] = np.asarray(values, dtype=dtype)
+    return row
+
+
+def pack_correct(sample_ids: np.ndarray, correct: np.ndarray) -> bytes | None:
+    """Bit i (most significant bit first, numpy's packbits order) is 1 when sample i is
+    classified correctly; ids without a row are 0. Shapes: (n,) ids ≥ 0 and (n,) booleans.
+    None where the ids are so sparse that the bitset would dwarf the samples."""
+    row = by_sample_id(sample_ids, correct, False, bool)
+    return None if row is None else np.packbits(row).tobytes()
 
 
 def bit_matrix(rows: Sequence[bytes], width: int = 0) -> np.ndarray:

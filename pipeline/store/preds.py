@@ -13,8 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.store.bits import KEYS, SPARSE_IDS
-from pipeline.store.errors import PruneScopeError
+from pipeline.store.bits import KEYS, by_sample_id
 from pipeline.store.layout import CLEAN
 
 NO_PRED = -1  # an id without a row in the samples
@@ -29,15 +28,7 @@ def stores_preds(corruption: str) -> bool:
 def pack_preds(sample_ids: np.ndarray, preds: np.ndarray) -> np.ndarray | None:
     """Entry i is the predicted class of sample i, -1 for ids without a row (int16, as the
     samples' `pred`). None where the ids are so sparse that the array would dwarf the samples."""
-    ids = np.asarray(sample_ids, dtype=np.int64)
-    if ids.size and ids.min() < 0:
-        raise PruneScopeError("sample ids must be non-negative", "number the test samples 0, 1, 2, ...")
-    width = int(ids.max()) + 1 if ids.size else 0
-    if width > SPARSE_IDS * max(ids.size, 1) + 1024:
-        return None
-    row = np.full(width, NO_PRED, np.int16)
-    row[ids] = np.asarray(preds, dtype=np.int16)
-    return row
+    return by_sample_id(sample_ids, preds, NO_PRED, np.int16)
 
 
 def unpack_preds(
