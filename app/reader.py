@@ -47,6 +47,20 @@ from pipeline.store.similarity import Similarity, run_similarity
 from pipeline.store.validate import check_run
 
 LOCAL_ENTRIES = 64  # in-process memo entries per reader (per gunicorn worker)
+
+
+def code_version() -> str:
+    """A digest of the source that computes and pickles memoised values (app/ and the store
+    contract): the shared cache outlives an upgrade, and a value pickled by other code (a class
+    without an attribute the new code reads) must not be read back."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted([*(root / "app").rglob("*.py"), *(root / "pipeline" / "store").rglob("*.py")]):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+CODE_VERSION = code_version()
 SCALAR_COLUMNS = ["sample_id", "label", "pred", "correct", "confidence", "loss", "length", "margin", "angle"]
 
 
@@ -136,7 +150,7 @@ class StoreReader:
 
     def _memo_key(self, run: str, name: str, args: Sequence[Any]) -> str:
         return hashlib.sha256(
-            repr((str(self.store_dir), run, self.version(run), name, tuple(args))).encode()
+            repr((CODE_VERSION, str(self.store_dir), run, self.version(run), name, tuple(args))).encode()
         ).hexdigest()
 
     def _memoised(self, run: str, name: str, args: Sequence[Any] = ()) -> bool:

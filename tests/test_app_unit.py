@@ -435,6 +435,23 @@ def test_state_helpers_and_typed_arrays():
     assert points_to_ids([{"curveNumber": 0, "pointIndex": 2}, {"customdata": 9}, {"customdata": "9"}]) == [9]
 
 
+def test_the_shared_memo_is_keyed_by_the_code_that_made_it(tiny_run, tmp_path, monkeypatch):
+    """The shared cache outlives an upgrade: a value pickled by other code (a class without an
+    attribute the new code reads) is computed again, never read back."""
+    import app.reader as reader_module
+
+    calls = []
+
+    def compute() -> int:
+        calls.append(1)
+        return len(calls)
+
+    assert StoreReader(tiny_run.parent, tmp_path / "dc").derived("tiny", "probe", compute) == 1
+    assert StoreReader(tiny_run.parent, tmp_path / "dc").derived("tiny", "probe", compute) == 1  # the shared cache
+    monkeypatch.setattr(reader_module, "CODE_VERSION", "other code")
+    assert StoreReader(tiny_run.parent, tmp_path / "dc").derived("tiny", "probe", compute) == 2
+
+
 def test_reader_filters_and_memo(tiny_run, tmp_path):
     reader = StoreReader(tiny_run.parent, tmp_path / "dc")
     assert reader.runs() == ["tiny"]
