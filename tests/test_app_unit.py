@@ -22,6 +22,7 @@ from app.figures.density import kde
 from app.figures.dimension import angle_dimension
 from app.figures.evaltable import (
     CHAR_PX,
+    LINE_PX,
     PLOT_PX,
     evaluation_table,
     row_labels,
@@ -635,9 +636,13 @@ def test_evaluation_table_numbers_mode_writes_each_sparsity_and_accuracy_on_its_
     assert "values" in names and "sparsity labels" not in names
     values = next(t for t in fig.data if t.name == "values")
     bars = fig.data[0]
-    assert bars.orientation == "h" and len(values.text) == len(arr(bars.y)) == 3 * 22
-    assert values.texttemplate == "%{customdata} <b>%{text}</b>" and np.allclose(arr(values.y), arr(bars.y))
-    assert ("50", "78") in set(zip(values.customdata, values.text))  # "50 <b>78</b>": sparsity and accuracy
+    assert bars.orientation == "h" and len(arr(bars.y)) == 3 * 22
+    cells = [text.split("<br>") for text in values.text]  # one text per cell (a row of a column), a line per bar
+    assert len(cells) == 2 * 22 and sum(map(len, cells)) == 3 * 22
+    assert "50 <b>78</b>" in cells[0] and all(len(line.split()) == 2 for line in sum(cells, []))
+    line = LINE_PX / (fig.layout.height - 118) * np.diff(fig.layout.yaxis.range)[0]  # a text line in row units
+    first = np.sort(arr(bars.y)[: len(cells[0])])[::-1]  # its bars from the top: a line apart, centred on the text
+    assert np.allclose(np.diff(first), -line) and np.isclose(first.mean(), arr(values.y)[0])
     rows = next(t for t in fig.data if t.name == "row labels")
     assert set(rows.text) == {"mag", "rand"}  # short labels where a full name does not fit a column at 1280 px
     assert {t.name for t in F(evaluation_table(frame, mode="bars")).data} >= {"sparsity labels", "accuracy labels"}

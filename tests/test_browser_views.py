@@ -24,8 +24,9 @@ const wide = Array.from(document.querySelectorAll('.view-card, .dash-spreadsheet
   .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => (e.id || e.className) + ' ' + e.scrollWidth);
 return {page: page.scrollWidth - page.clientWidth, wide: wide};
 """
-TEXTS = (  # every text a plot draws at its points, with its bounding box
+TEXTS = (  # every text a plot draws at its points, with its bounding box; each line of a multi-line text
     "return Array.from(document.querySelectorAll('#' + arguments[0] + ' .textpoint text'))"
+    ".flatMap(t => t.querySelector('tspan.line') ? Array.from(t.querySelectorAll('tspan.line')) : [t])"
     ".filter(t => t.textContent.trim()).map(t => [t.textContent, t.getBoundingClientRect().toJSON()]);"
 )
 BARS = (  # the number of bars of the evaluation table (a model on an evaluation set each)

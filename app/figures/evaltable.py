@@ -6,7 +6,9 @@ method's vertical position is its rank there. A cell is drawn in one of two mode
 
 - bars: one bar per sparsity, its accuracy written above it and its sparsity under it;
 - numbers: one line per sparsity, "sparsity accuracy" over a horizontal bar of that accuracy,
-  for tables whose bars would be too narrow to carry their numbers.
+  for tables whose bars would be too narrow to carry their numbers. A cell's lines are one text
+  (plotly spaces lines 1.3 font sizes apart, LINE_PX): a text per line cost 3.3 s of drawing in a
+  page at 200 models × 20 columns, plotly measuring each text it places.
 
 "auto" picks bars when every bar keeps room for its labels in a 1280 px window, numbers
 otherwise, and row labels break onto two lines where one does not fit: every number stays
@@ -43,7 +45,7 @@ MODES = ("auto", "bars", "numbers")
 PLOT_PX = 780  # the table's plot width in a 1280 px window: the width every label must fit in
 BAR_PITCH_PX = 18  # room per bar for its labels side by side ("100" in 8 px digits is 16 px)
 CHAR_PX = 5.2  # an 8 px character (digits are the widest), rounded up
-LINE_PX = 10  # one line of 8 px text
+LINE_PX = 8 * 1.3  # one line of 8 px text: plotly's line spacing within a multi-line text
 BAR_PX = 40  # the height of a bar of accuracy 1 in bars mode
 TEXT = {"size": 8, "color": "#333"}
 
@@ -139,6 +141,7 @@ def layout_cells(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame,
     pruned = pruned.merge(cell_rank[["column", "row", "rank"]], on=["column", "row"])
     pruned = pruned.sort_values(["k", "rank", "sparsity", "model_id"], kind="stable", ignore_index=True)
     pruned["i"] = pruned.groupby(["column", "row"]).cumcount()
+    pruned["cell"] = pruned.groupby(["k", "rank"], sort=False).ngroup()  # 0, 1, …: the bars are in cell order
     slot = BAR_SPACE / pruned.groupby(["column", "row"])["model_id"].transform("size")
     pruned["x"] = pruned["k"] + CELL_PAD + slot * (pruned["i"] + 0.5)
     pruned["width"] = slot * 0.85
@@ -259,9 +262,10 @@ def table_structure(frame: pd.DataFrame, mode: str = "auto") -> Table | None:
         {"type": "bar", "name": "difference", "hoverinfo": "skip", "showlegend": False},  # a part: the selection's
     ]
     text = {"type": "scatter", "mode": "text", "hoverinfo": "skip", "showlegend": False, "textfont": TEXT}
-    if numbers:  # a line's "sparsity accuracy": its sparsity stays (customdata), its accuracy (text) is a part
-        traces.append(text | {"x": cells["left"].to_numpy() + 0.02, "y": bars["y"], "name": "values"})
-        traces[-1] |= {"customdata": _pct(cells["sparsity"]), "texttemplate": "%{customdata} <b>%{text}</b>"}
+    if numbers:  # a cell's lines "sparsity accuracy" as one text at their centre; the text is a part
+        lines = cells.groupby("cell", sort=False).size().to_numpy()
+        centre = first["floor"].to_numpy() + (body_px - lines * LINE_PX / 2) * unit
+        traces.append(text | {"x": (first["k"] + CELL_PAD + 0.02).to_numpy(), "y": centre, "name": "values"})
         traces[-1]["textposition"] = "middle right"
     else:  # the accuracies' text and height are a part
         traces.append(
@@ -342,6 +346,7 @@ def table_structure(frame: pd.DataFrame, mode: str = "auto") -> Table | None:
         if numbers
         else "bar: accuracy (%, written above it) · under it: sparsity (% removed)"
     )
+    height = max(260, int(np.ceil(row_px * n_rows)) + 126)  # the margins (top and bottom) are 118 px
     spec = figure(
         {
             "data": traces,
@@ -352,7 +357,7 @@ def table_structure(frame: pd.DataFrame, mode: str = "auto") -> Table | None:
                 "shapes": shapes,
                 "clickmode": "event",
                 "margin": {"l": 10, "r": 10, "t": 70, "b": 48},
-                "height": max(260, row_px * n_rows + 150),
+                "height": height,
                 "annotations": [
                     {
                         "text": key + " · dashed: dense",
@@ -363,7 +368,7 @@ def table_structure(frame: pd.DataFrame, mode: str = "auto") -> Table | None:
                         "y": 0,
                         "xanchor": "left",
                         "yanchor": "top",
-                        "yshift": -26,
+                        "yshift": -33,  # under the legend (29 px high with its padding)
                         "font": {"size": 10, "color": "#555"},
                     }
                 ],
@@ -377,14 +382,22 @@ def table_structure(frame: pd.DataFrame, mode: str = "auto") -> Table | None:
                     "zeroline": False,
                     "fixedrange": True,
                 },
-                "yaxis": {"range": [-0.05, n_rows], "visible": False, "fixedrange": True},
-                "legend": {"orientation": "h", "y": -0.02, "yanchor": "top", "x": 0, "font": {"size": 10}},
+                # a row is row_px pixels: the texts, placed in pixels from a point, line up with the bars
+                "yaxis": {"range": [n_rows - (height - 118) / row_px, n_rows], "visible": False, "fixedrange": True},
+                # 4 px under the plot (y: a fraction of the plot's height)
+                "legend": {
+                    "orientation": "h",
+                    "y": -4 / (height - 118),
+                    "yanchor": "top",
+                    "x": 0,
+                    "font": {"size": 10},
+                },
                 "hoverlabel": {"font": {"size": 11}},
             },
         }
     )
     digest = hashlib.sha256(json.dumps(spec, default=lambda v: v.tolist()).encode()).hexdigest()[:16]
-    kept = ["model_id", "column", "accuracy", "sparsity", "x", "width", "left", "line_y", "bottom"]
+    kept = ["model_id", "column", "accuracy", "sparsity", "x", "width", "left", "line_y", "bottom", "cell"]
     return Table(spec, cells[kept], numbers, unit, {t["name"]: i for i, t in enumerate(traces)}, digest)
 
 
@@ -437,7 +450,7 @@ def _subset_parts(table: Table, subset: pd.DataFrame | None, subset_size: int | 
             "x": BAR_SPACE * np.abs(diff[has]),
         }
         difference |= {"base": (left + BAR_SPACE * np.minimum(acc, shown))[has], "width": 3 * unit}
-        out = [((0, "x"), BAR_SPACE * shown), ((at["values"], "text"), _pct(shown))]
+        out = [((0, "x"), BAR_SPACE * shown), ((at["values"], "text"), cell_texts(cells, shown))]
     else:
         bottom = cells["bottom"].to_numpy()
         difference |= {"x": cells["x"].to_numpy()[has], "y": BAR_PX * unit * np.abs(diff[has])}
@@ -454,6 +467,15 @@ def _subset_parts(table: Table, subset: pd.DataFrame | None, subset_size: int | 
         ((0, "text"), hover if has.any() else ""),
     ]
     return out + [((at["difference"],), difference)]
+
+
+def cell_texts(cells: pd.DataFrame, accuracy: np.ndarray) -> list[str]:
+    """Each cell's lines "sparsity <b>accuracy</b>" (%) in one text, its lines in `cells`' order;
+    `accuracy` one per row of `cells` (Table.cells, whose rows are in cell order)."""
+    lines = [f"{s} <b>{a}</b>" for s, a in zip(_pct(cells["sparsity"]).tolist(), _pct(accuracy).tolist())]
+    cell = cells["cell"].to_numpy()
+    bounds = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1], True]).tolist()
+    return ["<br>".join(lines[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def with_parts(fig: Figure, parts: list[tuple[Path, Any]]) -> Figure:
