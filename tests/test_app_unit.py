@@ -16,7 +16,7 @@ import pytest
 from plotly.io.json import to_json_plotly
 
 from app import ids, plotlyjs
-from app.figures import decode_array
+from app.figures import decode_array, figure, sample_ids
 from app.figures.attribution import drift_vs_sparsity
 from app.figures.density import kde
 from app.figures.dimension import angle_dimension
@@ -50,6 +50,7 @@ from app.views.combinations import combo_frame, combo_options
 from app.views.local import points_to_ids
 from pipeline import store
 from pipeline.store import SENSITIVITY_METRICS as SENS_METRICS
+from pipeline.store import density_bins
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -424,6 +425,25 @@ def test_kde_edge_cases():
     assert abs(np.trapezoid(d, x) - 1) < 0.02
 
 
+def test_kde_is_the_gaussian_estimate_of_the_binned_values_and_bins_as_numpy_does():
+    from pipeline.store.stats import _histogram
+
+    rng = np.random.default_rng(3)
+    for values, lo, hi in ((rng.normal(size=5_000), None, None), (rng.gamma(2, size=700), 0.5, 4.0)):
+        bins = density_bins(values, lo, hi)
+        start, stop = bins["lo"] - bins["bw"], bins["hi"] + bins["bw"]
+        assert bins["bw"] == pytest.approx(1.06 * values.std() * len(values) ** -0.2)
+        assert (bins["counts"] == np.histogram(values, len(bins["counts"]), (start, stop))[0]).all()
+        edges = np.linspace(start, stop, len(bins["counts"]) + 1)
+        centres, weights = (edges[:-1] + edges[1:]) / 2, bins["counts"] / bins["counts"].sum()
+        x, d = kde(values, lo, hi)
+        z = (x[:, None] - centres[None, :]) / bins["bw"]  # the textbook estimate, in double precision
+        want = np.exp(-(z**2) / 2) @ weights / (bins["bw"] * np.sqrt(2 * np.pi))
+        assert np.allclose(x, np.linspace(start, stop, 80)) and np.allclose(d, want, rtol=1e-5, atol=1e-9)
+    grid = np.array([0.0, 0.25, 0.5, 1.0, 1.5, -0.1])  # on edges, at both ends and outside
+    assert (_histogram(grid, 4, 0.0, 1.0) == np.histogram(grid, 4, (0.0, 1.0))[0]).all()
+
+
 def test_state_helpers_and_typed_arrays():
     assert (
         Combo.parse("m|fog-3") == Combo("m", "fog", 3) and Combo.parse("../x") is None and Combo.parse("a|b|c") is None
@@ -434,6 +454,10 @@ def test_state_helpers_and_typed_arrays():
     encoded = {"dtype": "i8", "bdata": "AQAAAAAAAAACAAAAAAAAAAMAAAAAAAAA"}
     assert list(decode_array(encoded)) == [1, 2, 3]
     assert points_to_ids([{"curveNumber": 0, "pointIndex": 2}, {"customdata": 9}, {"customdata": "9"}]) == [9]
+    ids_ = sample_ids(np.arange(5))
+    spec = figure({"data": [{"x": np.arange(3.0), "customdata": ids_, "marker": {"color": [np.zeros(2)]}}]})
+    assert spec["data"][0]["customdata"] is ids_  # plain data is left as it is: no call per sample
+    assert spec["data"][0]["x"]["dtype"] == "f4" and spec["data"][0]["marker"]["color"][0]["dtype"] == "f4"
 
 
 def test_the_shared_memo_is_keyed_by_the_code_that_made_it(tiny_run, tmp_path, monkeypatch):

@@ -61,6 +61,8 @@ def encode(node: Any) -> Any:
     if isinstance(node, dict):
         return {k: (v if k == "range" else encode(v)) for k, v in node.items()}
     if isinstance(node, list):
+        if node and not isinstance(node[0], (np.ndarray, dict, list)):  # data (sample ids, labels): as it is
+            return node
         return [encode(v) for v in node]
     return node
 

