@@ -175,6 +175,11 @@ def _box(v: Any) -> bool:
     return isinstance(v, dict) and all(k not in v or _is_number(v[k]) for k in ("x0", "x1", "y0", "y1"))
 
 
+def flag(v: Any) -> bool:
+    """true or false"""
+    return isinstance(v, bool)
+
+
 def _view_tab(v: Any) -> bool:
     """one of the views' tabs (tab-paper, tab-models)"""
     return isinstance(v, str) and v in (ids.TAB_PAPER, ids.TAB_MODELS)
@@ -203,6 +208,7 @@ FIELDS: dict[tuple[str, str], Spec] = {
     (ids.EXPORT_CANCEL, "n_clicks"): nullable(count),  # Dash's own callback for a background job's cancel
     (ids.EVAL_PREPARE, "data"): nullable(name),
     (ids.EVAL_DRAWN, "data"): nullable(name),  # what the drawn table shows: hex digests joined by dots
+    (ids.TABLE_ANSWERED, "data"): nullable(flag),  # the table has answered once: the run-wide views start
     (ids.EVAL_TABLE, "clickData"): nullable(plot_event(_clicked_model)),
     (ids.ROBUST_SWEETSPOT, "clickData"): nullable(plot_event(_sweet_point)),
     (ids.LOCAL_GRAPH, "selectedData"): nullable(plot_event(_sample_point)),

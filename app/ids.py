@@ -25,6 +25,7 @@ EVAL_KEYS = "eval-keys"  # the table's keyboard focus: arrow keys move between b
 EVAL_NOTE = "eval-note"
 EVAL_PREPARE = "eval-prepare"  # run whose correctness matrix the table asked the background to compute
 EVAL_DRAWN = "eval-drawn"  # what the drawn table shows (structure and parts): a patch sets the parts that differ
+TABLE_ANSWERED = "table-answered"  # true once the table's first answer came: the run-wide views start after it
 
 # selected combinations
 COMBO_TABLE = "combo-table"

@@ -43,8 +43,8 @@ def panel(problems: list[Problem]) -> dbc.Alert | None:
 
 
 def register(app: dash.Dash, reader: StoreReader) -> None:
-    @app.callback(Output(ids.RUN_PROBLEMS, "children"), Input(ids.RUN, "data"))
-    def show(run):
+    @app.callback(Output(ids.RUN_PROBLEMS, "children"), Input(ids.RUN, "data"), Input(ids.TABLE_ANSWERED, "data"))
+    def show(run, _after_table):  # after the evaluation table's first answer (app/views/evaltable.py)
         if not run:
             return None
         try:

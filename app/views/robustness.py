@@ -176,8 +176,9 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Output(ids.ROBUST_TABLE1, "tooltip_data"),
         Output(ids.ROBUST_TABLE1, "columns"),
         Input(ids.RUN, "data"),
+        Input(ids.TABLE_ANSWERED, "data"),  # a page load serves the evaluation table first (app/views/evaltable.py)
     )
-    def draw_table(run):
+    def draw_table(run, _after_table):
         if not run:
             return [], [], dash.no_update
         try:
