@@ -175,7 +175,7 @@ def _box(v: Any) -> bool:
     return isinstance(v, dict) and all(k not in v or _is_number(v[k]) for k in ("x0", "x1", "y0", "y1"))
 
 
-def flag(v: Any) -> bool:
+def _flag(v: Any) -> bool:
     """true or false"""
     return isinstance(v, bool)
 
@@ -208,7 +208,7 @@ FIELDS: dict[tuple[str, str], Spec] = {
     (ids.EXPORT_CANCEL, "n_clicks"): nullable(count),  # Dash's own callback for a background job's cancel
     (ids.EVAL_PREPARE, "data"): nullable(name),
     (ids.EVAL_DRAWN, "data"): nullable(name),  # what the drawn table shows: hex digests joined by dots
-    (ids.TABLE_ANSWERED, "data"): nullable(flag),  # the table has answered once: the run-wide views start
+    (ids.TABLE_ANSWERED, "data"): nullable(_flag),  # the table has answered once: the run-wide views start
     (ids.EVAL_TABLE, "clickData"): nullable(plot_event(_clicked_model)),
     (ids.ROBUST_SWEETSPOT, "clickData"): nullable(plot_event(_sweet_point)),
     (ids.LOCAL_GRAPH, "selectedData"): nullable(plot_event(_sample_point)),

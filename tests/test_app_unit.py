@@ -27,6 +27,7 @@ from app.figures.evaltable import (
     evaluation_table,
     row_labels,
     table_frame,
+    table_structure,
 )
 from app.figures.local import comparison, empty_figure, small_multiples, trajectories
 from app.figures.parallel import (
@@ -664,13 +665,35 @@ def test_evaluation_table_numbers_mode_writes_each_sparsity_and_accuracy_on_its_
     cells = [text.split("<br>") for text in values.text]  # one text per cell (a row of a column), a line per bar
     assert len(cells) == 2 * 22 and sum(map(len, cells)) == 3 * 22
     assert "50 <b>78</b>" in cells[0] and all(len(line.split()) == 2 for line in sum(cells, []))
-    line = LINE_PX / (fig.layout.height - 118) * np.diff(fig.layout.yaxis.range)[0]  # a text line in row units
+    plot_px = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
+    line = LINE_PX / plot_px * np.diff(fig.layout.yaxis.range)[0]  # a text line in row units
     first = np.sort(arr(bars.y)[: len(cells[0])])[::-1]  # its bars from the top: a line apart, centred on the text
     assert np.allclose(np.diff(first), -line) and np.isclose(first.mean(), arr(values.y)[0])
     rows = next(t for t in fig.data if t.name == "row labels")
     assert set(rows.text) == {"mag", "rand"}  # short labels where a full name does not fit a column at 1280 px
     assert {t.name for t in F(evaluation_table(frame, mode="bars")).data} >= {"sparsity labels", "accuracy labels"}
     assert "values" in {t.name for t in F(evaluation_table(table_frame(evals, 3), mode="numbers")).data}
+
+
+def test_a_table_cell_without_any_accuracy_is_drawn_last_with_dashes_in_both_modes():
+    """A store from another tool may hold NaN accuracies: a cell of only those ranks last in its
+    column, keeps its bars together and writes "–" where a number would be."""
+    evals = evals_frame()
+    evals.loc[(evals["method"] == "magnitude") & (evals["corruption"] == "fog"), "accuracy"] = np.nan
+    wide = pd.concat([evals] + [evals[evals["corruption"] == "fog"].assign(corruption=f"c{i}") for i in range(20)])
+    for mode in ("numbers", "bars"):
+        fig = F(evaluation_table(table_frame(wide, 3), mode=mode))
+        if mode == "numbers":
+            cells = [t.split("<br>") for t in next(t for t in fig.data if t.name == "values").text]
+            assert len(cells) == 2 * 22 and sum(map(len, cells)) == 3 * 22
+            assert ["50 <b>–</b>", "90 <b>–</b>"] in cells and ["50 <b>78</b>", "90 <b>68</b>"] in cells
+        else:
+            labels = next(t for t in fig.data if t.name == "accuracy labels")
+            assert list(labels.text).count("–") == 2 * 21
+    table = table_structure(table_frame(wide, 3), "numbers")
+    assert (np.diff(table.cells["cell"]) >= 0).all()  # the bars in cell order: a cell's texts are its bars'
+    fog = table.cells[table.cells["column"] == "fog"]
+    assert fog["accuracy"].isna().tolist() == [False, True, True]  # the cell without accuracies is the lower row
 
 
 def test_the_table_outlines_the_selected_model_thick_and_the_compared_one_thinner():

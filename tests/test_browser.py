@@ -109,7 +109,8 @@ def test_a_page_load_serves_the_evaluation_table_before_the_run_wide_views(dash_
     )
     table = next(i for i, (event, key) in enumerate(seen) if event == "end" and f"{ids.EVAL_TABLE}.figure" in key)
     for view in (ids.RUN_PROBLEMS, ids.ROBUST_TABLE1, ids.DIM_GRAPH):
-        first = next(i for i, (event, key) in enumerate(seen) if event == "start" and f"{view}." in key)
+        first = next((i for i, (event, key) in enumerate(seen) if event == "start" and f"{view}." in key), None)
+        assert first is not None, f"{view} never asked the server (refused by the guard?): {seen}"
         assert first > table, (view, seen)
     assert dash_duo.get_logs() == []
 

@@ -24,7 +24,7 @@ def kde_of(bins: dict | None, points: int = GRID) -> tuple[np.ndarray, np.ndarra
         return np.empty(0), np.empty(0)
     bw = bins["bw"]
     start, stop = bins["lo"] - bw, bins["hi"] + bw
-    x = start + (stop - start) / (points - 1) * np.arange(points)  # np.linspace, without its checks
+    x = start + (stop - start) / max(points - 1, 1) * np.arange(points)  # np.linspace, without its checks
     if "counts" in bins:
         counts = np.asarray(bins["counts"], np.float64)
         full = np.flatnonzero(counts)  # empty bins add nothing: fewer kernels to evaluate

@@ -7,8 +7,8 @@ method's vertical position is its rank there. A cell is drawn in one of two mode
 - bars: one bar per sparsity, its accuracy written above it and its sparsity under it;
 - numbers: one line per sparsity, "sparsity accuracy" over a horizontal bar of that accuracy,
   for tables whose bars would be too narrow to carry their numbers. A cell's lines are one text
-  (plotly spaces lines 1.3 font sizes apart, LINE_PX): a text per line cost 3.3 s of drawing in a
-  page at 200 models × 20 columns, plotly measuring each text it places.
+  (plotly spaces lines 1.3 font sizes apart, LINE_PX): at 200 models × 20 columns a text per line
+  cost 3.3 s of drawing in the dashboard, plotly measuring each text it places.
 
 "auto" picks bars when every bar keeps room for its labels in a 1280 px window, numbers
 otherwise, and row labels break onto two lines where one does not fit: every number stays
@@ -48,6 +48,7 @@ CHAR_PX = 5.2  # an 8 px character (digits are the widest), rounded up
 LINE_PX = 8 * 1.3  # one line of 8 px text: plotly's line spacing within a multi-line text
 BAR_PX = 40  # the height of a bar of accuracy 1 in bars mode
 TEXT = {"size": 8, "color": "#333"}
+LEGEND_ROW_PX = 19  # a row of the legend's items (10 px text)
 
 
 def scopes(df: pd.DataFrame) -> pd.Series:
@@ -136,7 +137,8 @@ def layout_cells(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame,
     best = pruned.groupby(["column", "row"])["accuracy"].transform("max")
     pruned["best"] = best
     cell_rank = pruned.drop_duplicates(["column", "row"]).assign(
-        rank=lambda d: d.groupby("column")["best"].rank(method="first", ascending=False) - 1
+        # a cell without any finite accuracy goes last: every cell has a rank, its bars stay together
+        rank=lambda d: d.groupby("column")["best"].rank(method="first", ascending=False, na_option="bottom") - 1
     )
     pruned = pruned.merge(cell_rank[["column", "row", "rank"]], on=["column", "row"])
     pruned = pruned.sort_values(["k", "rank", "sparsity", "model_id"], kind="stable", ignore_index=True)
@@ -183,7 +185,12 @@ def _empty() -> Figure:
 
 
 def _pct(values: np.ndarray | pd.Series) -> np.ndarray:
-    return np.round(np.asarray(values, dtype=float) * 100).astype(int).astype(str)
+    """Percentages as whole-number texts; "–" where a value is missing (NaN)."""
+    values = np.asarray(values, dtype=float)
+    finite = np.isfinite(values)
+    out = np.full(len(values), "–", dtype=object)
+    out[finite] = np.round(values[finite] * 100).astype(int).astype(str)
+    return out.astype(str)
 
 
 def _rgba(color: str, alpha: float) -> str:
@@ -263,8 +270,8 @@ def table_structure(frame: pd.DataFrame, mode: str = "auto") -> Table | None:
     ]
     text = {"type": "scatter", "mode": "text", "hoverinfo": "skip", "showlegend": False, "textfont": TEXT}
     if numbers:  # a cell's lines "sparsity accuracy" as one text at their centre; the text is a part
-        lines = cells.groupby("cell", sort=False).size().to_numpy()
-        centre = first["floor"].to_numpy() + (body_px - lines * LINE_PX / 2) * unit
+        per_line = cells.groupby("cell", sort=False).size().to_numpy()
+        centre = first["floor"].to_numpy() + (body_px - per_line * LINE_PX / 2) * unit
         traces.append(text | {"x": (first["k"] + CELL_PAD + 0.02).to_numpy(), "y": centre, "name": "values"})
         traces[-1]["textposition"] = "middle right"
     else:  # the accuracies' text and height are a part
@@ -346,7 +353,13 @@ def table_structure(frame: pd.DataFrame, mode: str = "auto") -> Table | None:
         if numbers
         else "bar: accuracy (%, written above it) · under it: sparsity (% removed)"
     )
-    height = max(260, int(np.ceil(row_px * n_rows)) + 126)  # the margins (top and bottom) are 118 px
+    # The plot is the rows and 8 px under them, exactly: plotly would otherwise stretch the rows and the texts,
+    # placed in pixels, would drift off the bars. The bottom margin holds the legend (rows of methods) and the key.
+    methods = [facts(m).label for m in sorted(set(cells["method"]))]
+    legend_rows = int(np.ceil(sum(40 + 6 * len(m) for m in methods) / (PLOT_PX + 20)))
+    bottom = 52 + LEGEND_ROW_PX * (legend_rows - 1)
+    plot_px = int(np.ceil(row_px * n_rows)) + 8
+    height = plot_px + 70 + bottom
     spec = figure(
         {
             "data": traces,
@@ -356,7 +369,7 @@ def table_structure(frame: pd.DataFrame, mode: str = "auto") -> Table | None:
                 "bargap": 0,
                 "shapes": shapes,
                 "clickmode": "event",
-                "margin": {"l": 10, "r": 10, "t": 70, "b": 48},
+                "margin": {"l": 10, "r": 10, "t": 70, "b": bottom},
                 "height": height,
                 "annotations": [
                     {
@@ -368,7 +381,7 @@ def table_structure(frame: pd.DataFrame, mode: str = "auto") -> Table | None:
                         "y": 0,
                         "xanchor": "left",
                         "yanchor": "top",
-                        "yshift": -33,  # under the legend (29 px high with its padding)
+                        "yshift": -33 - LEGEND_ROW_PX * (legend_rows - 1),  # under the legend (29 px a row)
                         "font": {"size": 10, "color": "#555"},
                     }
                 ],
@@ -383,11 +396,11 @@ def table_structure(frame: pd.DataFrame, mode: str = "auto") -> Table | None:
                     "fixedrange": True,
                 },
                 # a row is row_px pixels: the texts, placed in pixels from a point, line up with the bars
-                "yaxis": {"range": [n_rows - (height - 118) / row_px, n_rows], "visible": False, "fixedrange": True},
+                "yaxis": {"range": [n_rows - plot_px / row_px, n_rows], "visible": False, "fixedrange": True},
                 # 4 px under the plot (y: a fraction of the plot's height)
                 "legend": {
                     "orientation": "h",
-                    "y": -4 / (height - 118),
+                    "y": -4 / plot_px,
                     "yanchor": "top",
                     "x": 0,
                     "font": {"size": 10},

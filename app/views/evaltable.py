@@ -203,21 +203,11 @@ PART_INPUTS = {
 def register(app: dash.Dash, reader: StoreReader) -> None:
     store_dir, cache_dir = reader.store_dir, reader.cache_dir
 
-    # Once, after the table's first answer (in the browser, no request). The run-wide callbacks that fire
-    # only on a new run (the problems panel, Table 1, the dimension view: 0.5 s of server work together at
-    # 100 M rows) take it as an input, so a page load serves the table, at the top, without them beside it
-    # (at 100 M rows it waited 1.7 s for a 0.4 s answer, the threads sharing one interpreter).
-    app.clientside_callback(
-        "(drawn, answered) => answered ? window.dash_clientside.no_update : true",
-        Output(ids.TABLE_ANSWERED, "data"),
-        Input(ids.EVAL_DRAWN, "data"),
-        State(ids.TABLE_ANSWERED, "data"),
-    )
-
     @app.callback(
         Output(ids.EVAL_TABLE, "figure"),
         Output(ids.EVAL_PREPARE, "data"),
         Output(ids.EVAL_DRAWN, "data"),
+        Output(ids.TABLE_ANSWERED, "data"),
         Input(ids.RUN, "data"),
         Input(ids.EVAL_SEVERITY, "value"),
         Input(ids.SELECTION, "data"),
@@ -226,8 +216,18 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Input(ids.MODEL_HIGHLIGHT, "data"),
         Input(ids.EVAL_MODE, "value"),
         State(ids.EVAL_DRAWN, "data"),
+        State(ids.TABLE_ANSWERED, "data"),
     )
-    def draw(run, severity, selection, ref_key, cmp_key, highlight, mode, drawn):
+    def draw(run, severity, selection, ref_key, cmp_key, highlight, mode, drawn, answered):
+        """The table (outputs), and on its first answer ids.TABLE_ANSWERED. The run-wide callbacks that fire
+        only on a new run (the problems panel, Table 1, the dimension view: 0.5 s of server work together at
+        100 M rows) take that as an input, so a page load serves the table, at the top, without them beside
+        it (at 100 M rows it waited 1.7 s for a 0.4 s answer, the threads sharing one interpreter). Only this
+        callback sets it: they never wait for the background job (`prepare`)."""
+        once = dash.no_update if answered else True  # set again, it would fire those callbacks on every change
+        return (*outputs(run, severity, selection, ref_key, cmp_key, highlight, mode, drawn), once)
+
+    def outputs(run, severity, selection, ref_key, cmp_key, highlight, mode, drawn) -> tuple:
         """A partial update (Patch) of the parts whose inputs differ from the drawn table's (ids.EVAL_DRAWN)
         where only parts' inputs changed and the drawn table has this structure, else the whole table; a
         selection whose accuracy needs the run's correctness matrix, not computed yet, is drawn by the
