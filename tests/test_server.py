@@ -35,11 +35,15 @@ def callback_body(run: object, ref: object = None) -> str:
     """The evaluation table's callback request, as the renderer posts it."""
     return json.dumps(
         {
-            "output": f"..{ids.EVAL_TABLE}.figure...{ids.EVAL_PREPARE}.data...{ids.EVAL_DRAWN}.data..",
+            "output": (
+                f"..{ids.EVAL_TABLE}.figure...{ids.EVAL_PREPARE}.data...{ids.EVAL_DRAWN}.data..."
+                f"{ids.TABLE_ANSWERED}.data.."
+            ),
             "outputs": [
                 {"id": ids.EVAL_TABLE, "property": "figure"},
                 {"id": ids.EVAL_PREPARE, "property": "data"},
                 {"id": ids.EVAL_DRAWN, "property": "data"},
+                {"id": ids.TABLE_ANSWERED, "property": "data"},
             ],
             "inputs": [
                 {"id": ids.RUN, "property": "data", "value": run},
@@ -51,7 +55,10 @@ def callback_body(run: object, ref: object = None) -> str:
                 {"id": ids.EVAL_MODE, "property": "value", "value": "auto"},
             ],
             "changedPropIds": [f"{ids.RUN}.data"],
-            "state": [{"id": ids.EVAL_DRAWN, "property": "data", "value": None}],
+            "state": [
+                {"id": ids.EVAL_DRAWN, "property": "data", "value": None},
+                {"id": ids.TABLE_ANSWERED, "property": "data", "value": False},
+            ],
         }
     )
 
