@@ -689,11 +689,18 @@ def test_a_table_cell_without_any_accuracy_is_drawn_last_with_dashes_in_both_mod
             assert ["50 <b>–</b>", "90 <b>–</b>"] in cells and ["50 <b>78</b>", "90 <b>68</b>"] in cells
         else:
             labels = next(t for t in fig.data if t.name == "accuracy labels")
-            assert list(labels.text).count("–") == 2 * 21
+            assert list(labels.text).count("–") == 2 * 21 and np.isfinite(arr(labels.y)).all()  # drawn, at the bottom
     table = table_structure(table_frame(wide, 3), "numbers")
     assert (np.diff(table.cells["cell"]) >= 0).all()  # the bars in cell order: a cell's texts are its bars'
     fog = table.cells[table.cells["column"] == "fog"]
     assert fog["accuracy"].isna().tolist() == [False, True, True]  # the cell without accuracies is the lower row
+
+
+def test_the_table_makes_room_for_each_row_of_its_legend():
+    from app.figures.evaltable import _legend_rows
+
+    assert _legend_rows([100, 100, 100], 780) == 1 and _legend_rows([300, 300, 300], 780) == 2
+    assert _legend_rows([500, 100, 500], 780) == 2 and _legend_rows([800], 780) == 1  # an item wider: a row alone
 
 
 def test_the_table_outlines_the_selected_model_thick_and_the_compared_one_thinner():

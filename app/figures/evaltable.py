@@ -151,6 +151,16 @@ def layout_cells(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame,
     return pruned, n_rows
 
 
+def _legend_rows(widths: list[int], room: int) -> int:
+    """The rows a horizontal legend of items of these widths (px) takes in `room` px: it wraps item by item."""
+    rows, used = 1, 0
+    for width in widths:
+        if used and used + width > room:
+            rows, used = rows + 1, 0
+        used += width
+    return rows
+
+
 def outlines(model_ids: pd.Series, selected: str | None, compared: str | None) -> np.ndarray:
     """The bars' outline widths: the selected model's thick, the compared one's thinner, others none."""
     return np.where(model_ids == selected, 2.5, np.where(model_ids == compared, 1.5, 0.0))
@@ -238,7 +248,7 @@ def table_structure(frame: pd.DataFrame, mode: str = "auto") -> Table | None:
         + "<br>"
         + cells["column"]
         + ": accuracy "
-        + cells["accuracy"].map("{:.3f}".format)
+        + cells["accuracy"].map(lambda a: "–" if np.isnan(a) else f"{a:.3f}")
         + "<br>sparsity "
         + cells["sparsity"].map("{:.2f}".format)
     )
@@ -356,7 +366,7 @@ def table_structure(frame: pd.DataFrame, mode: str = "auto") -> Table | None:
     # The plot is the rows and 8 px under them, exactly: plotly would otherwise stretch the rows and the texts,
     # placed in pixels, would drift off the bars. The bottom margin holds the legend (rows of methods) and the key.
     methods = [facts(m).label for m in sorted(set(cells["method"]))]
-    legend_rows = int(np.ceil(sum(40 + 6 * len(m) for m in methods) / (PLOT_PX + 20)))
+    legend_rows = _legend_rows([40 + 6 * len(m) for m in methods], PLOT_PX)
     bottom = 52 + LEGEND_ROW_PX * (legend_rows - 1)
     plot_px = int(np.ceil(row_px * n_rows)) + 8
     height = plot_px + 70 + bottom
@@ -471,7 +481,8 @@ def _subset_parts(table: Table, subset: pd.DataFrame | None, subset_size: int | 
             "width": cells["width"].to_numpy()[has],
             "base": (bottom + BAR_PX * unit * np.minimum(acc, shown))[has],
         }
-        labels_y = bottom + BAR_PX * unit * np.maximum(acc, shown) + (LINE_PX / 2 + 1) * unit
+        top = np.nan_to_num(np.fmax(acc, shown))  # a bar without an accuracy: its "–" at the bottom
+        labels_y = bottom + BAR_PX * unit * top + (LINE_PX / 2 + 1) * unit
         out = [((0, "y"), BAR_PX * unit * shown), ((at["accuracy labels"], "y"), labels_y)]
         out.append(((at["accuracy labels"], "text"), _pct(shown)))
     line = f"<br>selection ({subset_size}): %{{text}}" if has.any() else ""  # the hover's, under the bar's own
