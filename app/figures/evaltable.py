@@ -334,16 +334,10 @@ def table_structure(frame: pd.DataFrame, mode: str = "auto") -> Table | None:
                 "name": "dense",
             }
         )
+    legend = [facts(m) for m in sorted(set(cells["method"]))]  # one item a method, in the legend's order
     traces += [
-        {
-            "type": "bar",
-            "x": [None],
-            "y": [None],
-            "marker": {"color": facts(m).color},
-            "name": facts(m).label,
-            "showlegend": True,
-        }
-        for m in sorted(set(cells["method"]))
+        {"type": "bar", "x": [None], "y": [None], "marker": {"color": f.color}, "name": f.label, "showlegend": True}
+        for f in legend
     ]
     shapes = [
         {
@@ -365,8 +359,7 @@ def table_structure(frame: pd.DataFrame, mode: str = "auto") -> Table | None:
     )
     # The plot is the rows and 8 px under them, exactly: plotly would otherwise stretch the rows and the texts,
     # placed in pixels, would drift off the bars. The bottom margin holds the legend (rows of methods) and the key.
-    methods = [facts(m).label for m in sorted(set(cells["method"]))]
-    legend_rows = _legend_rows([40 + 6 * len(m) for m in methods], PLOT_PX)
+    legend_rows = _legend_rows([40 + 6 * len(f.label) for f in legend], PLOT_PX)  # an item: its mark, its label
     bottom = 52 + LEGEND_ROW_PX * (legend_rows - 1)
     plot_px = int(np.ceil(row_px * n_rows)) + 8
     height = plot_px + 70 + bottom
@@ -391,7 +384,7 @@ def table_structure(frame: pd.DataFrame, mode: str = "auto") -> Table | None:
                         "y": 0,
                         "xanchor": "left",
                         "yanchor": "top",
-                        "yshift": -33 - LEGEND_ROW_PX * (legend_rows - 1),  # under the legend (29 px a row)
+                        "yshift": -33 - LEGEND_ROW_PX * (legend_rows - 1),  # under the legend (29 px with one row)
                         "font": {"size": 10, "color": "#555"},
                     }
                 ],
