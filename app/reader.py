@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -46,6 +47,7 @@ from pipeline.store.schema import EVALUATION_SUMMARY, EVALUATIONS_TABLE, IMAGES_
 from pipeline.store.similarity import Similarity, run_similarity
 from pipeline.store.validate import check_run
 
+_MISSING = object()  # not in the in-process memo (None is a value there)
 LOCAL_ENTRIES = 64  # in-process memo entries per reader (per gunicorn worker)
 
 
@@ -91,6 +93,8 @@ class StoreReader:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.cache = shared_cache(cache_dir)  # diskcache on this host, or Redis shared by hosts
         self._local: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()  # guards _local and _flights: a worker's callbacks run in threads
+        self._flights: dict[str, list] = {}  # memo key -> [its lock, threads using it]
 
     # ------------------------------------------------------------ names
 
@@ -160,20 +164,49 @@ class StoreReader:
         return key in self._local or (self.cache is not None and key in self.cache)
 
     def _memo(self, run: str, name: str, args: Sequence[Any], fn: Callable[[], Any]) -> Any:
-        """fn() memoised per run version: in this process first, then in the shared cache (workers, hosts)."""
+        """fn() memoised per run version: in this process first, then in the shared cache (workers, hosts).
+        One thread computes a key at a time: a page load's callbacks, which ask for the same tables at
+        once, wait for its answer instead of each computing it again."""
         key = self._memo_key(run, name, args)
-        if key in self._local:
+        hit = self._recall(key)
+        if hit is not _MISSING:
+            return hit
+        with self._flight(key):
+            hit = self._recall(key)  # computed while this thread waited
+            if hit is _MISSING:
+                hit = self.cache.get(key, default=None) if self.cache is not None else None
+                if hit is None:
+                    hit = fn()
+                    if self.cache is not None:
+                        self.cache.set(key, hit, expire=24 * 3600)
+                with self._lock:
+                    self._local[key] = hit
+                    while len(self._local) > LOCAL_ENTRIES:
+                        self._local.popitem(last=False)
+        return hit
+
+    def _recall(self, key: str) -> Any:
+        """The in-process memo of `key`, or _MISSING."""
+        with self._lock:
+            if key not in self._local:
+                return _MISSING
             self._local.move_to_end(key)
             return self._local[key]
-        hit = self.cache.get(key, default=None) if self.cache is not None else None
-        if hit is None:
-            hit = fn()
-            if self.cache is not None:
-                self.cache.set(key, hit, expire=24 * 3600)
-        self._local[key] = hit
-        while len(self._local) > LOCAL_ENTRIES:
-            self._local.popitem(last=False)
-        return hit
+
+    @contextmanager
+    def _flight(self, key: str) -> Iterator[None]:
+        """Hold `key`'s lock (made on first use, dropped when no thread uses it)."""
+        with self._lock:
+            flight = self._flights.setdefault(key, [threading.Lock(), 0])
+            flight[1] += 1
+        try:
+            with flight[0]:
+                yield
+        finally:
+            with self._lock:
+                flight[1] -= 1
+                if not flight[1]:
+                    del self._flights[key]
 
     def derived(self, run: str, name: str, fn: Callable[[], Any]) -> Any:
         """fn(), a table a view derives from the run's tables alone (`name` says which), memoised per

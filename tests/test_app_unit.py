@@ -750,3 +750,35 @@ def test_the_guard_lets_search_text_through_but_not_as_a_name():
     assert FIELDS[(ids.COMPARED_DROPDOWN, "search_value")](typed)  # typed text, only matched against the listing
     assert not FIELDS[(ids.COMPARED_DROPDOWN, "value")](typed)
     assert not FIELDS[(ids.REFERENCE_DROPDOWN, "search_value")]("x" * 201)
+
+
+def test_one_thread_computes_a_memo_while_the_others_wait_for_it(tiny_run, tmp_path):
+    """A page load's callbacks ask for the same table at once: it is computed once, not once each."""
+    import threading
+    import time
+
+    reader = StoreReader(tiny_run.parent, tmp_path / "dc")
+    started, release, calls, results = threading.Event(), threading.Event(), [], []
+
+    def compute() -> int:
+        calls.append(1)
+        started.set()
+        release.wait(30)
+        return len(calls)
+
+    def ask() -> None:
+        results.append(reader.derived("tiny", "slow", compute))
+
+    first, second = threading.Thread(target=ask), threading.Thread(target=ask)
+    first.start()
+    assert started.wait(30)
+    second.start()
+    deadline = time.monotonic() + 30
+    while sum(n for _, n in reader._flights.values()) < 2:  # the second thread waits on the key's lock
+        assert time.monotonic() < deadline, "the second thread never asked"
+        time.sleep(0.01)
+    release.set()
+    first.join(30)
+    second.join(30)
+    assert results == [1, 1] and calls == [1]
+    assert reader._flights == {}, "a key's lock is dropped once no thread uses it"
