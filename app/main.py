@@ -32,7 +32,7 @@ from app.views import (
     views,
 )
 from app.views.common import callback_error, message
-from app.warmup import IdleImports
+from app.warmup import IdleImports, warm_on_first_request
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,6 +77,10 @@ def create_app(
         view.register(app, reader)
     register_shell(app)
     guard.install(app, auth, no_auth=no_auth, max_body=max_body, class_count=lambda r: _class_count(reader, r))
+    if start is not None:  # after the guard: a refused request warms nothing (app.warmup)
+        app.server.extensions["prunescope.warm"] = warm_on_first_request(
+            app.server, lambda: evaltable.warm(reader, start)
+        )
     gc.freeze()  # what lives as long as the app (modules, layout, callbacks) leaves the collector's full passes:
     return app  # a full pass in a callback was about 100 ms on one worker at 10 M rows
 

@@ -85,9 +85,10 @@ def test_every_view_draws_data_without_console_errors(dash_app):
 
 
 def test_a_page_load_serves_the_evaluation_table_before_the_run_wide_views(dash_duo, browser_store, tmp_path):
-    """The problems panel, Table 1 and the dimension view (drawn on a new run only) start after the
-    table's first answer (ids.TABLE_ANSWERED): at 100 M rows the table, at the top, waited 1.7 s for
-    a 0.4 s answer while they ran beside it."""
+    """The problems panel, Table 1 and the dimension view (drawn on a new run only) and the robustness
+    figures below the table start after the table's first answer (ids.TABLE_ANSWERED): at 100 M rows
+    the table, at the top, waited 1.7 s for a 0.4 s answer while they ran beside it, and the browser
+    drew the robustness figures before it."""
     app = create_app(browser_store, "tiny", cache_dir=tmp_path / "dc")
     seen: list[tuple[str, str]] = []  # ("start" or "end", the callback's output key), in the server's order
 
@@ -108,7 +109,7 @@ def test_a_page_load_serves_the_evaluation_table_before_the_run_wide_views(dash_
         lambda: settled(dash_duo) and dash_duo.driver.find_elements("css selector", f"#{ids.ROBUST_TABLE1} td"),
     )
     table = next(i for i, (event, key) in enumerate(seen) if event == "end" and f"{ids.EVAL_TABLE}.figure" in key)
-    for view in (ids.RUN_PROBLEMS, ids.ROBUST_TABLE1, ids.DIM_GRAPH):
+    for view in (ids.RUN_PROBLEMS, ids.ROBUST_TABLE1, ids.DIM_GRAPH, ids.ROBUST_MARGIN, ids.ROBUST_SWEETSPOT):
         first = next((i for i, (event, key) in enumerate(seen) if event == "start" and f"{view}." in key), None)
         assert first is not None, f"{view} never asked the server (refused by the guard?): {seen}"
         assert first > table, (view, seen)

@@ -1,4 +1,5 @@
-"""The idle-time imports (app.warmup): nothing before the first request, nothing while requests run."""
+"""Work ahead of requests (app.warmup): the first page's table on the first request served; the idle-time
+imports, nothing before the first request, nothing while requests run."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import sys
 import pytest
 from flask import Flask
 
-from app.warmup import IdleImports, idle
+from app.main import create_app
+from app.reader import StoreReader
+from app.views import evaltable
+from app.warmup import IdleImports, idle, warm_on_first_request
 
 NOT_YET_S = 0.3  # how long a test gives the thread to do what it must not
 
@@ -48,3 +52,37 @@ def test_a_request_refused_before_it_was_counted_is_not_uncounted(probe):
     warm = IdleImports(server, [probe], quiet=60)
     assert server.test_client().get("/").status_code == 401
     assert warm.in_flight == 0 and not warm.served.is_set()
+
+
+def test_warms_once_on_the_first_request_served():
+    server = Flask(__name__)
+    server.before_request(lambda: ("refused", 401) if server.config.get("refuse") else None)  # as the guard
+    runs: list[int] = []
+    done = warm_on_first_request(server, lambda: runs.append(1))
+    server.add_url_rule("/", view_func=lambda: "page")
+    assert not done.wait(NOT_YET_S) and runs == [], "nothing served yet: nothing warmed"
+    server.config["refuse"] = True
+    assert server.test_client().get("/").status_code == 401
+    assert not done.wait(NOT_YET_S), "a refused request warms nothing"
+    server.config["refuse"] = False
+    client = server.test_client()
+    assert client.get("/").status_code == 200 and client.get("/").status_code == 200
+    assert done.wait(10) and runs == [1]
+
+
+def test_the_first_page_request_computes_the_tables_structure(tiny_run, tmp_path):
+    """The table's callback then finds what a page load asks for first ready (app.views.evaltable.warm)."""
+    app = create_app(tiny_run.parent, "tiny", tmp_path / "dc")
+    reader = StoreReader(tiny_run.parent, tmp_path / "dc")  # another worker: the shared cache has it
+    structure = f"derived:evaltable-structure:{evaltable.SEVERITY}:{evaltable.MODE}"
+    assert not reader._memoised("tiny", structure)
+    assert app.server.test_client().get("/").status_code == 200
+    assert app.server.extensions["prunescope.warm"].wait(30)
+    assert reader._memoised("tiny", structure)
+
+
+def test_warming_a_run_that_cannot_be_read_leaves_the_message_to_the_table(tmp_path):
+    run = tmp_path / "store" / "broken"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text("{not json")
+    evaltable.warm(StoreReader(tmp_path / "store", tmp_path / "dc"), "broken")  # raises nothing

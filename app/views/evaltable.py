@@ -46,6 +46,9 @@ HELP = (
 )
 
 
+SEVERITY, MODE = 3, "auto"  # what the table shows when the page opens
+
+
 def layout() -> html.Div:
     severity = labelled(
         "severity",
@@ -53,7 +56,7 @@ def layout() -> html.Div:
         dcc.Dropdown(
             id=ids.EVAL_SEVERITY,
             options=[{"label": str(s), "value": s} for s in range(1, 6)] + [{"label": "mean", "value": "mean"}],
-            value=3,
+            value=SEVERITY,
             clearable=False,
             style={"width": "90px"},
         ),
@@ -62,7 +65,7 @@ def layout() -> html.Div:
         "cells",
         "bars: one bar per sparsity with its numbers; numbers: one line per sparsity; auto: bars where "
         "their numbers fit, else numbers",
-        radios(ids.EVAL_MODE, {m: m for m in MODES}, "auto"),
+        radios(ids.EVAL_MODE, {m: m for m in MODES}, MODE),
     )
     return card(
         "Evaluation table",
@@ -83,6 +86,14 @@ def layout() -> html.Div:
         ],
         [mode, severity],
     )
+
+
+def warm(reader: StoreReader, run: str) -> None:
+    """Compute the structure of the table that a page load asks for first (app.warmup)."""
+    try:
+        _structure(reader, run, SEVERITY, MODE)
+    except StoreError:
+        pass  # the table's callback says what is wrong
 
 
 def _rows(reader: StoreReader, run: str) -> pd.DataFrame:

@@ -148,8 +148,9 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Input(ids.RUN, "data"),
         Input(ids.REFERENCE_DROPDOWN, "value"),
         Input(ids.COMPARED_DROPDOWN, "value"),
+        Input(ids.TABLE_ANSWERED, "data"),  # below the table: drawn after it on a page load
     )
-    def draw_margin(run, ref_key, cmp_key):
+    def draw_margin(run, ref_key, cmp_key, _after_table):
         if not run:
             return empty_figure("no run")
         try:
@@ -162,8 +163,9 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Output(ids.ROBUST_SWEETSPOT, "figure"),
         Input(ids.RUN, "data"),
         Input(ids.REFERENCE_DROPDOWN, "value"),
+        Input(ids.TABLE_ANSWERED, "data"),
     )
-    def draw_sweet(run, ref_key):
+    def draw_sweet(run, ref_key, _after_table):
         if not run:
             return empty_figure("no run")
         try:
