@@ -94,7 +94,7 @@ class StoreReader:
         self.cache = shared_cache(cache_dir)  # diskcache on this host, or Redis shared by hosts
         self._local: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()  # guards _local and _flights: a worker's callbacks run in threads
-        self._flights: dict[str, list] = {}  # memo key -> [its lock, threads using it]
+        self._flights: dict[str, list] = {}  # memo key -> [its lock, threads using it, the thread computing it]
 
     # ------------------------------------------------------------ names
 
@@ -175,14 +175,15 @@ class StoreReader:
             hit = self._recall(key)  # computed while this thread waited
             if hit is _MISSING:
                 hit = self.cache.get(key, default=None) if self.cache is not None else None
-                if hit is None:
+                computed = hit is None
+                if computed:
                     hit = fn()
-                    if self.cache is not None:
-                        self.cache.set(key, hit, expire=24 * 3600)
-                with self._lock:
+                with self._lock:  # here first: the threads waiting for it need not wait for the shared cache
                     self._local[key] = hit
                     while len(self._local) > LOCAL_ENTRIES:
                         self._local.popitem(last=False)
+                if computed and self.cache is not None:
+                    self.cache.set(key, hit, expire=24 * 3600)
         return hit
 
     def _recall(self, key: str) -> Any:
@@ -195,13 +196,21 @@ class StoreReader:
 
     @contextmanager
     def _flight(self, key: str) -> Iterator[None]:
-        """Hold `key`'s lock (made on first use, dropped when no thread uses it)."""
+        """Hold `key`'s lock (made on first use, dropped when no thread uses it). A thread asking again
+        for the key it is computing would wait for itself: that is a bug, said as one."""
+        me = threading.get_ident()
         with self._lock:
-            flight = self._flights.setdefault(key, [threading.Lock(), 0])
+            flight = self._flights.setdefault(key, [threading.Lock(), 0, None])  # lock, users, owner
+            if flight[2] == me:
+                raise RuntimeError(f"memo {key[:12]} asked for again while this thread computes it")
             flight[1] += 1
         try:
             with flight[0]:
-                yield
+                flight[2] = me
+                try:
+                    yield
+                finally:
+                    flight[2] = None
         finally:
             with self._lock:
                 flight[1] -= 1

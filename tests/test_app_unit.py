@@ -7,6 +7,9 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -754,9 +757,6 @@ def test_the_guard_lets_search_text_through_but_not_as_a_name():
 
 def test_one_thread_computes_a_memo_while_the_others_wait_for_it(tiny_run, tmp_path):
     """A page load's callbacks ask for the same table at once: it is computed once, not once each."""
-    import threading
-    import time
-
     reader = StoreReader(tiny_run.parent, tmp_path / "dc")
     started, release, calls, results = threading.Event(), threading.Event(), [], []
 
@@ -769,16 +769,53 @@ def test_one_thread_computes_a_memo_while_the_others_wait_for_it(tiny_run, tmp_p
     def ask() -> None:
         results.append(reader.derived("tiny", "slow", compute))
 
-    first, second = threading.Thread(target=ask), threading.Thread(target=ask)
-    first.start()
-    assert started.wait(30)
-    second.start()
-    deadline = time.monotonic() + 30
-    while sum(n for _, n in reader._flights.values()) < 2:  # the second thread waits on the key's lock
-        assert time.monotonic() < deadline, "the second thread never asked"
-        time.sleep(0.01)
-    release.set()
-    first.join(30)
-    second.join(30)
+    threads = [threading.Thread(target=ask, daemon=True) for _ in range(2)]
+    try:
+        threads[0].start()
+        assert started.wait(30)
+        threads[1].start()
+        wait_for(lambda: sum(n for _, n, _ in reader._flights.values()) == 2)  # the second waits on the key's lock
+    finally:
+        release.set()
+    for t in threads:
+        t.join(30)
     assert results == [1, 1] and calls == [1]
     assert reader._flights == {}, "a key's lock is dropped once no thread uses it"
+
+
+def test_the_memo_computes_other_keys_at_once_and_a_failure_is_computed_again(tiny_run, tmp_path):
+    reader = StoreReader(tiny_run.parent, tmp_path / "dc")
+    both = threading.Barrier(2, timeout=30)  # each key's computation waits for the other's: no lock for both
+    results: dict[str, int] = {}
+
+    def ask(name: str) -> None:
+        results[name] = reader.derived("tiny", name, lambda: both.wait() + 10)
+
+    threads = [threading.Thread(target=ask, args=(n,), daemon=True) for n in ("one", "two")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(results.values()) == [10, 11], "two keys were computed together"
+
+    def broken() -> int:
+        raise ValueError("a read failed")
+
+    with pytest.raises(ValueError):
+        reader.derived("tiny", "flaky", broken)
+    assert reader.derived("tiny", "flaky", lambda: 3) == 3 and reader._flights == {}
+
+
+def test_a_memo_asked_for_while_it_is_computed_in_the_same_thread_says_so(tiny_run, tmp_path):
+    reader = StoreReader(tiny_run.parent, tmp_path / "dc")
+    with pytest.raises(RuntimeError, match="asked for again"):
+        reader.derived("tiny", "loop", lambda: reader.derived("tiny", "loop", lambda: 1))
+    assert reader._flights == {}
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
+    """Return once `condition()` holds, polling; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.01)

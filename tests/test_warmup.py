@@ -70,6 +70,15 @@ def test_warms_once_on_the_first_request_served():
     assert done.wait(10) and runs == [1]
 
 
+def test_a_request_the_guard_refuses_warms_nothing(tiny_run, tmp_path):
+    """The warm-up runs after the guard (app.main): a request without a login starts no work."""
+    from tests.test_server import ALICE
+
+    app = create_app(tiny_run.parent, "tiny", tmp_path / "dc", users=ALICE)
+    assert app.server.test_client().get("/").status_code == 401
+    assert not app.server.extensions["prunescope.warm"].wait(NOT_YET_S)
+
+
 def test_the_first_page_request_computes_the_tables_structure(tiny_run, tmp_path):
     """The table's callback then finds what a page load asks for first ready (app.views.evaltable.warm)."""
     app = create_app(tiny_run.parent, "tiny", tmp_path / "dc")

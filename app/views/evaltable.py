@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Collection
 
 import dash
@@ -46,6 +47,7 @@ HELP = (
 )
 
 
+LOG = logging.getLogger(__name__)
 SEVERITY, MODE = 3, "auto"  # what the table shows when the page opens
 
 
@@ -89,11 +91,13 @@ def layout() -> html.Div:
 
 
 def warm(reader: StoreReader, run: str) -> None:
-    """Compute the structure of the table that a page load asks for first (app.warmup)."""
+    """Compute the structure of the table that a page load asks for first (app.warmup). Whatever goes
+    wrong is left to the table's callback, which says what and how to fix it: a traceback here, in each
+    worker's log, would only repeat it."""
     try:
         _structure(reader, run, SEVERITY, MODE)
-    except StoreError:
-        pass  # the table's callback says what is wrong
+    except Exception:  # noqa: BLE001 (a warm-up: the callback reports the same error to the user)
+        LOG.debug("warming the table of %s failed", run, exc_info=True)
 
 
 def _rows(reader: StoreReader, run: str) -> pd.DataFrame:
