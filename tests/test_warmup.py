@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 
 from app.main import create_app
-from app.reader import StoreReader
+from app.reader import StoreError, StoreReader
 from app.views import evaltable
 from app.warmup import IdleImports, idle, warm_on_first_request
 
@@ -91,7 +91,12 @@ def test_the_first_page_request_computes_the_tables_structure(tiny_run, tmp_path
 
 
 def test_warming_a_run_that_cannot_be_read_leaves_the_message_to_the_table(tmp_path):
+    """The warm-up swallows the error and keeps nothing: the table's own call still meets it and says it."""
     run = tmp_path / "store" / "broken"
     run.mkdir(parents=True)
     (run / "run.json").write_text("{not json")
-    evaltable.warm(StoreReader(tmp_path / "store", tmp_path / "dc"), "broken")  # raises nothing
+    reader = StoreReader(tmp_path / "store", tmp_path / "dc")
+    evaltable.warm(reader, "broken")
+    with pytest.raises(StoreError) as exc:
+        evaltable._table(reader, "broken", evaltable.SEVERITY, None, None, None, None, evaltable.MODE)
+    assert "run.json" in f"{exc.value.problem} {exc.value.fix}"
