@@ -1,6 +1,6 @@
 /* Keyboard access to a clickable plot (the evaluation table): an element of class "keyboard-plot"
    around a dcc.Graph takes the focus with Tab; the arrow keys move to the nearest point of the plot's
-   first trace in that direction and show its hover label; Enter sends the click a mouse would
+   first trace in that direction (from its data: the table's points draw nothing) and show its hover label; Enter sends the click a mouse would
    (dcc.Graph turns it into clickData, the same callback then runs); Escape hides the label.
    The point in focus is the box's data-point attribute; a box that scrolls (the table's) scrolls it into sight. */
 (function () {
@@ -11,12 +11,17 @@
     return box.querySelector(".js-plotly-plot");
   }
 
-  function centres(gd) {
-    const trace = gd.querySelector(".barlayer .trace.bars") || gd.querySelector(".scatterlayer .trace");
-    return trace ? Array.from(trace.querySelectorAll(".point")).map((p) => {
-      const r = p.getBoundingClientRect();
-      return { x: r.left + r.width / 2, y: r.top + r.height / 2, w: r.width, h: r.height };
-    }) : [];
+  function centres(gd) {  // the first trace's points on screen (the table's: a point at each bar's slot)
+    const trace = gd._fullData && gd._fullData[0];
+    const full = gd._fullLayout;
+    if (!trace || !trace.x || !trace.y || !full || !full.xaxis || !full.yaxis) return [];
+    const box = gd.getBoundingClientRect();
+    const xa = full.xaxis;
+    const ya = full.yaxis;
+    return Array.from(trace.x, (x, i) => ({
+      x: box.left + xa._offset + xa.c2p(x),
+      y: box.top + ya._offset + ya.c2p(trace.y[i]),
+    }));
   }
 
   function nearest(points, from, dx, dy) {
@@ -24,7 +29,7 @@
     let score = Infinity;
     points.forEach((p, i) => {
       const along = (p.x - from.x) * dx + (p.y - from.y) * dy;
-      if (along <= 1 || (p.w === 0 && p.h === 0)) return;
+      if (along <= 1 || !Number.isFinite(p.x) || !Number.isFinite(p.y)) return;
       const across = Math.abs((p.x - from.x) * dy) + Math.abs((p.y - from.y) * dx);
       const s = along + 3 * across;
       if (s < score) { score = s; best = i; }
@@ -37,7 +42,7 @@
     const point = centres(gd)[index];
     if (point && box.scrollHeight > box.clientHeight) {  // a box that scrolls: the point in focus in sight
       const view = box.getBoundingClientRect();
-      const margin = 40 + point.h / 2;
+      const margin = 50;
       if (point.y - margin < view.top) box.scrollTop -= view.top - point.y + margin;
       else if (point.y + margin > view.bottom) box.scrollTop += point.y + margin - view.bottom;
     }

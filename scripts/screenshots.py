@@ -32,6 +32,7 @@ from app.export import build_snapshot  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.reader import StoreReader  # noqa: E402
 from scripts.render_png import chrome_options  # noqa: E402
+from scripts.table_points import click  # noqa: E402
 
 COMPARE = ("digits_cnn-random-global-oneshot-s50-ft0", "clean")  # a model whose geometry moved
 
@@ -150,7 +151,6 @@ def main() -> None:
             (ids.DIM_GRAPH, "dimension"),
         ):
             shoot(driver, view, outdir / f"view_{name}.png")
-        bars = driver.find_elements("css selector", f"#{ids.EVAL_TABLE} .trace.bars .point path")
         index = driver.execute_script(
             f"return document.querySelector('#{ids.EVAL_TABLE} .js-plotly-plot').data[0].customdata"
             ".findIndex(c => c[0] === arguments[0] && c[1] === arguments[1]);",
@@ -158,7 +158,7 @@ def main() -> None:
             COMPARE[1],
         )
         driver.execute_script("window.scrollTo({top: 0, behavior: 'instant'});")
-        ActionChains(driver).move_to_element(bars[index]).click().perform()
+        click(driver, index)  # the bar of COMPARE: it becomes the compared combination
         settle(driver, 3)
         shoot(driver, ids.LOCAL_GRAPH, outdir / "view_local_comparison.png")
         shoot(driver, ids.GLOBAL_GRAPH, outdir / "view_global_comparison.png")

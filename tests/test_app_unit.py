@@ -55,6 +55,7 @@ from app.views.local import points_to_ids
 from pipeline import store
 from pipeline.store import SENSITIVITY_METRICS as SENS_METRICS
 from pipeline.store import density_bins
+from tests.evaltable_shapes import models_in, rects, shape
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -123,16 +124,17 @@ def evals_frame() -> pd.DataFrame:
 def test_evaluation_table_ranks_highlights_and_shows_subset():
     frame = table_frame(evals_frame(), 3)
     fig = F(evaluation_table(frame, selected="m-mag-50"))
-    bars = fig.data[0]
+    bars = fig.data[0]  # a point at each bar's slot: hover, click and the keyboard
     assert len(arr(bars.x)) == 2 * 3  # 3 pruned models × (clean, fog)
-    widths = dict(zip([c[0] + c[1] for c in bars.customdata], arr(bars.marker.line.width)))
-    assert widths["m-mag-50clean"] > 0 and widths["m-rand-50clean"] == 0
-    base = arr(bars.base)
-    top = max(range(len(base)), key=lambda i: base[i])
+    assert models_in(fig, "outline selected") == {"m-mag-50"} and models_in(fig, "outline compared") == set()
+    height = arr(bars.y)
+    top = max(range(len(height)), key=lambda i: height[i])
     assert bars.customdata[top][0].startswith("m-mag")  # magnitude's best beats random's: on top
+    assert len(rects(shape(fig, "difference -")["path"])) == 0 and models_in(fig, "veil") == set()
     subset = frame[["model_id", "column"]].assign(accuracy=0.2)
     with_subset = F(evaluation_table(frame, subset=subset, subset_size=5))
-    assert any(t.name == "difference" for t in with_subset.data)
+    assert len(rects(shape(with_subset, "difference -")["path"])) == 6, "a red segment a bar: the subset does worse"
+    assert len(rects(shape(with_subset, "difference +")["path"])) == 0
     mean = table_frame(evals_frame(), "mean")
     assert mean[mean["column"] == "fog"]["accuracy"].round(3).tolist() == pytest.approx([0.7, 0.575, 0.475, 0.575])
 
@@ -653,6 +655,7 @@ def test_evaluation_table_labels_sparsities_values_and_methods():
     rows = next(t for t in fig.data if t.name == "row labels")
     assert {"magnitude", "random"} <= set(rows.text)  # two columns leave room for full names
     assert {t.name for t in fig.data if t.showlegend} == {"magnitude", "random"}
+    assert fig.layout.hoverdistance > 40, "a bar hovers over all its width, not only 20 px around its point"
 
 
 def test_evaluation_table_numbers_mode_writes_each_sparsity_and_accuracy_on_its_own_line():
@@ -664,10 +667,10 @@ def test_evaluation_table_numbers_mode_writes_each_sparsity_and_accuracy_on_its_
     assert "values" in names and "sparsity labels" not in names
     values = next(t for t in fig.data if t.name == "values")
     bars = fig.data[0]
-    assert bars.orientation == "h" and len(arr(bars.y)) == 3 * 22
+    assert bars.mode == "none" and len(arr(bars.y)) == 3 * 22
     cells = [text.split("<br>") for text in values.text]  # one text per cell (a row of a column), a line per bar
     assert len(cells) == 2 * 22 and sum(map(len, cells)) == 3 * 22
-    assert "50 <b>78</b>" in cells[0] and all(len(line.split()) == 2 for line in sum(cells, []))
+    assert "50 78" in cells[0] and all(len(line.split()) == 2 for line in sum(cells, []))
     plot_px = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
     line = LINE_PX / plot_px * np.diff(fig.layout.yaxis.range)[0]  # a text line in row units
     first = np.sort(arr(bars.y)[: len(cells[0])])[::-1]  # its bars from the top: a line apart, centred on the text
@@ -689,7 +692,7 @@ def test_a_table_cell_without_any_accuracy_is_drawn_last_with_dashes_in_both_mod
         if mode == "numbers":
             cells = [t.split("<br>") for t in next(t for t in fig.data if t.name == "values").text]
             assert len(cells) == 2 * 22 and sum(map(len, cells)) == 3 * 22
-            assert ["50 <b>–</b>", "90 <b>–</b>"] in cells and ["50 <b>78</b>", "90 <b>68</b>"] in cells
+            assert ["50 –", "90 –"] in cells and ["50 78", "90 68"] in cells
         else:
             labels = next(t for t in fig.data if t.name == "accuracy labels")
             assert list(labels.text).count("–") == 2 * 21 and np.isfinite(arr(labels.y)).all()  # drawn, at the bottom
@@ -709,11 +712,10 @@ def test_the_table_makes_room_for_each_row_of_its_legend():
 def test_the_table_outlines_the_selected_model_thick_and_the_compared_one_thinner():
     frame = table_frame(evals_frame(), 3)
     for selected, compared in (("m-mag-50", "m-rand-50"), ("m-mag-90", None), (None, None)):
-        bars = F(evaluation_table(frame, selected, compared)).data[0]
-        widths = dict(zip([c[0] for c in bars.customdata], arr(bars.marker.line.width)))
-        assert {m for m, w in widths.items() if w == 2.5} == ({selected} - {None})
-        assert {m for m, w in widths.items() if w == 1.5} == ({compared} - {None})
-        assert {m for m, w in widths.items() if w == 0} == set(widths) - {selected, compared}
+        fig = F(evaluation_table(frame, selected, compared))
+        assert models_in(fig, "outline selected") == {selected} - {None}
+        assert models_in(fig, "outline compared") == {compared} - {None}
+        assert shape(fig, "outline selected")["line"]["width"] > shape(fig, "outline compared")["line"]["width"]
 
 
 def test_evaluation_table_rows_keep_scopes_apart():

@@ -14,6 +14,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from app import ids
 from app.main import create_app
 from tests.conftest import free_port, without_bits
+from tests.evaltable_shapes import bars_drawn, click, count, drawn
 
 pytestmark = pytest.mark.browser
 
@@ -53,7 +54,7 @@ def wait(duo, condition, timeout: float = 30):
 
 
 def views_drawn(duo) -> bool:
-    table = figure_data(duo, ids.EVAL_TABLE)
+    table = drawn(duo.driver)
     local = figure_data(duo, ids.LOCAL_GRAPH)
     glob = figure_data(duo, ids.GLOBAL_GRAPH)
     margin = figure_data(duo, ids.ROBUST_MARGIN)
@@ -61,7 +62,7 @@ def views_drawn(duo) -> bool:
     dims = figure_data(duo, ids.DIM_GRAPH)
     images = duo.driver.find_elements("css selector", f"#{ids.SAMPLES_GRID} img")
     return (
-        any(t.get("type") == "bar" and t["n"] > 10 for t in table)
+        count(table, "fill") > 10
         and any(t.get("mode") == "markers" and t["n"] > 0 for t in local)
         and any(t.get("mode") == "lines" and t["n"] > 0 for t in glob)
         and any(t.get("fill") == "tozeroy" for t in margin)
@@ -194,7 +195,7 @@ def test_box_selection_drives_samples_global_and_table(local_kind, dash_app):
     )
     wait(
         dash_app,
-        lambda: any(t.get("name") == "difference" and t["n"] > 0 for t in figure_data(dash_app, ids.EVAL_TABLE)),
+        lambda: count(drawn(dash_app.driver), "difference") > 0,  # the bars show the selection's accuracy
     )
     wait(
         dash_app,
@@ -230,7 +231,7 @@ def test_box_over_an_axis_in_global_geometry_drives_the_other_views(dash_app):
     wait(dash_app, lambda: "selected" in dash_app.find_element(f"#{ids.SAMPLES_COUNT}").text)
     wait(
         dash_app,
-        lambda: any(t.get("name") == "difference" and t["n"] > 0 for t in figure_data(dash_app, ids.EVAL_TABLE)),
+        lambda: count(drawn(dash_app.driver), "difference") > 0,  # the bars show the selection's accuracy
     )
     wait(
         dash_app,
@@ -243,12 +244,6 @@ def test_box_over_an_axis_in_global_geometry_drives_the_other_views(dash_app):
     assert dash_app.get_logs() == []
 
 
-BAR_LENGTHS = """
-const t = document.querySelector('#' + arguments[0] + ' .js-plotly-plot')._fullData[0];
-return Array.from(t.orientation === 'h' ? t.x : t.y);
-"""
-
-
 def test_a_first_brush_waits_for_the_background_job_and_the_next_is_patched(dash_duo, browser_store, tmp_path):
     """A run without correct_bits: the first brush's accuracy comes from the background job (`prepare`),
     the next brush from a Patch of the drawn table; both change the bars the page shows."""
@@ -257,7 +252,7 @@ def test_a_first_brush_waits_for_the_background_job_and_the_next_is_patched(dash
     dash_duo.start_server(create_app(store, "tiny", cache_dir=tmp_path / "dc"), port=free_port())
     dash_duo.driver.set_window_size(1440, 900)
     wait(dash_duo, lambda: settled(dash_duo))
-    lengths = lambda: dash_duo.driver.execute_script(BAR_LENGTHS, ids.EVAL_TABLE)  # noqa: E731
+    lengths = lambda: bars_drawn(drawn(dash_duo.driver))  # noqa: E731
 
     def brush(samples: list[int]) -> None:
         selection = {"samples": samples, "source": "local"}
@@ -269,11 +264,11 @@ def test_a_first_brush_waits_for_the_background_job_and_the_next_is_patched(dash
     brush(list(range(0, 60, 2)))
     wait(
         dash_duo,
-        lambda: any(t.get("name") == "difference" and t["n"] > 0 for t in figure_data(dash_duo, ids.EVAL_TABLE)),
+        lambda: count(drawn(dash_duo.driver), "difference") > 0,
         timeout=60,
     )
     first = lengths()
-    assert len(first) == len(whole) and first != whole, "the bars show the selection's accuracy"
+    assert first and whole and first != whole, "the bars show the selection's accuracy"
     brush(list(range(1, 60, 2)))
     wait(dash_duo, lambda: lengths() not in (first, whole))
     wait(dash_duo, lambda: dash_duo._wait_for_callbacks())
@@ -282,9 +277,9 @@ def test_a_first_brush_waits_for_the_background_job_and_the_next_is_patched(dash
 
 def test_clicking_a_bar_compares_and_draws_trajectories(dash_app):
     wait(dash_app, lambda: settled(dash_app))
-    bars = dash_app.driver.find_elements("css selector", f"#{ids.EVAL_TABLE} .trace.bars .point path")
-    assert len(bars) > 10
-    ActionChains(dash_app.driver).move_to_element(bars[len(bars) // 2]).click().perform()
+    bars = len(drawn(dash_app.driver)["ids"])
+    assert bars > 10
+    click(dash_app.driver, bars // 2)
     wait(dash_app, lambda: "compared" in dash_app.find_element(f"#{ids.COMBO_TABLE}").text)
     wait(
         dash_app,

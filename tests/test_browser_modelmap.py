@@ -13,6 +13,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from app import ids
 from app.main import create_app
 from scripts.screenshots import open_tab
+from tests import evaltable_shapes as table_shapes
 from tests.conftest import free_port
 from tests.foreign_runs import DAMAGES
 from tests.test_browser import figure_data, wait
@@ -28,11 +29,6 @@ el._fullData.forEach(t => { if (t.mode === 'markers') out[t.name] = {
   opacity: t.marker.opacity ? Array.from(t.marker.opacity) : [],
   x: Array.from(t.x), y: Array.from(t.y) }; });
 return out;
-"""
-BAR_OPACITY = f"""
-const el = document.querySelector('#{ids.EVAL_TABLE} .js-plotly-plot');
-const t = el && el._fullData && el._fullData[0];
-return t ? {{ids: Array.from(t.customdata, c => c[0]), opacity: Array.from(t.marker.opacity)}} : null;
 """
 
 
@@ -83,11 +79,8 @@ def test_model_map_click_sets_compared_then_reference_and_rings_follow(duo):
     wait(duo, lambda: "compared" in nodes(duo, ids.MODELMAP_GRAPH))
     ringed = nodes(duo, ids.MODELMAP_GRAPH)
     assert ringed["compared"]["x"] == [ringed["magnitude"]["x"][-1]]
-    widths = duo.driver.execute_script(
-        f"const t = document.querySelector('#{ids.EVAL_TABLE} .js-plotly-plot')._fullData[0];"
-        "return Array.from(t.customdata, c => c[0]).filter((m, i) => t.marker.line.width[i] > 0);"
-    )
-    assert target in widths, "the evaluation table outlines the model the map picked"
+    outlined = table_shapes.drawn_in(table_shapes.drawn(duo.driver), "outline compared")
+    assert outlined == {target}, "the evaluation table outlines the model the map picked"
     duo.find_element(f"#{ids.CLICK_TARGET} input[value=reference]").click()
     other = drawn["random"]["ids"][0]
     click_model(duo, ids.MODELMAP_GRAPH, other)
@@ -111,15 +104,11 @@ def test_similarity_lasso_highlights_models_in_the_table_and_the_map(duo):
         drag = drag.move_by_offset(dx, dy)  # a lasso around the left half, in steps as a hand draws it
     drag.release().perform()
     wait(
-        duo,
-        lambda: (
-            (duo.driver.execute_script(BAR_OPACITY) or {}).get("opacity")
-            and min(duo.driver.execute_script(BAR_OPACITY)["opacity"]) < 1
-        ),
-    )
-    bars = duo.driver.execute_script(BAR_OPACITY)
-    chosen = {m for m, o in zip(bars["ids"], bars["opacity"]) if o == 1}
-    faded = {m for m, o in zip(bars["ids"], bars["opacity"]) if o < 1}
+        duo, lambda: table_shapes.drawn_in(table_shapes.drawn(duo.driver), "veil")
+    )  # a veil over the bars of the models left out
+    table = table_shapes.drawn(duo.driver)
+    faded = table_shapes.drawn_in(table, "veil")
+    chosen = set(table["ids"]) - faded
     assert chosen and faded, "some models highlighted, the others faded"
     wait(
         duo,
@@ -129,7 +118,7 @@ def test_similarity_lasso_highlights_models_in_the_table_and_the_map(duo):
     lit = {m for t in on_map.values() for m, o in zip(t["ids"], t["opacity"]) if o == 1}
     assert chosen <= lit and not (faded & lit), "the map highlights the same models as the table"
     duo.find_element(f"#{ids.CLEAR_SELECTION}").click()
-    wait(duo, lambda: min(duo.driver.execute_script(BAR_OPACITY)["opacity"]) == 1)
+    wait(duo, lambda: not table_shapes.drawn_in(table_shapes.drawn(duo.driver), "veil"))
     assert duo.get_logs() == []
 
 

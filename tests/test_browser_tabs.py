@@ -14,6 +14,7 @@ from selenium.webdriver.common.keys import Keys
 from app import ids
 from app.main import create_app
 from scripts.screenshots import open_tab
+from tests import evaltable_shapes as table_shapes
 from tests.conftest import free_port
 from tests.test_browser import settled, wait
 from tests.test_browser_modelmap import click_model, nodes
@@ -48,28 +49,21 @@ return {{inner: window.innerHeight, scrolled: window.scrollY, tabsBottom: tabs.b
          boxScrolls: box.scrollHeight, plotHeight: plot.getBoundingClientRect().height,
          figure: plot._fullLayout ? plot._fullLayout.height : 0}};
 """
-LOWEST_BAR = f"""
+BOX = f"""
 const box = document.getElementById('{ids.EVAL_KEYS}');
-box.scrollTop = box.scrollHeight;
+if (arguments[0]) box.scrollTop = box.scrollHeight;
 const frame = box.getBoundingClientRect();
-const bars = Array.from(document.querySelectorAll('#{ids.EVAL_TABLE} .trace.bars .point path'));
-let best = -1, y = -Infinity;
-bars.forEach((b, i) => {{
-  const r = b.getBoundingClientRect();
-  if (r.height > 2 && r.top > frame.top && r.bottom < frame.bottom && r.top > y) {{ best = i; y = r.top; }}
-}});
-const data = document.querySelector('#{ids.EVAL_TABLE} .js-plotly-plot').data;
-return [best, best >= 0 ? data[0].customdata[best][0] : null, box.scrollTop];
+return [box.scrollTop, frame.top, frame.bottom];
 """
 
-IN_SIGHT = f"""
-const box = document.getElementById('{ids.EVAL_KEYS}');
-const frame = box.getBoundingClientRect();
-const bars = document.querySelectorAll('#{ids.EVAL_TABLE} .trace.bars .point path');
-const bar = bars[Number(box.dataset.point)];
-const r = bar ? bar.getBoundingClientRect() : {{top: -1, bottom: -1}};
-return [box.scrollTop, frame.top, frame.bottom, (r.top + r.bottom) / 2];
-"""
+
+def lowest_bar(driver) -> tuple[int, str, float]:
+    """The table box scrolled to its bottom: the bar of its last row in sight (index, model) and the scroll."""
+    scrolled, top, bottom = driver.execute_script(BOX, True)
+    table = table_shapes.drawn(driver)
+    sight = [(y, i) for i, (_, y) in enumerate(table["screen"]) if top < y < bottom]
+    index = max(sight)[1] if sight else -1
+    return index, table["ids"][index] if sight else None, scrolled
 
 
 @pytest.fixture(scope="module")
@@ -86,10 +80,9 @@ def test_the_tab_bar_is_on_the_first_screen_and_the_scrolled_table_still_hovers_
     dash_duo, many_models, tmp_path
 ):
     dash_duo.start_server(create_app(many_models, "many", cache_dir=tmp_path / "dc"), port=free_port())
-    bars = f"#{ids.EVAL_TABLE} .trace.bars .point path"
     for width, height in ((1440, 900), (1280, 720)):
         dash_duo.driver.set_window_size(width, height)
-        wait(dash_duo, lambda: len(dash_duo.driver.find_elements("css selector", bars)) > 50, 60)
+        wait(dash_duo, lambda: table_shapes.count(table_shapes.drawn(dash_duo.driver), "fill") > 50, 60)
         wait(dash_duo, lambda: dash_duo.driver.execute_script(TOPS)["figure"] > 0)
         at = dash_duo.driver.execute_script(TOPS)
         assert at["scrolled"] == 0 and at["tabsBottom"] <= at["inner"], (width, height, at)
@@ -97,12 +90,12 @@ def test_the_tab_bar_is_on_the_first_screen_and_the_scrolled_table_still_hovers_
         assert at["figure"] > at["inner"] - 200 and at["boxScrolls"] > at["boxHeight"], "a table that scrolls"
     wait(dash_duo, lambda: dash_duo._wait_for_callbacks())  # the new size's redraw done: it would drop a hover
     wait(dash_duo, lambda: not dash_duo.driver.find_elements("css selector", ".dash-graph--pending"))
-    index, model, scrolled = dash_duo.driver.execute_script(LOWEST_BAR)
+    index, model, scrolled = lowest_bar(dash_duo.driver)
     assert index >= 0 and model and scrolled > 0, "a bar of the table's last row, scrolled into sight"
+    nudge = iter(range(1000))
 
-    def hovered() -> bool:  # the bar found again each time: a redraw replaces the elements
-        bar = dash_duo.driver.find_elements("css selector", bars)[index]
-        ActionChains(dash_duo.driver).move_to_element(bar).move_by_offset(1, 0).perform()  # a move every time
+    def hovered() -> bool:  # the bar found again each time (a redraw moves it), and a move every time
+        table_shapes.point_to(dash_duo.driver, index, nudge=next(nudge) % 2)
         return model in dash_duo.driver.execute_script(HOVER, ids.EVAL_TABLE)
 
     wait(dash_duo, hovered)
@@ -113,9 +106,12 @@ def test_the_tab_bar_is_on_the_first_screen_and_the_scrolled_table_still_hovers_
     keys = dash_duo.driver.switch_to.active_element
     for _ in range(12):  # from the keyboard, down the column: the box scrolls the bar in focus into sight
         keys.send_keys(Keys.ARROW_DOWN)
-    wait(dash_duo, lambda: dash_duo.driver.execute_script(IN_SIGHT)[0] > 0)
-    scrolled, top, bottom, point_y = dash_duo.driver.execute_script(IN_SIGHT)
-    assert top <= point_y <= bottom, "the bar in focus is in the box's sight"
+    wait(dash_duo, lambda: dash_duo.driver.execute_script(BOX, False)[0] > 0)
+    scrolled, top, bottom = dash_duo.driver.execute_script(BOX, False)
+    focus = int(dash_duo.driver.execute_script(f"return document.getElementById('{ids.EVAL_KEYS}').dataset.point;"))
+    assert top <= table_shapes.drawn(dash_duo.driver)["screen"][focus][1] <= bottom, (
+        "the bar in focus is in the box's sight"
+    )
     assert dash_duo.get_logs() == []
 
 

@@ -13,6 +13,7 @@ from app.main import create_app
 from app.reader import StoreReader
 from app.state import Combo
 from app.views.local import flips_per_class
+from tests import evaltable_shapes as table_shapes
 from tests.conftest import free_port
 from tests.test_browser import figure_data, settled, wait
 
@@ -28,9 +29,6 @@ TEXTS = (  # every text a plot draws at its points, with its bounding box; each 
     "return Array.from(document.querySelectorAll('#' + arguments[0] + ' .textpoint text'))"
     ".flatMap(t => t.querySelector('tspan.line') ? Array.from(t.querySelectorAll('tspan.line')) : [t])"
     ".filter(t => t.textContent.trim()).map(t => [t.textContent, t.getBoundingClientRect().toJSON()]);"
-)
-BARS = (  # the number of bars of the evaluation table (a model on an evaluation set each)
-    "return document.querySelectorAll('#' + arguments[0] + ' .barlayer .trace.bars:first-child .point').length;"
 )
 LAYOUT = "const el = document.querySelector('#' + arguments[0] + ' .js-plotly-plot'); return el && el.layout;"
 OPTIONS = (  # the open dropdown's options (radio items: "a click sets", "placed by", "cells", "rank classes by" too)
@@ -99,7 +97,9 @@ def test_evaluation_table_numbers_are_drawn_and_do_not_overlap_at_1280_px(duo):
             pytest.fail(f"{mode}: a label drawn outside the plot")
         texts = duo.driver.execute_script(TEXTS, ids.EVAL_TABLE)
         drawn = [t for t, _ in texts]
-        bars = duo.driver.execute_script(BARS, ids.EVAL_TABLE)
+        bars = table_shapes.count(
+            table_shapes.drawn(duo.driver), "fill"
+        )  # the bars drawn (a model on an evaluation set each)
         if wanted == "values":
             lines = [t for t in drawn if t.split(" ")[0] in ("50", "80") and t.split(" ")[-1].isdigit()]
             assert len(lines) == bars > 10, "a line 'sparsity accuracy' for every bar"

@@ -177,7 +177,8 @@ def test_a_brush_sends_a_patch_that_draws_the_figure_drawn_from_scratch(client):
         assert canonical(figure) == canonical(scratch[ids.EVAL_TABLE]["figure"]), changed
         sizes.append(len(json.dumps(patch)) / len(json.dumps(scratch[ids.EVAL_TABLE]["figure"])))
         if changed == (ids.COMPARED_DROPDOWN, "value"):
-            assert all(loc[-3:] == ["marker", "line", "width"] for loc in locations(patch)), "the outlines alone"
+            outlines = [loc for loc in locations(patch) if loc[:2] == ["layout", "shapes"] and loc[-1] == "path"]
+            assert len(outlines) == len(locations(patch)) == 2, "the two outlines' paths alone"
     assert max(sizes[:2]) < 0.8, f"a brush sends less than the figure: {sizes}"
     assert client.post((ids.SELECTION, "data")) == {}, "nothing differs from the drawn table: no update"
 

@@ -13,8 +13,13 @@ method's vertical position is its rank there. A cell is drawn in one of two mode
 "auto" picks bars when every bar keeps room for its labels in a 1280 px window, numbers
 otherwise, and row labels break onto two lines where one does not fit: every number stays
 readable without a hover. The dense model is a dashed line in every cell of its architecture;
-the selected models' bars are outlined; with a sample subset, bars show the subset's accuracy
+the selected models' bar slots are outlined; with a sample subset, bars show the subset's accuracy
 and a blue (better) or red (worse) segment marks the difference from the whole test set.
+
+The bars are a few SVG paths (layout shapes: one a method colour, the difference segments, the
+outlines, a veil over the faded models), not a bar trace: at 200 models × 20 columns a bar trace is
+4,000 SVG elements, which doubled the table's drawing and slowed every later restyle of the page.
+Hover, click and the keyboard use trace 0, an invisible point (mode "none") at each bar's slot.
 
 A brush, a highlight or another reference changes the bars' heights, texts and outlines, not the
 table's structure: `table_structure` (memoised by the view) draws what stays, `table_parts` what
@@ -161,9 +166,17 @@ def _legend_rows(widths: list[int], room: int) -> int:
     return rows
 
 
-def outlines(model_ids: pd.Series, selected: str | None, compared: str | None) -> np.ndarray:
-    """The bars' outline widths: the selected model's thick, the compared one's thinner, others none."""
-    return np.where(model_ids == selected, 2.5, np.where(model_ids == compared, 1.5, 0.0))
+OUTLINES = (("selected", 2.5), ("compared", 1.5))  # the slots' outline widths: the selected model's, the compared one's
+NOTHING = "M0,0"  # the path of a shape that draws nothing (no rectangle to draw)
+
+
+def rects(x0: np.ndarray, x1: np.ndarray, y0: np.ndarray, y1: np.ndarray) -> str:
+    """Rectangles as one SVG path in data coordinates (a layout shape's `path`); NOTHING for none.
+    Four decimals: under 0.1 px for the table's columns (x) and rows (y). One %-format of all of
+    them: twice as fast as a string a rectangle (a brush redraws 4,000 at 100 M rows)."""
+    if not len(x0):
+        return NOTHING
+    return ("M%.4f,%.4fH%.4fV%.4fH%.4fZ" * len(x0)) % tuple(np.column_stack([x0, y0, x1, y1, x0]).ravel().tolist())
 
 
 def _columns(frame: pd.DataFrame) -> list[str]:
@@ -210,7 +223,8 @@ def _rgba(color: str, alpha: float) -> str:
 
 SUBSET, OUTLINE, OPACITY = "subset", "outline", "opacity"
 PARTS = (SUBSET, OUTLINE, OPACITY)  # what a selection, the outlined models and a highlighted group set
-Path = tuple[int | str, ...]  # a property's place in a figure's "data": the trace's index, then its keys
+# a property's place in a figure, from its root: ("data", 0, "text"), ("layout", "shapes", 3, "path")
+Path = tuple[int | str, ...]
 
 
 @dataclass(frozen=True)
@@ -219,11 +233,12 @@ class Table:
     (PARTS), and what the parts are placed with. Pure and picklable: the view memoises it per run
     version, severity and mode, so a brush computes and sends only its parts."""
 
-    figure: Figure  # every trace and the layout; trace 0 the bars, without the parts' properties
-    cells: pd.DataFrame  # one row per bar in trace 0's order: model_id, column, accuracy, sparsity, anchors
+    figure: Figure  # every trace and the layout; trace 0 the bars' hover points, without the parts' properties
+    cells: pd.DataFrame  # a row a bar in trace 0's order: model_id, column, accuracy, sparsity, fill, slot x0…y1, cell
     numbers: bool  # cells drawn as numbers, else as bars
     unit: float  # one pixel in row units
     traces: dict[str, int]  # index of each trace in the figure's data, by name
+    shapes: dict[str, int]  # index of each part's shape in the layout's shapes: "fill <colour>", "veil", …
     key: str  # the structure's identity: parts update a drawn table of the same key
 
 
@@ -257,26 +272,28 @@ def table_structure(frame: pd.DataFrame, mode: str = "auto") -> Table | None:
     cells["left"] = cells["k"] + CELL_PAD
     cells["line_y"] = floor + (body_px - (cells["i"].to_numpy() + 0.5) * LINE_PX) * unit  # numbers: line i's centre
     cells["bottom"] = floor + (3 + LINE_PX + 2) * unit  # bars: the bars' bottom
-    if numbers:
-        bars = {"orientation": "h", "y": cells["line_y"].to_numpy(), "base": cells["left"].to_numpy()}
-        bars["width"] = (LINE_PX - 2) * unit
-        fill = colors.map({c: _rgba(c, 0.35) for c in colors.unique()}).to_numpy()
+    if numbers:  # a bar's slot: its line's width, a bar of accuracy 1
+        thick = (LINE_PX - 2) * unit
+        cells["x0"], cells["x1"] = cells["left"], cells["left"] + BAR_SPACE
+        cells["y0"], cells["y1"] = cells["line_y"] - thick / 2, cells["line_y"] + thick / 2
+        cells["fill"] = colors.map({c: _rgba(c, 0.35) for c in colors.unique()})
     else:
-        bars = {"x": cells["x"].to_numpy(), "base": cells["bottom"].to_numpy(), "width": cells["width"].to_numpy()}
-        fill = colors.to_numpy()
+        cells["x0"], cells["x1"] = cells["x"] - cells["width"] / 2, cells["x"] + cells["width"] / 2
+        cells["y0"], cells["y1"] = cells["bottom"], cells["bottom"] + BAR_PX * unit
+        cells["fill"] = colors
     traces = [
-        {  # trace 0: the accuracy bars; their accuracy, selection, outline and opacity are parts
-            "type": "bar",
-            **bars,
+        {  # trace 0: a point at each bar's slot for hover, click and the keyboard; the hover's selection line is a part
+            "type": "scatter",
+            "mode": "none",
+            "hoveron": "points",
+            "x": ((cells["x0"] + cells["x1"]) / 2).to_numpy(),
+            "y": ((cells["y0"] + cells["y1"]) / 2).to_numpy(),
             "customdata": np.column_stack([cells["model_id"], cells["corruption"], cells["severity"].astype(int)]),
-            "marker": {"color": fill, "line": {"color": "black"}},
             "hovertext": hover.to_numpy(),
-            # the hover's selection line (hovertemplate, text) is a part
-            "textposition": "none",
+            "hoverlabel": {"bgcolor": colors.to_numpy()},
             "name": "accuracy",
             "showlegend": False,
         },
-        {"type": "bar", "name": "difference", "hoverinfo": "skip", "showlegend": False},  # a part: the selection's
     ]
     text = {"type": "scatter", "mode": "text", "hoverinfo": "skip", "showlegend": False, "textfont": TEXT}
     if numbers:  # a cell's lines "sparsity accuracy" as one text at their centre; the text is a part
@@ -288,7 +305,7 @@ def table_structure(frame: pd.DataFrame, mode: str = "auto") -> Table | None:
         traces.append(
             text
             | {
-                "x": bars["x"],
+                "x": cells["x"].to_numpy(),
                 "y": floor + (3 + LINE_PX / 2) * unit,
                 "text": _pct(cells["sparsity"]),
                 "textposition": "middle center",
@@ -296,7 +313,7 @@ def table_structure(frame: pd.DataFrame, mode: str = "auto") -> Table | None:
                 "name": "sparsity labels",
             }
         )
-        traces.append(text | {"x": bars["x"], "textposition": "middle center", "name": "accuracy labels"})
+        traces.append(text | {"x": cells["x"].to_numpy(), "textposition": "middle center", "name": "accuracy labels"})
     traces.append(
         text
         | {
@@ -339,7 +356,7 @@ def table_structure(frame: pd.DataFrame, mode: str = "auto") -> Table | None:
         {"type": "bar", "x": [None], "y": [None], "marker": {"color": f.color}, "name": f.label, "showlegend": True}
         for f in legend
     ]
-    shapes = [
+    frames = [
         {
             "type": "rect",
             "x0": k + 0.02,
@@ -352,8 +369,18 @@ def table_structure(frame: pd.DataFrame, mode: str = "auto") -> Table | None:
         }
         for k in range(len(columns))
     ]
+    styles = [(f"fill {c}", {"fillcolor": c, "line": {"width": 0}}) for c in dict.fromkeys(cells["fill"])]
+    styles += [(f"difference {sign}", {"fillcolor": c, "line": {"width": 0}}) for sign, c in (("+", BLUE), ("-", RED))]
+    styles += [("veil", {"fillcolor": f"rgba(255,255,255,{1 - FADED:g})", "line": {"width": 0}})]
+    styles += [
+        (f"outline {role}", {"fillcolor": "rgba(0,0,0,0)", "line": {"color": "black", "width": w}})
+        for role, w in OUTLINES
+    ]
+    shapes = frames + [
+        {"type": "path", "name": name, "path": NOTHING, "layer": "below", **style} for name, style in styles
+    ]
     key = (
-        "each line: sparsity (% removed) and <b>accuracy</b> (%) over a bar of that accuracy"
+        "each line: sparsity (% removed), then accuracy (%), over a bar of that accuracy"
         if numbers
         else "bar: accuracy (%, written above it) · under it: sparsity (% removed)"
     )
@@ -409,12 +436,23 @@ def table_structure(frame: pd.DataFrame, mode: str = "auto") -> Table | None:
                     "font": {"size": 10},
                 },
                 "hoverlabel": {"font": {"size": 11}},
+                "hoverdistance": _reach(cells, len(columns), row_px),
             },
         }
     )
     digest = hashlib.sha256(json.dumps(spec, default=lambda v: v.tolist()).encode()).hexdigest()[:16]
-    kept = ["model_id", "column", "accuracy", "sparsity", "x", "width", "left", "line_y", "bottom", "cell"]
-    return Table(spec, cells[kept], numbers, unit, {t["name"]: i for i, t in enumerate(traces)}, digest)
+    kept = ["model_id", "column", "accuracy", "sparsity", "fill", "x0", "x1", "y0", "y1", "cell"]
+    at = {name: len(frames) + i for i, (name, _) in enumerate(styles)}
+    return Table(spec, cells[kept], numbers, unit, {t["name"]: i for i, t in enumerate(traces)}, at, digest)
+
+
+def _reach(cells: pd.DataFrame, n_columns: int, row_px: float) -> int:
+    """How far (px) from a bar's point the mouse still hovers it: the largest slot's half diagonal in a
+    wide window (plotly's default, 20 px, misses most of a wide bar). The nearest point is the bar under
+    the mouse but at the corners of bars far wider than their row is high."""
+    x_px = 1.6 * PLOT_PX / n_columns  # one column at a 1920 px window's plot width
+    half = np.hypot((cells["x1"] - cells["x0"]).to_numpy() * x_px, (cells["y1"] - cells["y0"]).to_numpy() * row_px) / 2
+    return max(20, int(np.ceil(half.max())))
 
 
 def table_parts(
@@ -427,21 +465,32 @@ def table_parts(
     highlighted: Collection[str] | None = None,
 ) -> list[tuple[Path, Any]]:
     """The properties that `parts` (of PARTS) set in `table`'s figure, each as (its path in the
-    figure's data, its value): the selected model's bars outlined thick and the compared one's
-    thinner (outline); with `highlighted` (a group brushed in the similarity map) the other bars
-    faded (opacity); with `subset` (model_id, column, accuracy) the bars at the subset's accuracy, a
-    blue (better) or red (worse) segment for the difference from the whole set, and the numbers and
-    hover saying so (subset). The one drawing of these: the full figure (draw_table) and a partial
-    update of a drawn table with the same key both set them."""
+    figure, its value): the selected model's bar slots outlined thick and the compared one's
+    thinner (outline); with `highlighted` (a group brushed in the similarity map) a white veil over
+    the other bars (opacity); with `subset` (model_id, column, accuracy) the bars at the subset's
+    accuracy, a blue (better) or red (worse) segment for the difference from the whole set, and the
+    numbers and hover saying so (subset). The one drawing of these: the full figure (draw_table) and
+    a partial update of a drawn table with the same key both set them."""
     cells, out = table.cells, []
     if OUTLINE in parts:
-        out.append(((0, "marker", "line", "width"), outlines(cells["model_id"], selected, compared)))
+        for (role, _), model in zip(OUTLINES, (selected, compared)):
+            out.append((_shape(table, f"outline {role}"), _slots(cells, (cells["model_id"] == model).to_numpy())))
     if OPACITY in parts:
-        opaque = np.ones(len(cells)) if highlighted is None else cells["model_id"].isin(list(highlighted)).to_numpy()
-        out.append(((0, "marker", "opacity"), np.where(opaque, 1.0, FADED)))
+        faded = ~cells["model_id"].isin(list(highlighted or [])).to_numpy() if highlighted is not None else None
+        out.append((_shape(table, "veil"), NOTHING if faded is None else _slots(cells, faded)))
     if SUBSET in parts:
         out += _subset_parts(table, subset, subset_size)
     return [(path, encode(value)) for path, value in out]
+
+
+def _shape(table: Table, name: str) -> Path:
+    """The path of the named part shape's SVG path (Table.shapes)."""
+    return ("layout", "shapes", table.shapes[name], "path")
+
+
+def _slots(cells: pd.DataFrame, chosen: np.ndarray) -> str:
+    """The slots (a bar of accuracy 1) of the `chosen` bars, as one path."""
+    return rects(*(cells[k].to_numpy()[chosen] for k in ("x0", "x1", "y0", "y1")))
 
 
 def _subset_parts(table: Table, subset: pd.DataFrame | None, subset_size: int | None) -> list[tuple[Path, Any]]:
@@ -455,41 +504,37 @@ def _subset_parts(table: Table, subset: pd.DataFrame | None, subset_size: int | 
     diff = np.where(has, sub - acc, 0.0)
     hover = np.full(len(acc), "no value", dtype=object)  # the hover's selection line: its numbers only
     hover[has] = [f"{v:.3f} ({d:+.3f})" for v, d in zip(sub[has].tolist(), diff[has].tolist())]  # floats: 4× faster
-    difference = {"type": "bar", "name": "difference", "hoverinfo": "skip", "showlegend": False}
-    difference["marker"] = {"color": diff[has] >= 0, "colorscale": [[0, RED], [1, BLUE]], "cmin": 0, "cmax": 1}
-    if table.numbers:
-        left, line_y = cells["left"].to_numpy(), cells["line_y"].to_numpy()
-        thick = (LINE_PX - 2) * unit
-        difference |= {
-            "orientation": "h",
-            "y": line_y[has] - thick / 2 + 1.5 * unit,
-            "x": BAR_SPACE * np.abs(diff[has]),
-        }
-        difference |= {"base": (left + BAR_SPACE * np.minimum(acc, shown))[has], "width": 3 * unit}
-        out = [((0, "x"), BAR_SPACE * shown), ((at["values"], "text"), cell_texts(cells, shown))]
-    else:
-        bottom = cells["bottom"].to_numpy()
-        difference |= {"x": cells["x"].to_numpy()[has], "y": BAR_PX * unit * np.abs(diff[has])}
-        difference |= {
-            "width": cells["width"].to_numpy()[has],
-            "base": (bottom + BAR_PX * unit * np.minimum(acc, shown))[has],
-        }
+    x0, x1, y0, y1 = (cells[k].to_numpy() for k in ("x0", "x1", "y0", "y1"))
+    if table.numbers:  # bars grow rightwards from the slot's left; the difference is a thin segment on top
+        low = x0 + BAR_SPACE * np.minimum(acc, shown)
+        bars, segments = (x0, x0 + BAR_SPACE * shown, y0, y1), (low, low + BAR_SPACE * np.abs(diff), y0, y0 + 3 * unit)
+        out = [(("data", at["values"], "text"), cell_texts(cells, shown))]
+    else:  # bars grow upwards from the slot's bottom
+        low = y0 + BAR_PX * unit * np.minimum(acc, shown)
+        bars, segments = (x0, x1, y0, y0 + BAR_PX * unit * shown), (x0, x1, low, low + BAR_PX * unit * np.abs(diff))
         top = np.nan_to_num(np.fmax(acc, shown))  # a bar without an accuracy: its "–" at the bottom
-        labels_y = bottom + BAR_PX * unit * top + (LINE_PX / 2 + 1) * unit
-        out = [((0, "y"), BAR_PX * unit * shown), ((at["accuracy labels"], "y"), labels_y)]
-        out.append(((at["accuracy labels"], "text"), _pct(shown)))
+        labels_y = y0 + BAR_PX * unit * top + (LINE_PX / 2 + 1) * unit
+        out = [(("data", at["accuracy labels"], "y"), labels_y)]
+        out.append((("data", at["accuracy labels"], "text"), _pct(shown)))
+    fill, drawn = cells["fill"].to_numpy(), np.isfinite(shown)
+    for name in table.shapes:
+        if name.startswith("fill "):
+            out.append((_shape(table, name), rects(*(v[drawn & (fill == name[5:])] for v in bars))))
+    for sign, chosen in (("+", has & (diff > 0)), ("-", has & (diff < 0))):
+        out.append((_shape(table, f"difference {sign}"), rects(*(v[chosen] for v in segments))))
     line = f"<br>selection ({subset_size}): %{{text}}" if has.any() else ""  # the hover's, under the bar's own
     out += [
-        ((0, "hovertemplate"), "%{hovertext}" + line + "<extra></extra>"),
-        ((0, "text"), hover if has.any() else ""),
+        (("data", 0, "hovertemplate"), "%{hovertext}" + line + "<extra></extra>"),
+        (("data", 0, "text"), hover if has.any() else ""),
     ]
-    return out + [((at["difference"],), difference)]
+    return out
 
 
 def cell_texts(cells: pd.DataFrame, accuracy: np.ndarray) -> list[str]:
-    """Each cell's lines "sparsity <b>accuracy</b>" (%) in one text, its lines in `cells`' order;
-    `accuracy` one per row of `cells` (Table.cells, whose rows are in cell order)."""
-    lines = [f"{s} <b>{a}</b>" for s, a in zip(_pct(cells["sparsity"]).tolist(), _pct(accuracy).tolist())]
+    """Each cell's lines "sparsity accuracy" (%) in one text, its lines in `cells`' order; `accuracy`
+    one per row of `cells` (Table.cells, whose rows are in cell order). Plain text: a bold accuracy
+    was a second SVG element a line (4,000 more at 200 models × 20 columns)."""
+    lines = [f"{s} {a}" for s, a in zip(_pct(cells["sparsity"]).tolist(), _pct(accuracy).tolist())]
     cell = cells["cell"].to_numpy()
     bounds = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1], True]).tolist()
     return ["<br>".join(lines[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
@@ -497,17 +542,15 @@ def cell_texts(cells: pd.DataFrame, accuracy: np.ndarray) -> list[str]:
 
 def with_parts(fig: Figure, parts: list[tuple[Path, Any]]) -> Figure:
     """`fig` with each part set, copied along each part's path (`fig`, a memoised structure, stays as it is)."""
-    data = list(fig["data"])
-    for (trace, *keys), value in parts:
-        if not keys:
-            data[trace] = value
-            continue
-        node = data[trace] = dict(data[trace])
-        for k in keys[:-1]:
-            node[k] = dict(node[k])
-            node = node[k]
-        node[keys[-1]] = value
-    return {**fig, "data": data}
+    out = dict(fig)
+    for path, value in parts:
+        node = out
+        for key in path[:-1]:
+            child = node[key]
+            node[key] = child = list(child) if isinstance(child, list) else dict(child)
+            node = child
+        node[path[-1]] = value
+    return out
 
 
 def draw_table(

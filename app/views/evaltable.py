@@ -193,7 +193,7 @@ def _patch(parts: list) -> Patch:
     """The parts (table_parts) as a partial update of the drawn figure: only their properties travel."""
     patch = Patch()
     for path, value in parts:
-        node = patch["data"]
+        node = patch
         for key in path[:-1]:
             node = node[key]
         node[path[-1]] = value
