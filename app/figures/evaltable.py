@@ -272,14 +272,14 @@ def table_structure(frame: pd.DataFrame, mode: str = "auto") -> Table | None:
     cells["left"] = cells["k"] + CELL_PAD
     cells["line_y"] = floor + (body_px - (cells["i"].to_numpy() + 0.5) * LINE_PX) * unit  # numbers: line i's centre
     cells["bottom"] = floor + (3 + LINE_PX + 2) * unit  # bars: the bars' bottom
-    if numbers:  # a bar's slot: its line's width, a bar of accuracy 1
+    if numbers:  # a bar's slot: a bar of accuracy 1, its line's height
         thick = (LINE_PX - 2) * unit
         cells["x0"], cells["x1"] = cells["left"], cells["left"] + BAR_SPACE
         cells["y0"], cells["y1"] = cells["line_y"] - thick / 2, cells["line_y"] + thick / 2
         cells["fill"] = colors.map({c: _rgba(c, 0.35) for c in colors.unique()})
-    else:
+    else:  # a bar of accuracy 1 and its accuracy's label: an outline frames the bar and its number
         cells["x0"], cells["x1"] = cells["x"] - cells["width"] / 2, cells["x"] + cells["width"] / 2
-        cells["y0"], cells["y1"] = cells["bottom"], cells["bottom"] + BAR_PX * unit
+        cells["y0"], cells["y1"] = cells["bottom"], cells["bottom"] + (BAR_PX + LINE_PX + 2) * unit
         cells["fill"] = colors
     traces = [
         {  # trace 0: a point at each bar's slot for hover, click and the keyboard; the hover's selection line is a part
