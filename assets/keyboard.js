@@ -1,7 +1,8 @@
 /* Keyboard access to a clickable plot (the evaluation table): an element of class "keyboard-plot"
    around a dcc.Graph takes the focus with Tab; the arrow keys move to the nearest point of the plot's
-   first trace in that direction (from its data: the table's points draw nothing) and show its hover label; Enter sends the click a mouse would
-   (dcc.Graph turns it into clickData, the same callback then runs); Escape hides the label.
+   first trace in that direction (placed from its data: the table's points draw nothing) and show its
+   hover label; Enter sends the click a mouse would (dcc.Graph turns it into clickData, the same
+   callback then runs); Escape hides the label.
    The point in focus is the box's data-point attribute; a box that scrolls (the table's) scrolls it into sight. */
 (function () {
   "use strict";

@@ -476,8 +476,8 @@ def table_parts(
         for (role, _), model in zip(OUTLINES, (selected, compared)):
             out.append((_shape(table, f"outline {role}"), _slots(cells, (cells["model_id"] == model).to_numpy())))
     if OPACITY in parts:
-        faded = ~cells["model_id"].isin(list(highlighted or [])).to_numpy() if highlighted is not None else None
-        out.append((_shape(table, "veil"), NOTHING if faded is None else _slots(cells, faded)))
+        veil = NOTHING if highlighted is None else _slots(cells, ~cells["model_id"].isin(list(highlighted)).to_numpy())
+        out.append((_shape(table, "veil"), veil))
     if SUBSET in parts:
         out += _subset_parts(table, subset, subset_size)
     return [(path, encode(value)) for path, value in out]
@@ -489,7 +489,7 @@ def _shape(table: Table, name: str) -> Path:
 
 
 def _slots(cells: pd.DataFrame, chosen: np.ndarray) -> str:
-    """The slots (a bar of accuracy 1) of the `chosen` bars, as one path."""
+    """The slots of the `chosen` bars (a bar of accuracy 1, with its number in bars mode), as one path."""
     return rects(*(cells[k].to_numpy()[chosen] for k in ("x0", "x1", "y0", "y1")))
 
 
