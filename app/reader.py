@@ -49,6 +49,7 @@ from pipeline.store.validate import check_run
 
 _MISSING = object()  # not in the in-process memo (None is a value there)
 LOCAL_ENTRIES = 64  # in-process memo entries per reader (per gunicorn worker)
+SUBSET_BLOCK = 1024  # samples a subset's accuracy picks at once: 20 MB of bytes at 19,200 evaluations
 
 
 def code_version() -> str:
@@ -314,9 +315,13 @@ class StoreReader:
         return self._memo(run, "samples", key, read)
 
     def correctness(self, run: str) -> tuple[pd.DataFrame, np.ndarray]:
-        """Every evaluation's per-sample correctness as a packed bit matrix, memoised, so any
-        subset's accuracy is a column pick: evaluations.parquet's `correct_bits` where every row
-        has them (the pipeline writes them), else one scan of the run's samples."""
+        """Every evaluation's per-sample correctness as packed bits, memoised, so any subset's accuracy
+        is a pick of rows: row j holds byte j of each evaluation's bitset (samples 8j to 8j + 7, the first
+        in the high bit), a column per evaluation in the keys' order. From evaluations.parquet's
+        `correct_bits` where every row has them (the pipeline writes them), else one scan of the run's
+        samples. Byte rows, not the (evaluations × bytes) matrix the store's helpers give: a brush of 300
+        samples picks 300 contiguous rows (6 ms at 19,200 evaluations) instead of gathering 300 bytes
+        from every evaluation's row (26 ms)."""
 
         def read() -> tuple[pd.DataFrame, np.ndarray]:
             with store_errors():
@@ -327,14 +332,15 @@ class StoreReader:
                 n = ev.column("n").to_numpy()
                 want = np.where(n > 0, np.rint(ev.column("accuracy").to_numpy(zero_copy_only=False) * n), 0)
                 if np.array_equal(store.row_counts(matrix), want):  # else a stale bitset: trust the samples
-                    return ev.select(BIT_KEYS).to_pandas(), matrix
+                    return ev.select(BIT_KEYS).to_pandas(), np.ascontiguousarray(matrix.T)
             with store_errors():
                 rows = (
                     store.samples_dataset(self.run_dir(run), self.meta(run)["num_classes"])
                     .to_table(columns=[*BIT_KEYS, "sample_id", "correct"])
                     .to_pandas()
                 )
-            return store.scan_bits(rows)
+            keys, matrix = store.scan_bits(rows)
+            return keys, np.ascontiguousarray(matrix.T)
 
         return self._memo(run, "correctness", (), read)
 
@@ -353,11 +359,16 @@ class StoreReader:
 
     def subset_accuracy(self, run: str, sample_ids: Sequence[int]) -> pd.DataFrame:
         """Accuracy of every evaluation restricted to `sample_ids`: model_id, corruption, severity, accuracy."""
-        keys, packed = self.correctness(run)
+        keys, rows = self.correctness(run)
         ids = np.unique(np.asarray(list(sample_ids), dtype=np.int64))
-        ids = ids[(ids >= 0) & (ids < packed.shape[1] * 8)]
-        bits = (packed[:, ids >> 3] >> (7 - (ids & 7)).astype(np.uint8)) & 1
-        return keys.assign(accuracy=bits.mean(axis=1) if len(ids) else np.nan)
+        ids = ids[(ids >= 0) & (ids < rows.shape[0] * 8)]
+        if not len(ids):
+            return keys.assign(accuracy=np.nan)
+        right = np.zeros(rows.shape[1], np.int64)
+        for part in np.array_split(ids, -(-len(ids) // SUBSET_BLOCK)):  # bounded memory for a large selection
+            masks = (np.uint8(128) >> (part & 7).astype(np.uint8))[:, None]
+            right += ((rows[part >> 3] & masks) != 0).sum(axis=0, dtype=np.int64)
+        return keys.assign(accuracy=right / len(ids))
 
     def margin_change(self, run: str, model_id: str) -> dict:
         """Fig. 10's density of a model (pipeline.store.margin_change_summary), memoised: from its

@@ -1,6 +1,7 @@
 """Where a brush's time goes in the evaluation table's callback: the selection's accuracy in every
-cell (of it, the column pick in the run's correctness matrix), the parts a brush sets (table_parts)
-and the JSON of the Patch the browser gets, against drawing and sending the whole figure.
+cell (of it, the pick of the selected samples' rows in the run's correctness matrix), the parts a
+brush sets (table_parts) and the JSON of the Patch the browser gets, against drawing and sending the
+whole figure.
 
 python -m benchmarks.bench_evaltable STORE RUN [--repeats 15] [--severity 3]
 In process, one thread, a fresh cache; the table's structure is built once first (as the page's
@@ -45,7 +46,7 @@ def main() -> None:
         if table is None:
             print("no pruned models: nothing to brush")
             return
-        names = ("accuracy per cell", "  of it column pick", "parts", "Patch JSON", "whole figure", "whole figure JSON")
+        names = ("accuracy per cell", "  of it the pick", "parts", "Patch JSON", "whole figure", "whole figure JSON")
         took: dict[str, list[float]] = {k: [] for k in names}
         patch_kb, whole_kb = [], []
         for _ in range(args.repeats):

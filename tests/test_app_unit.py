@@ -505,6 +505,23 @@ def test_reader_filters_and_memo(tiny_run, tmp_path):
         assert reader.derived("tiny", "count", lambda: calls.append(1) or len(calls)) == 1
 
 
+def test_subset_accuracy_is_each_evaluations_mean_over_the_subset(tiny_run, tmp_path, monkeypatch):
+    """Every evaluation's accuracy on a subset, from the correctness rows picked in blocks (a block
+    of 7 samples here, so that blocks, partial bytes and a last short block all occur), against each
+    samples file's own mean; ids outside the run are left out, and no id gives NaN."""
+    import app.reader as reader_module
+
+    monkeypatch.setattr(reader_module, "SUBSET_BLOCK", 7)
+    reader = StoreReader(tiny_run.parent, tmp_path / "dc")
+    chosen = [0, 1, 2, 9, 10, 17, 23, 24, 31, 40, 41, 42, 55, 63, 64, 80, 99]
+    sub = reader.subset_accuracy("tiny", [*chosen, -1, 10**9])
+    assert len(sub) == len(reader.evaluations("tiny"))
+    for row in sub.itertuples():
+        df = reader.samples("tiny", row.model_id, row.corruption, int(row.severity))
+        assert row.accuracy == pytest.approx(df[df["sample_id"].isin(chosen)]["correct"].mean())
+    assert reader.subset_accuracy("tiny", [10**9])["accuracy"].isna().all()
+
+
 @pytest.mark.parametrize(
     "run,model", [("../tiny", "digits_cnn-dense"), ("/etc", "x"), ("tiny", "../../etc/passwd"), ("tiny", "nope")]
 )

@@ -122,8 +122,8 @@ def test_the_reader_reads_another_tools_run(foreign_store):
         assert df["sample_id"].tolist() == list(range(N))
         assert {"a0", "a1", "a2"} <= set(df.columns) and df["a0"].dtype == np.float32
         assert df["robustness"].isna().all()
-    keys, packed = reader.correctness("toy")
-    assert len(keys) == 2 * len(SETS) and packed.shape[1] * 8 >= N
+    keys, rows = reader.correctness("toy")
+    assert rows.shape[1] == len(keys) == 2 * len(SETS) and rows.shape[0] * 8 >= N
     assert reader.margin_change("toy", "pruned")["n"] > 0
     assert set(reader.table1("toy")["model_id"]) == {"dense", "pruned"}
     images, corrupted = reader.images("toy", [0, 1])
@@ -413,7 +413,7 @@ def test_correct_bits_hold_the_samples_correct_and_serve_selections_like_a_scan(
     pd.testing.assert_frame_equal(
         fast_keys.iloc[order(fast_keys)].reset_index(drop=True), scan_keys.iloc[order(scan_keys)].reset_index(drop=True)
     )
-    np.testing.assert_array_equal(fast[order(fast_keys)], scan[order(scan_keys)])
+    np.testing.assert_array_equal(fast[:, order(fast_keys)], scan[:, order(scan_keys)])  # a column per evaluation
     idx = table.schema.get_field_index("correct_bits")
 
     def rewrite(bits: list[bytes]) -> None:
@@ -425,7 +425,7 @@ def test_correct_bits_hold_the_samples_correct_and_serve_selections_like_a_scan(
     errors = [p for p in store.check_run(run) if p.error]
     assert len(errors) == 1 and "correct_bits marks" in errors[0].what and "drop the column" in errors[0].fix
     keys, matrix = StoreReader(run.parent).correctness("tiny")  # the app trusts the samples instead
-    np.testing.assert_array_equal(matrix[order(keys)], scan[order(scan_keys)])
+    np.testing.assert_array_equal(matrix[:, order(keys)], scan[:, order(scan_keys)])
     bits = table.column("correct_bits").to_pylist()  # least significant bit first: the counts hold, only a scan sees it
     rewrite([np.packbits(np.unpackbits(np.frombuffer(b, np.uint8)), bitorder="little").tobytes() for b in bits])
     assert not [p for p in store.check_run(run, deep=False) if p.error]
