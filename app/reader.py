@@ -320,7 +320,7 @@ class StoreReader:
         in the high bit), a column per evaluation in the keys' order. From evaluations.parquet's
         `correct_bits` where every row has them (the pipeline writes them), else one scan of the run's
         samples. Byte rows, not the (evaluations × bytes) matrix the store's helpers give: a brush of 300
-        samples picks 300 contiguous rows (6 ms at 19,200 evaluations) instead of gathering 300 bytes
+        samples copies 300 rows, each contiguous (6 ms at 19,200 evaluations) instead of gathering 300 bytes
         from every evaluation's row (26 ms)."""
 
         def read() -> tuple[pd.DataFrame, np.ndarray]:

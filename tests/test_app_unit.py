@@ -508,7 +508,8 @@ def test_reader_filters_and_memo(tiny_run, tmp_path):
 def test_subset_accuracy_is_each_evaluations_mean_over_the_subset(tiny_run, tmp_path, monkeypatch):
     """Every evaluation's accuracy on a subset, from the correctness rows picked in blocks (a block
     of 7 samples here, so that blocks, partial bytes and a last short block all occur), against each
-    samples file's own mean; ids outside the run are left out, and no id gives NaN."""
+    samples file's own mean (every evaluation of the tiny run has all its samples: an evaluation with
+    fewer counts the ids it lacks as wrong); ids outside the run are left out, and no id gives NaN."""
     import app.reader as reader_module
 
     monkeypatch.setattr(reader_module, "SUBSET_BLOCK", 7)

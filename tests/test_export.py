@@ -178,13 +178,16 @@ def test_export_writes_through_a_private_temporary_file(tiny_run, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["socket", "link", "fifo"])
-def test_export_refuses_to_replace_what_is_not_a_regular_file(tiny_run, tmp_path, kind):
+def test_export_refuses_to_replace_what_is_not_a_regular_file(tiny_run, tmp_path, kind, monkeypatch, request):
     """A link, a pipe and a socket stand for every file that is not a regular one (a device node is
-    refused by the same check, and making one needs root)."""
+    refused by the same check, and making one needs root). The socket is bound by a relative name
+    from tmp_path: a socket's path has a length limit (108 bytes on Linux) that tmp_path can pass."""
     out = tmp_path / "snap.html"
     if kind == "socket":
         listener = socket.socket(socket.AF_UNIX)
-        listener.bind(str(out))
+        request.addfinalizer(listener.close)  # closed even when an assertion fails
+        monkeypatch.chdir(tmp_path)
+        listener.bind(out.name)
     elif kind == "link":
         (tmp_path / "target.html").write_text("kept")
         out.symlink_to(tmp_path / "target.html")
@@ -194,7 +197,6 @@ def test_export_refuses_to_replace_what_is_not_a_regular_file(tiny_run, tmp_path
     assert res.returncode == 2 and "is not a regular file" in res.stderr and "Traceback" not in res.stderr
     if kind == "socket":
         assert out.is_socket()
-        listener.close()
     if kind == "link":
         assert out.is_symlink() and (tmp_path / "target.html").read_text() == "kept"
     assert not list(tmp_path.glob(".*.tmp"))

@@ -1,7 +1,7 @@
 """View: the evaluation table (R1). Click a bar to pick that model and evaluation set.
 
-With a selection, the cells show the selection's accuracy, a column pick in the run's
-correctness matrix. Computing that matrix is a scan of the whole run (seconds at tens of
+With a selection, the cells show the selection's accuracy, a pick of its samples' rows in the
+run's correctness matrix. Computing that matrix is a scan of the whole run (seconds at tens of
 millions of rows), so the first time a run needs it, a background job computes it into the
 shared cache while the table says so, and then draws the table with the selection.
 """
