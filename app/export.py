@@ -44,12 +44,13 @@ Progress = Callable[[int, int], None]
 
 
 def _ids_of(fig: Figure) -> dict[int, list[int]]:
-    """Sample ids of every marker trace (its customdata), by trace index."""
+    """Sample ids of every marker trace (its customdata: the ids, or rows that start with them), by trace index."""
     out = {}
     for i, trace in enumerate(fig["data"]):
         custom = decode_array(trace.get("customdata"))
         if trace.get("type") in ("scatter", "scattergl") and custom is not None and "markers" in trace.get("mode", ""):
-            out[i] = [int(v) for v in np.asarray(custom).ravel()]
+            custom = np.asarray(custom)
+            out[i] = [int(v) for v in (custom[:, 0] if custom.ndim == 2 else custom.ravel())]
     return out
 
 

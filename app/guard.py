@@ -188,6 +188,15 @@ def _view_tab(v: Any) -> bool:
 _clicked_model = nullable(_clicked_combination)
 _clicked_model.__doc__ = "a combination [model id, evaluation set, severity]"
 _sample_point = nullable(sample_id)
+
+
+def _sample_row(v: Any) -> bool:
+    """a sample id, or [sample id, angle, length] (the local geometry's points)"""
+    return sample_id(v) or (
+        isinstance(v, list) and len(v) == 3 and sample_id(v[0]) and all(x is None or _is_number(x) for x in v[1:])
+    )
+
+
 _sweet_point = nullable(name)
 _boxes = list_of(_box, 1000)
 
@@ -211,7 +220,7 @@ FIELDS: dict[tuple[str, str], Spec] = {
     (ids.TABLE_ANSWERED, "data"): nullable(_flag),  # the table has answered once: the run-wide views start
     (ids.EVAL_TABLE, "clickData"): nullable(plot_event(_clicked_model)),
     (ids.ROBUST_SWEETSPOT, "clickData"): nullable(plot_event(_sweet_point)),
-    (ids.LOCAL_GRAPH, "selectedData"): nullable(plot_event(_sample_point)),
+    (ids.LOCAL_GRAPH, "selectedData"): nullable(plot_event(nullable(_sample_row))),
     (ids.LOCAL_DIFF_RANGE, "value"): percentile_range,
     (ids.LOCAL_DRAWN, "data"): nullable(name),  # the key of what the figure shows (hex digits)
     (ids.GLOBAL_GRAPH, "relayoutData"): nullable(record("a relayout event", selections=_boxes)),

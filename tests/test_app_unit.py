@@ -144,6 +144,58 @@ def test_evaluation_table_empty():
     assert "no evaluations" in fig.layout.annotations[0].text
 
 
+def test_small_multiples_place_each_class_in_its_cell_on_shared_axes(monkeypatch):
+    """One pair of axes: class i's points lie in cell (column i % 5, row i // 5 from the top), and the
+    axes' tick labels read the values back at their positions (angle below, length left, margin above)."""
+    from app.figures import decode_array
+    from app.figures.local import SCATTER_U, SCATTER_V, SIDE_U
+
+    df = samples_frame(n=700, classes=7)
+    classes = [6, 0, 1, 2, 3, 4, 5]  # the class in focus first
+    fig = small_multiples(df, [f"c{i}" for i in range(7)], classes)
+    layout = fig["layout"]
+    label = df.set_index("sample_id")["label"]
+    markers = [t for t in fig["data"] if t["mode"] == "markers"]
+    assert {t.get("xaxis", "x") + t.get("yaxis", "y") for t in markers} == {"xy"}
+    for t in markers:
+        x, y = decode_array(t["x"]), decode_array(t["y"])
+        cell = np.array([classes.index(label[row[0]]) for row in t["customdata"]])
+        u, v = x - cell % 5, y - (1 - cell // 5)  # 2 rows: row 0 is the upper, from y = 1
+        assert (u >= SCATTER_U[0] - 1e-6).all() and (u <= SCATTER_U[1] + 1e-6).all()
+        assert (v >= SCATTER_V[0] - 1e-6).all() and (v <= SCATTER_V[1] + 1e-6).all()
+
+    def reads(axis: dict, zone: tuple[float, float], cells: int) -> tuple[float, float]:
+        """The value at a position within a cell (slope, intercept), from the axis's tick labels."""
+        at = np.asarray(decode_array(axis["tickvals"]), float)
+        values = [float(t.replace("\u2212", "-")) for t in axis["ticktext"]]
+        assert len(at) == len(values) and len(at) % cells == 0 and len(at) // cells >= 2
+        first = at[: len(at) // cells]  # the first cell's ticks: every cell has them at the same place
+        assert np.allclose(at.reshape(cells, -1) - np.arange(cells)[:, None], first)
+        assert ((first > zone[0]) & (first < zone[1])).all()
+        slope = (values[1] - values[0]) / (first[1] - first[0])
+        return slope, values[0] - slope * first[0]
+
+    slope, start = reads(layout["xaxis"], SCATTER_U, 5)
+    t = markers[0]
+    x = decode_array(t["x"])
+    assert start + slope * (x - np.floor(x)) == pytest.approx([row[1] for row in t["customdata"]], abs=0.02)
+    slope, start = reads(layout["yaxis"], SCATTER_V, 2)
+    y = decode_array(t["y"])
+    assert start + slope * (y - np.floor(y)) == pytest.approx([row[2] for row in t["customdata"]], abs=0.02)
+    reads(layout["xaxis2"], SIDE_U, 5)
+    assert layout["xaxis2"]["matches"] == "x" and layout["xaxis2"]["overlaying"] == "x"
+    titles = [a["text"] for a in layout["annotations"] if "<b>" in a["text"]]
+    assert titles == [
+        f"<b>c{c}</b> · {(df[df.label == c].correct.mean()):.1%} ({(df.label == c).sum()})" for c in classes
+    ]
+    assert not [a for a in layout["annotations"] if "shown" in a["text"]]
+    monkeypatch.setattr("app.figures.local.MAX_POINTS", 30)  # a class of more samples draws a sample of them
+    sampled = small_multiples(df, [f"c{i}" for i in range(7)], classes)
+    assert sum(len(t["customdata"]) for t in sampled["data"] if t["mode"] == "markers") == 30 * len(classes)
+    notes = [a["text"] for a in sampled["layout"]["annotations"] if "shown" in a["text"]]
+    assert notes == [f"30 of {(df.label == c).sum()} shown" for c in classes]
+
+
 def test_local_small_multiples_and_comparison():
     df = samples_frame()
     fig = F(small_multiples(df, ["a", "b", "c"], [0, 1, 2], selected={1, 2}))
@@ -153,7 +205,16 @@ def test_local_small_multiples_and_comparison():
     raw = small_multiples(samples_frame(n=3000), ["a", "b", "c"], [0, 1, 2])["data"]  # as the browser gets it
     markers = [t for t in raw if t["mode"] == "markers"]  # dcc.Graph gives WebGL points the customdata it holds:
     assert all(isinstance(t["customdata"], list) for t in markers)  # a plain list, which it can index
-    assert sorted(v for t in markers for v in t["customdata"]) == sorted(samples_frame(n=3000)["sample_id"])
+    rows = [row for t in markers for row in t["customdata"]]  # [sample id, angle, length]: the hover's values
+    assert sorted(row[0] for row in rows) == sorted(samples_frame(n=3000)["sample_id"])
+    by_id = samples_frame(n=3000).set_index("sample_id")
+    assert all(
+        row[1:] == pytest.approx([by_id.at[row[0], "angle"], by_id.at[row[0], "length"]], abs=5e-3) for row in rows
+    )
+    assert points_to_ids([{"customdata": rows[0]}, {"customdata": rows[1][0]}, {"customdata": "x"}]) == [
+        rows[0][0],
+        rows[1][0],
+    ]
     assert "a</b> · " in fig.layout.annotations[0].text
     one = F(small_multiples(df[df["label"] == 1], ["a", "b", "c"], [0, 1, 2]))
     assert sum(t.mode == "markers" for t in one.data) == 2  # one class: correct + incorrect

@@ -12,6 +12,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.support.ui import WebDriverWait
 
 from app import ids
+from app.figures.local import SCATTER_U, SCATTER_V
 from app.main import create_app
 from tests.conftest import free_port, without_bits
 from tests.evaltable_shapes import bars_drawn, click, count, drawn
@@ -169,21 +170,26 @@ def test_box_selection_drives_samples_global_and_table(local_kind, dash_app):
     wait(dash_app, lambda: settled(dash_app))
     assert {t["type"] for t in figure_data(dash_app, ids.LOCAL_GRAPH) if t.get("mode") == "markers"} == {local_kind}
     before = dash_app.find_element(f"#{ids.SAMPLES_COUNT}").text
-    subplot = dash_app.driver.execute_script(  # the first class's scatter panel
-        f"const t = document.querySelector('#{ids.LOCAL_GRAPH} .js-plotly-plot').data.find(t => t.mode === 'markers'); "
-        "return (t.xaxis || 'x') + (t.yaxis || 'y');"
+    plot = dash_app.find_element(f'#{ids.LOCAL_GRAPH} .nsewdrag[data-subplot="xy"]')  # the small multiples' one plot
+    # the class in focus, the first small multiple: the top left cell's scatter, in pixels from the plot's centre
+    box = dash_app.driver.execute_script(
+        f"const fl = document.querySelector('#{ids.LOCAL_GRAPH} .js-plotly-plot')._fullLayout;"
+        "const x = (v) => fl.xaxis.l2p(v) - fl.xaxis._length / 2, top = Math.round(fl.yaxis.range[1]) - 1;"
+        "const y = (v) => fl.yaxis.l2p(top + v) - fl.yaxis._length / 2;"
+        "return [x(arguments[0]), y(arguments[3]), x(arguments[1]), y(arguments[2])];",
+        *SCATTER_U,
+        *SCATTER_V,
     )
-    plot = dash_app.find_element(f'#{ids.LOCAL_GRAPH} .nsewdrag[data-subplot="{subplot}"]')
-    in_view = "const r = arguments[0].getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight;"
+    in_view = "const r = arguments[0].getBoundingClientRect(); return r.top >= 0 && r.top + 400 <= window.innerHeight;"
     dash_app.driver.execute_script(
         "window.scrollTo({top: window.scrollY + arguments[0].getBoundingClientRect().top - 120, behavior: 'instant'});",
         plot,
     )  # Bootstrap makes scrolling smooth: jump
     wait(dash_app, lambda: dash_app.driver.execute_script(in_view, plot))
-    w, h = plot.size["width"], plot.size["height"]
-    drag = ActionChains(dash_app.driver).move_to_element(plot).move_by_offset(-w // 3, -h // 3).click_and_hold()
+    left, top, right, bottom = (round(v) for v in box)
+    drag = ActionChains(dash_app.driver).move_to_element(plot).move_by_offset(left + 2, top + 2).click_and_hold()
     for _ in range(8):  # plotly follows the pointer: move in steps, as a hand would
-        drag = drag.move_by_offset(w // 12, h // 12)
+        drag = drag.move_by_offset((right - left - 4) // 8, (bottom - top - 4) // 8)
     drag.release().perform()
     wait(dash_app, lambda: "selected (local)" in dash_app.find_element(f"#{ids.SELECTION_BADGE}").text)
     wait(

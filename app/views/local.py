@@ -32,7 +32,8 @@ from pipeline import store
 HELP = (
     "Per class: angle between each sample's feature and the class direction (x; small is good) "
     "against feature length (y; long is confident). Grey correct, red wrong; top: angle density, "
-    "right: length density, corner: margin density (right of 0 is correct). With a compared "
+    "right: length density, corner: margin density (right of the dotted 0 is correct; its values on the "
+    "top axis). Every class on the same axes. With a compared "
     "combination: each sample's move from reference (grey) to compared (yellow)."
 )
 
@@ -239,9 +240,17 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
 
 
 def points_to_ids(points: list[dict]) -> list[int]:
-    """Sample ids of selected points: their customdata (the builders send it as plain lists, so
-    that dcc.Graph gives it for WebGL points too); points of traces without it are left out."""
-    return [int(p["customdata"]) for p in points if isinstance(p.get("customdata"), int)]
+    """Sample ids of selected points: their customdata, the id or a list that starts with it (the
+    builders send it as plain lists, so that dcc.Graph gives it for WebGL points too); points of
+    traces without it are left out."""
+    found = []
+    for p in points:
+        data = p.get("customdata")
+        if isinstance(data, list) and data:
+            data = data[0]
+        if isinstance(data, int) and not isinstance(data, bool):
+            found.append(data)
+    return found
 
 
 def snapshot(ctx: Context) -> Part:
