@@ -73,6 +73,11 @@ def combo_key(v: Any) -> bool:
     return combo is not None and name(combo.model_id) and name(combo.corruption) and combo.severity < 100
 
 
+def markup(v: Any) -> bool:
+    """HTML that the page's own callback made (the samples gallery's cards, read only in the browser)"""
+    return isinstance(v, str)
+
+
 def search_text(v: Any) -> bool:
     """a short search text"""
     return isinstance(v, str) and len(v) <= 200
@@ -238,6 +243,7 @@ FIELDS: dict[tuple[str, str], Spec] = {
         record("a group of models {models: [model ids], source: view}", models=list_of(name, 100_000), source=name)
     ),
     (ids.SAMPLES_ATTR_METHOD, "value"): nullable(name),  # the run's attribution methods, set per run
+    (ids.SAMPLES_HTML, "data"): nullable(markup),
     (ids.ATTR_DRIFT, "selectedData"): nullable(plot_event(_sample_point)),
     (ids.VIEW_TABS, "active_tab"): _view_tab,  # the shown tab: the model-level views draw only in theirs
     **{  # the key of what each model-level view shows (hex digits)

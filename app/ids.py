@@ -49,6 +49,7 @@ GLOBAL_BOXES = "global-boxes"  # the box brushes drawn on the parallel coordinat
 
 # samples
 SAMPLES_GRID = "samples-grid"
+SAMPLES_HTML = "samples-html"  # the gallery's cards as HTML (app.snapshot.to_html), put into the grid in the browser
 SAMPLES_SORT = "samples-sort"
 SAMPLES_COUNT = "samples-count"
 

@@ -14,7 +14,7 @@ from app.reader import StoreReader
 from app.state import Combo
 from app.views.local import flips_per_class
 from tests import evaltable_shapes as table_shapes
-from tests.conftest import free_port
+from tests.conftest import HOSTILE_NAMES, free_port
 from tests.test_browser import figure_data, settled, wait
 
 pytestmark = pytest.mark.browser
@@ -289,3 +289,15 @@ def test_the_evaluation_table_gallery_and_brush_reset_work_from_the_keyboard(duo
     duo.driver.switch_to.active_element.send_keys(Keys.ENTER)
     wait(duo, lambda: duo.find_element(f"#{ids.SELECTION_BADGE}").text == "no selection")
     assert duo.get_logs() == []
+
+
+def test_the_gallery_shows_class_names_of_html_as_text(dash_duo, hostile_store, tmp_path):
+    """The server sends the gallery's cards as HTML (app.snapshot.to_html escapes every text), which the page
+    puts into the grid as it is: class names that are markup show as text and run nothing."""
+    dash_duo.start_server(create_app(hostile_store, "tiny", cache_dir=tmp_path / "dc"), port=free_port())
+    wait(dash_duo, lambda: dash_duo.driver.find_elements("css selector", f"#{ids.SAMPLES_GRID} .sample-card img"))
+    captions = [e.text for e in dash_duo.driver.find_elements("css selector", f"#{ids.SAMPLES_GRID} .caption")]
+    assert captions and all(c.endswith(f"label {HOSTILE_NAMES[0]}") for c in captions), captions  # class 0 in focus
+    assert not dash_duo.driver.find_elements("css selector", f"#{ids.SAMPLES_GRID} script")
+    assert dash_duo.driver.title == "PruneScope"
+    assert dash_duo.find_element(f"#{ids.SAMPLES_GRID}").get_attribute("data-cards") != "0"

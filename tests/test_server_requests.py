@@ -31,7 +31,7 @@ from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = {"alice": generate_password_hash("s3cret", method="pbkdf2:sha256:1000")}
-CLASS_CALLBACK = "..samples-grid.children...samples-count.children.."  # reads the class, selection and sort
+CLASS_CALLBACK = "..samples-html.data...samples-count.children.."  # reads the class, selection and sort
 
 
 def basic(user: str, password: str) -> dict[str, str]:
