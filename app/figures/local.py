@@ -378,17 +378,17 @@ def small_multiples(
     return figure({"data": traces, "layout": layout})
 
 
-def point_data(sample_id: np.ndarray, angle: np.ndarray, length: np.ndarray) -> list[list]:
-    """Each point's [sample id, angle, length] as plain lists, for its hover and a selection (dcc.Graph
-    copies a selected WebGL point's customdata from the figure it holds and cannot index a typed array)."""
-    return [
-        list(row)
-        for row in zip(
+def point_data(sample_id: np.ndarray, angle: np.ndarray, length: np.ndarray) -> list[tuple]:
+    """Each point's (sample id, angle, length), for its hover and a selection: plain values, as dcc.Graph
+    copies a selected WebGL point's customdata from the figure it holds and cannot index a typed array.
+    Tuples, which `figure()` passes through as they are (it would visit each list) and JSON writes as arrays."""
+    return list(
+        zip(
             sample_ids(sample_id),
             np.round(np.asarray(angle, np.float64), 2).tolist(),
             np.round(np.asarray(length, np.float64), 3).tolist(),
         )
-    ]
+    )
 
 
 def trajectories(ref: pd.DataFrame, cmp: pd.DataFrame) -> pd.DataFrame:

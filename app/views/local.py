@@ -246,7 +246,7 @@ def points_to_ids(points: list[dict]) -> list[int]:
     found = []
     for p in points:
         data = p.get("customdata")
-        if isinstance(data, list) and data:
+        if isinstance(data, (list, tuple)) and data:
             data = data[0]
         if isinstance(data, int) and not isinstance(data, bool):
             found.append(data)
