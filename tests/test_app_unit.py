@@ -900,3 +900,15 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
     while not condition():
         assert time.monotonic() < deadline, "the condition never held"
         time.sleep(0.01)
+
+
+def test_figure_keeps_every_tick_label_where_plotly_places_it():
+    """figure() sets ticklabeloverflow "allow" on every cartesian axis a builder left it unset on (plotly.js
+    would measure each label to hide those past the div), and keeps a builder's own setting."""
+    fig = figure(
+        {"data": [], "layout": {"xaxis": {}, "yaxis12": {"ticklabeloverflow": "hide past domain"}, "font": {}}}
+    )
+    assert fig["layout"]["xaxis"]["ticklabeloverflow"] == "allow"
+    assert fig["layout"]["yaxis12"]["ticklabeloverflow"] == "hide past domain"
+    assert "ticklabeloverflow" not in fig["layout"]["font"]
+    F(fig)  # a valid plotly figure
