@@ -117,8 +117,8 @@ def empty_figure(message: str, height: int = 260) -> Figure:
 # The small multiples share one pair of axes: each class is a cell of 1 × 1 data units (column c,
 # row r from the top) holding its scatter, the angle density above it, the length density to its
 # right and the margin density in the corner between them. plotly.js then lays out, draws and sets
-# up WebGL for one subplot instead of four a class (10 classes, 5,200 points, software WebGL: 1.8 s
-# to draw as 40 subplots, 0.85 s as one). Angle and length ranges are shared by every class, as the
+# up WebGL for one subplot instead of four a class (10 classes, 5,200 points, software WebGL: 1.7 s
+# to draw as 40 subplots, 0.9 s as one). Angle and length ranges are shared by every class, as the
 # paper's "similar ranges for each class" allows; the margin densities share the corner's range.
 SCATTER_U, SIDE_U = (0.0, 0.74), (0.755, 0.95)  # across a cell: the scatter, then the side densities
 SCATTER_V, TOP_V = (0.02, 0.70), (0.72, 0.86)  # up a cell: the scatter, then the top densities; the title above
