@@ -75,7 +75,7 @@ def combo_key(v: Any) -> bool:
 
 def markup(v: Any) -> bool:
     """HTML that the page's own callback made (the samples gallery's cards, read only in the browser)"""
-    return isinstance(v, str)
+    return isinstance(v, str) and len(v) <= 50_000_000
 
 
 def search_text(v: Any) -> bool:
@@ -348,7 +348,7 @@ def refusal(
     if not isinstance(body, dict) or not isinstance(body.get("output"), str):
         return "not a Dash callback request"
     callback = callbacks.get(body["output"])
-    if callback is None:
+    if callback is None or "callback" not in callback:  # a clientside callback runs in the browser only
         return "no such callback"
     checked = None if poll and callback.get("background") else types
     for key in ("inputs", "state"):

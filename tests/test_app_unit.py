@@ -912,3 +912,16 @@ def test_figure_keeps_every_tick_label_where_plotly_places_it():
     assert fig["layout"]["yaxis12"]["ticklabeloverflow"] == "hide past domain"
     assert "ticklabeloverflow" not in fig["layout"]["font"]
     F(fig)  # a valid plotly figure
+
+
+def test_small_multiples_keep_their_cells_with_an_infinite_length():
+    """An infinite length (a store from another tool) does not widen the shared range: every class's
+    finite points stay in its cell."""
+    from app.figures.local import SCATTER_V
+
+    df = samples_frame(n=200)
+    df.loc[0, "length"] = np.inf
+    fig = small_multiples(df, ["a", "b", "c"], [0, 1, 2])
+    ys = np.concatenate([decode_array(t["y"]) for t in fig["data"] if t["mode"] == "markers"])
+    ys = ys[np.isfinite(ys)]
+    assert ((ys >= SCATTER_V[0] - 1e-6) & (ys <= SCATTER_V[1] + 1e-6)).all()

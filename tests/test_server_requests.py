@@ -273,6 +273,7 @@ def test_plot_events_of_the_wrong_type_answer_400(live, field, value):
     "change",
     [
         {"output": "no-such.figure"},
+        {"output": f"{ids.SAMPLES_GRID}.data-cards"},  # a clientside callback: it has no server function
         {"inputs": []},
         {"inputs": [{"id": "x", "property": "y", "value": 1}] * 5},
         {"outputs": 5},
@@ -280,7 +281,7 @@ def test_plot_events_of_the_wrong_type_answer_400(live, field, value):
         {"changedPropIds": [5]},
         {"state": "x"},
     ],
-    ids=["output", "no-inputs", "foreign-inputs", "outputs", "too-few-outputs", "changed", "state"],
+    ids=["output", "clientside", "no-inputs", "foreign-inputs", "outputs", "too-few-outputs", "changed", "state"],
 )
 def test_callback_request_shape_is_checked(live, change):
     status, _, text, _ = live.post({**live.body(VALID), **change}, basic("alice", "s3cret"))

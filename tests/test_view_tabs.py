@@ -78,7 +78,14 @@ def test_the_page_opens_on_the_first_tab_and_every_model_view_reads_the_tab(clie
     assert client.values[TAB] == ids.TAB_PAPER
     drawn = {o["id"] for spec in client.gated for o in parse_outputs(spec["output"])}
     assert MODEL_VIEWS <= drawn
-    assert not drawn & {ids.EVAL_TABLE, ids.LOCAL_GRAPH, ids.GLOBAL_GRAPH, ids.SAMPLES_GRID, ids.ROBUST_MARGIN}
+    assert not drawn & {
+        ids.EVAL_TABLE,
+        ids.LOCAL_GRAPH,
+        ids.GLOBAL_GRAPH,
+        ids.SAMPLES_GRID,
+        ids.SAMPLES_HTML,
+        ids.ROBUST_MARGIN,
+    }
 
 
 @pytest.mark.parametrize("changed", [(ids.REFERENCE_DROPDOWN, "value"), (ids.COMPARED_DROPDOWN, "value")])

@@ -138,6 +138,13 @@ def _span(lo: float, hi: float, pad: float) -> tuple[float, float]:
     return (lo - pad * width, hi + pad * width) if width > 0 else (lo - 1.0, hi + 1.0)
 
 
+def _finite_ends(values: np.ndarray) -> np.ndarray:
+    """[min, max] of the finite `values` (NaN, NaN without any: _span then falls back to [0, 1])."""
+    finite = np.asarray(values, np.float64)
+    finite = finite[np.isfinite(finite)]
+    return np.array([finite.min(), finite.max()]) if len(finite) else np.array([np.nan, np.nan])
+
+
 def nice_ticks(lo: float, hi: float, count: int = 4) -> tuple[np.ndarray, list[str]]:
     """About `count` round values strictly inside (lo, hi), a step of 1, 2 or 5 × 10^k (the nearest to
     the width over `count`), and their labels (with plotly.js's minus sign)."""
@@ -188,8 +195,8 @@ def small_multiples(
     label, correct = df["label"].to_numpy(), df["correct"].to_numpy(bool)
     column = {k: df[k].to_numpy() for k in ("sample_id", "angle", "length", "margin")}
     shown = np.isin(label, classes)
-    a_range = _span(float(np.nanmin(column["angle"])) - 2, float(np.nanmax(column["angle"])) + 2, 0)
-    l_range = _span(float(np.nanmin(column["length"])), float(np.nanmax(column["length"])), 0.04)
+    a_range = _span(*(_finite_ends(column["angle"]) + np.array([-2.0, 2.0])), 0)
+    l_range = _span(*_finite_ends(column["length"]), 0.04)
     margins = column["margin"][shown]
     margins = margins[np.isfinite(margins)]
     m_data = _span(float(margins.min()), float(margins.max()), 0) if len(margins) else (-1.0, 1.0)

@@ -38,7 +38,7 @@ class Context:
 class Part:
     """A view's share of the page: its cards (`html`, whose `<div id="fig-KEY">` the script fills
     with `figures[KEY]`), the figures whose markers select samples (`linked`: their customdata
-    are sample ids) and data the linking script reads under the view's name."""
+    are sample ids, or rows that start with one) and data the linking script reads under the view's name."""
 
     html: str
     figures: dict[str, Figure] = field(default_factory=dict)

@@ -77,7 +77,7 @@ def default_class(flips: pd.Series) -> int:
 
 def single(reader: StoreReader, run: str, ref: Combo, focus: int, chosen: set[int] | None) -> Figure:
     """The reference's small multiples (the class in focus, then the first classes of the
-    pre-selection ranked by confusion), each margin density labelled with the run's margin definition."""
+    pre-selection ranked by confusion), the margin densities' axis named after the run's margin definition."""
     meta = reader.meta(run)
     names = meta["class_names"]
     df = reader.samples(run, ref.model_id, ref.corruption, ref.severity)
