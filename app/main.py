@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import dash
@@ -65,14 +66,19 @@ def create_app(
     # the similarity map's MDS, once the first page is served (benchmarks wait on its `done`)
     app.server.extensions["prunescope.idle_imports"] = IdleImports(app.server, ["sklearn.manifold"])
     auth = HashedBasicAuth(app, users, backoff) if users else None
-    initial, class_names, options = None, None, None
+    first = FirstPage()
     if start is not None:
         try:
-            initial, class_names = combinations.default_combo(reader, start), reader.meta(start)["class_names"]
-            options = combinations.combo_options(combinations.run_combos(reader, start), initial)
+            initial = combinations.default_combo(reader, start)
+            first = FirstPage(
+                initial,
+                combinations.combo_options(combinations.run_combos(reader, start), initial),
+                local.first_classes(reader, start, initial),
+                samples.method_options(reader, start),
+            )
         except StoreError:
             pass  # the views show the store's message
-    app.layout = layout(runs, start, str(store_dir), initial, class_names, options)
+    app.layout = layout(runs, start, str(store_dir), first)
     for view in views():
         view.register(app, reader)
     register_shell(app)
@@ -93,16 +99,19 @@ def _class_count(reader: StoreReader, run: str) -> int | None:
         return None
 
 
-def layout(
-    runs: list[str],
-    run: str | None,
-    store_dir: str,
-    initial: Combo | None = None,
-    class_names: list[str] | None = None,
-    options: list[dict] | None = None,
-) -> html.Div:
-    """The page; `initial`, `class_names` and the combinations' `options` preset the controls
-    so every view draws at once."""
+@dataclass(frozen=True)
+class FirstPage:
+    """What the page's controls open with on the first run, as their callbacks would answer it: the
+    views that depend on them are asked for at once, with the evaluation table, not one answer later."""
+
+    initial: Combo | None = None  # the reference combination (combinations.default_combo)
+    options: list[dict] | None = None  # the combinations' dropdown options
+    classes: list[dict] | None = None  # the class list (local.first_classes)
+    methods: tuple[list[dict], str | None] = ([], None)  # the gallery's attribution methods and the first
+
+
+def layout(runs: list[str], run: str | None, store_dir: str, first: FirstPage = FirstPage()) -> html.Div:
+    """The page; `first` presets the controls so every view draws at once."""
     header = dbc.Navbar(
         dbc.Container(
             [
@@ -142,7 +151,7 @@ def layout(
     )
     stores = [
         dcc.Store(id=ids.RUN, data=run),
-        dcc.Store(id=ids.COMBINATIONS, data=[initial.key] if initial else []),
+        dcc.Store(id=ids.COMBINATIONS, data=[first.initial.key] if first.initial else []),
         dcc.Store(id=ids.SELECTION, data=None),
         dcc.Store(id=ids.MODEL_HIGHLIGHT, data=None),
     ]
@@ -157,12 +166,15 @@ def layout(
     body = [
         problems.layout(),
         dbc.Row(
-            [dbc.Col(evaltable.layout(), lg=8), dbc.Col(combinations.layout(initial, options), lg=4)], className="g-2"
+            [dbc.Col(evaltable.layout(), lg=8), dbc.Col(combinations.layout(first.initial, first.options), lg=4)],
+            className="g-2",
         ),
         view_tabs(
             [
-                dbc.Row([dbc.Col(local.layout(class_names), lg=12)], className="g-2"),
-                dbc.Row([dbc.Col(global_.layout(), lg=7), dbc.Col(samples.layout(), lg=5)], className="g-2"),
+                dbc.Row([dbc.Col(local.layout(first.classes), lg=12)], className="g-2"),
+                dbc.Row(
+                    [dbc.Col(global_.layout(), lg=7), dbc.Col(samples.layout(first.methods), lg=5)], className="g-2"
+                ),
                 robustness.layout(),
                 dbc.Row([dbc.Col(dimension.layout(), lg=12)], className="g-2 mt-1"),
             ],

@@ -109,7 +109,15 @@ def compare(
     return comparison(moves, names[focus], chosen)
 
 
-def layout(class_names: list[str] | None = None) -> html.Div:
+def first_classes(reader: StoreReader, run: str, ref: Combo | None) -> list[dict]:
+    """The class list as the page opens on `ref` with nothing compared: what `classes` would answer, so
+    that the page asks for the local and global geometry and the gallery at once, not after that answer."""
+    names = reader.meta(run)["class_names"]
+    return class_options(names, ranking(reader, run, ref, None, RANK_CHANGE) if ref else None)
+
+
+def layout(classes: list[dict] | None = None) -> html.Div:
+    """The view; `classes` (first_classes) the class list the page opens with, class 0 in focus."""
     controls = [
         labelled(
             "class",
@@ -118,8 +126,8 @@ def layout(class_names: list[str] | None = None) -> html.Div:
                 id=ids.CLASS_DROPDOWN,
                 clearable=False,
                 style={"width": "260px"},
-                options=class_options(class_names or []),
-                value=0 if class_names else None,
+                options=classes or [],
+                value=0 if classes else None,
             ),
         ),
         labelled(
@@ -180,10 +188,11 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Input(ids.COMPARED_DROPDOWN, "value"),
         Input(ids.CLASS_RANK, "value"),
         State(ids.CLASS_DROPDOWN, "value"),
+        prevent_initial_call=True,  # the layout opens with the first page's list (first_classes)
     )
     def classes(run, ref_key, cmp_key, by, focus):
-        """The classes in the pre-selection's order, from the first page on. A new comparison or
-        ranking focuses the first class (by change: the most flips); otherwise the class stays."""
+        """The classes in the pre-selection's order. A new comparison or ranking focuses the first
+        class (by change: the most flips); otherwise the class stays."""
         if not run:
             return [], None
         ref, cmp = Combo.parse(ref_key), Combo.parse(cmp_key)

@@ -42,7 +42,8 @@ SORTS = {
 NO_MAPS = "no attributions in this run"
 
 
-def layout() -> html.Div:
+def layout(methods: tuple[list[dict], str | None] = ([], None)) -> html.Div:
+    """The view; `methods` (method_options) the attribution methods the page opens with."""
     sort = labelled(
         "sort by",
         "Order of the images: by how far a metric moved between reference and compared, or by the reference margin",
@@ -57,7 +58,13 @@ def layout() -> html.Div:
     method = labelled(
         "maps",
         "The attribution method whose maps the cards show (the run's [attribution] methods)",
-        dcc.Dropdown(id=ids.SAMPLES_ATTR_METHOD, options=[], placeholder=NO_MAPS, style={"width": "170px"}),
+        dcc.Dropdown(
+            id=ids.SAMPLES_ATTR_METHOD,
+            options=methods[0],
+            value=methods[1],
+            placeholder=NO_MAPS,
+            style={"width": "170px"},
+        ),
     )
     return card(
         "Samples",
@@ -229,6 +236,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Output(ids.SAMPLES_ATTR_METHOD, "options"),
         Output(ids.SAMPLES_ATTR_METHOD, "value"),
         Input(ids.RUN, "data"),
+        prevent_initial_call=True,  # the layout opens with the first run's (method_options): the gallery asks at once
     )
     def methods(run):
         try:
