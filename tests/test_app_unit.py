@@ -175,7 +175,12 @@ def test_small_multiples_place_each_class_in_its_cell_on_shared_axes(monkeypatch
         slope = (values[1] - values[0]) / (first[1] - first[0])
         return slope, values[0] - slope * first[0]
 
-    slope, start = reads(layout["xaxis"], SCATTER_U, 5)
+    slope, start = reads(layout["xaxis"], SCATTER_U, 2)  # under the bottom row's two cells only
+    first = np.asarray(decode_array(layout["xaxis"]["tickvals"]), float)[: len(layout["xaxis"]["ticktext"]) // 2]
+    under = [a for a in layout["annotations"] if a.get("y") == 1 and a.get("yanchor") == "top"]
+    assert [(round(a["x"], 6), a["text"]) for a in under] == [  # the other columns: under their upper cell
+        (round(c + x, 6), text) for c in (2, 3, 4) for x, text in zip(first, layout["xaxis"]["ticktext"])
+    ]
     t = markers[0]
     x = decode_array(t["x"])
     assert start + slope * (x - np.floor(x)) == pytest.approx([row[1] for row in t["customdata"]], abs=0.02)
@@ -912,6 +917,17 @@ def test_figure_keeps_every_tick_label_where_plotly_places_it():
     assert fig["layout"]["yaxis12"]["ticklabeloverflow"] == "hide past domain"
     assert "ticklabeloverflow" not in fig["layout"]["font"]
     F(fig)  # a valid plotly figure
+
+
+def test_small_multiples_label_no_values_that_a_run_lacks():
+    """Without a finite angle (zero feature vectors) the angle axis has no tick labels: its range is a
+    placeholder, whose round numbers would read as angles."""
+    df = samples_frame(n=200)
+    df["angle"] = np.nan
+    layout = small_multiples(df, ["a", "b", "c"], [0, 1, 2])["layout"]
+    assert list(layout["xaxis"]["ticktext"]) == [] and len(decode_array(layout["xaxis"]["tickvals"])) == 0
+    assert len(layout["yaxis"]["ticktext"]) >= 2, "the lengths are labelled as before"
+    assert any("no finite angles" in a["text"] for a in layout["annotations"])
 
 
 def test_small_multiples_keep_their_cells_with_an_infinite_length():

@@ -145,6 +145,13 @@ def _finite_ends(values: np.ndarray) -> np.ndarray:
     return np.array([finite.min(), finite.max()]) if len(finite) else np.array([np.nan, np.nan])
 
 
+def _ticks(values: np.ndarray, span: tuple[float, float], count: int = 4) -> tuple[np.ndarray, list[str]]:
+    """nice_ticks of `span`, none where `values` has no finite value (its span is a placeholder)."""
+    if not np.isfinite(np.asarray(values, np.float64)).any():
+        return np.empty(0), []
+    return nice_ticks(*span, count=count)
+
+
 def nice_ticks(lo: float, hi: float, count: int = 4) -> tuple[np.ndarray, list[str]]:
     """About `count` round values strictly inside (lo, hi), a step of 1, 2 or 5 × 10^k (the nearest to
     the width over `count`), and their labels (with plotly.js's minus sign)."""
@@ -215,9 +222,9 @@ def small_multiples(
     fills: dict[bool, tuple[list, list]] = {True: ([], []), False: ([], [])}
     curves: dict[bool, tuple[list, list]] = {True: ([], []), False: ([], [])}
     grid_x, grid_y, edge_x, edge_y, notes = [], [], [], [], []
-    a_ticks, a_text = nice_ticks(*a_range)
-    l_ticks, l_text = nice_ticks(*l_range)
-    m_ticks, m_text = nice_ticks(*m_range, count=3)
+    a_ticks, a_text = _ticks(column["angle"], a_range)
+    l_ticks, l_text = _ticks(column["length"], l_range)
+    m_ticks, m_text = _ticks(margins, m_range, count=3)
     for i, (c, (total, accuracy, parts), corners) in enumerate(zip(classes, drawn, corner_kdes)):
         ox, oy = i % ncols, nrows - 1 - i // ncols  # the cell's lower left corner
         tops, sides = {}, {}
@@ -348,13 +355,33 @@ def small_multiples(
                 "length %{customdata[2]:.2f}<extra>" + name + "</extra>",
             }
         )
+    if not len(a_text):  # no finite angle: the points have no place in the scatters
+        notes.append(
+            {
+                "text": "no finite angles in this evaluation set (zero feature vectors?): no points to place",
+                "xref": "paper",
+                "yref": "paper",
+                "x": 0.5,
+                "y": 0.5,
+                "showarrow": False,
+                "bgcolor": "white",
+                "font": {"size": 12, "color": "#666"},
+            }
+        )
+    bottom = len(classes) - (nrows - 1) * ncols  # the cells of the bottom row: the angle axis labels those
+    below = {"xref": "x", "yref": "y", "y": 1, "yanchor": "top", "showarrow": False, "font": {"size": 12}}
+    notes += [  # the columns whose bottom cell is empty: their angle values under the cell above
+        below | {"text": text, "x": c + x}
+        for c in range(bottom, ncols)
+        for x, text in zip(_scale(a_ticks, *a_range, SCATTER_U).tolist(), a_text)
+    ]
     plain = {"showgrid": False, "zeroline": False, "ticks": ""}
     layout = {
         "xaxis": {
             **plain,
             "range": [-0.02, ncols - 0.03],
-            "tickvals": np.concatenate([c + _scale(a_ticks, *a_range, SCATTER_U) for c in range(ncols)]),
-            "ticktext": a_text * ncols,
+            "tickvals": np.concatenate([c + _scale(a_ticks, *a_range, SCATTER_U) for c in range(bottom)]),
+            "ticktext": a_text * bottom,
             "title": {"text": "angle (°)", "font": {"size": 10}},
         },
         "xaxis2": {  # the margin densities' values, above the top row's corners
