@@ -275,7 +275,8 @@ def layout_options(layout: Any) -> dict[str, Spec]:
 
 def specs(app: dash.Dash) -> dict[tuple[str, str], Spec]:
     """The spec of every (id, property) a callback of `app` reads: `FIELDS`, then the layout's options."""
-    out = {(cid, "value"): spec for cid, spec in layout_options(app.layout).items()}
+    page = app.layout() if callable(app.layout) else app.layout  # app.main builds it per page load
+    out = {(cid, "value"): spec for cid, spec in layout_options(page).items()}
     out.update(FIELDS)
     return out
 
@@ -389,7 +390,6 @@ def install(
     types = specs(app)
     refused: list[str] = []
 
-    @app.server.before_request
     def gate():
         request = flask.request
         if auth is None and not no_auth and not served_locally(request.environ):
@@ -416,6 +416,9 @@ def install(
             if why:
                 return _text(400, f"refused: {why}")
         return None
+
+    # first of all, before Dash's own first-request setup, which builds the page (app.main.page reads the store)
+    app.server.before_request_funcs.setdefault(None, []).insert(0, gate)
 
     @app.server.errorhandler(DependencyException)
     def unknown_component_file(_):

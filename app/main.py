@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import dash
 import dash_bootstrap_components as dbc
@@ -36,6 +38,7 @@ from app.views.common import callback_error, message
 from app.warmup import IdleImports, warm_on_first_request
 
 REPO = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 
 
 def create_app(
@@ -66,19 +69,7 @@ def create_app(
     # the similarity map's MDS, once the first page is served (benchmarks wait on its `done`)
     app.server.extensions["prunescope.idle_imports"] = IdleImports(app.server, ["sklearn.manifold"])
     auth = HashedBasicAuth(app, users, backoff) if users else None
-    first = FirstPage()
-    if start is not None:
-        try:
-            initial = combinations.default_combo(reader, start)
-            first = FirstPage(
-                initial,
-                combinations.combo_options(combinations.run_combos(reader, start), initial),
-                local.first_classes(reader, start, initial),
-                samples.method_options(reader, start),
-            )
-        except StoreError:
-            pass  # the views show the store's message
-    app.layout = layout(runs, start, str(store_dir), first)
+    app.layout = partial(page, reader, runs, start, str(store_dir))  # per page load: the run as it is now
     for view in views():
         view.register(app, reader)
     register_shell(app)
@@ -99,6 +90,33 @@ def _class_count(reader: StoreReader, run: str) -> int | None:
         return None
 
 
+def page(reader: StoreReader, runs: list[str], run: str | None, store_dir: str) -> html.Div:
+    """The page as it opens on `run` now (Dash calls this for each page load): a run resumed or rewritten
+    since the app started opens with its current combinations, class ranking and attribution methods."""
+    return layout(runs, run, store_dir, first_page(reader, run))
+
+
+def first_page(reader: StoreReader, run: str | None) -> FirstPage:
+    """What the controls open with on `run`, each part as its callback would answer it; a part the store
+    cannot give opens empty, as from its callback, and the views that read it show the store's message."""
+    if run is None:
+        return FirstPage()
+
+    def part(default: T, make: Callable[[], T]) -> T:
+        try:
+            return make()
+        except StoreError:
+            return default
+
+    initial = part(None, lambda: combinations.default_combo(reader, run))
+    return FirstPage(
+        initial,
+        part(None, lambda: combinations.combo_options(combinations.run_combos(reader, run), initial)),
+        part([], lambda: local.first_classes(reader, run, initial)),
+        part(([], None), lambda: samples.method_options(reader, run)),
+    )
+
+
 @dataclass(frozen=True)
 class FirstPage:
     """What the page's controls open with on the first run, as their callbacks would answer it: the
@@ -107,11 +125,12 @@ class FirstPage:
     initial: Combo | None = None  # the reference combination (combinations.default_combo)
     options: list[dict] | None = None  # the combinations' dropdown options
     classes: list[dict] | None = None  # the class list (local.first_classes)
-    methods: tuple[list[dict], str | None] = ([], None)  # the gallery's attribution methods and the first
+    methods: tuple[list[dict], str | None] = field(default_factory=lambda: ([], None))  # the gallery's, and the first
 
 
-def layout(runs: list[str], run: str | None, store_dir: str, first: FirstPage = FirstPage()) -> html.Div:
-    """The page; `first` presets the controls so every view draws at once."""
+def layout(runs: list[str], run: str | None, store_dir: str, first: FirstPage | None = None) -> html.Div:
+    """The page; `first` (first_page) presets the controls so every view draws at once."""
+    first = first or FirstPage()
     header = dbc.Navbar(
         dbc.Container(
             [

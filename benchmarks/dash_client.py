@@ -62,14 +62,15 @@ class Driver:
         self.took: dict[str, float] = {}  # seconds of each callback (by output key) of the last fire
         self.received = 0  # bytes of the answers of the last fire
 
-    def fire(self, changed: list[tuple[str, str]]) -> tuple[float, float]:
+    def fire(self, changed: list[tuple[str, str]], page_load: bool = False) -> tuple[float, float]:
         """Seconds summed over the triggered callbacks (one worker) and the longest one (enough
-        workers to run them in parallel)."""
+        workers to run them in parallel); with `page_load`, without those the renderer leaves out as a
+        page loads (prevent_initial_call: the layout opens with what they would answer)."""
         total, longest = 0.0, 0.0
         self.took, self.received = {}, 0
         for spec in self.callbacks:
             trig = [f"{i['id']}.{i['property']}" for i in spec["inputs"] if (i["id"], i["property"]) in changed]
-            if not trig:
+            if not trig or (page_load and spec.get("prevent_initial_call")):
                 continue
             key = spec["output"]
             payload = {

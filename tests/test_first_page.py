@@ -1,32 +1,26 @@
-"""The page opens with the class list and the gallery's attribution methods that their callbacks would
-answer (app.main.FirstPage): those callbacks are not called on a page load, so the views that read
-these controls are asked for with the evaluation table (tests/test_browser.py times the order)."""
+"""The page opens with the combinations, the class list and the gallery's attribution methods that their
+callbacks would answer (app.main.first_page), built for each page load: those callbacks are not called
+on a page load, so the views that read these controls are asked for with the evaluation table
+(tests/test_browser.py times the order)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from app import ids
+from app.state import Combo
+from tests.foreign_runs import DAMAGES, DENSE
 from tests.test_evaltable_patch import Client
 
 CONTROLS = {  # the control, the input whose change calls its callback
     "class list": (ids.CLASS_DROPDOWN, ids.REFERENCE_DROPDOWN, "value"),
     "attribution methods": (ids.SAMPLES_ATTR_METHOD, ids.RUN, "data"),
 }
-
-
-@pytest.mark.parametrize("store", ["tiny_run", "attribution_store"])
-@pytest.mark.parametrize("control", CONTROLS)
-def test_the_layout_opens_with_what_the_callback_answers(store, control, request, tmp_path):
-    run_dir = request.getfixturevalue(store)
-    store_dir = run_dir.parent if store == "tiny_run" else run_dir
-    target, *trigger = CONTROLS[control]
-    output = f"..{target}.options...{target}.value.."
-    client = Client(store_dir, tmp_path / "dc", output, ".".join(trigger))
-    answer = client.post(tuple(trigger))[target]
-    assert answer["options"] or (store, control) == ("tiny_run", "attribution methods"), "options to open with"
-    opened = props(client.client.get("/_dash-layout").get_json(), target)
-    assert (opened["options"], opened.get("value")) == (answer["options"], answer["value"])
 
 
 def props(layout: object, cid: str) -> dict:
@@ -41,3 +35,54 @@ def props(layout: object, cid: str) -> dict:
                 return node["props"]
             stack.extend(v for v in node["props"].values() if isinstance(v, (list, dict)))
     raise AssertionError(f"{cid} is not in the layout")
+
+
+def opened(client: Client, cid: str) -> dict:
+    """The props `cid` has as a page loads now."""
+    return props(client.client.get("/_dash-layout").get_json(), cid)
+
+
+@pytest.fixture
+def damaged(tiny_run, tmp_path):
+    """A copy of the tiny run without the reference's samples: the page still opens on the reference."""
+    run = tmp_path / "damaged" / "tiny"
+    shutil.copytree(tiny_run, run)
+    DAMAGES["missing samples partition"][0](run)
+    return run.parent
+
+
+@pytest.mark.parametrize("store", ["tiny_run", "attribution_store", "damaged"])
+@pytest.mark.parametrize("control", CONTROLS)
+def test_the_layout_opens_with_what_the_callback_answers(store, control, request, tmp_path):
+    store_dir = request.getfixturevalue(store)
+    store_dir = store_dir.parent if store == "tiny_run" else store_dir
+    target, *trigger = CONTROLS[control]
+    client = Client(store_dir, tmp_path / "dc", f"..{target}.options...{target}.value..", ".".join(trigger))
+    answer = client.post(tuple(trigger))[target]
+    expected = {"tiny_run": control == "class list", "attribution_store": True, "damaged": False}[store]
+    assert bool(answer["options"]) == expected, answer
+    now = opened(client, target)
+    assert (now["options"], now.get("value")) == (answer["options"], answer["value"])
+    assert opened(client, ids.REFERENCE_DROPDOWN)["value"] == Combo(DENSE, "clean", 0).key, "the reference opens"
+
+
+def test_each_page_load_opens_with_the_run_as_it_is_now(tiny_run, tmp_path):
+    """A run rewritten while the app runs (its dense model now wrong, far from the boundary, on every
+    sample of the class ranked last) opens with that class first in the class list on the next page
+    load, not with the list the app started with."""
+    run = tmp_path / "store" / "tiny"
+    shutil.copytree(tiny_run, run)
+    client = Client(run.parent, tmp_path / "dc", f"..{ids.CLASS_DROPDOWN}.options...{ids.CLASS_DROPDOWN}.value..")
+    before = [o["value"] for o in opened(client, ids.CLASS_DROPDOWN)["options"]]
+    last = before[-1]
+    path = run / "samples" / f"model_id={DENSE}" / "clean.parquet"
+    table = pq.read_table(path)
+    hit = pc.equal(table["label"], last)  # wrong, with the lowest margins: first by confusion, ties or not
+    for name, value in (("correct", False), ("margin", -1e3)):
+        at, field = table.schema.get_field_index(name), table.schema.field(name)
+        table = table.set_column(at, field, pc.if_else(hit, value, table[name]).cast(field.type))
+    pq.write_table(table, path)
+    stamp = run / "evaluations.parquet"  # the pipeline rewrites it with a set's samples: a new run version
+    os.utime(stamp, ns=(stamp.stat().st_atime_ns, stamp.stat().st_mtime_ns + 10**9))
+    after = [o["value"] for o in opened(client, ids.CLASS_DROPDOWN)["options"]]
+    assert before[0] != last and after[0] == last, (before, after)
