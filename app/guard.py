@@ -275,8 +275,7 @@ def layout_options(layout: Any) -> dict[str, Spec]:
 
 def specs(app: dash.Dash) -> dict[tuple[str, str], Spec]:
     """The spec of every (id, property) a callback of `app` reads: `FIELDS`, then the layout's options."""
-    page = app.layout() if callable(app.layout) else app.layout  # app.main builds it per page load
-    out = {(cid, "value"): spec for cid, spec in layout_options(page).items()}
+    out = {(cid, "value"): spec for cid, spec in layout_options(app.layout).items()}
     out.update(FIELDS)
     return out
 
@@ -417,7 +416,7 @@ def install(
                 return _text(400, f"refused: {why}")
         return None
 
-    # first of all, before Dash's own first-request setup, which builds the page (app.main.page reads the store)
+    # first of all, before Dash's first-request setup and app.main's page of the run as it is (both read the store)
     app.server.before_request_funcs.setdefault(None, []).insert(0, gate)
 
     @app.server.errorhandler(DependencyException)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
 import dash
 import dash_bootstrap_components as dbc
+import flask
 from dash import Input, Output, dcc, html
 
 from app import background, guard, ids
@@ -69,7 +69,16 @@ def create_app(
     # the similarity map's MDS, once the first page is served (benchmarks wait on its `done`)
     app.server.extensions["prunescope.idle_imports"] = IdleImports(app.server, ["sklearn.manifold"])
     auth = HashedBasicAuth(app, users, backoff) if users else None
-    app.layout = partial(page, reader, runs, start, str(store_dir))  # per page load: the run as it is now
+    page = Page(reader, runs, start, str(store_dir))
+    app.layout = page()
+
+    @app.server.before_request
+    def open_fresh() -> None:
+        """Each page load gets the page of the run as it is now (Page). A plain layout for Dash, not a
+        function: Dash would also embed a function's whole layout in every index page, to check callbacks."""
+        if flask.request.path.endswith("/_dash-layout"):
+            app.layout = page()
+
     for view in views():
         view.register(app, reader)
     register_shell(app)
@@ -90,10 +99,28 @@ def _class_count(reader: StoreReader, run: str) -> int | None:
         return None
 
 
-def page(reader: StoreReader, runs: list[str], run: str | None, store_dir: str) -> html.Div:
-    """The page as it opens on `run` now (Dash calls this for each page load): a run resumed or rewritten
-    since the app started opens with its current combinations, class ranking and attribution methods."""
-    return layout(runs, run, store_dir, first_page(reader, run))
+class Page:
+    """The page as it opens on `run` now (create_app sets it for each page load): a run resumed or rewritten
+    since the app started opens with its current combinations, class ranking and attribution methods.
+    Built again only for another version of the run (StoreReader.version): at 1000 classes, building it
+    cost 20–30 ms of each page load, before the page could ask for any view."""
+
+    def __init__(self, reader: StoreReader, runs: list[str], run: str | None, store_dir: str) -> None:
+        self.reader, self.runs, self.run, self.store_dir = reader, runs, run, store_dir
+        self.built: tuple[str | None, html.Div] | None = None  # (the run version it shows, the page)
+
+    def __call__(self) -> html.Div:
+        built = self.built
+        try:
+            version = self.reader.version(self.run) if self.run else ""
+        except StoreError:
+            version = None
+        if built is not None and version is not None and built[0] == version:
+            return built[1]
+        first = first_page(self.reader, self.run)
+        page = layout(self.runs, self.run, self.store_dir, first)
+        self.built = (version, page) if first.complete else None  # a part the store failed to give: try again
+        return page
 
 
 def first_page(reader: StoreReader, run: str | None) -> FirstPage:
@@ -101,11 +128,13 @@ def first_page(reader: StoreReader, run: str | None) -> FirstPage:
     cannot give opens empty, as from its callback, and the views that read it show the store's message."""
     if run is None:
         return FirstPage()
+    failed: list[StoreError] = []
 
     def part(default: T, make: Callable[[], T]) -> T:
         try:
             return make()
-        except StoreError:
+        except StoreError as exc:
+            failed.append(exc)
             return default
 
     initial = part(None, lambda: combinations.default_combo(reader, run))
@@ -114,6 +143,7 @@ def first_page(reader: StoreReader, run: str | None) -> FirstPage:
         part(None, lambda: combinations.combo_options(combinations.run_combos(reader, run), initial)),
         part([], lambda: local.first_classes(reader, run, initial)),
         part(([], None), lambda: samples.method_options(reader, run)),
+        complete=not failed,
     )
 
 
@@ -126,6 +156,7 @@ class FirstPage:
     options: list[dict] | None = None  # the combinations' dropdown options
     classes: list[dict] | None = None  # the class list (local.first_classes)
     methods: tuple[list[dict], str | None] = field(default_factory=lambda: ([], None))  # the gallery's, and the first
+    complete: bool = True  # every part read (else some opened empty)
 
 
 def layout(runs: list[str], run: str | None, store_dir: str, first: FirstPage | None = None) -> html.Div:
