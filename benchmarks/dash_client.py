@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Callable, Collection
+from typing import Callable, Collection, Iterator
 
 import requests
 
@@ -26,20 +26,25 @@ def parse_outputs(key: str) -> list[dict]:
     return out
 
 
-def initial_state(layout: object) -> dict[tuple[str, str], object]:
-    """Every control's starting `value`, every store's `data` and the tabs' `active_tab`, from the
-    app's `/_dash-layout` JSON: what the renderer sends before anyone touches the page."""
-    state: dict[tuple[str, str], object] = {}
+def components(layout: object) -> Iterator[dict]:
+    """The props of every component in the app's `/_dash-layout` JSON, those nested in any prop too."""
     stack = [layout]
     while stack:
         node = stack.pop()
         if isinstance(node, list):
             stack.extend(node)
         elif isinstance(node, dict) and isinstance(node.get("props"), dict):
-            props = node["props"]
-            if isinstance(props.get("id"), str):
-                state.update({(props["id"], k): props[k] for k in ("value", "data", "active_tab") if k in props})
-            stack.append(props.get("children"))
+            yield node["props"]
+            stack.extend(v for v in node["props"].values() if isinstance(v, (list, dict)))
+
+
+def initial_state(layout: object) -> dict[tuple[str, str], object]:
+    """Every control's starting `value`, every store's `data` and the tabs' `active_tab`, from the
+    app's `/_dash-layout` JSON: what the renderer sends before anyone touches the page."""
+    state: dict[tuple[str, str], object] = {}
+    for props in components(layout):
+        if isinstance(props.get("id"), str):
+            state.update({(props["id"], k): props[k] for k in ("value", "data", "active_tab") if k in props})
     return state
 
 

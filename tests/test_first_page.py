@@ -14,6 +14,7 @@ import pytest
 
 from app import ids
 from app.state import Combo
+from benchmarks.dash_client import components
 from tests.foreign_runs import DAMAGES, DENSE
 from tests.test_evaltable_patch import Client
 
@@ -23,23 +24,9 @@ CONTROLS = {  # the control, the input whose change calls its callback
 }
 
 
-def props(layout: object, cid: str) -> dict:
-    """The props of the component `cid` in the app's /_dash-layout JSON."""
-    stack = [layout]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(node)
-        elif isinstance(node, dict) and isinstance(node.get("props"), dict):
-            if node["props"].get("id") == cid:
-                return node["props"]
-            stack.extend(v for v in node["props"].values() if isinstance(v, (list, dict)))
-    raise AssertionError(f"{cid} is not in the layout")
-
-
 def opened(client: Client, cid: str) -> dict:
     """The props `cid` has as a page loads now."""
-    return props(client.client.get("/_dash-layout").get_json(), cid)
+    return next(p for p in components(client.client.get("/_dash-layout").get_json()) if p.get("id") == cid)
 
 
 @pytest.fixture
