@@ -149,8 +149,8 @@ def first_page(reader: StoreReader, run: str | None) -> FirstPage:
 
 @dataclass(frozen=True)
 class FirstPage:
-    """What the page's controls open with on the first run, as their callbacks would answer it: the
-    views that depend on them are asked for at once, with the evaluation table, not one answer later."""
+    """What the page's controls open with on its run, as their callbacks would answer it: the views
+    that depend on them are asked for at once, with the evaluation table, not one answer later."""
 
     initial: Combo | None = None  # the reference combination (combinations.default_combo)
     options: list[dict] | None = None  # the combinations' dropdown options

@@ -188,7 +188,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Input(ids.COMPARED_DROPDOWN, "value"),
         Input(ids.CLASS_RANK, "value"),
         State(ids.CLASS_DROPDOWN, "value"),
-        prevent_initial_call=True,  # the layout opens with the first page's list (first_classes)
+        prevent_initial_call=True,  # the page opens with the run's list (first_classes, app.main.first_page)
     )
     def classes(run, ref_key, cmp_key, by, focus):
         """The classes in the pre-selection's order. A new comparison or ranking focuses the first

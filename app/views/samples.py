@@ -42,8 +42,9 @@ SORTS = {
 NO_MAPS = "no attributions in this run"
 
 
-def layout(methods: tuple[list[dict], str | None] = ([], None)) -> html.Div:
-    """The view; `methods` (method_options) the attribution methods the page opens with."""
+def layout(methods: tuple[list[dict], str | None] | None = None) -> html.Div:
+    """The view; `methods` (method_options) the attribution methods the page opens with, and the first."""
+    options, first = methods or ([], None)
     sort = labelled(
         "sort by",
         "Order of the images: by how far a metric moved between reference and compared, or by the reference margin",
@@ -60,8 +61,8 @@ def layout(methods: tuple[list[dict], str | None] = ([], None)) -> html.Div:
         "The attribution method whose maps the cards show (the run's [attribution] methods)",
         dcc.Dropdown(
             id=ids.SAMPLES_ATTR_METHOD,
-            options=methods[0],
-            value=methods[1],
+            options=options,
+            value=first,
             placeholder=NO_MAPS,
             style={"width": "170px"},
         ),
@@ -236,7 +237,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Output(ids.SAMPLES_ATTR_METHOD, "options"),
         Output(ids.SAMPLES_ATTR_METHOD, "value"),
         Input(ids.RUN, "data"),
-        prevent_initial_call=True,  # the layout opens with the first run's (method_options): the gallery asks at once
+        prevent_initial_call=True,  # the page opens with the run's (app.main.first_page): the gallery asks at once
     )
     def methods(run):
         try:
