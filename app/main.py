@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +60,7 @@ def create_app(
     reader = StoreReader(store_dir, cache_dir)
     runs = reader.runs()
     start = run if run in runs else (runs[0] if runs else None)
-    app = dash.Dash(
+    app = PruneScopeDash(
         __name__,
         title="PruneScope",
         assets_folder=str(REPO / "assets"),  # Bootstrap's CSS is served from assets/: no CDN, no internet
@@ -89,6 +90,19 @@ def create_app(
         )
     gc.freeze()  # what lives as long as the app (modules, layout, callbacks) leaves the collector's full passes:
     return app  # a full pass in a callback was about 100 ms on one worker at 10 M rows
+
+
+POLYFILL = re.compile(r'<script src="[^"]*/deps/polyfill@[^"]*"></script>\s*')
+
+
+class PruneScopeDash(dash.Dash):
+    """Dash whose index page leaves out Dash's @babel/polyfill (core-js 2 for old browsers: 0.2 s of
+    each first page on 2 cores). The part Dash's scripts use, regeneratorRuntime, is
+    assets/regenerator-runtime.js (scripts/vendor_regenerator_runtime.sh), which every page loads."""
+
+    def interpolate_index(self, **kwargs: str) -> str:
+        kwargs["scripts"] = POLYFILL.sub("", kwargs.get("scripts", ""))
+        return super().interpolate_index(**kwargs)
 
 
 def _class_count(reader: StoreReader, run: str) -> int | None:
