@@ -26,7 +26,11 @@ def class_angles(df: pd.DataFrame, num_classes: int) -> np.ndarray:
     """The angle columns a0..a{C−1} of `df` as an (N, C) array, an angle the row does not hold (a
     run that keeps only the k nearest classes of corrupted rows, docs/store.md) counted as the row's
     largest held angle, its k-th nearest: a lower bound, so that rankings see it as far."""
-    mat = df[[f"a{j}" for j in range(num_classes)]].to_numpy(dtype=float)
+    return _nearest_filled(df[[f"a{j}" for j in range(num_classes)]].to_numpy(dtype=float))
+
+
+def _nearest_filled(mat: np.ndarray) -> np.ndarray:
+    """class_angles of an (N, C) angle matrix with NaN where a row does not hold an angle."""
     held = np.isfinite(mat)
     if held.all():
         return mat
@@ -44,18 +48,19 @@ def rank_axes(
     if num_classes <= k:
         return list(range(num_classes))
     others = np.arange(num_classes) != focus
-    g = ref[ref["label"] == focus]
+    cols = [f"a{j}" for j in range(num_classes)]
+    # one (N, C) matrix per frame: at 1000 classes a selection of the angle columns costs more than the ranking
+    g = ref.loc[ref["label"].to_numpy() == focus, cols].to_numpy(dtype=float)
     with warnings.catch_warnings():  # a class no sample holds has no mean: NaN
         warnings.simplefilter("ignore", RuntimeWarning)
-        mean_ref = np.nanmean(class_angles(g, num_classes), axis=0)
+        mean_ref = np.nanmean(_nearest_filled(g), axis=0)
     confusion = np.where(others & np.isfinite(mean_ref), mean_ref, np.inf)
     picked = [focus] + [int(j) for j in np.argsort(confusion, kind="stable")[: (k - 1) if cmp is None else k // 2]]
     if cmp is not None:
-        cols = [f"a{j}" for j in range(num_classes)]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            held_ref = np.nanmean(g[cols].to_numpy(dtype=float), axis=0)
-            held_cmp = np.nanmean(cmp.loc[cmp["label"] == focus, cols].to_numpy(dtype=float), axis=0)
+            held_ref = np.nanmean(g, axis=0)
+            held_cmp = np.nanmean(cmp.loc[cmp["label"].to_numpy() == focus, cols].to_numpy(dtype=float), axis=0)
         moved = np.abs(held_cmp - held_ref)
         moved[~np.isfinite(moved)] = -np.inf
         moved[picked] = -np.inf
@@ -87,24 +92,32 @@ def shown_lines(lines: pd.DataFrame) -> pd.DataFrame:
 
 def axis_ranges(df: pd.DataFrame, dims: list[tuple[str, str]]) -> list[tuple[float, float]]:
     """(low, high) of every axis over all of `df`: an axis spans its values from bottom to top."""
+    return _ranges(_axis_values(df, dims))
+
+
+def _axis_values(df: pd.DataFrame, dims: list[tuple[str, str]]) -> np.ndarray:
+    """The axes' values of `df`'s rows as one (N, k) matrix: one column selection, not one per axis and
+    trace (each a pandas lookup, which cost more than the axis's arithmetic)."""
+    return df[[col for col, _ in dims]].to_numpy(dtype=float)
+
+
+def _ranges(values: np.ndarray) -> list[tuple[float, float]]:
+    """axis_ranges of an (N, k) matrix of the axes' values."""
     ranges = []
-    for col, _ in dims:
-        v = df[col].to_numpy(dtype=float)
+    for v in values.T:
         lo, hi = (float(np.nanmin(v)), float(np.nanmax(v))) if np.isfinite(v).any() else (0.0, 1.0)
         ranges.append((lo, hi if hi > lo else lo + 1.0))
     return ranges
 
 
-def _polylines(
-    g: pd.DataFrame, dims: list[tuple[str, str]], ranges: list[tuple[float, float]]
-) -> tuple[np.ndarray, np.ndarray]:
-    """x and y of one polyline per row through the axes (x = axis index, y = position 0..1 on
-    it), separated by NaN so that one SVG path draws them all."""
-    k = len(dims)
-    y = np.full((len(g), k + 1), np.nan)
-    for i, ((col, _), (lo, hi)) in enumerate(zip(dims, ranges)):
-        y[:, i] = (g[col].to_numpy(dtype=float) - lo) / (hi - lo)
-    x = np.tile(np.append(np.arange(k, dtype=float), np.nan), len(g))
+def _polylines(values: np.ndarray, ranges: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of one polyline per row of `values` (N, k: the rows' values on the k axes) through the
+    axes (x = axis index, y = position 0..1 on it), separated by NaN so that one SVG path draws them all."""
+    n, k = values.shape
+    lo, hi = np.array(ranges, dtype=float).reshape(k, 2).T
+    y = np.full((n, k + 1), np.nan)
+    y[:, :k] = (values - lo) / (hi - lo)
+    x = np.tile(np.append(np.arange(k, dtype=float), np.nan), n)
     return x, y.ravel()
 
 
@@ -152,12 +165,13 @@ def parallel_coordinates(
     lines = line_frame(df, compared)
     g = shown_lines(lines)
     ranges = axis_ranges(lines, dims)
+    values = _axis_values(g, dims)
     chosen = g["sample_id"].isin(selected).to_numpy() if selected else np.zeros(len(g), bool)
     group = g["group"].to_numpy()
     traces = []
     groups = (*(SINGLE_GROUPS if compared is None else COMPARED_GROUPS), SELECTED_GROUP)
     for (name, color, opacity), rows in zip(groups, (~chosen & (group == 0), ~chosen & (group == 1), chosen)):
-        x, y = _polylines(g[rows], dims, ranges)
+        x, y = _polylines(values[rows], ranges)
         traces.append(
             {
                 "type": "scatter",
