@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
+from PIL import Image  # at import, not in a callback: see tests/test_first_page.py
 
 from app.cache import shared_cache
 from pipeline import store
@@ -557,8 +558,6 @@ class StoreReader:
 
 
 def _png(img: np.ndarray) -> bytes:
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(buf, format="PNG")
     return buf.getvalue()

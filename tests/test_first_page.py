@@ -8,6 +8,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -20,6 +23,7 @@ from benchmarks.dash_client import components
 from tests.foreign_runs import DAMAGES, DENSE
 from tests.test_evaltable_patch import Client
 
+REPO = Path(__file__).resolve().parents[1]
 CONTROLS = {  # the control, the input whose change calls its callback
     "class list": (ids.CLASS_DROPDOWN, ids.REFERENCE_DROPDOWN, "value"),
     "attribution methods": (ids.SAMPLES_ATTR_METHOD, ids.RUN, "data"),
@@ -92,3 +96,13 @@ def test_the_page_loads_regenerator_runtime_not_dashs_polyfill(tiny_run, tmp_pat
     source = client.get(runtime[0]).get_data(as_text=True)
     assert source.startswith("/* regenerator-runtime v0.14.1 (npm), vendored by scripts/vendor_regenerator_runtime.sh")
     assert "regeneratorRuntime = runtime" in source
+
+
+def test_the_app_imports_pil_before_any_callback_runs():
+    """plotly's JSON encoder asks sys.modules for PIL.Image in every callback's answer; a callback that
+    imported PIL itself (the gallery's PNGs) left it half initialised there for a moment, and a view
+    answering beside it on a cold server's first page got a 500 (AttributeError: partially initialized
+    module 'PIL.Image', seen in one page load of two). The app imports PIL when it is imported."""
+    code = "import sys, app.main; m = sys.modules.get('PIL.Image'); print(m is not None and hasattr(m, 'Image'))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True", out.stderr

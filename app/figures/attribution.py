@@ -8,6 +8,7 @@ import io
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from app.figures import Figure, figure, sample_ids
 from app.figures.grid import grid, merge_axes, title
@@ -35,8 +36,6 @@ def overlay_png(png: bytes | None, values: np.ndarray) -> bytes:
     negative in blue, each pixel as opaque as its share of the map's largest |value| (each map is
     scaled to itself, so maps of models with other score scales compare by where, not how much);
     the image in grey below (a blank one without `png`)."""
-    from PIL import Image
-
     values = np.nan_to_num(np.asarray(values, np.float32))
     h, w = values.shape
     if png is not None:
