@@ -13,8 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from app.export import build_snapshot
+from app.figures import decode_array
 from app.figures.local import MAX_CLASSES, RANK_CHANGE, RANK_CONFUSION, class_ranking, classes_to_show
-from app.figures.parallel import MAX_AXES, density_strips, dimensions, rank_axes
+from app.figures.parallel import MAX_AXES, STRIP_HALF, density_strips, dimensions, rank_axes
 from app.reader import StoreError, StoreReader
 from app.state import Combo
 from app.views import global_
@@ -230,8 +231,12 @@ def test_parallel_axes_of_many_classes_count_an_angle_not_held_as_the_kth_neares
     assert axes[:3] == [0, 7, 9] and len(axes) == 4, "9 ties with 7 (mean 50), the class order breaks it"
     moved = ref.assign(a11=20.0, a30=0.0)  # 11 moved from 60 (rows 2, 3); 30 is not held by the reference
     assert rank_axes(ref, moved, 0, c, k=4) == [0, 7, 9, 11], "the most moved of the angles both hold joins"
-    strips = density_strips(ref, None, dimensions(axes, [f"c{j}" for j in range(c)]))
-    assert strips["data"], "density strips draw the axes that hold values"
+    # a strip an axis whose held values vary (a constant one has no density): 7, and 9 from its two rows
+    varied = ref.assign(a7=[48.0, 49.0, 51.0, 52.0], a9=[39.0, 41.0, np.nan, np.nan])
+    (strips,) = density_strips(varied, None, dimensions(axes, [f"c{j}" for j in range(c)]))["data"]
+    x = decode_array(strips["x"])
+    left = x[np.r_[0, np.flatnonzero(np.isnan(x))[:-1] + 1]]  # each polygon starts at its strip's left edge
+    assert np.allclose(left, [axes.index(7) - STRIP_HALF, axes.index(9) - STRIP_HALF]), left
 
 
 def test_every_view_draws_the_1000_class_run(many_classes_store):

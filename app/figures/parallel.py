@@ -234,44 +234,58 @@ def parallel_coordinates(
     return figure({"data": traces, "layout": layout})
 
 
+STRIP_HALF = 0.4  # a density strip's half width, in axes: it starts 0.4 left of its axis and reaches at most 0.4 right
+
+
 def density_strips(ref: pd.DataFrame, cmp: pd.DataFrame | None, dims: list[tuple[str, str]]) -> Figure:
-    """One small density per axis, reference grey and compared yellow, each centred over its
-    axis of the parallel coordinates (same width and margins)."""
-    k = len(dims)
+    """One small density per axis, reference grey and compared yellow, over its axis of the parallel
+    coordinates (the same x range and margins): the axis's values upwards, over their range in both
+    models, and their density rightwards from STRIP_HALF left of the axis, the larger of the two
+    reaching STRIP_HALF right of it. Every strip shares one pair of axes, one trace a model: each
+    density is a polygon, separated from the next by NaN, which plotly fills on its own ("toself").
+    A subplot a strip cost plotly.js 0.1–0.27 s of the first page (22 axes at 1000 classes)."""
     columns = [col for col, _ in dims]
     frames = [  # every axis's values as one matrix per frame: a column lookup per axis costs more than its density
         (f[columns].to_numpy(dtype=float), color, name)
         for f, color, name in ((ref, GREY, "reference"), (cmp, YELLOW, "compared"))
         if f is not None and not f.empty
     ]
-    traces, layout = [], {}
-    for i in range(k):
-        suffix = "" if i == 0 else str(i + 1)
-        centre, half = axis_position(i, k), 0.4 / k
-        layout[f"xaxis{suffix}"] = {"domain": [centre - half, centre + half], "anchor": f"y{suffix}", "visible": False}
-        layout[f"yaxis{suffix}"] = {"anchor": f"x{suffix}", "visible": False}
+    shapes: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in frames]
+    for i in range(len(dims)):
         values = np.concatenate([m[:, i] for m, _, _ in frames]) if frames else np.empty(0)
         values = values[np.isfinite(values)]  # an angle a row does not hold (k nearest only) is NaN
         if not len(values):
             continue
         lo, hi = float(values.min()), float(values.max())
-        for matrix, color, _ in frames:
-            x, d = kde(matrix[:, i], lo, hi)
-            traces.append(
-                {
-                    "type": "scatter",
-                    "x": d,
-                    "y": x,
-                    "mode": "lines",
-                    "fill": "tozerox",
-                    "opacity": 0.55,
-                    "line": {"color": color, "width": 1.5},
-                    "hoverinfo": "skip",
-                    "showlegend": False,
-                    "xaxis": f"x{suffix}",
-                    "yaxis": f"y{suffix}",
-                }
-            )
+        curves = [kde(matrix[:, i], lo, hi) for matrix, _, _ in frames]
+        drawn = [(x, d) for x, d in curves if len(x)]
+        if not drawn:
+            continue
+        bottom = min(float(x[0]) for x, _ in drawn)
+        top = max(float(x[-1]) for x, _ in drawn)
+        peak = max(float(d.max()) for _, d in drawn)
+        base = i - STRIP_HALF
+        for (x, d), (xs, ys) in zip(curves, shapes):
+            if not len(x) or peak <= 0 or top <= bottom:
+                continue
+            xs.append(np.concatenate([[base], base + 2 * STRIP_HALF * d / peak, [base, np.nan]]))
+            ys.append((np.concatenate([[x[0]], x, [x[-1], np.nan]]) - bottom) / (top - bottom))
+    traces = [
+        {
+            "type": "scatter",
+            "x": np.concatenate(xs),
+            "y": np.concatenate(ys),
+            "mode": "lines",
+            "fill": "toself",
+            "opacity": 0.55,
+            "line": {"color": color, "width": 1.5},
+            "hoverinfo": "skip",
+            "showlegend": False,
+            "name": name,
+        }
+        for (_, color, name), (xs, ys) in zip(frames, shapes)
+        if xs
+    ]
     key = " · ".join(f'<span style="color:{color}">■</span> {name}' for _, color, name in frames)
     note = {
         "text": f"density per axis: {key}" if frames else "",
@@ -284,10 +298,17 @@ def density_strips(ref: pd.DataFrame, cmp: pd.DataFrame | None, dims: list[tuple
         "yanchor": "bottom",  # above the strips, in the top margin
         "font": {"size": 10, "color": "#444"},
     }
+    hidden = {"visible": False, "fixedrange": True}
     return figure(
         {
             "data": traces,
-            "layout": {**layout, "annotations": [note], "height": 96, "margin": {"l": 20, "r": 20, "t": 18, "b": 4}},
+            "layout": {
+                "xaxis": {"range": [-0.5, len(dims) - 0.5], **hidden},
+                "yaxis": {"range": [-0.02, 1.02], **hidden},
+                "annotations": [note],
+                "height": 96,
+                "margin": {"l": 20, "r": 20, "t": 18, "b": 4},
+            },
         }
     )
 
