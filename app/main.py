@@ -92,7 +92,8 @@ def create_app(
     return app  # a full pass in a callback was about 100 ms on one worker at 10 M rows
 
 
-POLYFILL = re.compile(r'<script src="[^"]*/deps/polyfill@[^"]*"></script>\s*')
+# Dash's own copy (deps/polyfill@…) or, with serve_locally=False, unpkg's (@babel/polyfill@…)
+POLYFILL = re.compile(r'<script src="[^"]*(?:/deps/|/@babel/)polyfill@[^"]*"></script>\s*')
 
 
 class PruneScopeDash(dash.Dash):

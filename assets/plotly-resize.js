@@ -48,10 +48,13 @@
     const args = arguments;
     return new Promise((resolve) => {
       if (!asked.has(el)) {
-        asked.set(el, []);
+        const calls = [];
+        asked.set(el, calls);
         observer.observe(el); // its box comes with the next frame's layout
         // a box of no size (a hidden graph) is never reported: after two frames, resize as plotly would
-        window.requestAnimationFrame(() => window.requestAnimationFrame(() => asked.has(el) && answer(el, false)));
+        // (these calls only: a later call, asked after the observer answered these, waits for its own box)
+        const fallback = () => asked.get(el) === calls && answer(el, false);
+        window.requestAnimationFrame(() => window.requestAnimationFrame(fallback));
       }
       asked.get(el).push([this, args, resolve]);
     });

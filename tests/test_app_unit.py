@@ -263,6 +263,7 @@ def test_density_strips_are_one_polygon_per_axis_over_it_the_larger_density_reac
     strips = F(density_strips(df, other, dims))
     assert list(strips.layout.xaxis.range) == [-0.5, len(dims) - 0.5], "the parallel coordinates' x range"
     reach = np.full(len(dims), -np.inf)
+    low, high = np.full(len(dims), np.inf), np.full(len(dims), -np.inf)  # each axis's heights, both models
     for trace in strips.data:
         assert trace.fill == "toself" and trace.hoverinfo == "skip"
         x, y = arr(trace.x), arr(trace.y)
@@ -277,9 +278,11 @@ def test_density_strips_are_one_polygon_per_axis_over_it_the_larger_density_reac
             assert (poly_x >= i - STRIP_HALF - 1e-9).all() and (poly_x <= i + STRIP_HALF + 1e-9).all()
             assert (poly_y >= -1e-9).all() and (poly_y <= 1 + 1e-9).all()
             reach[i] = max(reach[i], poly_x.max())
+            low[i], high[i] = min(low[i], poly_y.min()), max(high[i], poly_y.max())
         assert axes == [i for i in range(len(dims)) if i != 1], "one polygon an axis with values, in axis order"
     drawn = np.isfinite(reach)
     assert np.allclose(reach[drawn], np.arange(len(dims))[drawn] + STRIP_HALF), "the larger density spans the strip"
+    assert np.allclose(low[drawn], 0) and np.allclose(high[drawn], 1), "both models' values on one scale, the height"
     single = F(density_strips(df, None, dims))
     assert [t.name for t in single.data] == ["reference"] and "compared" not in single.layout.annotations[0].text
     assert F(density_strips(df.iloc[0:0], None, dims)).data == ()
