@@ -277,7 +277,7 @@ def main() -> None:
             keep=DRAWN,  # what the views drew comes back, as from the browser
         )
         t = time.perf_counter()
-        drv.state.update(initial_state(client.get("/_dash-layout").get_json()))  # per page load (app.main.page)
+        drv.state.update(initial_state(client.get("/_dash-layout").get_json()))  # per page load (app.main.Page)
         layout_s = time.perf_counter() - t
         drv.state[(ids.RUN, "data")] = args.run
         drv.state[(ids.EVAL_SEVERITY, "value")] = 3
