@@ -224,7 +224,8 @@ FIELDS: dict[tuple[str, str], Spec] = {
     (ids.EXPORT_CANCEL, "n_clicks"): nullable(count),  # Dash's own callback for a background job's cancel
     (ids.EVAL_PREPARE, "data"): nullable(name),
     (ids.EVAL_DRAWN, "data"): nullable(name),  # what the drawn table shows: hex digests joined by dots
-    (ids.TABLE_ANSWERED, "data"): nullable(_flag),  # the table has answered once: the run-wide views start
+    (ids.TABLE_ANSWERED, "data"): nullable(_flag),  # the table has answered once
+    (ids.FIRST_VIEWS_DRAWN, "data"): nullable(_flag),  # the first page is drawn: the run-wide views start
     (ids.EVAL_TABLE, "clickData"): nullable(plot_event(_clicked_model)),
     (ids.ROBUST_SWEETSPOT, "clickData"): nullable(plot_event(_sweet_point)),
     (ids.LOCAL_GRAPH, "selectedData"): nullable(plot_event(nullable(_sample_row))),

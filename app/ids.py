@@ -25,7 +25,8 @@ EVAL_KEYS = "eval-keys"  # the table's keyboard focus: arrow keys move between b
 EVAL_NOTE = "eval-note"
 EVAL_PREPARE = "eval-prepare"  # run whose correctness matrix the table asked the background to compute
 EVAL_DRAWN = "eval-drawn"  # what the drawn table shows (structure and parts): a patch sets the parts that differ
-TABLE_ANSWERED = "table-answered"  # true once the table's first answer came: the run-wide views start after it
+TABLE_ANSWERED = "table-answered"  # true once the table's first answer came
+FIRST_VIEWS_DRAWN = "first-views-drawn"  # true once the first page's views answered and were drawn: run-wide views
 
 # selected combinations
 COMBO_TABLE = "combo-table"

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import gc
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from html import escape as html_escape
 from pathlib import Path
 from typing import TypeVar
 
 import dash
 import dash_bootstrap_components as dbc
 import flask
-from dash import Input, Output, dcc, html
+from dash import Input, Output, State, dcc, html
 
 from app import background, guard, ids
 from app.auth import Backoff, HashedBasicAuth
@@ -94,15 +96,38 @@ def create_app(
 
 # Dash's own copy (deps/polyfill@…) or, with serve_locally=False, unpkg's (@babel/polyfill@…)
 POLYFILL = re.compile(r'<script src="[^"]*(?:/deps/|/@babel/)polyfill@[^"]*"></script>\s*')
+# assets/plotly-bundle.min.js as Dash lists it among the page's scripts (its /assets/ URL and ?m= stamp)
+PLOTLY_BUNDLE = re.compile(r'<script src="(?P<url>[^"]*/plotly-bundle\.min\.js(?:\?[^"]*)?)"></script>\s*')
+# dcc.Graph loads plotly.js from window._dashPlotlyJSURL when window.Plotly is not there yet; dash-renderer
+# points it at plotly.py's full plotly.js, so the page pins it to the bundle (a setter that keeps it)
+PLOTLY_URL = (
+    '<script>Object.defineProperty(window, "_dashPlotlyJSURL", {{get: () => {url}, set: () => {{}}}});</script>'
+)
 
 
 class PruneScopeDash(dash.Dash):
-    """Dash whose index page leaves out Dash's @babel/polyfill (core-js 2 for old browsers: 0.2 s of
-    each first page on 2 cores). The part Dash's scripts use, regeneratorRuntime, is
-    assets/regenerator-runtime.js (scripts/vendor_regenerator_runtime.sh), which every page loads."""
+    """Dash whose index page does not wait for code its first drawing does not need.
+
+    - Dash's @babel/polyfill (core-js 2 for old browsers: 0.2 s of each first page on 2 cores) is left
+      out. The part Dash's scripts use, regeneratorRuntime, is assets/regenerator-runtime.js
+      (scripts/vendor_regenerator_runtime.sh), which every page loads.
+    - plotly.js (assets/plotly-bundle.min.js) is fetched at once (a preload) but run when the first
+      graph asks for it, through dcc.Graph's own loader: run with the page's scripts, it held the
+      renderer's start, the layout and every callback request by its 0.24 s of evaluation; run then,
+      it fills the wait for the first views' answers. assets/plotly-resize.js patches it on arrival.
+    """
 
     def interpolate_index(self, **kwargs: str) -> str:
-        kwargs["scripts"] = POLYFILL.sub("", kwargs.get("scripts", ""))
+        scripts = POLYFILL.sub("", kwargs.get("scripts", ""))
+        bundle = PLOTLY_BUNDLE.search(scripts)
+        if bundle is not None:
+            url = bundle["url"]
+            scripts = PLOTLY_URL.format(url=json.dumps(url).replace("<", "\\u003c")) + scripts.replace(
+                bundle.group(0), ""
+            )
+            preload = f'<link rel="preload" as="script" href="{html_escape(url)}">'
+            kwargs["metas"] = kwargs.get("metas", "") + preload
+        kwargs["scripts"] = scripts
         return super().interpolate_index(**kwargs)
 
 
@@ -219,6 +244,7 @@ def layout(runs: list[str], run: str | None, store_dir: str, first: FirstPage | 
         dcc.Store(id=ids.COMBINATIONS, data=[first.initial.key] if first.initial else []),
         dcc.Store(id=ids.SELECTION, data=None),
         dcc.Store(id=ids.MODEL_HIGHLIGHT, data=None),
+        dcc.Store(id=ids.FIRST_VIEWS_DRAWN, data=False),
     ]
     if run is None:
         body = [
@@ -273,7 +299,35 @@ def _hidden_controls() -> html.Div:
     return html.Div([view_tabs([v.layout() for v in views()], [])], style={"display": "none"})
 
 
+# What the first page's views answer once each (the table: its first answer, ids.TABLE_ANSWERED)
+FIRST_VIEWS = (
+    (ids.TABLE_ANSWERED, "data"),
+    (ids.LOCAL_GRAPH, "figure"),
+    (ids.GLOBAL_GRAPH, "figure"),
+    (ids.SAMPLES_HTML, "data"),
+    (ids.ROBUST_MARGIN, "figure"),
+    (ids.ROBUST_SWEETSPOT, "figure"),
+)
+IDLE_WAIT_MS = 2000  # the longest the run-wide views wait for the browser to be idle after the first views
+# Dash runs it once every first view has answered (an input that another callback is computing holds it);
+# it answers when the browser has drawn them (requestIdleCallback: idle, or after IDLE_WAIT_MS), then never again
+FIRST_VIEWS_DRAWN_JS = f"""function () {{
+    if (arguments[arguments.length - 1]) return window.dash_clientside.no_update;
+    const idle = window.requestIdleCallback || ((then) => window.setTimeout(then, 200));
+    return new Promise((resolve) => idle(() => resolve(true), {{timeout: {IDLE_WAIT_MS}}}));
+}}"""
+
+
 def register_shell(app: dash.Dash) -> None:
+    # The run-wide views (the problems panel, Table 1, the dimension view) wait for this: beside the first
+    # views their server work held those up (threads share one interpreter) and the drawing shared 2 cores
+    app.clientside_callback(
+        FIRST_VIEWS_DRAWN_JS,
+        Output(ids.FIRST_VIEWS_DRAWN, "data"),
+        *(Input(component, prop) for component, prop in FIRST_VIEWS),
+        State(ids.FIRST_VIEWS_DRAWN, "data"),
+    )
+
     @app.callback(Output(ids.RUN, "data"), Input(ids.RUN_DROPDOWN, "value"), prevent_initial_call=True)
     def choose_run(value):
         return value

@@ -2,61 +2,82 @@
    fixed width, which draws it again from scratch, even when its size has not changed; dcc.Graph
    calls it after a graph's first drawing and whenever its box changes, so every graph of the first
    page was drawn twice (the local geometry's 40 subplots: a second or more on 2 cores). This file
-   loads after plotly-bundle.min.js (assets load in name order) and answers a resize at once when
-   the graph's box is the size plotly last drew it at (within a pixel, as plotly's autosize
-   rounds); a graph whose box did change (a window resize, a tab shown) is resized as before.
+   patches plotly.js (assets/plotly-bundle.min.js) to answer a resize at once when the graph's box is
+   the size plotly last drew it at (within a pixel, as plotly's autosize rounds); a graph whose box
+   did change (a window resize, a tab shown) is resized as before.
    The box is measured by a ResizeObserver, which reads it from the browser's own next layout:
    measured by the script (getComputedStyle) in an animation frame, each graph's check forced a
-   layout of the whole page while other graphs were drawing (0.1 to 0.2 s of the first page). */
+   layout of the whole page while other graphs were drawing (0.1 to 0.2 s of the first page).
+   plotly.js arrives after this file (app.main.PruneScopeDash: the first graph asks for it), so the
+   patch is made when the bundle sets window.Plotly; where plotly.js is there already, at once. */
 (function () {
   "use strict";
-  const resize = window.Plotly.Plots.resize;
-  const asked = new Map(); // graph div -> the resizes asked of it since it was last measured
 
-  function unchanged(gd, width, height) {
-    const full = gd._fullLayout;
-    if (!full || !gd.layout || gd.layout.width) {
-      return false;
+  function patch(Plotly) {
+    const resize = Plotly.Plots.resize;
+    const asked = new Map(); // graph div -> the resizes asked of it since it was last measured
+
+    function unchanged(gd, width, height) {
+      const full = gd._fullLayout;
+      if (!full || !gd.layout || gd.layout.width) {
+        return false;
+      }
+      return Math.abs(width - full.width) < 1 && (Boolean(gd.layout.height) || Math.abs(height - full.height) < 1);
     }
-    return Math.abs(width - full.width) < 1 && (Boolean(gd.layout.height) || Math.abs(height - full.height) < 1);
-  }
 
-  function answer(gd, same) {
-    const calls = asked.get(gd) || [];
-    asked.delete(gd);
-    observer.unobserve(gd);
-    for (const [self, args, done] of calls) {
-      // a real resize in the next frame, as plotly's own callers do: not inside the observer's callback
-      done(same ? gd : new Promise((resolve) => window.requestAnimationFrame(() => resolve(resize.apply(self, args)))));
-    }
-  }
-
-  const observer = new ResizeObserver((entries) => {
-    for (const entry of entries) {
-      const box = entry.borderBoxSize[0];
-      if (asked.has(entry.target)) {
-        answer(entry.target, unchanged(entry.target, box.inlineSize, box.blockSize));
+    function answer(gd, same) {
+      const calls = asked.get(gd) || [];
+      asked.delete(gd);
+      observer.unobserve(gd);
+      for (const [self, args, done] of calls) {
+        // a real resize in the next frame, as plotly's own callers do: not inside the observer's callback
+        const redraw = (resolve) => resolve(resize.apply(self, args));
+        done(same ? gd : new Promise((resolve) => window.requestAnimationFrame(() => redraw(resolve))));
       }
     }
-  });
 
-  window.Plotly.Plots.resize = function (gd) {
-    const el = typeof gd === "string" ? document.getElementById(gd) : gd;
-    if (!(el instanceof Element)) {
-      return resize.apply(this, arguments);
-    }
-    const args = arguments;
-    return new Promise((resolve) => {
-      if (!asked.has(el)) {
-        const calls = [];
-        asked.set(el, calls);
-        observer.observe(el); // its box comes with the next frame's layout
-        // a box of no size (a hidden graph) is never reported: after two frames, resize as plotly would
-        // (these calls only: a later call, asked after the observer answered these, waits for its own box)
-        const fallback = () => asked.get(el) === calls && answer(el, false);
-        window.requestAnimationFrame(() => window.requestAnimationFrame(fallback));
+    const observer = new ResizeObserver((entries) => {
+      for (const entry of entries) {
+        const box = entry.borderBoxSize[0];
+        if (asked.has(entry.target)) {
+          answer(entry.target, unchanged(entry.target, box.inlineSize, box.blockSize));
+        }
       }
-      asked.get(el).push([this, args, resolve]);
     });
-  };
+
+    Plotly.Plots.resize = function (gd) {
+      const el = typeof gd === "string" ? document.getElementById(gd) : gd;
+      if (!(el instanceof Element)) {
+        return resize.apply(this, arguments);
+      }
+      const args = arguments;
+      return new Promise((resolve) => {
+        if (!asked.has(el)) {
+          const calls = [];
+          asked.set(el, calls);
+          observer.observe(el); // its box comes with the next frame's layout
+          // a box of no size (a hidden graph) is never reported: after two frames, resize as plotly would
+          // (these calls only: a later call, asked after the observer answered these, waits for its own box)
+          const fallback = () => asked.get(el) === calls && answer(el, false);
+          window.requestAnimationFrame(() => window.requestAnimationFrame(fallback));
+        }
+        asked.get(el).push([this, args, resolve]);
+      });
+    };
+  }
+
+  if (window.Plotly) {
+    patch(window.Plotly);
+  } else {
+    let plotly;
+    Object.defineProperty(window, "Plotly", {
+      configurable: true,
+      enumerable: true,
+      get: () => plotly,
+      set: (value) => {
+        plotly = value;
+        patch(value);
+      },
+    });
+  }
 })();

@@ -32,8 +32,8 @@ def layout() -> html.Div:
 
 
 def register(app: dash.Dash, reader: StoreReader) -> None:
-    @app.callback(Output(ids.DIM_GRAPH, "figure"), Input(ids.RUN, "data"), Input(ids.TABLE_ANSWERED, "data"))
-    def draw(run, _after_table):
+    @app.callback(Output(ids.DIM_GRAPH, "figure"), Input(ids.RUN, "data"), Input(ids.FIRST_VIEWS_DRAWN, "data"))
+    def draw(run, _after_first_views):
         if not run:
             return empty_figure("no run")
         try:

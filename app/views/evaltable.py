@@ -234,11 +234,11 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         State(ids.TABLE_ANSWERED, "data"),
     )
     def draw(run, severity, selection, ref_key, cmp_key, highlight, mode, drawn, answered):
-        """The table (outputs), and on its first answer ids.TABLE_ANSWERED. The run-wide callbacks that fire
-        only on a new run (the problems panel, Table 1, the dimension view: 0.5 s of server work together at
-        100 M rows) take that as an input, so a page load serves the table, at the top, without them beside
-        it (at 100 M rows it waited 1.7 s for a 0.4 s answer, the threads sharing one interpreter). Only this
-        callback sets it: they never wait for the background job (`prepare`)."""
+        """The table (outputs), and on its first answer ids.TABLE_ANSWERED: with the other first views'
+        answers it tells the page that its first views are in (app.main.register_shell), after which the
+        run-wide callbacks run (the problems panel, Table 1, the dimension view: 0.5 s of server work
+        together at 100 M rows, which beside the first views held them up, the threads sharing one
+        interpreter). Only this callback sets it: they never wait for the background job (`prepare`)."""
         once = dash.no_update if answered else True  # set again, it would fire those callbacks on every change
         return (*outputs(run, severity, selection, ref_key, cmp_key, highlight, mode, drawn), once)
 

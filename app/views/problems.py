@@ -43,8 +43,8 @@ def panel(problems: list[Problem]) -> dbc.Alert | None:
 
 
 def register(app: dash.Dash, reader: StoreReader) -> None:
-    @app.callback(Output(ids.RUN_PROBLEMS, "children"), Input(ids.RUN, "data"), Input(ids.TABLE_ANSWERED, "data"))
-    def show(run, _after_table):  # after the evaluation table's first answer (app/views/evaltable.py)
+    @app.callback(Output(ids.RUN_PROBLEMS, "children"), Input(ids.RUN, "data"), Input(ids.FIRST_VIEWS_DRAWN, "data"))
+    def show(run, _after_first_views):  # once the first page is drawn (app.main.register_shell)
         if not run:
             return None
         try:

@@ -178,9 +178,9 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         Output(ids.ROBUST_TABLE1, "tooltip_data"),
         Output(ids.ROBUST_TABLE1, "columns"),
         Input(ids.RUN, "data"),
-        Input(ids.TABLE_ANSWERED, "data"),  # a page load serves the evaluation table first (app/views/evaltable.py)
+        Input(ids.FIRST_VIEWS_DRAWN, "data"),  # a page load draws its first views first (app.main.register_shell)
     )
-    def draw_table(run, _after_table):
+    def draw_table(run, _after_first_views):
         if not run:
             return [], [], dash.no_update
         try:
