@@ -16,13 +16,18 @@ from app.views.common import card, element, labelled, message, radios
 from pipeline.store.methods import facts
 
 HELP = (
-    "Every model × evaluation-set combination of the run is in both dropdowns (type to search, e.g. "
-    "'magnitude fog s3'): the reference every view shows and one to compare with it. A click on a bar "
+    "The reference every view shows and one to compare with it. Each dropdown lists the combinations next "
+    "to the other one (its model on other evaluation sets, other models on its set); typing searches every "
+    "model × evaluation-set combination of the run (e.g. 'magnitude fog s3'). A click on a bar "
     "of the evaluation table (or a model of the model map, the similarity map or accuracy vs sparsity) "
     "sets the one chosen under 'a click sets'. Below: the combinations picked so far, with their details."
 )
 HELP_SNAPSHOT = "The reference (grey) and compared (yellow) combinations of this snapshot, with their details"
-MAX_OPTIONS = 300  # options a dropdown lists at once; typing searches every combination
+# dcc.Dropdown indexes every substring of each option's value and label when its options change (the
+# 295 combinations next to a reference at 200 models × 96 sets: 0.23 s of the page's main thread, at
+# each page load and each new reference), so a dropdown lists this many before anything is typed
+LISTED = 60
+MAX_OPTIONS = 300  # options a search lists at most (typing searches every combination)
 CLICK_TARGETS = {"compared": "compared", "reference": "reference"}
 # the graphs whose click picks a combination (customdata: [model, corruption, severity] or a model id)
 CLICKABLE = (ids.EVAL_TABLE, ids.ROBUST_SWEETSPOT, ids.MODELMAP_GRAPH, ids.SIMILARITY_GRAPH)
@@ -84,18 +89,24 @@ def combo_options(
     combos: pd.DataFrame, anchor: Combo | None, search: str | None = None, keep: tuple[str | None, ...] = ()
 ) -> list[dict[str, str]]:
     """Dropdown options among every (model, evaluation set) of the run (`combos`, a combo_frame):
-    with a `search`, the combinations whose label holds every word of it; without, every model on
-    the `anchor`'s evaluation set and the anchor's model on every set. The values in `keep` stay listed."""
+    with a `search`, the combinations whose label holds every word of it (MAX_OPTIONS at most);
+    without, LISTED: the `anchor`, other models on its evaluation set and its model on other sets,
+    about half each where both have that many. The values in `keep` stay listed."""
     if search and search.strip():
         hit = np.ones(len(combos), bool)
         for word in search.lower().split():
             hit &= combos["text"].str.contains(word, regex=False).to_numpy()
+        listed = combos[hit].head(MAX_OPTIONS)
     elif anchor is not None:
-        same_set = (combos["corruption"] == anchor.corruption) & (combos["severity"] == anchor.severity)
-        hit = (same_set | (combos["model_id"] == anchor.model_id)).to_numpy()
+        same_set = ((combos["corruption"] == anchor.corruption) & (combos["severity"] == anchor.severity)).to_numpy()
+        same_model = (combos["model_id"] == anchor.model_id).to_numpy()
+        anchors = np.flatnonzero(same_set & same_model)
+        models, sets = np.flatnonzero(same_set & ~same_model), np.flatnonzero(same_model & ~same_set)
+        room = LISTED - len(anchors)
+        n_models = min(len(models), max(room // 2, room - len(sets)))
+        listed = combos.iloc[np.sort(np.concatenate([anchors, models[:n_models], sets[: room - n_models]]))]
     else:
-        hit = (combos["corruption"] == "clean").to_numpy()
-    listed = combos[hit].head(MAX_OPTIONS)
+        listed = combos[(combos["corruption"] == "clean").to_numpy()].head(LISTED)
     labels = dict(zip(listed["key"], listed["label"]))
     extra = [k for k in keep if k and k not in labels]
     if extra:
