@@ -114,7 +114,7 @@ class PruneScopeDash(dash.Dash):
     - plotly.js (assets/plotly-bundle.min.js) is fetched at once (a preload) but run when the first
       graph asks for it, through dcc.Graph's own loader: run with the page's scripts, it held the
       renderer's start, the layout and every callback request by its 0.24 s of evaluation; run then,
-      it fills the wait for the first views' answers. assets/plotly-resize.js patches it on arrival.
+      it fills the wait for the first views' answers. assets/plotly-setup.js sets it up on arrival.
     """
 
     def interpolate_index(self, **kwargs: str) -> str:

@@ -165,7 +165,7 @@ FIRST_TAB = (ids.EVAL_TABLE, ids.LOCAL_GRAPH, ids.GLOBAL_GRAPH, ids.ROBUST_MARGI
 
 def test_each_view_of_the_first_page_is_drawn_once(dash_app):
     """dcc.Graph resizes a graph after drawing it, and plotly.js draws a graph again on every resize
-    of the same size: assets/plotly-resize.js answers those at once (each view used to be drawn twice)."""
+    of the same size: assets/plotly-setup.js answers those at once (each view used to be drawn twice)."""
     dash_app.driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": PLOT_COUNT})
     dash_app.driver.get(dash_app.server_url)
     wait(dash_app, lambda: settled(dash_app))
@@ -190,14 +190,18 @@ def test_each_view_of_the_first_page_is_drawn_once(dash_app):
 
 def test_plotly_js_is_the_bundle_fetched_with_the_page_and_run_when_the_first_graph_asks(dash_app):
     """The index page preloads assets/plotly-bundle.min.js and dcc.Graph's loader runs it (app.main.
-    PruneScopeDash): fetched once, with nothing of plotly.py's full plotly.js, and patched on arrival
-    (assets/plotly-resize.js; test_each_view_of_the_first_page_is_drawn_once holds what the patch does)."""
+    PruneScopeDash): fetched once, with nothing of plotly.py's full plotly.js, and set up on arrival
+    (assets/plotly-setup.js; test_each_view_of_the_first_page_is_drawn_once holds what its resize does):
+    WebGL at the screen's pixel ratio (1 here), not plotly's default 2."""
     wait(dash_app, lambda: settled(dash_app))
     fetched = dash_app.driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     scripts = [url.split("?")[0].rsplit("/", 1)[-1] for url in fetched]
     assert scripts.count("plotly-bundle.min.js") == 1 and "plotly.min.js" not in scripts, scripts
     assert dash_app.driver.execute_script("return window.Plotly.version") == plotlyjs.contents()[0]
     assert dash_app.driver.execute_script("return window._dashPlotlyJSURL").startswith("/assets/plotly-bundle.min.js")
+    ratio = f"return [window.devicePixelRatio, document.querySelector('#{ids.LOCAL_GRAPH} .js-plotly-plot')._context]"
+    screen, context = dash_app.driver.execute_script(ratio)
+    assert screen == 1 and context["plotGlPixelRatio"] == 1, context
     assert dash_app.get_logs() == []
 
 

@@ -102,13 +102,13 @@ def test_the_page_preloads_plotly_js_and_leaves_running_it_to_the_first_graph(ti
     """plotly.js among the page's scripts held the renderer's start, the layout and every callback
     request by its evaluation (0.24 s at 100 M rows); app.main.PruneScopeDash preloads it instead and
     pins the URL dcc.Graph's loader reads (window._dashPlotlyJSURL) to the bundle, not to plotly.py's
-    full plotly.js, which dash-renderer would set. assets/plotly-resize.js, a script of the page, patches
+    full plotly.js, which dash-renderer would set. assets/plotly-setup.js, a script of the page, sets up
     plotly.js when it arrives (the browser tier draws every view through it)."""
     client = create_app(tiny_run.parent, "tiny", tmp_path / "dc").server.test_client()
     page = client.get("/").get_data(as_text=True)
     scripts = re.findall(r'<script src="([^"]+)"', page)
     assert not [s for s in scripts if "plotly-bundle" in s], scripts
-    assert any("/assets/plotly-resize.js" in s for s in scripts), scripts
+    assert any("/assets/plotly-setup.js" in s for s in scripts), scripts
     (preload,) = re.findall(r'<link rel="preload" as="script" href="([^"]+)">', page)
     assert preload.startswith("/assets/plotly-bundle.min.js?m="), preload
     pinned = re.search(r'Object.defineProperty\(window, "_dashPlotlyJSURL", \{get: \(\) => "([^"]+)"', page)

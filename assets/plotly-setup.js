@@ -1,17 +1,27 @@
-/* A resize that changes nothing draws nothing. plotly.js's Plots.resize relayouts a graph without a
+/* What the page sets on plotly.js (assets/plotly-bundle.min.js) when it arrives: app.main.PruneScopeDash
+   lets the first graph load it, after this file, so this is done when the bundle sets window.Plotly
+   (where plotly.js is there already, at once).
+
+   WebGL at the screen's pixel ratio. plotly.js draws WebGL traces (the local geometry's points) on
+   canvases of twice the plot's size by default (config plotGlPixelRatio 2), four times the pixels
+   of a standard screen for nothing seen: in software WebGL the two canvases' contexts took 0.23 s
+   to create and the graph 0.2 s longer to draw. The ratio is the screen's (rounded up, 1 or 2).
+
+   A resize that changes nothing draws nothing. plotly.js's Plots.resize relayouts a graph without a
    fixed width, which draws it again from scratch, even when its size has not changed; dcc.Graph
    calls it after a graph's first drawing and whenever its box changes, so every graph of the first
-   page was drawn twice (the local geometry's 40 subplots: a second or more on 2 cores). This file
-   patches plotly.js (assets/plotly-bundle.min.js) to answer a resize at once when the graph's box is
-   the size plotly last drew it at (within a pixel, as plotly's autosize rounds); a graph whose box
+   page was drawn twice (the local geometry's 40 subplots: a second or more on 2 cores). Plots.resize
+   is patched to answer a resize at once when the graph's box is the size plotly last drew it at (within a pixel, as plotly's autosize rounds); a graph whose box
    did change (a window resize, a tab shown) is resized as before.
    The box is measured by a ResizeObserver, which reads it from the browser's own next layout:
    measured by the script (getComputedStyle) in an animation frame, each graph's check forced a
-   layout of the whole page while other graphs were drawing (0.1 to 0.2 s of the first page).
-   plotly.js arrives after this file (app.main.PruneScopeDash: the first graph asks for it), so the
-   patch is made when the bundle sets window.Plotly; where plotly.js is there already, at once. */
+   layout of the whole page while other graphs were drawing (0.1 to 0.2 s of the first page). */
 (function () {
   "use strict";
+
+  function configure(Plotly) {
+    Plotly.setPlotConfig({ plotGlPixelRatio: Math.min(2, Math.max(1, Math.ceil(window.devicePixelRatio || 1))) });
+  }
 
   function patch(Plotly) {
     const resize = Plotly.Plots.resize;
@@ -66,8 +76,13 @@
     };
   }
 
+  function setUp(Plotly) {
+    configure(Plotly);
+    patch(Plotly);
+  }
+
   if (window.Plotly) {
-    patch(window.Plotly);
+    setUp(window.Plotly);
   } else {
     let plotly;
     Object.defineProperty(window, "Plotly", {
@@ -76,7 +91,7 @@
       get: () => plotly,
       set: (value) => {
         plotly = value;
-        patch(value);
+        setUp(value);
       },
     });
   }
