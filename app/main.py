@@ -308,7 +308,7 @@ FIRST_VIEWS = (
     (ids.ROBUST_MARGIN, "figure"),
     (ids.ROBUST_SWEETSPOT, "figure"),
 )
-IDLE_WAIT_MS = 2000  # the longest the run-wide views wait for the browser to be idle after the first views
+IDLE_WAIT_MS = 2000  # the longest the run-wide views wait for an idle browser (< app.warmup.QUIET_S)
 # Dash runs it once every first view has answered (an input that another callback is computing holds it);
 # it answers when the browser has drawn them (requestIdleCallback: idle, or after IDLE_WAIT_MS), then never again
 FIRST_VIEWS_DRAWN_JS = f"""function () {{

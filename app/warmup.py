@@ -13,8 +13,10 @@ The models tab's similarity map imports scikit-learn's MDS (about 2 s). Imported
 start, it held the GIL while the first page's callbacks ran and doubled their server time; imported
 by the view, it adds 2 s to the tab's first opening. So a background thread imports it once the
 server has served a request and none has been in flight for `quiet` seconds since: after the
-first page's waves of callbacks (the browser sends the next wave when it has drawn the last one's
-answers, up to a second apart on 2 cores), while the user looks at the page.
+first page's waves of callbacks, while the user looks at the page. The last wave, the run-wide
+views, waits for the browser to be idle after drawing the first views, up to 2 s after their
+answers (app.main.IDLE_WAIT_MS): `quiet` is longer, or the import would hold the interpreter
+while their 0.5 s of Python runs.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Callable, Sequence
 
 from flask import Flask, g
 
-QUIET_S = 2.0  # idle this long after the first page's requests: the page is drawn, the user looks at it
+QUIET_S = 3.0  # idle this long after the first page's requests (> app.main.IDLE_WAIT_MS): the user looks at it
 POLL_S = 0.1  # how often the thread looks whether the server is idle, once it has served a request
 
 

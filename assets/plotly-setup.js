@@ -77,8 +77,13 @@
   }
 
   function setUp(Plotly) {
-    configure(Plotly);
-    patch(Plotly);
+    for (const step of [configure, patch]) {
+      try {
+        step(Plotly);
+      } catch (error) {
+        console.error("plotly-setup.js:", step.name, error); // plotly.js still draws, without this step
+      }
+    }
   }
 
   if (window.Plotly) {

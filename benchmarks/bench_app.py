@@ -229,7 +229,8 @@ def wait_drawn(driver, url: str, views: dict[str, str] = FIRST_VIEWS) -> tuple[f
 
 
 def process_tree_cpu(root: int) -> float | None:
-    """CPU seconds used so far by process `root` and its descendants (Linux /proc; None elsewhere)."""
+    """CPU seconds used so far by process `root` and its descendants, with their children that ended
+    (Linux /proc; None elsewhere): it only grows as the processes run."""
     tick = os.sysconf("SC_CLK_TCK")
     parents, cpu = {}, {}
     try:
@@ -241,7 +242,7 @@ def process_tree_cpu(root: int) -> float | None:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        parents[pid], cpu[pid] = int(fields[1]), (int(fields[11]) + int(fields[12])) / tick
+        parents[pid], cpu[pid] = int(fields[1]), sum(int(f) for f in fields[11:15]) / tick
     tree, frontier = {root}, [root]
     while frontier:
         frontier = [pid for pid, parent in parents.items() if parent in frontier and pid not in tree]
@@ -252,10 +253,10 @@ def process_tree_cpu(root: int) -> float | None:
 def browser_idle(driver, quiet_s: float = 0.3, most_s: float = 10.0) -> float:
     """Wait until the browser behind `driver` (its chromedriver and every process under it) has used
     less than 10 ms of CPU in `quiet_s`, as a user's browser is when they open a page; the seconds
-    waited. A fresh headless Chromium goes on starting for about half a second after its first page
-    (0.7 CPU s on this machine, mostly a renderer process setting up), and a page opened at once
-    shared the 2 cores with it: 0.3–0.46 s longer to every view in alternated loads. Without /proc,
-    a second."""
+    waited (`most_s` at most: it says so). A fresh headless Chromium goes on starting for about a
+    second after its first page (0.66–0.82 CPU s on this machine, mostly a renderer process setting
+    up), and a page opened at once shared the 2 cores with it: 0.3–0.46 s longer to every view in
+    alternated loads. Without /proc, a second."""
     t = time.perf_counter()
     root = driver.service.process.pid
     history = [(t, process_tree_cpu(root))]
@@ -263,12 +264,15 @@ def browser_idle(driver, quiet_s: float = 0.3, most_s: float = 10.0) -> float:
         time.sleep(1.0)
         return time.perf_counter() - t
     while time.perf_counter() - t < most_s:
-        time.sleep(0.05)
-        now = (time.perf_counter(), process_tree_cpu(root) or 0.0)
+        time.sleep(0.1)
+        now = (time.perf_counter(), process_tree_cpu(root))
+        if now[1] is None:
+            continue
         history.append(now)
         start = next((h for h in reversed(history) if now[0] - h[0] >= quiet_s), None)
-        if start is not None and now[1] - start[1] < 0.01:
-            break
+        if start is not None and 0 <= now[1] - start[1] < 0.01:
+            return time.perf_counter() - t
+    print(f"the browser was still busy after {most_s:.0f} s: its first page is timed anyway")
     return time.perf_counter() - t
 
 

@@ -721,7 +721,8 @@ def test_combo_options_list_every_combination_next_to_the_anchor_and_search_them
 def test_combo_options_list_few_before_a_search_and_a_search_finds_any():
     """At 200 models × 96 sets the dropdowns list LISTED combinations next to the anchor (dcc.Dropdown
     indexes each option's every substring: 295 of them were 0.23 s of a page load), half of them its
-    model on other sets and half other models on its set; a search still reaches every combination."""
+    model on other sets and half other models on its set, the nearest in the run's order; a search
+    still reaches every combination."""
     models = [f"m{i:03d}" for i in range(200)]
     sets = [("clean", 0)] + [(f"c{j:02d}", s) for j in range(19) for s in range(1, 6)]
     evals = pd.DataFrame([(m, c, s) for m in models for c, s in sets], columns=["model_id", "corruption", "severity"])
@@ -732,6 +733,10 @@ def test_combo_options_list_few_before_a_search_and_a_search_finds_any():
     on_set = [c for c in listed if (c.corruption, c.severity) == ("c03", 2)]
     of_model = [c for c in listed if c.model_id == "m150"]
     assert len(on_set) == LISTED // 2 and len(of_model) == LISTED // 2 + 1, (len(on_set), len(of_model))
+    assert {c.model_id for c in on_set} == {f"m{i:03d}" for i in range(136, 166)}, "the models around m150"
+    assert ("c03", 1) in {(c.corruption, c.severity) for c in of_model}, "the sets around c03 s2"
+    first = [Combo.parse(o["value"]) for o in combo_options(combos, Combo("m000", "clean", 0))]
+    assert {c.model_id for c in first if c.corruption == "clean"} == {f"m{i:03d}" for i in range(30)}
     assert len(set(listed)) == len(listed)
     small = combo_frame(evals[evals["model_id"].isin(models[:5])])  # few models: their sets fill the room
     assert len(combo_options(small, Combo("m001", "clean", 0))) == LISTED

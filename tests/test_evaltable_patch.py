@@ -152,8 +152,8 @@ def test_a_brush_sends_a_patch_that_draws_the_figure_drawn_from_scratch(client):
     assert PATCH not in figure and key, "a new run: the whole table, and the key of what it shows"
     structure = key.split(".")[0]
     client.values[(ids.EVAL_DRAWN, "data")] = key
-    assert first[ids.TABLE_ANSWERED]["data"] is True, "the first answer lets the run-wide views start"
-    client.values[(ids.TABLE_ANSWERED, "data")] = True  # later answers leave it: they would fire those views
+    assert first[ids.TABLE_ANSWERED]["data"] is True, "the first answer: the page's first views are in"
+    client.values[(ids.TABLE_ANSWERED, "data")] = True  # later answers leave it
     steps = [
         ((ids.SELECTION, "data"), {"samples": list(range(0, 60, 3)), "source": "local"}),
         ((ids.SELECTION, "data"), {"samples": list(range(1, 40, 2)), "source": "global"}),

@@ -100,3 +100,12 @@ def test_warming_a_run_that_cannot_be_read_leaves_the_message_to_the_table(tmp_p
     with pytest.raises(StoreError) as exc:
         evaltable._table(reader, "broken", evaltable.SEVERITY, None, None, None, None, evaltable.MODE)
     assert "run.json" in f"{exc.value.problem} {exc.value.fix}"
+
+
+def test_the_idle_imports_wait_longer_than_the_run_wide_views_wait_for_the_browser():
+    """The run-wide views are asked for up to IDLE_WAIT_MS after the first views' answers; an import
+    started in that gap would hold the interpreter while their callbacks run."""
+    from app.main import IDLE_WAIT_MS
+    from app.warmup import QUIET_S
+
+    assert QUIET_S * 1000 >= IDLE_WAIT_MS + 500

@@ -16,8 +16,8 @@ from app.views.common import card, element, labelled, message, radios
 from pipeline.store.methods import facts
 
 HELP = (
-    "The reference every view shows and one to compare with it. Each dropdown lists the combinations next "
-    "to the other one (its model on other evaluation sets, other models on its set); typing searches every "
+    "The reference every view shows and one to compare with it. Each dropdown lists up to 60 combinations "
+    "near the other one (its model on other evaluation sets, other models on its set); typing searches every "
     "model × evaluation-set combination of the run (e.g. 'magnitude fog s3'). A click on a bar "
     "of the evaluation table (or a model of the model map, the similarity map or accuracy vs sparsity) "
     "sets the one chosen under 'a click sets'. Below: the combinations picked so far, with their details."
@@ -91,7 +91,8 @@ def combo_options(
     """Dropdown options among every (model, evaluation set) of the run (`combos`, a combo_frame):
     with a `search`, the combinations whose label holds every word of it (MAX_OPTIONS at most);
     without, LISTED: the `anchor`, other models on its evaluation set and its model on other sets,
-    about half each where both have that many. The values in `keep` stay listed."""
+    about half each where both have that many, those nearest the anchor in the run's order (models of
+    its method and sparsity, sets of its corruption). The values in `keep` stay listed."""
     if search and search.strip():
         hit = np.ones(len(combos), bool)
         for word in search.lower().split():
@@ -102,9 +103,10 @@ def combo_options(
         same_model = (combos["model_id"] == anchor.model_id).to_numpy()
         anchors = np.flatnonzero(same_set & same_model)
         models, sets = np.flatnonzero(same_set & ~same_model), np.flatnonzero(same_model & ~same_set)
-        room = LISTED - len(anchors)
+        room, at = LISTED - len(anchors), (anchors[0] if len(anchors) else 0)
         n_models = min(len(models), max(room // 2, room - len(sets)))
-        listed = combos.iloc[np.sort(np.concatenate([anchors, models[:n_models], sets[: room - n_models]]))]
+        near = [anchors, _around(models, at, n_models), _around(sets, at, room - n_models)]
+        listed = combos.iloc[np.sort(np.concatenate(near))]
     else:
         listed = combos[(combos["corruption"] == "clean").to_numpy()].head(LISTED)
     labels = dict(zip(listed["key"], listed["label"]))
@@ -113,6 +115,12 @@ def combo_options(
         known = combos[combos["key"].isin(extra)]
         labels.update(zip(known["key"], known["label"]))
     return [{"label": label, "value": key} for key, label in labels.items()]
+
+
+def _around(rows: np.ndarray, at: int, n: int) -> np.ndarray:
+    """`n` of `rows` (ascending row positions) nearest row `at` in order: a window around it."""
+    start = int(np.clip(np.searchsorted(rows, at) - n // 2, 0, max(len(rows) - n, 0)))
+    return rows[start : start + n]
 
 
 def _clicked(reader: StoreReader, run: str, click: dict | None) -> Combo | None:

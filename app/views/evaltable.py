@@ -239,7 +239,7 @@ def register(app: dash.Dash, reader: StoreReader) -> None:
         run-wide callbacks run (the problems panel, Table 1, the dimension view: 0.5 s of server work
         together at 100 M rows, which beside the first views held them up, the threads sharing one
         interpreter). Only this callback sets it: they never wait for the background job (`prepare`)."""
-        once = dash.no_update if answered else True  # set again, it would fire those callbacks on every change
+        once = dash.no_update if answered else True  # once: a page load waits for its first answer
         return (*outputs(run, severity, selection, ref_key, cmp_key, highlight, mode, drawn), once)
 
     def outputs(run, severity, selection, ref_key, cmp_key, highlight, mode, drawn) -> tuple:
