@@ -3,9 +3,9 @@
 assets/plotly-bundle.min.js is plotly.js built with only the trace types the figure builders
 make (scripts/build_plotly_bundle.sh): about a third of the full bundle's script evaluation,
 which on a 2-core machine was a second of the first page. The dashboard's graphs run it through
-dcc.Graph's own loader, pointed at it by app.main.PruneScopeDash; the snapshot inlines the same file. Its first line
-names the plotly.js version and the traces, which the tests hold to plotly.py's version and
-to every builder's output.
+dcc.Graph's own loader, pointed at it by app.main.PruneScopeDash; the snapshot inlines the same
+file. Its first line names the plotly.js version and the traces, which the tests hold to
+plotly.py's version and to every builder's output.
 """
 
 from __future__ import annotations
