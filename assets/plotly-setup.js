@@ -11,8 +11,9 @@
    fixed width, which draws it again from scratch, even when its size has not changed; dcc.Graph
    calls it after a graph's first drawing and whenever its box changes, so every graph of the first
    page was drawn twice (the local geometry's 40 subplots: a second or more on 2 cores). Plots.resize
-   is patched to answer a resize at once when the graph's box is the size plotly last drew it at (within a pixel, as plotly's autosize rounds); a graph whose box
-   did change (a window resize, a tab shown) is resized as before.
+   is patched to answer a resize at once when the graph's box is the size plotly last drew it at
+   (within a pixel, as plotly's autosize rounds); a graph whose box did change (a window resize, a
+   tab shown) is resized as before.
    The box is measured by a ResizeObserver, which reads it from the browser's own next layout:
    measured by the script (getComputedStyle) in an animation frame, each graph's check forced a
    layout of the whole page while other graphs were drawing (0.1 to 0.2 s of the first page). */

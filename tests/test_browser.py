@@ -95,9 +95,9 @@ def test_a_page_load_asks_for_the_first_views_with_the_table_and_the_run_wide_vi
 ):
     """The problems panel, Table 1 and the dimension view (drawn on a new run only) start once every
     view of the first page has answered (here the sweet spot answers after the table, held until the
-    table has answered) and the browser has drawn them (ids.FIRST_VIEWS_DRAWN): at
-    100 M rows the table, at the top, waited 1.7 s for a 0.4 s answer while they ran beside it, and
-    their 0.5 s of server work beside the first views' drawing held up the page by 0.3 s. The geometry
+    table has answered) and the browser has drawn them (ids.FIRST_VIEWS_DRAWN): at 100 M rows the
+    table, at the top, waited 1.7 s for a 0.4 s answer while they ran beside it, and their 0.5 s of
+    server work beside the first views' drawing held up the page by 0.3 s. The geometry
     views, the gallery and the robustness figures are asked for with the table, not after another
     answer: the layout opens with the class list and the attribution methods that `classes` and
     `methods` would answer (app.main.FirstPage), so those are not called on a page load. The table's
